@@ -1,0 +1,204 @@
+"""`jupyter mlp ...`: the store from a terminal, no server needed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any
+
+from .model import json_safe
+
+
+def _store(args: argparse.Namespace):
+    from .store import Store
+
+    return Store(args.home)
+
+
+def _heartbeat_timeout() -> float:
+    try:
+        return float(os.environ.get("MLP_HEARTBEAT_TIMEOUT", "60"))
+    except ValueError:
+        return 60.0
+
+
+def _when(ts: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts)) if ts else "-"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def _table(rows: list[list[str]], out) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+
+
+def _print_json(data: Any) -> None:
+    json.dump(json_safe(data), sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def runs_list(args: argparse.Namespace) -> int:
+    from .store import runs
+
+    store = _store(args)
+    conn = store.connect()
+    runs.mark_lost(conn, _heartbeat_timeout())
+    found = runs.list_runs(
+        conn, project=args.project, filter=args.filter, sort=args.sort, limit=args.limit
+    )
+    if args.format == "json":
+        _print_json(found)
+        return 0
+    if not found:
+        print("no runs" + (f" in project {args.project!r}" if args.project else "") + f" ({store.home})")
+        return 0
+    rows = [["ID", "NAME", "PROJECT", "STATUS", "STARTED", "DURATION", "METRICS"]]
+    for r in found:
+        metrics = ", ".join(f"{k}={_value(v)}" for k, v in list(r["metrics"].items())[:4])
+        rows.append([
+            r["id"], r["name"], r["project"], r["status"] + (" *" if r["pinned"] else ""),
+            _when(r["started_at"]), _duration(r["duration"]), metrics,
+        ])  # fmt: skip
+    _table(rows, sys.stdout)
+    return 0
+
+
+def runs_show(args: argparse.Namespace) -> int:
+    from .store import runs
+
+    store = _store(args)
+    conn = store.connect()
+    runs.mark_lost(conn, _heartbeat_timeout())
+    run = runs.get_run(conn, args.id)
+    if args.format == "json":
+        _print_json(run)
+        return 0
+    out = sys.stdout.write
+    out(f"run {run['id']}  {run['name']}\n")
+    out(f"  project   {run['project']}    kind {run['kind']}    status {run['status']}\n")
+    out(f"  started   {_when(run['started_at'])}    ended {_when(run['ended_at'])}"
+        f"    duration {_duration(run['duration'])}\n")  # fmt: skip
+    if run.get("error"):
+        out(f"  error     {run['error'].get('ename')}: {run['error'].get('evalue')}\n")
+    out(f"  notebook  {run['notebook'] or '(unknown)'}\n")
+    out(f"  host      {run['host']}    user {run['user']}    kernel {run['kernel']}\n")
+    env = run.get("env") or {}
+    if env:
+        out(f"  python    {env.get('python')} ({env.get('executable')}), "
+            f"{len(env.get('packages', {}))} packages\n")  # fmt: skip
+    git = run.get("git")
+    if git:
+        dirty = " (dirty, diff stored)" if git.get("dirty") else ""
+        out(f"  git       {git.get('branch')} @ {(git.get('commit') or '')[:12]}{dirty}\n")
+    gpu = run.get("gpu")
+    if gpu:
+        _show_gpu(gpu, out)
+    for title, items in (("params", run["params"]), ("metrics (latest)", run["metrics"])):
+        out(f"\n{title}:\n")
+        for k, v in items.items():
+            out(f"  {k} = {_value(v)}\n")
+        if not items:
+            out("  (none)\n")
+    out("\noutputs:\n")
+    for o in run["outputs"]:
+        if o["kind"] == "value":
+            out(f"  {o['name']} = {_value(o['value'])}\n")
+        else:
+            out(f"  {o['name']}: artifact {o['filename']} ({o['size']} bytes, {o['blob'][:12]})\n")
+    if not run["outputs"]:
+        out("  (none)\n")
+    out(f"\ncells ({len(run['cells'])}):\n")
+    for c in run["cells"]:
+        first = (c.get("source") or "").strip().splitlines()
+        line = first[0][:60] if first else ""
+        extra = ""
+        if c["error"]:
+            extra = f"  {c['error'].get('ename')}: {c['error'].get('evalue', '')[:80]}"
+        if c.get("gpu"):
+            extra += "  " + ", ".join(
+                f"GPU{i} {g.get('util_mean') or 0:.0f}% {(g.get('energy_j') or 0):.1f}J"
+                for i, g in c["gpu"].items()
+            )
+        count = c["execution_count"] if c["execution_count"] is not None else "-"
+        out(f"  {c['seq']:>4} [{count}] {c['status']:<11} {_duration(c['duration']):>8}  {line}{extra}\n")
+    return 0
+
+
+def _show_gpu(gpu: dict[str, Any], out) -> None:
+    if not gpu.get("enabled"):
+        out(f"  gpu       none ({gpu.get('reason')})\n")
+        return
+    out(f"  gpu       driver {gpu.get('driver_version')}, CUDA {gpu.get('cuda_version')}\n")
+    figures = gpu.get("run") or {}
+    for dev in gpu.get("devices", []):
+        f = figures.get(str(dev.get("index")), {})
+        mem = dev.get("memory_total")
+        line = f"            GPU{dev.get('index')} {dev.get('name')}"
+        if mem:
+            line += f" {mem / 2**30:.0f} GiB"
+        if f:
+            line += (f": util mean {f.get('util_mean') or 0:.0f}% max {f.get('util_max') or 0:.0f}%,"
+                     f" peak mem {(f.get('mem_peak') or 0) / 2**30:.2f} GiB,"
+                     f" energy {(f.get('energy_j') or 0):.1f} J ({f.get('energy_source')})")  # fmt: skip
+        out(line + "\n")
+    for note in gpu.get("notes") or []:
+        out(f"            note: {note}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="jupyter mlp", description="jupyter-mlp runs from the terminal")
+    p.add_argument("--home", help="store folder (default: $MLP_HOME or <jupyter data dir>/mlp)")
+    sub = p.add_subparsers(dest="command", required=True)
+    runs_p = sub.add_parser("runs", help="list and inspect runs")
+    runs_sub = runs_p.add_subparsers(dest="runs_command", required=True)
+    lst = runs_sub.add_parser("list", help="list runs, newest first")
+    lst.add_argument("--project")
+    lst.add_argument("--filter", help="e.g. 'metrics.acc > 0.9 and status = finished'")
+    lst.add_argument("--sort", help="column or metric, '-' for descending: -metrics.acc")
+    lst.add_argument("--limit", type=int, default=50)
+    lst.add_argument("--format", choices=("table", "json"), default="table")
+    lst.set_defaults(func=runs_list)
+    show = runs_sub.add_parser("show", help="one run: params, metrics, outputs, environment, cells")
+    show.add_argument("id", help="run id (or a unique prefix of at least 4 digits)")
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    show.set_defaults(func=runs_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .store import FilterError, RunNotFound
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except RunNotFound as exc:
+        print(f"jupyter mlp: {exc}", file=sys.stderr)
+        return 1
+    except FilterError as exc:
+        print(f"jupyter mlp: bad filter: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Jupyter server extension: thin route handlers over the store, the event feed, ingest."""

@@ -1,0 +1,45 @@
+"""The embedded store: one SQLite file plus content-addressed blobs under the jupyter-mlp home."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from . import db
+from .blobs import BlobNotFound, Blobs
+from .filter import FilterError
+from .runs import RunNotFound
+from .schema import migrate
+
+__all__ = ["Store", "BlobNotFound", "FilterError", "RunNotFound"]
+
+
+class Store:
+    """The home folder: `mlp.sqlite` + `blobs/`. One connection per thread."""
+
+    def __init__(self, home: str | os.PathLike | None = None) -> None:
+        self.home: Path = db.home_dir(home)
+        self.path = self.home / "mlp.sqlite"
+        self.blobs = Blobs(self.home / "blobs")
+        self._local = threading.local()
+
+    def connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.home.mkdir(parents=True, exist_ok=True)
+            conn = db.connect(self.path)
+            migrate(conn)
+            self._local.conn = conn
+        return conn
+
+    def write(self):
+        """`with store.write() as conn:` one IMMEDIATE transaction."""
+        return db.write(self.connect())
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

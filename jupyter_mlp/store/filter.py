@@ -1,0 +1,244 @@
+"""The filter language for listing runs, compiled into parameterised SQL (never string-built values).
+
+    metrics.acc > 0.9 and params.lr <= 0.01 and status = finished
+    (tags ~ baseline or name ~ "digits v2") and not status = failed
+    resnet                      -- free text: name, tags or id contain it
+
+Fields: `metrics.K`, `params.K`, `outputs.K` (K may be quoted: `metrics."val acc"`) and the run
+columns below. Operators: = == != < <= > >= and ~ / !~ (contains). Values: numbers, quoted strings,
+bare words, true/false, null.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# column name in the language -> SQL expression over `runs`
+COLUMNS = {
+    "id": "runs.id",
+    "name": "runs.name",
+    "project": "runs.project",
+    "status": "runs.status",
+    "kind": "runs.kind",
+    "parent": "runs.parent_id",
+    "parent_id": "runs.parent_id",
+    "pipeline_run": "runs.pipeline_run_id",
+    "stage": "runs.stage",
+    "notebook": "runs.notebook",
+    "host": "runs.host",
+    "user": "runs.user",
+    "kernel": "runs.kernel",
+    "pinned": "runs.pinned",
+    "tags": "runs.tags",
+    "created_at": "runs.created_at",
+    "started_at": "runs.started_at",
+    "ended_at": "runs.ended_at",
+    "duration": "(COALESCE(runs.ended_at, runs.heartbeat_at) - runs.started_at)",
+}
+RECORDS = {"metrics", "params", "outputs"}
+OPS = {"=": "=", "==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "~": "~", "!~": "!~"}
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<num>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.]))
+  | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+  | (?P<op>==|!=|<=|>=|!~|=|<|>|~)
+  | (?P<lp>\()
+  | (?P<rp>\))
+  | (?P<word>[A-Za-z_][\w\-/:]*(?:\.(?:[\w\-/:.]+|"(?:[^"\\]|\\.)*"))?)
+  """,
+    re.VERBOSE,
+)
+
+
+class FilterError(ValueError):
+    """A malformed filter; `position` is the 0-based character offset of the problem."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(f"{message} (at position {position})")
+        self.message = message
+        self.position = position
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+    pos: int
+
+
+def tokenize(expr: str) -> list[Token]:
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(expr):
+        m = _TOKEN.match(expr, pos)
+        if not m:
+            raise FilterError(f"unexpected character {expr[pos]!r}", pos)
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            tokens.append(Token(kind, m.group(), pos))
+        pos = m.end()
+    return tokens
+
+
+def _unquote(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text[1:-1])
+
+
+class _Parser:
+    def __init__(self, expr: str) -> None:
+        self.expr = expr
+        self.tokens = tokenize(expr)
+        self.i = 0
+        self.args: list[object] = []
+
+    def peek(self, offset: int = 0) -> Token | None:
+        j = self.i + offset
+        return self.tokens[j] if j < len(self.tokens) else None
+
+    def take(self) -> Token:
+        tok = self.peek()
+        if tok is None:
+            raise FilterError("unexpected end of filter", len(self.expr))
+        self.i += 1
+        return tok
+
+    def is_word(self, tok: Token | None, *words: str) -> bool:
+        return tok is not None and tok.kind == "word" and tok.text.lower() in words
+
+    def parse(self) -> str:
+        if not self.tokens:
+            return "1"
+        sql = self.or_expr()
+        tok = self.peek()
+        if tok is not None:
+            raise FilterError(f"unexpected {tok.text!r}", tok.pos)
+        return sql
+
+    def or_expr(self) -> str:
+        parts = [self.and_expr()]
+        while self.is_word(self.peek(), "or"):
+            self.take()
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    def and_expr(self) -> str:
+        parts = [self.not_expr()]
+        while True:
+            tok = self.peek()
+            if self.is_word(tok, "and"):
+                self.take()
+            elif tok is None or tok.kind == "rp" or self.is_word(tok, "or"):
+                break
+            # two terms side by side mean "and" (free text: `resnet baseline`)
+            parts.append(self.not_expr())
+        return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
+
+    def not_expr(self) -> str:
+        if self.is_word(self.peek(), "not"):
+            self.take()
+            return f"(NOT {self.not_expr()})"
+        return self.atom()
+
+    def atom(self) -> str:
+        tok = self.take()
+        if tok.kind == "lp":
+            sql = self.or_expr()
+            close = self.peek()
+            if close is None or close.kind != "rp":
+                raise FilterError("missing ')'", close.pos if close else len(self.expr))
+            self.take()
+            return sql
+        if tok.kind in ("word", "str", "num"):
+            nxt = self.peek()
+            if nxt is not None and nxt.kind == "op":
+                if tok.kind != "word":
+                    raise FilterError(f"expected a field name before {nxt.text!r}", tok.pos)
+                self.take()
+                return self.comparison(tok, nxt)
+            return self.free_text(tok)
+        raise FilterError(f"unexpected {tok.text!r}", tok.pos)
+
+    def value(self) -> tuple[object, bool]:
+        """The literal after an operator; returns (value, is_number)."""
+        tok = self.peek()
+        if tok is None:
+            raise FilterError("expected a value", len(self.expr))
+        if tok.kind not in ("num", "str", "word"):
+            raise FilterError(f"expected a value, got {tok.text!r}", tok.pos)
+        self.take()
+        if tok.kind == "num":
+            return float(tok.text), True
+        if tok.kind == "str":
+            return _unquote(tok.text), False
+        low = tok.text.lower()
+        if low in ("true", "false"):
+            return (1.0 if low == "true" else 0.0), True
+        if low in ("null", "none"):
+            return None, False
+        return tok.text, False
+
+    def comparison(self, field: Token, op_tok: Token) -> str:
+        op = OPS[op_tok.text]
+        value_pos = op_tok.pos + len(op_tok.text)
+        value, is_num = self.value()
+        head, _, key = field.text.partition(".")
+        head_low = head.lower()
+        if key and head_low in RECORDS:
+            if key.startswith('"'):
+                key = _unquote(key)
+            return self.record_comparison(head_low, key, op, value, is_num, value_pos)
+        if key or head_low not in COLUMNS:
+            known = ", ".join(sorted(COLUMNS)) + ", metrics.NAME, params.NAME, outputs.NAME"
+            raise FilterError(f"unknown field {field.text!r} (known: {known})", field.pos)
+        column = COLUMNS[head_low]
+        if head_low == "tags" and op in ("=", "!="):
+            # membership in the JSON list
+            self.args.append(value)
+            test = "EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE json_each.value = ?)"
+            return test if op == "=" else f"NOT {test}"
+        if head_low == "pinned" and not is_num and isinstance(value, str):
+            raise FilterError("pinned takes true or false", value_pos)
+        return self.compare(column, op, value, value_pos)
+
+    def record_comparison(self, table: str, key: str, op: str, value: object, is_num: bool, pos: int) -> str:
+        if table == "metrics":
+            if not is_num and value is not None:
+                raise FilterError(f"metrics.{key} compares with numbers", pos)
+            source, key_col, column = "metrics_latest", "key", "value"
+        else:
+            source, key_col = table, ("name" if table == "outputs" else "key")
+            column = "num" if is_num else "text"
+        self.args.append(key)
+        sub = f"(SELECT {column} FROM {source} AS r WHERE r.run_id = runs.id AND r.{key_col} = ?)"
+        return self.compare(sub, op, value, pos)
+
+    def compare(self, column: str, op: str, value: object, pos: int) -> str:
+        if value is None:
+            if op not in ("=", "!="):
+                raise FilterError("null only compares with = or !=", pos)
+            return f"{column} IS {'NOT ' if op == '!=' else ''}NULL"
+        if op in ("~", "!~"):
+            self.args.append(f"%{_escape_like(str(value))}%")
+            return f"{column} {'NOT ' if op == '!~' else ''}LIKE ? ESCAPE '\\'"
+        self.args.append(value)
+        return f"{column} {op} ?"
+
+    def free_text(self, tok: Token) -> str:
+        text = _unquote(tok.text) if tok.kind == "str" else tok.text
+        pattern = f"%{_escape_like(text)}%"
+        self.args.extend([pattern, pattern, text + "%"])
+        return "(runs.name LIKE ? ESCAPE '\\' OR runs.tags LIKE ? ESCAPE '\\' OR runs.id LIKE ?)"
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def compile_filter(expr: str | None) -> tuple[str, list[object]]:
+    """Filter text -> (SQL boolean expression over `runs`, its parameters). Raises FilterError."""
+    parser = _Parser(expr or "")
+    sql = parser.parse()
+    return sql, parser.args

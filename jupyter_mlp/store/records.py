@@ -1,0 +1,263 @@
+"""Writing a tracker batch (cells, metrics, params, outputs, GPU samples, run fields) in one
+transaction, and reading a run's records back. The same batch shape arrives from kernels on this
+machine and, over HTTP, from remote trackers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from . import events
+
+# Run columns a batch may set; the JSON ones are encoded here.
+RUN_COLUMNS = {
+    "project", "name", "status", "kind", "parent_id", "pipeline_run_id", "stage", "notebook",
+    "snapshot", "end_snapshot", "kernel", "host", "user", "pid", "git", "env", "gpu",
+    "created_at", "started_at", "ended_at", "heartbeat_at", "pinned", "tags", "notes", "error",
+}  # fmt: skip
+JSON_COLUMNS = {"git", "env", "gpu", "tags", "error"}
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _num_text(value: Any) -> tuple[float | None, str | None]:
+    """The numeric and string forms of a JSON value, for filters and sorting."""
+    if isinstance(value, bool):
+        return float(value), None
+    if isinstance(value, (int, float)):
+        return float(value), None
+    if isinstance(value, str):
+        return None, value
+    return None, None
+
+
+def upsert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - RUN_COLUMNS
+    if unknown:
+        raise ValueError(f"unknown run fields: {', '.join(sorted(unknown))}")
+    values = {
+        k: (json.dumps(v) if k in JSON_COLUMNS and v is not None else v) for k, v in fields.items()
+    }
+    values.setdefault("created_at", time.time())
+    cols = ["id", *values]
+    updates = ", ".join(f"{c} = excluded.{c}" for c in values if c != "created_at") or "id = id"
+    conn.execute(
+        f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+        f"ON CONFLICT(id) DO UPDATE SET {updates}",
+        [run_id, *values.values()],
+    )
+
+
+def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) -> None:
+    """Write one batch; the caller holds the write transaction."""
+    now = time.time()
+    run_fields = dict(batch.get("run") or {})
+    if batch.get("heartbeat"):
+        run_fields["heartbeat_at"] = batch["heartbeat"]
+    if run_fields:
+        created = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        upsert_run(conn, run_id, run_fields)
+        if created is None or ("status" in run_fields and run_fields["status"] != created[0]):
+            events.append(conn, run_id, "run", {"status": run_fields.get("status")}, now)
+        elif set(run_fields) - {"heartbeat_at"}:
+            events.append(conn, run_id, "run", {"fields": sorted(run_fields)}, now)
+
+    params = batch.get("params")
+    if params:
+        rows = []
+        for key, value_json, type_name, source in params:
+            num, text = _num_text(json.loads(value_json))
+            rows.append((run_id, key, value_json, type_name, num, text, source))
+        conn.executemany(
+            "INSERT INTO params (run_id, key, value, type, num, text, source) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, key) DO UPDATE SET "
+            "value = excluded.value, type = excluded.type, num = excluded.num, "
+            "text = excluded.text, source = excluded.source",
+            rows,
+        )
+        events.append(conn, run_id, "params", {"keys": [r[1] for r in rows]}, now)
+
+    metrics = batch.get("metrics")
+    if metrics:
+        write_metrics(conn, run_id, metrics)
+        events.append(conn, run_id, "metrics", {"count": len(metrics)}, now)
+
+    cells = batch.get("cells")
+    if cells:
+        write_cells(conn, run_id, cells)
+        events.append(
+            conn, run_id, "cells", {"count": len(cells), "last_seq": cells[-1][0]}, now
+        )
+
+    outputs = batch.get("outputs")
+    if outputs:
+        rows = []
+        for name, kind, value_json, blob, size, filename, created in outputs:
+            num, text = _num_text(json.loads(value_json)) if kind == "value" else (None, None)
+            rows.append((run_id, name, kind, value_json, num, text, blob, size, filename, created))
+        conn.executemany(
+            "INSERT OR REPLACE INTO outputs (run_id, name, kind, value, num, text, blob, size, "
+            "filename, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        events.append(conn, run_id, "outputs", {"names": [r[1] for r in rows]}, now)
+
+    samples = batch.get("gpu")
+    if samples:
+        from . import gpu as gpu_store
+
+        gpu_store.insert_samples(conn, run_id, samples)
+
+
+def write_metrics(conn: sqlite3.Connection, run_id: str, points: list) -> None:
+    """points: (key, step, value, time). NaN is stored as NULL; +-inf as SQLite's infinities."""
+    conn.executemany(
+        "INSERT INTO metrics (run_id, key, step, value, time) VALUES (?, ?, ?, ?, ?)",
+        [(run_id, k, s, None if v != v else v, t) for k, s, v, t in points],
+    )
+    latest: dict[str, tuple] = {}
+    for key, step, value, t in points:
+        cur = latest.get(key)
+        if cur is None or (step, t) >= (cur[0], cur[2]):
+            latest[key] = (step, value, t)
+    conn.executemany(
+        "INSERT INTO metrics_latest (run_id, key, step, value, time) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(run_id, key) DO UPDATE SET step = excluded.step, value = excluded.value, "
+        "time = excluded.time WHERE excluded.step >= metrics_latest.step",
+        [(run_id, k, s, None if v != v else v, t) for k, (s, v, t) in latest.items()],
+    )
+
+
+def write_cells(conn: sqlite3.Connection, run_id: str, cells: list) -> None:
+    """cells: (seq, cell_id, execution_count, source, started_at, duration, status, error, gpu);
+    the source text is stored once per distinct text."""
+    texts = {}
+    rows = []
+    for seq, cell_id, count, source, started, duration, status, error, gpu in cells:
+        digest = text_hash(source or "")
+        texts[digest] = source or ""
+        rows.append((
+            run_id, seq, cell_id, count, digest, started, duration, status,
+            json.dumps(error) if error is not None else None,
+            json.dumps(gpu) if gpu is not None else None,
+        ))  # fmt: skip
+    conn.executemany("INSERT OR IGNORE INTO texts (hash, text) VALUES (?, ?)", texts.items())
+    conn.executemany(
+        "INSERT OR REPLACE INTO cells (run_id, seq, cell_id, execution_count, source, started_at, "
+        "duration, status, error, gpu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def _metric_value(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def params_of(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    ids = list(run_ids)
+    for chunk in _chunks(ids):
+        for row in conn.execute(
+            f"SELECT run_id, key, value FROM params WHERE run_id IN ({_marks(chunk)}) ORDER BY key",
+            chunk,
+        ):
+            out.setdefault(row[0], {})[row[1]] = json.loads(row[2])
+    return out
+
+
+def param_details(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    return [
+        {"key": r[0], "value": json.loads(r[1]), "type": r[2], "source": r[3]}
+        for r in conn.execute(
+            "SELECT key, value, type, source FROM params WHERE run_id = ? ORDER BY key", (run_id,)
+        )
+    ]
+
+
+def latest_metrics_of(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, dict]:
+    out: dict[str, dict[str, float]] = {}
+    ids = list(run_ids)
+    for chunk in _chunks(ids):
+        for row in conn.execute(
+            f"SELECT run_id, key, value FROM metrics_latest WHERE run_id IN ({_marks(chunk)}) "
+            "ORDER BY key",
+            chunk,
+        ):
+            out.setdefault(row[0], {})[row[1]] = _metric_value(row[2])
+    return out
+
+
+def metric_series(conn: sqlite3.Connection, run_id: str, key: str) -> list[tuple]:
+    """(step, value, time) in step order."""
+    return [
+        (r[0], _metric_value(r[1]), r[2])
+        for r in conn.execute(
+            "SELECT step, value, time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, time",
+            (run_id, key),
+        )
+    ]
+
+
+def metric_keys(conn: sqlite3.Connection, run_id: str) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT key FROM metrics_latest WHERE run_id = ? ORDER BY key", (run_id,)
+        )
+    ]
+
+
+def outputs_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    out = []
+    for r in conn.execute(
+        "SELECT name, kind, value, blob, size, filename, created_at FROM outputs "
+        "WHERE run_id = ? ORDER BY created_at, name",
+        (run_id,),
+    ):
+        item: dict[str, Any] = {"name": r[0], "kind": r[1], "created_at": r[6]}
+        if r[1] == "value":
+            item["value"] = json.loads(r[2])
+        else:
+            item.update(blob=r[3], size=r[4], filename=r[5])
+        out.append(item)
+    return out
+
+
+def cells_of(conn: sqlite3.Connection, run_id: str, with_source: bool = True) -> list[dict]:
+    rows = conn.execute(
+        "SELECT c.seq, c.cell_id, c.execution_count, t.text, c.started_at, c.duration, c.status, "
+        "c.error, c.gpu FROM cells c LEFT JOIN texts t ON t.hash = c.source "
+        "WHERE c.run_id = ? ORDER BY c.seq",
+        (run_id,),
+    )
+    cells = []
+    for r in rows:
+        cell = {
+            "seq": r[0], "cell_id": r[1], "execution_count": r[2], "started_at": r[4],
+            "duration": r[5], "status": r[6],
+            "error": json.loads(r[7]) if r[7] else None,
+            "gpu": json.loads(r[8]) if r[8] else None,
+        }  # fmt: skip
+        if with_source:
+            cell["source"] = r[3]
+        cells.append(cell)
+    return cells
+
+
+def _marks(items: list) -> str:
+    return ", ".join("?" * len(items))
+
+
+def _chunks(items: list, size: int = 500):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

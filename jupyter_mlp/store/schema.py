@@ -1,0 +1,167 @@
+"""The store's schema: one version number (`PRAGMA user_version`) and forward migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+
+# Each entry migrates from version i to i + 1. Never edit a released entry: append a new one.
+MIGRATIONS: list[str] = [
+    # 0 -> 1: the first schema.
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL DEFAULT 'default',
+        name TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'interactive',
+        parent_id TEXT,
+        pipeline_run_id TEXT,
+        stage TEXT,
+        notebook TEXT,
+        snapshot TEXT,
+        end_snapshot TEXT,
+        kernel TEXT,
+        host TEXT,
+        user TEXT,
+        pid INTEGER,
+        git TEXT,
+        env TEXT,
+        gpu TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        heartbeat_at REAL,
+        pinned INTEGER NOT NULL DEFAULT 0,
+        tags TEXT NOT NULL DEFAULT '[]',
+        notes TEXT NOT NULL DEFAULT '',
+        error TEXT
+    );
+    CREATE INDEX runs_project_created ON runs(project, created_at);
+    CREATE INDEX runs_status ON runs(status);
+    CREATE INDEX runs_parent ON runs(parent_id);
+
+    CREATE TABLE params (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,      -- JSON
+        type TEXT NOT NULL,       -- Python type name
+        num REAL,                 -- numeric value, for filters and sorting
+        text TEXT,                -- string value, for filters
+        source TEXT NOT NULL,     -- parameters | magic | api | job
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE metrics (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        value REAL,               -- NULL stores NaN (SQLite has no NaN)
+        time REAL NOT NULL
+    );
+    CREATE INDEX metrics_run_key_step ON metrics(run_id, key, step);
+
+    CREATE TABLE metrics_latest (
+        run_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        step INTEGER NOT NULL,
+        value REAL,
+        time REAL NOT NULL,
+        PRIMARY KEY (run_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX metrics_latest_key_value ON metrics_latest(key, value);
+
+    CREATE TABLE texts (
+        hash TEXT PRIMARY KEY,
+        text TEXT NOT NULL
+    ) WITHOUT ROWID;
+
+    CREATE TABLE cells (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        cell_id TEXT,
+        execution_count INTEGER,
+        source TEXT,              -- texts.hash
+        started_at REAL NOT NULL,
+        duration REAL NOT NULL,
+        status TEXT NOT NULL,     -- ok | error | interrupted
+        error TEXT,               -- JSON {ename, evalue, traceback}
+        gpu TEXT,                 -- JSON per-GPU figures of this cell
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE gpu_samples (
+        run_id TEXT NOT NULL, gpu INTEGER NOT NULL, time REAL NOT NULL,
+        span REAL NOT NULL DEFAULT 0,
+        util REAL, util_min REAL, util_max REAL,
+        mem_used REAL, mem_used_max REAL, proc_mem REAL, proc_mem_max REAL,
+        power REAL, power_max REAL, temp REAL, sm_clock REAL, energy REAL
+    );
+    CREATE INDEX gpu_samples_run ON gpu_samples(run_id, gpu, time);
+
+    CREATE TABLE outputs (
+        run_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,       -- value | artifact
+        value TEXT,               -- JSON: the value, or an artifact's metadata
+        num REAL,
+        text TEXT,
+        blob TEXT,                -- sha256 of the artifact's content
+        size INTEGER,
+        filename TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (run_id, name)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        run_id TEXT,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL DEFAULT '{}'
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(RuntimeError):
+    pass
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script into statements (executescript would commit our transaction)."""
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current)
+            current = ""
+    if current.strip():
+        raise ValueError(f"incomplete statement in migration: {current[:80]!r}")
+    return out
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the store to SCHEMA_VERSION; safe when several processes open it at once."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == SCHEMA_VERSION:
+        return version
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"the store has schema version {version}, newer than this jupyter-mlp understands "
+            f"({SCHEMA_VERSION}); upgrade jupyter-mlp"
+        )
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Re-read under the write lock: another process may have migrated meanwhile.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for index in range(version, SCHEMA_VERSION):
+            for statement in _statements(MIGRATIONS[index]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={index + 1}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION

@@ -1,0 +1,1 @@
+"""Kernel side: the run session, cell hooks, parameters, environment, GPU sampler, sinks."""

@@ -1,0 +1,525 @@
+"""One tracked run in this process: cell hooks on the hot path, buffers, and a background writer.
+
+The hot path (a cell's pre/post hooks, `log_metric`) only appends to deques; the writer thread
+drains them into the sink every FLUSH_S seconds, adds heartbeats, and refreshes the status view.
+Nothing here may raise into the user's cell: a broken store is one warning, and the records wait
+in bounded buffers until it can be written again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from .. import model
+from . import environment
+from .params import INJECTED_HEADER, assigned_names, capture, encode_value
+
+FLUSH_S = 0.05
+RETRY_S = 2.0
+UNSENT_LIMIT = 2_000_000  # metric points kept while the store cannot be written
+_perf = time.perf_counter
+_now = time.time
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+class RunSession:
+    def __init__(
+        self,
+        name: str | None = None,
+        project: str | None = None,
+        tags: list[str] | None = None,
+        param_names: list[str] | None = None,
+        shell: Any = None,
+        home: str | os.PathLike | None = None,
+        gpu: bool = True,
+        gpu_interval: float = 0.5,
+        sink: Any = None,
+    ) -> None:
+        self.job_run_id = os.environ.get("MLP_RUN_ID") or None
+        self.run_id = self.job_run_id or model.new_run_id()
+        self.name = name
+        self.project = project
+        self.tags = list(tags or [])
+        self.param_names = list(param_names or [])
+        self.shell = shell
+        self.home = home
+        self.want_gpu = gpu
+        self.gpu_interval = gpu_interval
+        self.started_at = _now()
+        self.status = model.RUNNING
+        self.notebook, self.notebook_note = environment.notebook_path()
+        self.latest_metrics: dict[str, float] = {}
+        self.cell_count = 0
+        self.last_cell_status: str | None = None
+
+        self._sink = sink
+        self._cells: deque = deque()
+        self._metrics: deque = deque()
+        self._params: deque = deque()
+        self._run_updates: dict[str, Any] = {}
+        self._steps: dict[str, int] = {}
+        self._cell: tuple | None = None
+        self._param_cells: set[str] = set()  # cell ids of cells tagged `parameters`
+        self._unsent: dict[str, Any] = {}
+        self._io_lock = threading.RLock()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._warned = False
+        self._failing_since: float | None = None
+        self._dirty = False
+        self._finished = False
+        self._heartbeat_s = _env_float("MLP_HEARTBEAT_S", 5.0)
+        self._last_beat = 0.0
+        self.gpu = None  # GpuSampler when a GPU is visible
+        self.gpu_info: dict[str, Any] | None = None
+        self.view: Any = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self, view: Any = None) -> RunSession:
+        if self._sink is None:
+            from .sinks import make_sink
+
+            self._sink = make_sink(self.home)
+        fields: dict[str, Any] = {
+            "status": model.RUNNING,
+            "started_at": self.started_at,
+            "heartbeat_at": self.started_at,
+            "notebook": self.notebook,
+            "kernel": os.environ.get("MLP_KERNEL_NAME") or ("python3" if self.shell else None),
+            **environment.identity(),
+        }
+        if not self.job_run_id:
+            fields.update(
+                kind=model.INTERACTIVE,
+                created_at=self.started_at,
+                project=self.project or model.DEFAULT_PROJECT,
+                name=self.name or self._default_name(),
+                tags=self.tags,
+            )
+        else:
+            fields.update({k: v for k, v in (("name", self.name), ("project", self.project)) if v})
+            if self.tags:
+                fields["tags"] = self.tags
+        self._send({"run": fields})  # synchronous: a broken store warns in this very cell
+        self._start_gpu()
+        if self.shell is not None:
+            self.shell.events.register("pre_run_cell", self._pre_run_cell)
+            self.shell.events.register("post_run_cell", self._post_run_cell)
+        self._thread = threading.Thread(target=self._writer, name="jupyter-mlp-writer", daemon=True)
+        self._thread.start()
+        self.view = view
+        if view is not None:
+            self._safe(view.show, self)
+        return self
+
+    def finish(self, status: str | None = None, error: dict | None = None) -> str:
+        """End the run: final flush, end snapshot, status. Idempotent."""
+        if self._finished:
+            return self.status
+        self._finished = True
+        if self.shell is not None:
+            for event, hook in (
+                ("pre_run_cell", self._pre_run_cell),
+                ("post_run_cell", self._post_run_cell),
+            ):
+                try:
+                    self.shell.events.unregister(event, hook)
+                except ValueError:
+                    pass
+        if self.gpu is not None:
+            self._safe(self.gpu.stop)
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+        if status is None:
+            status = {
+                model.CELL_ERROR: model.FAILED,
+                model.CELL_INTERRUPTED: model.INTERRUPTED,
+            }.get(self.last_cell_status or "", model.FINISHED)
+        self.status = status
+        end = _now()
+        fields: dict[str, Any] = {"status": status, "ended_at": end, "heartbeat_at": end}
+        if error is not None:
+            fields["error"] = error
+        snapshot = self._snapshot()
+        if snapshot:
+            fields["end_snapshot"] = snapshot
+        if self.gpu is not None:
+            fields["gpu"] = self._gpu_record(final=True)
+        with self._io_lock:
+            batch = self._drain()
+            batch.setdefault("run", {}).update(fields)
+            self._send(batch, final=True)
+        if self.view is not None:
+            self._safe(self.view.close, self)
+        return status
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def __enter__(self) -> RunSession:
+        return self
+
+    def __exit__(self, etype, value, tb) -> None:
+        if etype is None:
+            self.finish()
+        else:
+            status = model.INTERRUPTED if issubclass(etype, KeyboardInterrupt) else model.FAILED
+            self.finish(status, {"ename": etype.__name__, "evalue": str(value)})
+
+    def _default_name(self) -> str:
+        if self.notebook:
+            return Path(self.notebook).stem
+        return time.strftime("run-%Y%m%d-%H%M%S", time.localtime(self.started_at))
+
+    # --- hot path: cell hooks and logging ----------------------------------------------------
+
+    def _pre_run_cell(self, info: Any) -> None:
+        self._cell = (_now(), _perf(), info)
+        if self.gpu is not None:
+            self.gpu.poke()
+
+    def _post_run_cell(self, result: Any) -> None:
+        pending = self._cell
+        if pending is None:
+            return
+        self._cell = None
+        duration = _perf() - pending[1]
+        if self.gpu is not None:
+            self.gpu.poke()
+        info = pending[2]
+        try:
+            if result.success:
+                status, error = model.CELL_OK, None
+            else:
+                status, error = _describe_error(result)
+            self.cell_count += 1
+            self.last_cell_status = status
+            self._cells.append((
+                self.cell_count, info.cell_id, result.execution_count, info.raw_cell,
+                pending[0], duration, status, error,
+            ))  # fmt: skip
+            if status == model.CELL_OK and self._is_parameters_cell(info):
+                self._capture_parameters(info.raw_cell, "parameters")
+            self._dirty = True
+        except Exception as exc:  # never break the user's cell
+            self._warn(f"could not record a cell: {exc!r}")
+
+    def _is_parameters_cell(self, info: Any) -> bool:
+        source = info.raw_cell
+        if source.startswith(INJECTED_HEADER):
+            return True
+        if info.cell_id and info.cell_id in self._param_cells:
+            return True
+        meta = getattr(info, "cell_meta", None)
+        tags = meta.get("tags") if isinstance(meta, dict) else None
+        return bool(tags) and ("parameters" in tags or "injected-parameters" in tags)
+
+    def _capture_parameters(self, source: str, origin: str) -> None:
+        if self.shell is None:
+            return
+        rows = capture(self.shell.user_ns, assigned_names(source), origin)
+        self._params.extend(rows)
+
+    def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+        if type(key) is not str or not key:
+            raise TypeError(f"metric name must be a non-empty string, got {key!r}")
+        if isinstance(value, (str, bytes)) or value is None:
+            raise TypeError(f"metric {key!r}: value must be a number, got {type(value).__name__}")
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"metric {key!r}: value must be a number, got {type(value).__name__}"
+            ) from None
+        if step is None:
+            step = self._steps.get(key, -1) + 1
+        elif type(step) is not int:
+            if isinstance(step, bool) or not hasattr(step, "__index__"):
+                raise TypeError(f"metric {key!r}: step must be an int, got {type(step).__name__}")
+            step = step.__index__()
+        self._steps[key] = step
+        self._metrics.append((key, step, value, _now()))
+
+    def log_params(self, params: dict[str, Any], source: str = "api") -> None:
+        if not isinstance(params, dict):
+            raise TypeError(f"log_params takes a dict, got {type(params).__name__}")
+        rows = []
+        for key, value in params.items():
+            if type(key) is not str or not key:
+                raise TypeError(f"parameter name must be a non-empty string, got {key!r}")
+            text, type_name = encode_value(value, f"parameter {key!r}")
+            rows.append((key, text, type_name, source))
+        self._params.extend(rows)
+        self._dirty = True
+
+    def output(self, name: str, value: Any) -> None:
+        _check_name(name, "output")
+        text, _ = encode_value(value, f"output {name!r}")
+        self._write_now({"outputs": [(name, "value", text, None, None, None, _now())]})
+
+    def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> str:
+        source = Path(path)
+        if not source.exists():
+            raise FileNotFoundError(f"log_artifact: no such file {str(path)!r}")
+        name = name if name is not None else source.name
+        _check_name(name, "artifact")
+        filename = source.name
+        if source.is_dir():
+            import shutil
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                archive = shutil.make_archive(str(Path(tmp) / source.name), "zip", source)
+                digest, size = self._sink.put_file(archive)
+            filename += ".zip"
+        else:
+            digest, size = self._sink.put_file(source)
+        meta = json.dumps({"path": str(source.resolve())})
+        self._write_now({"outputs": [(name, "artifact", meta, digest, size, filename, _now())]})
+        return digest
+
+    def flush(self) -> None:
+        with self._io_lock:
+            self._send(self._drain())
+
+    def _write_now(self, extra: dict[str, Any]) -> None:
+        """Outputs are synchronous: what a downstream stage reads must be there when this returns."""
+        with self._io_lock:
+            batch = self._drain()
+            for key, rows in extra.items():
+                batch.setdefault(key, []).extend(rows)
+            self._send(batch)
+        self._dirty = True
+
+    # --- background writer -------------------------------------------------------------------
+
+    def _writer(self) -> None:
+        self._safe(self._capture_start)
+        while not self._stop.is_set():
+            self._wake.wait(FLUSH_S)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            now = _now()
+            if self._failing_since is not None and now - self._failing_since < RETRY_S:
+                continue
+            with self._io_lock:
+                batch = self._drain()
+                if now - self._last_beat >= self._heartbeat_s:
+                    batch["heartbeat"] = now
+                if batch or self._unsent:
+                    self._send(batch)
+            if self._dirty and self.view is not None:
+                self._dirty = False
+                self._safe(self.view.refresh, self)
+
+    def _drain(self) -> dict[str, Any]:
+        batch: dict[str, Any] = {}
+        cells = _pop_all(self._cells)
+        if cells:
+            gpu = self.gpu
+            batch["cells"] = [
+                (*c, gpu.cell_figures(c[4], c[4] + c[5]) if gpu is not None else None)
+                for c in cells
+            ]
+        metrics = _pop_all(self._metrics)
+        if metrics:
+            batch["metrics"] = metrics
+            for key, _step, value, _t in metrics:
+                self.latest_metrics[key] = value
+        params = _pop_all(self._params)
+        if params:
+            batch["params"] = params
+        if self._run_updates:
+            batch["run"], self._run_updates = self._run_updates, {}
+        if self.gpu is not None:
+            samples = self.gpu.drain()
+            if samples:
+                batch["gpu"] = samples
+        return batch
+
+    def _send(self, batch: dict[str, Any], final: bool = False) -> None:
+        """Write a batch (and whatever failed earlier) or keep it for the next try."""
+        if self._unsent:
+            batch = _merge(self._unsent, batch)
+            self._unsent = {}
+        if not batch:
+            return
+        try:
+            self._sink.write(self.run_id, batch)
+        except Exception as exc:
+            self._failing_since = _now()
+            self._warn(
+                f"cannot write run {self.run_id} to {self._sink.describe()}: {exc}. "
+                "Your notebook keeps working; records are kept in memory and written when it can."
+            )
+            if len(batch.get("metrics", ())) > UNSENT_LIMIT:
+                batch["metrics"] = batch["metrics"][-UNSENT_LIMIT:]
+            self._unsent = batch
+            return
+        self._failing_since = None
+        if "heartbeat" in batch or "run" in batch:
+            self._last_beat = _now()
+
+    # --- start-up work done off the user's thread ----------------------------------------------
+
+    def _capture_start(self) -> None:
+        updates: dict[str, Any] = {"env": environment.capture()}
+        if self.notebook_note:
+            updates["env"]["notebook_note"] = self.notebook_note
+        snapshot = self._snapshot(scan_parameters=True)
+        if snapshot:
+            updates["snapshot"] = snapshot
+        folder = Path(self.notebook).parent if self.notebook else Path.cwd()
+        git, diff = environment.git_state(folder)
+        if git is not None:
+            if diff:
+                git["diff"] = self._sink.put_bytes(diff.encode("utf-8", "replace"))
+            updates["git"] = git
+        if self.gpu_info is not None:
+            updates["gpu"] = self.gpu_info
+        if self.param_names and self.shell is not None:
+            self._params.extend(capture(self.shell.user_ns, self.param_names, "magic"))
+        with self._io_lock:
+            self._run_updates.update(updates)
+        self._wake.set()
+
+    def _snapshot(self, scan_parameters: bool = False) -> str | None:
+        if not self.notebook:
+            return None
+        try:
+            data = Path(self.notebook).read_bytes()
+        except OSError:
+            return None
+        if scan_parameters:
+            self._scan_parameters_cell(data)
+        return self._sink.put_bytes(data)
+
+    def _scan_parameters_cell(self, data: bytes) -> None:
+        """Remember the ids of cells tagged `parameters` (the kernel never sees tags), and take
+        the values of a parameters cell that already ran before tracking started."""
+        try:
+            nb = json.loads(data)
+        except ValueError:
+            return
+        for cell in nb.get("cells", []):
+            tags = cell.get("metadata", {}).get("tags", [])
+            if cell.get("cell_type") == "code" and "parameters" in tags:
+                if cell.get("id"):
+                    self._param_cells.add(cell["id"])
+                source = cell.get("source", "")
+                source = "".join(source) if isinstance(source, list) else source
+                self._capture_parameters(source, "parameters")
+
+    # --- GPU ------------------------------------------------------------------------------------
+
+    def _start_gpu(self) -> None:
+        if not self.want_gpu:
+            self.gpu_info = {"enabled": False, "reason": "turned off (--no-gpu)"}
+            return
+        try:
+            from .gpu import GpuSampler, probe
+
+            found = probe()
+        except Exception as exc:
+            self.gpu_info = {"enabled": False, "reason": f"GPU probe failed: {exc!r}"}
+            return
+        self.gpu_info = {
+            "enabled": found.ok,
+            "reason": found.reason,
+            "driver_version": found.driver_version,
+            "cuda_version": found.cuda_version,
+            "devices": found.devices,
+            "interval": self.gpu_interval,
+        }
+        if found.ok:
+            self.gpu = GpuSampler(found, interval=self.gpu_interval, pid=os.getpid())
+            self.gpu.start()
+
+    def _gpu_record(self, final: bool = False) -> dict[str, Any]:
+        record = dict(self.gpu_info or {})
+        if self.gpu is not None:
+            record["run"] = self.gpu.run_figures()
+            record["notes"] = list(self.gpu.notes)
+        return record
+
+    # --- helpers ------------------------------------------------------------------------------------
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.run_id,
+            "name": self.name,
+            "project": self.project or model.DEFAULT_PROJECT,
+            "status": self.status,
+            "cells": self.cell_count,
+            "elapsed": _now() - self.started_at,
+            "metrics": dict(self.latest_metrics),
+            "gpu": self.gpu.latest() if self.gpu is not None else None,
+            "where": self._sink.describe() if self._sink is not None else None,
+            "failing": self._failing_since is not None,
+        }
+
+    def _warn(self, message: str) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        try:
+            print(f"jupyter-mlp warning: {message}", file=sys.stderr, flush=True)
+        except Exception:
+            pass
+
+    def _safe(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            self._warn(f"{getattr(fn, '__name__', fn)} failed: {exc!r}")
+
+
+def _pop_all(dq: deque) -> list:
+    pop = dq.popleft
+    return [pop() for _ in range(len(dq))]
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    out = dict(old)
+    for key, value in new.items():
+        if key == "run":
+            out["run"] = {**out.get("run", {}), **value}
+        elif key == "heartbeat":
+            out["heartbeat"] = value
+        else:
+            out[key] = list(out.get(key, [])) + list(value)
+    return out
+
+
+def _check_name(name: Any, what: str) -> None:
+    if type(name) is not str or not name.strip():
+        raise TypeError(f"{what} name must be a non-empty string, got {name!r}")
+
+
+def _describe_error(result: Any) -> tuple[str, dict[str, Any]]:
+    exc = result.error_in_exec or result.error_before_exec
+    status = model.CELL_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else model.CELL_ERROR
+    if exc is None:
+        return status, {"ename": "Error", "evalue": "", "traceback": ""}
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
+    return status, {"ename": type(exc).__name__, "evalue": str(exc)[:2000], "traceback": tb[-8000:]}
