@@ -38,21 +38,29 @@ def _num_text(value: Any) -> tuple[float | None, str | None]:
     return None, None
 
 
-def upsert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) -> None:
+def upsert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) -> bool:
+    """Update the run's fields, or create it; returns True when it was created."""
     unknown = set(fields) - RUN_COLUMNS
     if unknown:
         raise ValueError(f"unknown run fields: {', '.join(sorted(unknown))}")
     values = {
         k: (json.dumps(v) if k in JSON_COLUMNS and v is not None else v) for k, v in fields.items()
     }
+    if values:
+        cur = conn.execute(
+            f"UPDATE runs SET {', '.join(f'{c} = ?' for c in values)} WHERE id = ?",
+            [*values.values(), run_id],
+        )
+        if cur.rowcount:
+            return False
     values.setdefault("created_at", time.time())
+    values.setdefault("status", "running")
     cols = ["id", *values]
-    updates = ", ".join(f"{c} = excluded.{c}" for c in values if c != "created_at") or "id = id"
     conn.execute(
-        f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-        f"ON CONFLICT(id) DO UPDATE SET {updates}",
+        f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
         [run_id, *values.values()],
     )
+    return True
 
 
 def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) -> None:
@@ -62,9 +70,7 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
     if batch.get("heartbeat"):
         run_fields["heartbeat_at"] = batch["heartbeat"]
     if run_fields:
-        created = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        upsert_run(conn, run_id, run_fields)
-        if created is None or ("status" in run_fields and run_fields["status"] != created[0]):
+        if upsert_run(conn, run_id, run_fields) or "status" in run_fields:
             events.append(conn, run_id, "run", {"status": run_fields.get("status")}, now)
         elif set(run_fields) - {"heartbeat_at"}:
             events.append(conn, run_id, "run", {"fields": sorted(run_fields)}, now)

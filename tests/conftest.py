@@ -1,0 +1,190 @@
+"""Fixtures: a private store per test and real ipykernel kernels driven through jupyter_client."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+HERE = Path(__file__).parent
+FAKE_NVML = HERE / "fake_nvml"
+
+
+@pytest.fixture
+def mlp_home(tmp_path, monkeypatch) -> Path:
+    home = tmp_path / "mlp-home"
+    monkeypatch.setenv("MLP_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def store(mlp_home):
+    from jupyter_mlp.store import Store
+
+    s = Store(mlp_home)
+    yield s
+    s.close()
+
+
+@dataclass
+class CellResult:
+    status: str
+    stdout: str = ""
+    stderr: str = ""
+    ename: str | None = None
+    evalue: str | None = None
+    displays: list[dict] = field(default_factory=list)
+
+
+class Kernel:
+    """A real kernel; `run()` sends execute_request with JupyterLab's `cellId` metadata."""
+
+    def __init__(self, env: dict[str, str], cwd: str) -> None:
+        from jupyter_client import KernelManager
+
+        self.km = KernelManager(kernel_name="python3")
+        self.km.start_kernel(env=env, cwd=cwd)
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=60)
+
+    @property
+    def pid(self) -> int:
+        return self.km.provisioner.process.pid  # type: ignore[union-attr]
+
+    def send(self, code: str, cell_id: str | None = None, metadata: dict | None = None) -> str:
+        content = {
+            "code": code, "silent": False, "store_history": True, "user_expressions": {},
+            "allow_stdin": False, "stop_on_error": False,
+        }  # fmt: skip
+        meta = dict(metadata or {})
+        if cell_id:
+            meta["cellId"] = cell_id
+        msg = self.kc.session.msg("execute_request", content, metadata=meta)
+        self.kc.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+    def collect(self, msg_id: str, timeout: float = 60) -> CellResult:
+        deadline = time.monotonic() + timeout
+        result = CellResult(status="?")
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no reply for {msg_id}")
+            try:
+                msg = self.kc.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                if content["name"] == "stdout":
+                    result.stdout += content["text"]
+                else:
+                    result.stderr += content["text"]
+            elif kind in ("display_data", "update_display_data", "execute_result"):
+                result.displays.append(content["data"])
+            elif kind == "error":
+                result.ename, result.evalue = content["ename"], content["evalue"]
+            elif kind == "status" and content["execution_state"] == "idle":
+                break
+        reply = self.kc.get_shell_msg(timeout=max(deadline - time.monotonic(), 1))
+        result.status = reply["content"]["status"]
+        return result
+
+    def wait_stdout(self, msg_id: str, text: str, timeout: float = 30) -> None:
+        """Consume iopub until the cell `msg_id` printed `text` (the cell is then running)."""
+        deadline = time.monotonic() + timeout
+        seen = ""
+        while text not in seen:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"cell never printed {text!r}")
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0.5)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
+                seen += msg["content"]["text"]
+
+    def run(self, code: str, cell_id: str | None = None, timeout: float = 60, **kw) -> CellResult:
+        return self.collect(self.send(code, cell_id, **kw), timeout)
+
+    def shutdown(self) -> None:
+        try:
+            self.kc.stop_channels()
+        finally:
+            if self.km.has_kernel:
+                self.km.shutdown_kernel(now=False)
+
+
+@pytest.fixture
+def kernel_env(mlp_home, tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLP_", "JPY_"))}
+    env.update(MLP_HOME=str(mlp_home), MLP_HEARTBEAT_S="0.5", PYTHONUNBUFFERED="1")
+    return env  # the real nvidia-ml-py: on a machine without a GPU it reports "no driver"
+
+
+@pytest.fixture
+def start_kernel(kernel_env, tmp_path):
+    """start_kernel(**env_overrides) -> Kernel; all are shut down after the test."""
+    kernels: list[Kernel] = []
+
+    def start(cwd: str | None = None, **overrides: str) -> Kernel:
+        env = {**kernel_env, **overrides}
+        k = Kernel(env, cwd or str(tmp_path))
+        kernels.append(k)
+        return k
+
+    yield start
+    for k in kernels:
+        try:
+            k.shutdown()
+        except Exception:
+            pass
+
+
+def write_notebook(path: Path, cells: list[dict]) -> Path:
+    """A minimal nbformat 4.5 notebook; cells: {"id", "source", "tags"?}."""
+    nb = {
+        "nbformat": 4, "nbformat_minor": 5,
+        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+        "cells": [
+            {"id": c["id"], "cell_type": "code", "execution_count": None, "outputs": [],
+             "metadata": {"tags": c.get("tags", [])}, "source": c["source"]}
+            for c in cells
+        ],
+    }  # fmt: skip
+    path.write_text(json.dumps(nb, indent=1))
+    return path
+
+
+def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
+    """Poll with a deadline (never a bare sleep as synchronisation)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def only_run(store) -> dict:
+    from jupyter_mlp.store import runs
+
+    found = runs.list_runs(store.connect())
+    assert len(found) == 1, found
+    return runs.get_run(store.connect(), found[0]["id"])
+
+
+PY = sys.executable

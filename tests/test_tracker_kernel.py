@@ -1,0 +1,251 @@
+"""%mlp_track in real ipykernel kernels driven through jupyter_client."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+
+from conftest import only_run, wait_for, write_notebook
+
+from jupyter_mlp.store import runs as run_store
+from jupyter_mlp.store.records import metric_series
+
+TRACK = "%load_ext jupyter_mlp\n%mlp_track baseline --project digits"
+
+
+def test_cells_are_recorded_in_order_with_their_status(start_kernel, store):
+    k = start_kernel()
+    assert k.run(TRACK).status == "ok"
+    k.run("x = 1", cell_id="c-ok")
+    failed = k.run("raise ValueError('bad value')", cell_id="c-err")
+    assert failed.ename == "ValueError"
+    k.run("raise KeyboardInterrupt", cell_id="c-int")
+    k.run("y = x + 1", cell_id="c-last")
+    k.run("%mlp_track stop")
+
+    run = only_run(store)
+    assert (run["name"], run["project"], run["status"]) == ("baseline", "digits", "finished")
+    cells = run["cells"]
+    assert [c["cell_id"] for c in cells] == ["c-ok", "c-err", "c-int", "c-last"]
+    assert [c["status"] for c in cells] == ["ok", "error", "interrupted", "ok"]
+    assert [c["source"] for c in cells][0] == "x = 1"
+    assert cells[1]["error"]["ename"] == "ValueError"
+    assert "bad value" in cells[1]["error"]["evalue"]
+    counts = [c["execution_count"] for c in cells]
+    assert counts == sorted(counts) and len(set(counts)) == 4
+    assert all(c["duration"] >= 0 and c["started_at"] >= run["started_at"] for c in cells)
+
+
+def test_a_real_interrupt_marks_the_cell_and_the_run_interrupted(start_kernel, store):
+    k = start_kernel()
+    k.run(TRACK)
+    msg_id = k.send("import time\nprint('started', flush=True)\nfor _ in range(600): time.sleep(0.05)")
+    k.wait_stdout(msg_id, "started")
+    k.km.interrupt_kernel()
+    assert k.collect(msg_id).ename == "KeyboardInterrupt"
+    k.run("%mlp_track stop")
+    run = only_run(store)
+    assert run["cells"][-1]["status"] == "interrupted"
+    assert run["status"] == "interrupted"
+
+
+def test_parameters_cell_snapshot_and_environment(start_kernel, store, tmp_path):
+    nb = write_notebook(
+        tmp_path / "train.ipynb",
+        [
+            {"id": "setup", "source": TRACK},
+            {"id": "params", "source": "lr = 0.1\nepochs: int = 3\nname = 'adam'\nlayers = [64, 32]", "tags": ["parameters"]},
+            {"id": "train", "source": "acc = 0.5"},
+        ],
+    )
+    k = start_kernel(JPY_SESSION_NAME=str(nb))
+    k.run(TRACK, cell_id="setup")
+    # the writer thread reads the notebook to learn which cell is tagged `parameters`
+    wait_for(lambda: run_store.list_runs(store.connect()) and only_run(store)["notebook"], what="run")
+    wait_for(lambda: (only_run(store).get("env") or {}).get("packages"), what="environment")
+    k.run("lr = 0.1\nepochs: int = 3\nname = 'adam'\nlayers = [64, 32]", cell_id="params")
+    k.run("acc = 0.5", cell_id="train")
+    k.run("%mlp_track stop")
+
+    run = only_run(store)
+    assert run["params"] == {"lr": 0.1, "epochs": 3, "name": "adam", "layers": [64, 32]}
+    types = {p["key"]: p["type"] for p in _param_details(store, run["id"])}
+    assert types == {"lr": "float", "epochs": "int", "name": "str", "layers": "list"}
+    assert run["notebook"] == str(nb)
+    assert store.blobs.read_bytes(run["snapshot"]) == nb.read_bytes()
+    assert run["end_snapshot"] == run["snapshot"]  # the file did not change
+    env = run["env"]
+    assert env["python"] and "ipykernel" in {p.lower() for p in env["packages"]}
+    assert run["host"] and run["user"] and run["pid"] == k.pid
+    assert run["gpu"]["enabled"] is False and run["gpu"]["reason"]
+
+
+def test_params_from_magic_option_and_api(start_kernel, store):
+    k = start_kernel()
+    k.run("batch = 32\nseed = 7")
+    k.run("%load_ext jupyter_mlp\n%mlp_track --params batch,seed")
+    k.run("import jupyter_mlp as mlp\nmlp.log_params({'opt': 'sgd', 'decay': None})\nmlp.log_param('warm', True)")
+    k.run("%mlp_track stop")
+    assert only_run(store)["params"] == {
+        "batch": 32, "seed": 7, "opt": "sgd", "decay": None, "warm": True,
+    }  # fmt: skip
+
+
+def test_metrics_outputs_and_artifacts(start_kernel, store, tmp_path):
+    (tmp_path / "model.pkl").write_bytes(b"\x00weights" * 1000)
+    k = start_kernel()
+    k.run(TRACK)
+    k.run(
+        "import jupyter_mlp as mlp\n"
+        "for i in reversed(range(100)): mlp.log_metric('loss', 1.0 / (i + 1), step=i)\n"
+        "for i in range(50): mlp.log_metrics({'acc': i / 50, 'lr': 0.1})\n"
+        "mlp.log_metric('odd', float('nan')); mlp.log_metric('odd', float('inf')); mlp.log_metric('odd', float('-inf'))\n"
+        "mlp.output('val_acc', 0.93)\n"
+        "mlp.output('report', {'classes': [0, 1], 'ok': True})\n"
+        "mlp.log_artifact('model.pkl')\n"
+    )
+    k.run("%mlp_track stop")
+    run = only_run(store)
+    conn = store.connect()
+    loss = metric_series(conn, run["id"], "loss")
+    assert [s for s, _, _ in loss] == list(range(100))
+    assert loss[0][1] == 1.0 and loss[-1][1] == 0.01
+    acc = metric_series(conn, run["id"], "acc")
+    assert [s for s, _, _ in acc] == list(range(50))  # steps count up when not given
+    odd = [v for _, v, _ in metric_series(conn, run["id"], "odd")]
+    assert math.isnan(odd[0]) and odd[1] == math.inf and odd[2] == -math.inf
+    assert run["metrics"]["loss"] == 0.01 and run["metrics"]["acc"] == 49 / 50
+    outputs = {o["name"]: o for o in run["outputs"]}
+    assert outputs["val_acc"]["value"] == 0.93
+    assert outputs["report"]["value"] == {"classes": [0, 1], "ok": True}
+    art = outputs["model.pkl"]
+    assert art["kind"] == "artifact" and art["size"] == 8000
+    assert store.blobs.read_bytes(art["blob"]) == (tmp_path / "model.pkl").read_bytes()
+
+
+def test_invalid_api_arguments_raise_clear_errors(start_kernel, store):
+    k = start_kernel()
+    r = k.run("import jupyter_mlp as mlp\nmlp.log_metric('loss', 1.0)")
+    assert r.ename == "NoActiveRun" and "%mlp_track" in r.evalue
+    k.run(TRACK)
+    cases = {
+        "mlp.log_metric('loss', 'high')": "value must be a number",
+        "mlp.log_metric('', 1.0)": "non-empty string",
+        "mlp.log_metric('loss', 1.0, step=1.5)": "step must be an int",
+        "mlp.log_params({'f': open})": "JSON data",
+        "mlp.output('x', object())": "JSON data",
+        "mlp.log_artifact('missing.bin')": "no such file",
+        "mlp.log_metrics([1, 2])": "takes a dict",
+    }
+    for code, message in cases.items():
+        r = k.run(code)
+        assert r.ename in ("TypeError", "FileNotFoundError"), (code, r.ename)
+        assert message in r.evalue, (code, r.evalue)
+    assert k.run("mlp.log_metric('ok', 2)").status == "ok"  # tracking still works
+
+
+def test_unknown_magic_options_and_wrong_types_give_usage(start_kernel, store):
+    k = start_kernel()
+    k.run("%load_ext jupyter_mlp")
+    for line in ("%mlp_track --bogus", "%mlp_track --gpu-interval abc", "%mlp_track --gpu-interval -1", "%mlp_track stop now"):
+        r = k.run(line)  # IPython prints a UsageError on stderr and fails the cell
+        assert r.status == "error" and r.stderr.startswith("UsageError: %mlp_track"), line
+        assert "usage:" in r.stderr and "%mlp_track [NAME]" in r.stderr, r.stderr
+    assert run_store.list_runs(store.connect()) == []
+
+
+def test_two_runs_in_one_kernel(start_kernel, store):
+    k = start_kernel()
+    k.run("%load_ext jupyter_mlp\n%mlp_track first")
+    k.run("a = 1", cell_id="a")
+    k.run("%mlp_track second")
+    k.run("b = 2", cell_id="b")
+    k.run("%mlp_track stop")
+    runs = {r["name"]: r for r in run_store.list_runs(store.connect())}
+    assert runs["first"]["status"] == runs["second"]["status"] == "finished"
+    get = lambda name: run_store.get_run(store.connect(), runs[name]["id"])  # noqa: E731
+    assert [c["cell_id"] for c in get("first")["cells"]] == ["a"]
+    assert [c["cell_id"] for c in get("second")["cells"]] == ["b"]
+
+
+def test_kernel_shutdown_finishes_the_run(start_kernel, store):
+    k = start_kernel()
+    k.run(TRACK)
+    k.run("z = 3")
+    k.shutdown()
+    assert only_run(store)["status"] == "finished"
+
+
+def test_sigkill_keeps_cells_and_the_run_is_marked_lost(start_kernel, store):
+    k = start_kernel()
+    k.run(TRACK)
+    for i in range(20):
+        k.run(f"v{i} = {i}", cell_id=f"cell-{i}")
+    k.run("import jupyter_mlp as mlp\nfor i in range(1000): mlp.log_metric('m', i)", cell_id="metrics")
+    time.sleep(0.2)  # the promise under test: what ended 200 ms before the kill is stored
+    os.kill(k.pid, signal.SIGKILL)
+    wait_for(lambda: not k.km.is_alive(), what="kernel death")
+    conn = store.connect()
+    run = only_run(store)
+    assert [c["cell_id"] for c in run["cells"]] == [f"cell-{i}" for i in range(20)] + ["metrics"]
+    assert len(metric_series(conn, run["id"], "m")) == 1000
+    # a reader (CLI, server) notices the dead kernel instead of leaving the run `running`
+    assert run_store.mark_lost(conn, heartbeat_timeout=60) == [run["id"]]
+    run = only_run(store)
+    assert run["status"] == "lost" and "ended without finishing" in run["error"]["evalue"]
+
+
+def test_eight_kernels_tracking_at_once_lose_nothing(start_kernel, store):
+    kernels = [start_kernel() for _ in range(8)]
+    for i, k in enumerate(kernels):
+        k.run(f"%load_ext jupyter_mlp\n%mlp_track worker-{i} --project load")
+    code = (
+        "import jupyter_mlp as mlp\n"
+        "for i in range(5000): mlp.log_metric('loss', i * 0.5)\n"
+        "mlp.output('done', True)"
+    )
+    for _round in range(5):
+        ids = [k.send(code) for k in kernels]
+        results = [k.collect(i) for k, i in zip(kernels, ids)]
+        for r in results:
+            assert r.status == "ok" and "locked" not in r.stderr and "warning" not in r.stderr
+    for k in kernels:
+        assert k.run("%mlp_track stop").status == "ok"
+    conn = store.connect()
+    found = run_store.list_runs(conn, project="load")
+    assert len(found) == 8 and {r["status"] for r in found} == {"finished"}
+    for r in found:
+        assert len(metric_series(conn, r["id"], "loss")) == 25_000
+        assert len(run_store.get_run(conn, r["id"])["cells"]) == 5
+
+
+def test_unwritable_store_warns_once_and_the_notebook_keeps_working(start_kernel, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    k = start_kernel(MLP_HOME=str(blocker / "mlp"))  # cannot be created, even as root
+    r = k.run(TRACK)
+    assert r.status == "ok"
+    assert r.stderr.count("jupyter-mlp warning") == 1 and "cannot write run" in r.stderr
+    for i in range(5):
+        r = k.run(f"import jupyter_mlp as mlp\nmlp.log_metric('x', {i})\nq = {i}")
+        assert r.status == "ok" and "warning" not in r.stderr
+    assert k.run("q").status == "ok"
+    assert k.run("%mlp_track stop").status == "ok"
+
+
+def test_status_widget_in_a_kernel_updates_after_cells(start_kernel, store):
+    k = start_kernel()
+    r = k.run(TRACK)
+    assert any("application/vnd.jupyter.widget-view+json" in d for d in r.displays)
+    k.run("import jupyter_mlp as mlp\nmlp.log_metric('loss', 0.25)")
+    show = "from jupyter_mlp.tracker import api\nprint(api.active_run().view.widget.value)"
+    wait_for(lambda: "loss <b>0.25</b>" in k.run(show).stdout, what="widget update")
+    assert "baseline" in k.run(show).stdout
+
+
+def _param_details(store, run_id):
+    from jupyter_mlp.store.records import param_details
+
+    return param_details(store.connect(), run_id)
