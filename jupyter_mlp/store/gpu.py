@@ -100,10 +100,7 @@ def series(
     if since is not None:
         where.append("time + span >= ?")
         args.append(since)
-    rows = conn.execute(
-        "SELECT " + ", ".join(_COLUMNS) + " FROM gpu_samples WHERE " + " AND ".join(where)
-        # a bucket and the raw rows after it never share a start time; span breaks any tie
-        + " ORDER BY gpu, time, span DESC",
-        args,
-    ).fetchall()
-    return [dict(zip(_COLUMNS, row)) for row in rows]
+    # span breaks the tie should a bucket and a raw row share a start time
+    sql = f"SELECT {', '.join(_COLUMNS)} FROM gpu_samples WHERE {' AND '.join(where)}"
+    rows = conn.execute(sql + " ORDER BY gpu, time, span DESC", args).fetchall()
+    return [dict(zip(_COLUMNS, row, strict=True)) for row in rows]

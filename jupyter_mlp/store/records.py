@@ -5,6 +5,8 @@ machine and, over HTTP, from remote trackers."""
 from __future__ import annotations
 
 import hashlib
+from array import array
+from operator import itemgetter
 import json
 import math
 import sqlite3
@@ -122,22 +124,41 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
         gpu_store.insert_samples(conn, run_id, samples)
 
 
+_KEY, _STEP, _VALUE, _TIME = (itemgetter(i) for i in range(4))
+
+
 def write_metrics(conn: sqlite3.Connection, run_id: str, points: list) -> None:
-    """points: (key, step, value, time). NaN is stored as NULL; +-inf as SQLite's infinities."""
+    """points: (key, step, value, time), written as one packed chunk per key."""
+    if not points:
+        return
+    keys = list(map(_KEY, points))
+    distinct = set(keys)
+    if len(distinct) == 1:
+        groups = {keys[0]: points}
+    else:
+        groups = {k: [] for k in distinct}
+        for point in points:
+            groups[point[0]].append(point)
+    chunks, latest = [], []
+    for key, group in groups.items():
+        s_arr = array("q", list(map(_STEP, group)))  # array(list) is 2x array(iterator)
+        v_arr = array("d", list(map(_VALUE, group)))
+        t_arr = array("d", list(map(_TIME, group)))
+        top = max(s_arr)
+        last = len(s_arr) - 1 - s_arr[::-1].index(top)  # the latest point logged at the top step
+        chunks.append((run_id, key, min(s_arr), top, len(s_arr), s_arr.tobytes(), v_arr.tobytes(), t_arr.tobytes()))
+        value = v_arr[last]
+        latest.append((run_id, key, top, None if value != value else value, t_arr[last]))
     conn.executemany(
-        "INSERT INTO metrics (run_id, key, step, value, time) VALUES (?, ?, ?, ?, ?)",
-        [(run_id, k, s, None if v != v else v, t) for k, s, v, t in points],
+        "INSERT INTO metrics (run_id, key, first_step, last_step, count, steps, vals, times) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        chunks,
     )
-    latest: dict[str, tuple] = {}
-    for key, step, value, t in points:
-        cur = latest.get(key)
-        if cur is None or (step, t) >= (cur[0], cur[2]):
-            latest[key] = (step, value, t)
     conn.executemany(
         "INSERT INTO metrics_latest (run_id, key, step, value, time) VALUES (?, ?, ?, ?, ?) "
         "ON CONFLICT(run_id, key) DO UPDATE SET step = excluded.step, value = excluded.value, "
         "time = excluded.time WHERE excluded.step >= metrics_latest.step",
-        [(run_id, k, s, None if v != v else v, t) for k, (s, v, t) in latest.items()],
+        latest,
     )
 
 
@@ -204,14 +225,28 @@ def latest_metrics_of(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[
 
 
 def metric_series(conn: sqlite3.Connection, run_id: str, key: str) -> list[tuple]:
-    """(step, value, time) in step order."""
-    return [
-        (r[0], _metric_value(r[1]), r[2])
-        for r in conn.execute(
-            "SELECT step, value, time FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, time",
-            (run_id, key),
-        )
-    ]
+    """(step, value, time) in step order (points logged at the same step keep their order)."""
+    points: list[tuple] = []
+    for s_blob, v_blob, t_blob in conn.execute(
+        "SELECT steps, vals, times FROM metrics WHERE run_id = ? AND key = ? ORDER BY rowid",
+        (run_id, key),
+    ):
+        s_arr, v_arr, t_arr = array("q"), array("d"), array("d")
+        s_arr.frombytes(s_blob)
+        v_arr.frombytes(v_blob)
+        t_arr.frombytes(t_blob)
+        points.extend(zip(s_arr, v_arr, t_arr))
+    points.sort(key=lambda p: p[0])
+    return points
+
+
+def metric_count(conn: sqlite3.Connection, run_id: str, key: str | None = None) -> int:
+    sql = "SELECT COALESCE(SUM(count), 0) FROM metrics WHERE run_id = ?"
+    args: list[object] = [run_id]
+    if key is not None:
+        sql += " AND key = ?"
+        args.append(key)
+    return conn.execute(sql, args).fetchone()[0]
 
 
 def metric_keys(conn: sqlite3.Connection, run_id: str) -> list[str]:

@@ -51,14 +51,19 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, key)
     ) WITHOUT ROWID;
 
+    -- A metric's history in packed chunks: one row per (run, key, batch) holding arrays, so that
+    -- a million points cost a handful of rows. NaN and the infinities survive bit-exact.
     CREATE TABLE metrics (
         run_id TEXT NOT NULL,
         key TEXT NOT NULL,
-        step INTEGER NOT NULL,
-        value REAL,               -- NULL stores NaN (SQLite has no NaN)
-        time REAL NOT NULL
+        first_step INTEGER NOT NULL,
+        last_step INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        steps BLOB NOT NULL,      -- int64, native order as written by array('q')
+        vals BLOB NOT NULL,       -- float64
+        times BLOB NOT NULL       -- float64 unix seconds
     );
-    CREATE INDEX metrics_run_key_step ON metrics(run_id, key, step);
+    CREATE INDEX metrics_run_key ON metrics(run_id, key, first_step);
 
     CREATE TABLE metrics_latest (
         run_id TEXT NOT NULL,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+from time import time as _now
 from typing import Any
 
 from .session import RunSession
@@ -102,10 +103,21 @@ def active_run() -> RunSession | None:
 
 
 def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Buffer one point (about a microsecond); the writer thread stores it in a batch."""
     run = _active
-    if run is None or run.finished:
+    if run is None or run._finished:
         run = _run()
-    run.log_metric(key, value, step)  # type: ignore[union-attr]
+    if type(value) is not float or type(key) is not str or not key:
+        value = run.check_metric(key, value)
+    if step is None:
+        steps = run._steps
+        step = steps.get(key, -1) + 1
+        steps[key] = step
+    else:
+        if type(step) is not int:
+            step = run.check_step(key, step)
+        run._steps[key] = step
+    run._metrics.append((key, step, value, _now()))
 
 
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:

@@ -240,24 +240,33 @@ class RunSession:
         self._params.extend(rows)
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+        value = self.check_metric(key, value)
+        if step is None:
+            step = self._steps.get(key, -1) + 1
+        elif type(step) is not int:
+            step = self.check_step(key, step)
+        self._steps[key] = step
+        self._metrics.append((key, step, value, _now()))
+
+    @staticmethod
+    def check_metric(key: Any, value: Any) -> float:
+        """The slow path of log_metric: validate the name, turn numbers (numpy too) into float."""
         if type(key) is not str or not key:
             raise TypeError(f"metric name must be a non-empty string, got {key!r}")
         if isinstance(value, (str, bytes)) or value is None:
             raise TypeError(f"metric {key!r}: value must be a number, got {type(value).__name__}")
         try:
-            value = float(value)
+            return float(value)
         except (TypeError, ValueError):
             raise TypeError(
                 f"metric {key!r}: value must be a number, got {type(value).__name__}"
             ) from None
-        if step is None:
-            step = self._steps.get(key, -1) + 1
-        elif type(step) is not int:
-            if isinstance(step, bool) or not hasattr(step, "__index__"):
-                raise TypeError(f"metric {key!r}: step must be an int, got {type(step).__name__}")
-            step = step.__index__()
-        self._steps[key] = step
-        self._metrics.append((key, step, value, _now()))
+
+    @staticmethod
+    def check_step(key: str, step: Any) -> int:
+        if isinstance(step, bool) or not hasattr(step, "__index__"):
+            raise TypeError(f"metric {key!r}: step must be an int, got {type(step).__name__}")
+        return step.__index__()
 
     def log_params(self, params: dict[str, Any], source: str = "api") -> None:
         if not isinstance(params, dict):
