@@ -237,12 +237,20 @@ def test_unwritable_store_warns_once_and_the_notebook_keeps_working(start_kernel
 
 def test_status_widget_in_a_kernel_updates_after_cells(start_kernel, store):
     k = start_kernel()
-    r = k.run(TRACK)
+    r = k.run(TRACK, cell_id="track")  # JupyterLab sends the cell id: a widget frontend
     assert any("application/vnd.jupyter.widget-view+json" in d for d in r.displays)
     k.run("import jupyter_mlp as mlp\nmlp.log_metric('loss', 0.25)")
     show = "from jupyter_mlp.tracker import api\nprint(api.active_run().view.widget.value)"
     wait_for(lambda: "loss <b>0.25</b>" in k.run(show).stdout, what="widget update")
     assert "baseline" in k.run(show).stdout
+
+
+def test_without_a_widget_frontend_the_status_is_text(start_kernel, store):
+    k = start_kernel()
+    r = k.run(TRACK)  # no cellId: papermill / a console
+    assert not r.displays
+    assert "jupyter-mlp run" in r.stdout and "'baseline'" in r.stdout
+    assert "finished" in k.run("%mlp_track stop").stdout
 
 
 def _param_details(store, run_id):

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-INJECTED_HEADER = "# Parameters"  # papermill's Python translator starts the injected cell with it
+INJECTED_HEADER = "# Parameters\n"  # papermill's Python translator starts the injected cell so
 
 
 def encode_value(value: Any, what: str) -> tuple[str, str]:

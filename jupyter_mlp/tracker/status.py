@@ -95,9 +95,21 @@ class WidgetStatus:
     close = refresh
 
 
+def has_widget_frontend(shell: Any) -> bool:
+    """JupyterLab, Notebook 7 and VS Code send the cell's id with each execute request; papermill
+    (nbclient) and consoles send none and cannot show widgets."""
+    kernel = getattr(shell, "kernel", None) if shell is not None else None
+    if kernel is None or os.environ.get("MLP_RUN_ID"):
+        return False
+    try:
+        parent = kernel.get_parent()
+    except Exception:
+        return False
+    return bool((parent or {}).get("metadata", {}).get("cellId"))
+
+
 def make_status(shell: Any) -> TextStatus | WidgetStatus:
-    """Widgets only in a kernel with a frontend; a job (MLP_RUN_ID) or a terminal gets text."""
-    if shell is None or getattr(shell, "kernel", None) is None or os.environ.get("MLP_RUN_ID"):
+    if not has_widget_frontend(shell):
         return TextStatus()
     try:
         return WidgetStatus()

@@ -1,0 +1,112 @@
+"""`jupyter mlp runs ...` from a terminal, and the tracking API in plain Python scripts."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+JUPYTER = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+
+
+def cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run([JUPYTER, "mlp", *args], capture_output=True, text=True, env=env, timeout=60)
+    if check and done.returncode != 0:
+        raise AssertionError(f"jupyter mlp {' '.join(args)} failed: {done.stderr}")
+    return done
+
+
+def script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
+    path = tmp_path / "train.py"
+    path.write_text(textwrap.dedent(body))
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+
+
+def test_a_script_run_shows_in_list_and_show(mlp_home, tmp_path):
+    done = script(
+        tmp_path,
+        """
+        import jupyter_mlp as mlp
+        mlp.track("from-script", project="cli", params={"lr": 0.01, "layers": [2, 3]})
+        for i in range(3):
+            mlp.log_metric("loss", 1.0 / (i + 1))
+        mlp.output("val_acc", 0.9)
+        mlp.log_artifact(__file__, name="code")
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = json.loads(cli("runs", "list", "--format", "json").stdout)
+    assert [r["name"] for r in listed] == ["from-script"]
+    run = listed[0]
+    for field in ("id", "name", "project", "status", "started_at", "ended_at", "params", "metrics"):
+        assert field in run
+    assert run["status"] == "finished" and run["params"] == {"lr": 0.01, "layers": [2, 3]}
+
+    shown = json.loads(cli("runs", "show", run["id"][:6], "--format", "json").stdout)
+    for field in ("id", "name", "project", "status", "started_at", "ended_at", "params", "metrics", "outputs", "cells", "env"):
+        assert field in shown, field
+    assert shown["metrics"] == {"loss": pytest.approx(1 / 3)}
+    assert {o["name"] for o in shown["outputs"]} == {"val_acc", "code"}
+
+    table = cli("runs", "list", "--project", "cli").stdout
+    assert "from-script" in table and "finished" in table and "loss=0.333333" in table
+    text = cli("runs", "show", run["id"]).stdout
+    assert "lr = 0.01" in text and "val_acc = 0.9" in text and "artifact train.py" in text
+
+
+def test_an_uncaught_exception_fails_a_script_run(mlp_home, tmp_path):
+    done = script(
+        tmp_path,
+        """
+        import jupyter_mlp as mlp
+        mlp.track("crash")
+        mlp.log_metric("loss", 1.0)
+        raise RuntimeError("diverged")
+        """,
+    )
+    assert done.returncode == 1 and "diverged" in done.stderr
+    run = json.loads(cli("runs", "list", "--format", "json").stdout)[0]
+    assert run["status"] == "failed" and run["error"]["ename"] == "RuntimeError"
+
+
+def test_with_block_finishes_or_fails(mlp_home, tmp_path):
+    done = script(
+        tmp_path,
+        """
+        import jupyter_mlp as mlp
+        with mlp.track("ok-block"):
+            mlp.log_metric("x", 1)
+        try:
+            with mlp.track("bad-block"):
+                raise ValueError("nope")
+        except ValueError:
+            pass
+        """,
+    )
+    assert done.returncode == 0, done.stderr
+    statuses = {r["name"]: r["status"] for r in json.loads(cli("runs", "list", "--format", "json").stdout)}
+    assert statuses == {"ok-block": "finished", "bad-block": "failed"}
+
+
+def test_filter_and_errors_from_the_cli(mlp_home, tmp_path):
+    script(tmp_path, "import jupyter_mlp as mlp\nmlp.track('a', params={'lr': 0.1})\nmlp.log_metric('acc', 0.95)\n")
+    script(tmp_path, "import jupyter_mlp as mlp\nmlp.track('b', params={'lr': 0.5})\nmlp.log_metric('acc', 0.5)\n")
+    got = json.loads(cli("runs", "list", "--filter", "metrics.acc > 0.9", "--format", "json").stdout)
+    assert [r["name"] for r in got] == ["a"]
+    bad = cli("runs", "list", "--filter", "metrics.acc >", check=False)
+    assert bad.returncode == 2 and "position 13" in bad.stderr
+    missing = cli("runs", "show", "deadbeef0000", check=False)
+    assert missing.returncode == 1 and "no run 'deadbeef0000'" in missing.stderr
+    empty = cli("runs", "list", "--project", "nothing-here").stdout
+    assert "no runs" in empty
+
+
+def test_list_works_on_a_new_empty_home(tmp_path):
+    env = {**os.environ, "MLP_HOME": str(tmp_path / "fresh")}
+    assert "no runs" in cli("runs", "list", env=env).stdout
