@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install what the tests need and run every test: pytest (real kernels, papermill, the Jupyter
+# server), then the Galata UI tests in Debian's Chromium. Works on a fresh Debian machine as root
+# (it apt-installs chromium) or as a user who already has chromium. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM_PATH:-}" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "test.sh: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# shellcheck disable=SC1091
+source .venv/bin/activate
+python -m pip install -q --upgrade pip
+# A stale build of the lab extension would be taken as is (skip-if-exists): build it afresh.
+rm -rf jupyter_mlp/labextension
+python -m pip install -q -e ".[test]"
+python -c "import jupyter_mlp, jupyter_mlp.cli" # fail fast when the install did not work
+extensions=$(jupyter labextension list 2>&1)
+if ! grep -q "jupyter-mlp.*enabled.*OK" <<<"$extensions"; then
+  echo "test.sh: the jupyter-mlp lab extension is not installed and enabled:" >&2
+  echo "$extensions" >&2
+  exit 1
+fi
+
+python -m pytest -q -p no:cacheprovider "$@"
+bash ui-tests/run.sh
