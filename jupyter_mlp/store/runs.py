@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import socket
 import sqlite3
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..model import FINAL_STATUSES, LOST, RUNNING
@@ -52,53 +54,120 @@ def resolve_id(conn: sqlite3.Connection, ref: str) -> str:
     return rows[0][0]
 
 
-def sort_clause(sort: str | None, args: list[object]) -> str:
-    """`-metrics.acc`, `started_at`, `params.lr` ... -> ORDER BY (NULLs last, id as tiebreak)."""
+@dataclass
+class _Sort:
+    desc: bool
+    expr: str  # SQL over `runs` (column sorts)
+    table: str | None = None  # record sorts: metrics_latest / params
+    column: str | None = None
+    key: str | None = None
+
+
+def _parse_sort(sort: str | None) -> _Sort:
+    """`-metrics.acc`, `started_at`, `params.lr` ... (`-` for descending; newest first by default)."""
     spec = (sort or "-created_at").strip()
     desc = spec.startswith("-")
     field = spec.lstrip("+-")
     head, _, key = field.partition(".")
     if key and head in ("metrics", "params"):
         table, column = ("metrics_latest", "value") if head == "metrics" else ("params", "num")
-        args.append(key)
-        expr = f"(SELECT {column} FROM {table} AS s WHERE s.run_id = runs.id AND s.key = ?)"
-    elif not key and field in COLUMNS:
-        expr = COLUMNS[field]
-    else:
-        raise FilterError(f"cannot sort by {field!r}", 0)
-    direction = "DESC" if desc else "ASC"
-    return f"ORDER BY {expr} IS NULL, {expr} {direction}, runs.id {direction}"
+        return _Sort(desc, "", table, column, key)
+    if not key and field in COLUMNS:
+        return _Sort(desc, COLUMNS[field])
+    raise FilterError(f"cannot sort by {field!r} (a run column, metrics.NAME or params.NAME)", 0)
 
 
-def list_runs(
+def _encode_cursor(phase: int, value: Any, run_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([phase, value, run_id]).encode()).decode()
+
+
+def _decode_cursor(cursor: str | None) -> tuple[int, Any, str] | None:
+    if not cursor:
+        return None
+    try:
+        phase, value, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        assert phase in (0, 1) and isinstance(run_id, str)
+    except Exception:
+        raise FilterError("invalid cursor", 0) from None
+    return phase, value, run_id
+
+
+def list_page(
     conn: sqlite3.Connection,
     project: str | None = None,
     filter: str | None = None,
     sort: str | None = None,
     limit: int = 100,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    """Runs newest first (or by `sort`), each with its params and latest metrics."""
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """One page of runs, each with its params and latest metrics, plus the cursor of the next.
+
+    Keyset paging in two phases: rows with a sort value (walked in index order, so a
+    metric-sorted page of 100k runs reads ~a page of rows), then rows without one (id order)."""
     where, args = compile_filter(filter)
     if project:
-        where = f"runs.project = ? AND {where}"
+        where = f"runs.project = ? AND ({where})"
         args = [project, *args]
-    order_args: list[object] = []
-    order = sort_clause(sort, order_args)
-    if order_args:  # the sort expression appears twice in the clause
-        order_args = order_args * 2
-    rows = conn.execute(
-        f"SELECT {SUMMARY_COLUMNS} FROM runs WHERE {where} {order} LIMIT ? OFFSET ?",
-        [*args, *order_args, int(limit), int(offset)],
-    ).fetchall()
+    order = _parse_sort(sort)
+    after = _decode_cursor(cursor)
+    d, cmp = ("DESC", "<") if order.desc else ("ASC", ">")
+    cols = ", ".join(f"runs.{c.strip()}" for c in SUMMARY_COLUMNS.split(","))
+    rows: list[Any] = []
+    if after is None or after[0] == 0:
+        if order.table:
+            value = f"s.{order.column}"
+            source = f"{order.table} AS s JOIN runs ON runs.id = s.run_id"
+            head_where, head_args = "s.key = ? AND", [order.key]
+            tiebreak = "s.run_id"
+        else:
+            value, source, head_where, head_args, tiebreak = order.expr, "runs", "", [], "runs.id"
+        keyset, keyset_args = "", []
+        if after is not None:
+            keyset = f"AND ({value} {cmp} ? OR ({value} = ? AND {tiebreak} {cmp} ?))"
+            keyset_args = [after[1], after[1], after[2]]
+        rows = conn.execute(
+            f"SELECT {cols}, {value} AS sort_value FROM {source} WHERE {head_where} "
+            f"{value} IS NOT NULL {keyset} AND ({where}) ORDER BY {value} {d}, {tiebreak} {d} LIMIT ?",
+            [*head_args, *keyset_args, *args, limit + 1],
+        ).fetchall()
+    if len(rows) <= limit:
+        if order.table:
+            missing = (
+                f"NOT EXISTS (SELECT 1 FROM {order.table} AS s WHERE s.run_id = runs.id "
+                f"AND s.key = ? AND s.{order.column} IS NOT NULL)"
+            )
+            missing_args: list[object] = [order.key]
+        else:
+            missing, missing_args = f"{order.expr} IS NULL", []
+        keyset, keyset_args = "", []
+        if after is not None and after[0] == 1:
+            keyset, keyset_args = f"AND runs.id {cmp} ?", [after[2]]
+        rows += conn.execute(
+            f"SELECT {cols}, NULL AS sort_value FROM runs WHERE {missing} {keyset} AND ({where}) "
+            f"ORDER BY runs.id {d} LIMIT ?",
+            [*missing_args, *keyset_args, *args, limit + 1 - len(rows)],
+        ).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
     runs = [_row_to_run(r) for r in rows]
     ids = [r["id"] for r in runs]
     params = records.params_of(conn, ids)
     metrics = records.latest_metrics_of(conn, ids)
     for run in runs:
+        run.pop("sort_value", None)
         run["params"] = params.get(run["id"], {})
         run["metrics"] = metrics.get(run["id"], {})
-    return runs
+    next_cursor = None
+    if more:
+        last = rows[-1]
+        phase = 0 if last["sort_value"] is not None else 1
+        next_cursor = _encode_cursor(phase, last["sort_value"], last["id"])
+    return {"runs": runs, "next": next_cursor}
+
+
+def list_runs(conn: sqlite3.Connection, **kw: Any) -> list[dict[str, Any]]:
+    """The first page of `list_page` (same arguments), as a list."""
+    return list_page(conn, **kw)["runs"]
 
 
 def get_run(conn: sqlite3.Connection, ref: str, with_cells: bool = True) -> dict[str, Any]:

@@ -38,6 +38,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX runs_project_created ON runs(project, created_at);
     CREATE INDEX runs_status ON runs(status);
+    CREATE INDEX runs_created ON runs(created_at);
     CREATE INDEX runs_parent ON runs(parent_id);
 
     CREATE TABLE params (
@@ -50,6 +51,7 @@ MIGRATIONS: list[str] = [
         source TEXT NOT NULL,     -- parameters | magic | api | job
         PRIMARY KEY (run_id, key)
     ) WITHOUT ROWID;
+    CREATE INDEX params_key_num ON params(key, num);
 
     -- A metric's history in packed chunks: one row per (run, key, batch) holding arrays, so that
     -- a million points cost a handful of rows. NaN and the infinities survive bit-exact.
