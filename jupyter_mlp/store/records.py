@@ -118,10 +118,13 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
         events.append(conn, run_id, "outputs", {"names": [r[1] for r in rows]}, now)
 
     samples = batch.get("gpu")
-    if samples:
+    if samples or batch.get("compact_gpu"):
         from . import gpu as gpu_store
 
-        gpu_store.insert_samples(conn, run_id, samples)
+        if samples:
+            gpu_store.insert_samples(conn, run_id, samples)
+        if batch.get("compact_gpu"):  # long runs: the last hour raw, min/mean/max buckets before
+            gpu_store.compact(conn, run_id, now)
 
 
 _KEY, _STEP, _VALUE, _TIME = (itemgetter(i) for i in range(4))

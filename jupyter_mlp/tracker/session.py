@@ -24,6 +24,7 @@ from .params import INJECTED_HEADER, assigned_names, capture, encode_value
 
 FLUSH_S = 0.05
 RETRY_S = 2.0
+GPU_COMPACT_S = 600.0  # how often the store folds GPU samples older than an hour into buckets
 UNSENT_LIMIT = 2_000_000  # metric points kept while the store cannot be written
 _perf = time.perf_counter
 _now = time.time
@@ -85,6 +86,7 @@ class RunSession:
         self._finished = False
         self._heartbeat_s = _env_float("MLP_HEARTBEAT_S", 5.0)
         self._last_beat = 0.0
+        self._last_compact = _now()
         self.gpu = None  # GpuSampler when a GPU is visible
         self.gpu_info: dict[str, Any] | None = None
         self.view: Any = None
@@ -162,11 +164,13 @@ class RunSession:
         if snapshot:
             fields["end_snapshot"] = snapshot
         if self.gpu is not None:
-            fields["gpu"] = self._gpu_record(final=True)
+            fields["gpu"] = self._gpu_record()
         with self._io_lock:
             batch = self._drain()
             batch.setdefault("run", {}).update(fields)
-            self._send(batch, final=True)
+            if self.gpu is not None:
+                batch["compact_gpu"] = True
+            self._send(batch)
         if self.view is not None:
             self._safe(self.view.close, self)
         return status
@@ -335,6 +339,9 @@ class RunSession:
                 batch = self._drain()
                 if now - self._last_beat >= self._heartbeat_s:
                     batch["heartbeat"] = now
+                if self.gpu is not None and now - self._last_compact >= GPU_COMPACT_S:
+                    batch["compact_gpu"] = True
+                    self._last_compact = now
                 if batch or self._unsent:
                     self._send(batch)
             if self._dirty and self.view is not None:
@@ -366,7 +373,7 @@ class RunSession:
                 batch["gpu"] = samples
         return batch
 
-    def _send(self, batch: dict[str, Any], final: bool = False) -> None:
+    def _send(self, batch: dict[str, Any]) -> None:
         """Write a batch (and whatever failed earlier) or keep it for the next try."""
         if self._unsent:
             batch = _merge(self._unsent, batch)
@@ -464,7 +471,7 @@ class RunSession:
             self.gpu = GpuSampler(found, interval=self.gpu_interval, pid=os.getpid())
             self.gpu.start()
 
-    def _gpu_record(self, final: bool = False) -> dict[str, Any]:
+    def _gpu_record(self) -> dict[str, Any]:
         record = dict(self.gpu_info or {})
         if self.gpu is not None:
             record["run"] = self.gpu.run_figures()
@@ -513,8 +520,8 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     for key, value in new.items():
         if key == "run":
             out["run"] = {**out.get("run", {}), **value}
-        elif key == "heartbeat":
-            out["heartbeat"] = value
+        elif key in ("heartbeat", "compact_gpu"):
+            out[key] = value
         else:
             out[key] = list(out.get(key, [])) + list(value)
     return out
