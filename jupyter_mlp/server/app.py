@@ -1,11 +1,14 @@
-"""The `jupyter_mlp` server extension."""
+"""The `jupyter_mlp` server extension: settings, services and routes."""
 
 from __future__ import annotations
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Float, Unicode
+from tornado.ioloop import PeriodicCallback
+from traitlets import Float, Int, Unicode
 
 from ..store import Store
+from ..store import runs as run_store
+from .feed import EventFeed
 from .handlers import handlers
 
 
@@ -18,11 +21,33 @@ class MlpApp(ExtensionApp):
     heartbeat_timeout = Float(
         60.0, config=True, help="Seconds without a heartbeat before a running run is marked lost."
     )
+    default_executor = Unicode("local", config=True, help="Executor for reruns and stages.")
+    dask_scheduler = Unicode(
+        "", config=True, help="Address of the Dask scheduler for the dask executor (tcp://host:port)."
+    )
+    local_concurrency = Int(2, config=True, help="Jobs the local executor runs at once.")
 
     def initialize_settings(self) -> None:
         self.store = Store(self.home or None)
+        self.store.connect()  # create or migrate now, not on the first request
+        self.feed = EventFeed(self.store)
         self.settings["mlp"] = self
+        self._reconciler = PeriodicCallback(
+            self.reconcile, max(1.0, min(self.heartbeat_timeout / 4, 15.0)) * 1000
+        )
+        self._reconciler.start()
         self.log.info("jupyter-mlp: store at %s", self.store.home)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())
+
+    def reconcile(self) -> list[str]:
+        """Mark runs whose kernel died (or whose heartbeat stopped) as lost."""
+        lost = run_store.mark_lost(self.store.connect(), self.heartbeat_timeout)
+        if lost:
+            self.log.info("jupyter-mlp: marked lost: %s", ", ".join(lost))
+        return lost
+
+    async def stop_extension(self) -> None:
+        self._reconciler.stop()
+        self.feed.stop()

@@ -1,19 +1,34 @@
-"""Route handlers: parse, authorize, call one store function, serialize. No logic here."""
+"""Route handlers: parse, authorize, call one store function, serialize. No logic here.
+
+Every route needs a logged-in Jupyter user, except the ingest routes, which need a run token
+(`X-MLP-Run-Token`) that can write to its own run only. The routes are described in openapi.yaml
+beside this file; tests check that both agree."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
 import tornado.web
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 
 from ..model import json_safe
-from ..store import FilterError, RunNotFound
+from ..store import BlobNotFound, FilterError, RunNotFound, series, tokens
 from ..store import runs as run_store
+from ..store.db import write
+from ..store.records import BadBatch, apply_remote_batch, batch_rows
+
+MAX_INGEST_BYTES = 64 * 1024 * 1024
+MAX_INGEST_ROWS = 1_000_000
+MAX_BLOB_BYTES = 2 * 1024**3
 
 
 class MlpHandler(APIHandler):
+    auth_resource = "mlp"
+    path: str = ""  # the route, as openapi.yaml writes it
+
     @property
     def mlp(self) -> Any:
         return self.settings["mlp"]
@@ -29,40 +44,300 @@ class MlpHandler(APIHandler):
     def fail(self, status: int, message: str, **extra: Any) -> None:
         self.reply({"message": message, **extra}, status)
 
+    def run_id(self, ref: str) -> str | None:
+        """The full id of a run, or None after replying 404 (a bad or path-like id included)."""
+        try:
+            return run_store.resolve_id(self.conn(), ref)
+        except RunNotFound as exc:
+            self.fail(404, str(exc))
+            return None
+
+    def number(self, name: str, default: float | None, lo: float, hi: float) -> float | None:
+        raw = self.get_argument(name, None)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise tornado.web.HTTPError(400, f"{name} must be a number") from None
+        return min(max(value, lo), hi)
+
+    def json_body(self) -> Any:
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError:
+            raise tornado.web.HTTPError(400, "the body is not JSON") from None
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None))[1]
+        message = getattr(exc, "log_message", None) or self._reason
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"message": message}))
+
 
 class RunsHandler(MlpHandler):
+    path = "/runs"
+
     @tornado.web.authenticated
+    @authorized
     def get(self) -> None:
+        limit = int(self.number("limit", 100, 1, 1000))
         try:
-            limit = min(max(int(self.get_argument("limit", "100")), 1), 1000)
-        except ValueError:
-            return self.fail(400, "limit must be an integer")
-        try:
-            run_store.mark_lost(self.conn(), self.mlp.heartbeat_timeout)
-            runs = run_store.list_runs(
+            page = run_store.list_page(
                 self.conn(),
                 project=self.get_argument("project", None) or None,
                 filter=self.get_argument("filter", None),
                 sort=self.get_argument("sort", None),
                 limit=limit,
+                cursor=self.get_argument("cursor", None),
             )
         except FilterError as exc:
             return self.fail(400, exc.message, position=exc.position)
-        self.reply({"runs": runs, "next": None})
+        self.reply(page)
+
+    @tornado.web.authenticated
+    @authorized
+    def post(self) -> None:
+        """A run for a remote tracker (another machine): returns its id and write token."""
+        body = self.json_body() or {}
+        if not isinstance(body, dict) or set(body) - {"name", "project", "tags"}:
+            return self.fail(400, "send a JSON object with name, project and tags")
+        if not all(isinstance(body.get(k, ""), str) for k in ("name", "project")):
+            return self.fail(400, "name and project are strings")
+        fields = {"name": body.get("name") or "remote", "kind": "interactive",
+                  "project": body.get("project") or "default", "tags": body.get("tags") or []}  # fmt: skip
+        self.reply(run_store.create_run(self.conn(), fields, with_token=True), 201)
 
 
 class RunHandler(MlpHandler):
+    path = "/runs/{run_id}"
+
     @tornado.web.authenticated
-    def get(self, run_id: str) -> None:
+    @authorized
+    def get(self, ref: str) -> None:
+        if run_id := self.run_id(ref):
+            self.reply(run_store.get_run(self.conn(), run_id, with_cells=False))
+
+    @tornado.web.authenticated
+    @authorized
+    def patch(self, ref: str) -> None:
+        if run_id := self.run_id(ref):
+            try:
+                self.reply(run_store.patch_run(self.conn(), run_id, self.json_body()))
+            except ValueError as exc:
+                self.fail(400, str(exc))
+
+    @tornado.web.authenticated
+    @authorized
+    def delete(self, ref: str) -> None:
+        if run_id := self.run_id(ref):
+            removed = run_store.delete_run(self.conn(), run_id, self.mlp.store.blobs)
+            self.reply({"deleted": run_id, "blobs_removed": len(removed)})
+
+
+class RunPartHandler(MlpHandler):
+    """GET /runs/{id}/params|cells|outputs: one part of a run."""
+
+    part = ""
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self, ref: str) -> None:
+        if run_id := self.run_id(ref):
+            self.reply({self.part: run_store.run_part(self.conn(), run_id, self.part)})
+
+
+class ParamsHandler(RunPartHandler):
+    path, part = "/runs/{run_id}/params", "params"
+
+
+class CellsHandler(RunPartHandler):
+    path, part = "/runs/{run_id}/cells", "cells"
+
+
+class OutputsHandler(RunPartHandler):
+    path, part = "/runs/{run_id}/outputs", "outputs"
+
+
+class MetricsHandler(MlpHandler):
+    path = "/runs/{run_id}/metrics"
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self, ref: str) -> None:
+        if not (run_id := self.run_id(ref)):
+            return
+        key = self.get_argument("key", None)
+        if key is None:
+            return self.reply({"keys": run_store.run_part(self.conn(), run_id, "metric_keys")})
+        points = int(self.number("points", 1000, 2, 100_000))
+        start, end = self.number("start", None, -1e18, 1e18), self.number("end", None, -1e18, 1e18)
+        self.reply(series.metric(self.conn(), run_id, key, points, start, end))
+
+
+class GpuHandler(MlpHandler):
+    path = "/runs/{run_id}/gpu"
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self, ref: str) -> None:
+        if not (run_id := self.run_id(ref)):
+            return
+        points = int(self.number("points", 1000, 2, 100_000))
+        gpu = self.number("gpu", None, 0, 1024)
+        start, end = self.number("start", None, 0, 1e12), self.number("end", None, 0, 1e12)
+        self.reply({"gpus": series.gpu(self.conn(), run_id, points, None if gpu is None else int(gpu), start, end)})
+
+
+class NotebookHandler(MlpHandler):
+    """The notebook as it was at the run's start (`which=start`), end, or as executed."""
+
+    path = "/runs/{run_id}/notebook"
+    COLUMNS = {"start": "snapshot", "end": "end_snapshot", "output": "output_notebook"}
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self, ref: str) -> None:
+        if not (run_id := self.run_id(ref)):
+            return
+        which = self.get_argument("which", "start")
+        if which not in self.COLUMNS:
+            return self.fail(400, f"which must be one of {', '.join(self.COLUMNS)}")
+        digest = run_store.run_part(self.conn(), run_id, "notebook_" + which)
+        if not digest:
+            return self.fail(404, f"run {run_id} has no {which} notebook")
         try:
-            run = run_store.get_run(self.conn(), run_id)
+            data = self.mlp.store.blobs.read_bytes(digest)
+        except BlobNotFound:
+            return self.fail(404, "the notebook's blob is missing from the store")
+        self.finish(data, set_content_type="application/x-ipynb+json")
+
+
+class BlobHandler(MlpHandler):
+    """A file a run references (artifact, snapshot, git diff), as a download."""
+
+    path = "/runs/{run_id}/blobs/{hash}"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self, ref: str, digest: str) -> None:
+        if not (run_id := self.run_id(ref)):
+            return
+        name = run_store.run_blobs(self.conn(), run_id).get(digest)
+        if name is None:
+            return self.fail(404, "this run references no such blob")
+        try:
+            path = self.mlp.store.blobs.path(digest)
+            handle = open(path, "rb")
+        except (BlobNotFound, FileNotFoundError):
+            return self.fail(404, "the blob is missing from the store")
+        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
+        with handle:
+            while chunk := handle.read(1 << 20):
+                self.write(chunk)
+                await self.flush()
+        self.finish(set_content_type="application/octet-stream")
+
+
+class CompareHandler(MlpHandler):
+    path = "/compare"
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self) -> None:
+        refs = [r for r in self.get_argument("ids", "").split(",") if r]
+        try:
+            self.reply(run_store.compare_runs(self.conn(), refs))
         except RunNotFound as exc:
-            return self.fail(404, str(exc))
-        self.reply(run)
+            self.fail(404, str(exc))
+        except ValueError as exc:
+            self.fail(400, str(exc))
 
 
-def handlers() -> list[tuple[str, type]]:
-    return [
-        (r"/mlp/api/runs", RunsHandler),
-        (r"/mlp/api/runs/([^/]+)", RunHandler),
-    ]
+class EventsHandler(MlpHandler):
+    """Long-poll: events after `after`, waiting up to `timeout` seconds for the first."""
+
+    path = "/events"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        feed = self.mlp.feed
+        if self.get_argument("after", None) is None:
+            return self.reply({"events": [], "last": feed.last_id()})
+        after = int(self.number("after", 0, 0, 2**62))
+        timeout = self.number("timeout", 25, 0, 60)
+        found = await feed.wait(after, timeout, int(self.number("limit", 1000, 1, 10_000)))
+        self.reply({"events": found, "last": found[-1]["id"] if found else after})
+
+
+class TokenHandler(MlpHandler):
+    """Base of the routes a remote tracker calls with its run token instead of a login."""
+
+    def check_xsrf_cookie(self) -> None:
+        """No cookie is involved (the token is a header), so there is nothing to forge."""
+
+    def token_run(self) -> str | None:
+        run_id = tokens.run_of(self.conn(), self.request.headers.get("X-MLP-Run-Token"))
+        if run_id is None:
+            self.fail(401, "a valid X-MLP-Run-Token for a live run is required")
+        return run_id
+
+
+class IngestHandler(TokenHandler):
+    path = "/ingest"
+
+    def post(self) -> None:
+        if not (run_id := self.token_run()):
+            return
+        if len(self.request.body) > MAX_INGEST_BYTES:
+            return self.fail(413, f"batches are limited to {MAX_INGEST_BYTES} bytes; send smaller ones")
+        body = self.json_body()
+        if not isinstance(body, dict) or {"run_id", "seq", "batch"} - set(body):
+            return self.fail(400, "send {run_id, seq, batch}")
+        if body["run_id"] != run_id:
+            return self.fail(403, "this token cannot write to that run")
+        if not isinstance(body["batch"], dict) or not isinstance(body["seq"], int):
+            return self.fail(400, "seq is an integer and batch an object")
+        if batch_rows(body["batch"]) > MAX_INGEST_ROWS:
+            return self.fail(413, f"batches are limited to {MAX_INGEST_ROWS} records; send smaller ones")
+        conn = self.conn()
+        try:
+            with write(conn):
+                applied = apply_remote_batch(conn, run_id, body["seq"], body["batch"])
+        except BadBatch as exc:
+            return self.fail(400, str(exc))
+        self.reply({"applied": applied})
+
+
+class IngestBlobHandler(TokenHandler):
+    path = "/ingest/blobs/{hash}"
+
+    def put(self, digest: str) -> None:
+        if not self.token_run():
+            return
+        if len(self.request.body) > MAX_BLOB_BYTES:
+            return self.fail(413, "blob too large")
+        if hashlib.sha256(self.request.body).hexdigest() != digest:
+            return self.fail(400, "the content does not match its sha256")
+        self.reply({"stored": self.mlp.store.blobs.put_bytes(self.request.body)})
+
+
+HANDLERS: list[type[MlpHandler]] = [
+    RunsHandler, RunHandler, ParamsHandler, CellsHandler, OutputsHandler, MetricsHandler,
+    GpuHandler, NotebookHandler, BlobHandler, CompareHandler, EventsHandler, IngestHandler,
+    IngestBlobHandler,
+]  # fmt: skip
+
+
+def methods(handler: type[MlpHandler]) -> set[str]:
+    """The HTTP methods a handler of ours implements (not tornado's 405 defaults)."""
+    own = [c for c in handler.__mro__ if c.__module__ == __name__]
+    return {m for m in ("get", "post", "put", "patch", "delete") if any(m in vars(c) for c in own)}
+
+
+def handlers() -> list[tuple[str, type[MlpHandler]]]:
+    """(tornado pattern, handler) for every route; `{name}` in a path matches one segment."""
+    import re
+
+    return [(r"/mlp/api" + re.sub(r"\{[^}]+\}", "([^/]+)", h.path), h) for h in HANDLERS]

@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from . import events
+from ..model import FINAL_STATUSES
+from . import events, tokens
 
 # Run columns a batch may set; the JSON ones are encoded here.
 RUN_COLUMNS = {
@@ -23,6 +24,13 @@ RUN_COLUMNS = {
     "created_at", "started_at", "ended_at", "heartbeat_at", "pinned", "tags", "notes", "error",
 }  # fmt: skip
 JSON_COLUMNS = {"git", "env", "gpu", "tags", "error"}
+# What a remote tracker may set on its own run (not its project, kind, lineage or pin).
+REMOTE_RUN_COLUMNS = {
+    "name", "status", "notebook", "snapshot", "end_snapshot", "kernel", "host", "user", "pid",
+    "git", "env", "gpu", "started_at", "ended_at", "heartbeat_at", "tags", "error",
+}  # fmt: skip
+REMOTE_STATUSES = {"running", "finished", "failed", "interrupted"}
+BATCH_KEYS = {"run", "heartbeat", "params", "metrics", "cells", "outputs", "gpu", "compact_gpu"}
 
 
 def text_hash(text: str) -> str:
@@ -72,6 +80,8 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
     if batch.get("heartbeat"):
         run_fields["heartbeat_at"] = batch["heartbeat"]
     if run_fields:
+        if run_fields.get("status") in FINAL_STATUSES:
+            tokens.revoke(conn, run_id)
         if upsert_run(conn, run_id, run_fields) or "status" in run_fields:
             events.append(conn, run_id, "run", {"status": run_fields.get("status")}, now)
         elif set(run_fields) - {"heartbeat_at"}:
@@ -128,6 +138,39 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
 
 
 _KEY, _STEP, _VALUE, _TIME = (itemgetter(i) for i in range(4))
+
+
+class BadBatch(ValueError):
+    pass
+
+
+def batch_rows(batch: dict[str, Any]) -> int:
+    """How many records a batch carries (what an ingest size limit counts)."""
+    return sum(len(batch.get(k) or ()) for k in ("params", "metrics", "cells", "outputs", "gpu"))
+
+
+def apply_remote_batch(conn: sqlite3.Connection, run_id: str, seq: int, batch: dict[str, Any]) -> bool:
+    """Apply a batch sent over HTTP once: a replay of an applied `seq` is a no-op (returns False).
+    Raises BadBatch for what a remote tracker may not write; the caller's transaction then
+    rolls back, so nothing is half-written."""
+    if not isinstance(batch, dict) or set(batch) - BATCH_KEYS:
+        raise BadBatch(f"unknown batch keys: {sorted(set(batch) - BATCH_KEYS) if isinstance(batch, dict) else batch!r}")
+    fields = batch.get("run") or {}
+    if not isinstance(fields, dict) or set(fields) - REMOTE_RUN_COLUMNS:
+        raise BadBatch(f"a remote tracker may not set {sorted(set(fields) - REMOTE_RUN_COLUMNS)}")
+    if "status" in fields and fields["status"] not in REMOTE_STATUSES:
+        raise BadBatch(f"status must be one of {sorted(REMOTE_STATUSES)}")
+    cur = conn.execute(
+        "INSERT OR IGNORE INTO ingested (run_id, seq, time) VALUES (?, ?, ?)",
+        (run_id, int(seq), time.time()),
+    )
+    if not cur.rowcount:
+        return False
+    try:
+        apply_batch(conn, run_id, batch)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BadBatch(f"malformed batch: {exc}") from None
+    return True
 
 
 def write_metrics(conn: sqlite3.Connection, run_id: str, points: list) -> None:
@@ -189,7 +232,7 @@ def write_cells(conn: sqlite3.Connection, run_id: str, cells: list) -> None:
 # --- reading -----------------------------------------------------------------------------------
 
 
-def _metric_value(value: float | None) -> float:
+def metric_value(value: float | None) -> float:
     return math.nan if value is None else value
 
 
@@ -223,7 +266,7 @@ def latest_metrics_of(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[
             "ORDER BY key",
             chunk,
         ):
-            out.setdefault(row[0], {})[row[1]] = _metric_value(row[2])
+            out.setdefault(row[0], {})[row[1]] = metric_value(row[2])
     return out
 
 

@@ -221,3 +221,149 @@ def mark_lost(conn: sqlite3.Connection, heartbeat_timeout: float, now: float | N
 
 def is_final(status: str) -> bool:
     return status in FINAL_STATUSES
+
+
+def run_part(conn: sqlite3.Connection, run_id: str, part: str) -> Any:
+    """One part of a run, for the routes that serve them separately."""
+    if part == "params":
+        return records.param_details(conn, run_id)
+    if part == "cells":
+        return records.cells_of(conn, run_id)
+    if part == "outputs":
+        return records.outputs_of(conn, run_id)
+    if part == "metric_keys":
+        return [
+            {"key": r[0], "step": r[1], "value": records.metric_value(r[2]), "count": r[3]}
+            for r in conn.execute(
+                "SELECT l.key, l.step, l.value, (SELECT COALESCE(SUM(count), 0) FROM metrics m "
+                "WHERE m.run_id = l.run_id AND m.key = l.key) FROM metrics_latest l "
+                "WHERE l.run_id = ? ORDER BY l.key",
+                (run_id,),
+            )
+        ]
+    if part.startswith("notebook_"):
+        column = {"start": "snapshot", "end": "end_snapshot", "output": "output_notebook"}[part[9:]]
+        row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return dict(row).get(column) if row else None
+    raise ValueError(f"unknown part {part!r}")
+
+
+# --- changes a user makes ------------------------------------------------------------------------
+
+PATCHABLE = {"name": str, "tags": list, "pinned": bool, "notes": str}
+
+
+def patch_run(conn: sqlite3.Connection, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+    """Rename, tag, pin or annotate a run. Raises ValueError naming the bad field."""
+    if not isinstance(changes, dict) or not changes:
+        raise ValueError("send a JSON object with some of: name, tags, pinned, notes")
+    for key, value in changes.items():
+        if key not in PATCHABLE:
+            raise ValueError(f"{key!r} cannot be changed (only: {', '.join(PATCHABLE)})")
+        if not isinstance(value, PATCHABLE[key]):
+            raise ValueError(f"{key} must be a {PATCHABLE[key].__name__}")
+    if "tags" in changes and not all(isinstance(t, str) and 0 < len(t) <= 100 for t in changes["tags"]):
+        raise ValueError("tags must be non-empty strings of at most 100 characters")
+    if "name" in changes and len(changes["name"]) > 500:
+        raise ValueError("name is longer than 500 characters")
+    run_id = resolve_id(conn, ref)
+    from .db import write
+
+    with write(conn):
+        records.upsert_run(conn, run_id, dict(changes))
+        events.append(conn, run_id, "run", {"fields": sorted(changes)})
+    return get_run(conn, run_id, with_cells=False)
+
+
+def run_blobs(conn: sqlite3.Connection, run_id: str) -> dict[str, str]:
+    """Every blob a run references -> a download file name for it."""
+    row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        return {}
+    run = dict(row)
+    stem = _safe_name(run.get("name") or run_id)
+    found: dict[str, str] = {}
+    for column, suffix in (("snapshot", ".ipynb"), ("end_snapshot", "-end.ipynb"), ("output_notebook", "-output.ipynb")):
+        if run.get(column):
+            found[run[column]] = stem + suffix
+    git = json.loads(run["git"]) if run.get("git") else None
+    if git and git.get("diff"):
+        found[git["diff"]] = stem + ".diff"
+    for digest, filename in conn.execute(
+        "SELECT blob, filename FROM outputs WHERE run_id = ? AND blob IS NOT NULL", (run_id,)
+    ):
+        found[digest] = _safe_name(filename or digest)
+    return found
+
+
+def _safe_name(name: str) -> str:
+    """A file name for Content-Disposition: no path separators, quotes or control characters."""
+    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in name).strip(" .")
+    return cleaned[:120] or "download"
+
+
+def delete_run(conn: sqlite3.Connection, ref: str, blobs: Any) -> list[str]:
+    """Remove a run and its records; blobs no other run references are deleted too.
+    Returns the removed blob hashes."""
+    run_id = resolve_id(conn, ref)
+    mine = set(run_blobs(conn, run_id))
+    from .db import write
+
+    with write(conn):
+        sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM cells WHERE run_id = ?", (run_id,))]
+        for table in ("params", "metrics", "metrics_latest", "cells", "gpu_samples", "outputs", "run_tokens", "ingested"):
+            conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
+        conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        for digest in sources:
+            conn.execute(
+                "DELETE FROM texts WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM cells WHERE source = ?)",
+                (digest, digest),
+            )
+        events.append(conn, run_id, "run", {"deleted": True})
+    removed = sorted(d for d in mine if not _blob_in_use(conn, d))
+    for digest in removed:
+        blobs.delete(digest)
+    return removed
+
+
+def _blob_in_use(conn: sqlite3.Connection, digest: str) -> bool:
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    tests = [f"{c} = ?" for c in ("snapshot", "end_snapshot", "output_notebook") if c in columns]
+    args: list[object] = [digest] * len(tests)
+    tests.append("instr(git, ?) > 0")
+    args.append(digest)
+    if conn.execute(f"SELECT 1 FROM runs WHERE {' OR '.join(tests)} LIMIT 1", args).fetchone():
+        return True
+    return conn.execute("SELECT 1 FROM outputs WHERE blob = ? LIMIT 1", (digest,)).fetchone() is not None
+
+
+def compare_runs(conn: sqlite3.Connection, refs: list[str]) -> dict[str, Any]:
+    """Several runs side by side: all params (and which differ) and the latest metrics."""
+    if not 1 < len(refs) <= 20:
+        raise ValueError("compare takes 2 to 20 run ids")
+    ids = [resolve_id(conn, r) for r in refs]
+    runs = [get_run(conn, i, with_cells=False) for i in ids]
+    keys = sorted({k for r in runs for k in r["params"]})
+    differ = [k for k in keys if len({json.dumps(r["params"].get(k, "<unset>"), sort_keys=True) for r in runs}) > 1]
+    metric_keys = sorted({k for r in runs for k in r["metrics"]})
+    return {
+        "runs": [{k: r[k] for k in ("id", "name", "project", "status", "started_at", "ended_at", "duration", "params", "metrics", "tags", "pinned")} for r in runs],
+        "params": keys,
+        "params_differ": differ,
+        "metrics": metric_keys,
+    }  # fmt: skip
+
+
+def create_run(conn: sqlite3.Connection, fields: dict[str, Any], with_token: bool = False) -> dict[str, Any]:
+    """A new run row (queued unless said otherwise), optionally with a write token."""
+    from ..model import QUEUED, new_run_id
+    from . import tokens
+    from .db import write
+
+    run_id = new_run_id()
+    fields = {"status": QUEUED, "created_at": time.time(), **fields}
+    with write(conn):
+        records.upsert_run(conn, run_id, fields)
+        events.append(conn, run_id, "run", {"status": fields["status"]})
+        token = tokens.issue(conn, run_id) if with_token else None
+    return {"id": run_id, "token": token}

@@ -119,6 +119,22 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, name)
     ) WITHOUT ROWID;
 
+    -- Per-run write tokens for remote trackers (stored hashed; valid while the run is live).
+    CREATE TABLE run_tokens (
+        hash TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        created_at REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX run_tokens_run ON run_tokens(run_id);
+
+    -- Batches applied from remote trackers, so that a replayed batch is not applied twice.
+    CREATE TABLE ingested (
+        run_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        time REAL NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+
     CREATE TABLE events (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
         time REAL NOT NULL,
@@ -126,6 +142,37 @@ MIGRATIONS: list[str] = [
         type TEXT NOT NULL,
         data TEXT NOT NULL DEFAULT '{}'
     );
+    """,
+    # 1 -> 2: jobs (reruns and notebook jobs) and the executed notebook of a run.
+    """
+    ALTER TABLE runs ADD COLUMN output_notebook TEXT;
+
+    CREATE TABLE jobs (
+        run_id TEXT PRIMARY KEY,
+        executor TEXT NOT NULL,
+        state TEXT NOT NULL,              -- queued | running | finished | failed | cancelled
+        params TEXT NOT NULL DEFAULT '{}',  -- JSON: the values papermill injects
+        kernel TEXT NOT NULL,
+        notebook TEXT,                    -- the run's notebook path and snapshot blob, as submitted
+        snapshot TEXT,
+        cwd TEXT,                         -- requested working directory (NULL: the notebook's)
+        gpus_requested INTEGER NOT NULL DEFAULT 0,
+        gpus TEXT,                        -- JSON list of the devices handed out
+        options TEXT NOT NULL DEFAULT '{}', -- JSON: executor-specific settings
+        pid INTEGER,                      -- the job process (leader of its own session)
+        pgid INTEGER,
+        proc_start TEXT,                  -- the process's start time, so a reused pid is not it
+        kernel_pid INTEGER,
+        kernel_pgid INTEGER,
+        host TEXT,
+        cells_total INTEGER,
+        note TEXT,
+        submitted_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        error TEXT                        -- JSON {ename, evalue}
+    ) WITHOUT ROWID;
+    CREATE INDEX jobs_state ON jobs(executor, state, submitted_at);
     """,
 ]
 

@@ -50,7 +50,8 @@ class RunSession:
         gpu_interval: float = 0.5,
         sink: Any = None,
     ) -> None:
-        self.job_run_id = os.environ.get("MLP_RUN_ID") or None
+        token = os.environ.get("MLP_TRACKING_TOKEN", "")
+        self.job_run_id = os.environ.get("MLP_RUN_ID") or (token.split(".", 1)[0] if token else None)
         self.run_id = self.job_run_id or model.new_run_id()
         self.name = name
         self.project = project
@@ -97,7 +98,13 @@ class RunSession:
         if self._sink is None:
             from .sinks import make_sink
 
-            self._sink = make_sink(self.home)
+            try:
+                self._sink = make_sink(self.home)
+            except Exception as exc:  # a broken MLP_TRACKING_URI setup: record locally instead
+                from .sinks import StoreSink
+
+                self._warn(f"remote tracking is misconfigured ({exc}); recording to the local store")
+                self._sink = StoreSink(self.home)
         fields: dict[str, Any] = {
             "status": model.RUNNING,
             "started_at": self.started_at,
@@ -384,6 +391,9 @@ class RunSession:
             self._sink.write(self.run_id, batch)
         except Exception as exc:
             self._failing_since = _now()
+            if getattr(exc, "kept", False):  # the sink spooled it: nothing to keep here
+                self._warn(f"{exc}. Your notebook keeps working; the records are sent when it can.")
+                return
             self._warn(
                 f"cannot write run {self.run_id} to {self._sink.describe()}: {exc}. "
                 "Your notebook keeps working; records are kept in memory and written when it can."

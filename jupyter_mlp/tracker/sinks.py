@@ -1,10 +1,24 @@
 """Where a run's records go. On the same machine: straight into the store (SQLite + blobs).
-A remote sink (HTTP to the server's ingest route) has the same three methods."""
+With MLP_TRACKING_URI and MLP_TRACKING_TOKEN: batches over HTTP to the server's ingest route,
+spooled to a local file while the server cannot be reached and replayed in order; each batch
+carries a sequence number, so a replay never doubles anything."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from collections import deque
+from pathlib import Path
 from typing import Any
+
+METRICS_PER_REQUEST = 200_000
+
+
+class Kept(RuntimeError):
+    """The batch could not be sent now but is safe (spooled); the caller only warns."""
+
+    kept = True
 
 
 class StoreSink:
@@ -30,5 +44,110 @@ class StoreSink:
         return self.store.blobs.put_file(path)
 
 
-def make_sink(home: str | os.PathLike | None = None) -> StoreSink:
+class HttpSink:
+    def __init__(self, uri: str, token: str, spool_dir: str | os.PathLike | None = None) -> None:
+        import requests
+
+        self.uri = uri.rstrip("/")
+        self.token = token
+        self.run_id = token.split(".", 1)[0]
+        folder = Path(spool_dir or os.environ.get("MLP_SPOOL_DIR") or Path.home() / ".cache" / "jupyter-mlp" / "spool")
+        self.spool_dir = folder
+        self.spool = folder / f"{self.run_id}.jsonl"
+        self.http = requests.Session()
+        self.http.headers["X-MLP-Run-Token"] = token
+        self.pending: deque[dict[str, Any]] = deque()
+        self.seq = 0
+        if self.spool.exists():  # an earlier process of this run left batches unsent
+            for line in self.spool.read_text().splitlines():
+                if line.strip():
+                    item = json.loads(line)
+                    self.pending.append(item)
+                    self.seq = max(self.seq, item.get("seq", 0))
+
+    def describe(self) -> str:
+        return self.uri
+
+    def write(self, run_id: str, batch: dict[str, Any]) -> None:
+        for piece in _split(batch):
+            self.seq += 1
+            self._queue({"seq": self.seq, "batch": piece})
+        self._replay()
+
+    def put_bytes(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        (self.spool_dir / digest).write_bytes(data)
+        self._queue({"blob": digest})
+        try:
+            self._replay()
+        except Kept:
+            pass  # uploaded with the next batch that gets through
+        return digest
+
+    def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
+        data = Path(path).read_bytes()
+        return self.put_bytes(data), len(data)
+
+    def _queue(self, item: dict[str, Any]) -> None:
+        self.pending.append(item)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.spool, "a") as f:
+            f.write(json.dumps(item) + "\n")
+
+    def _replay(self) -> None:
+        import requests
+
+        sent = 0
+        try:
+            while self.pending:
+                item = self.pending[0]
+                try:
+                    if "blob" in item:
+                        blob = self.spool_dir / item["blob"]
+                        r = self.http.put(f"{self.uri}/ingest/blobs/{item['blob']}", data=blob.read_bytes(), timeout=60)
+                    else:
+                        body = json.dumps({"run_id": self.run_id, **item})
+                        r = self.http.post(f"{self.uri}/ingest", data=body, timeout=60,
+                                           headers={"Content-Type": "application/json"})  # fmt: skip
+                except (requests.RequestException, OSError) as exc:
+                    raise Kept(f"{self.uri} is unreachable ({type(exc).__name__}); spooling to {self.spool}") from None
+                if r.status_code >= 500 or r.status_code in (408, 429):
+                    raise Kept(f"{self.uri} answered {r.status_code}; spooling to {self.spool}")
+                self.pending.popleft()
+                sent += 1
+                if "blob" in item:
+                    (self.spool_dir / item["blob"]).unlink(missing_ok=True)
+                if r.status_code >= 400:  # refused for good (bad token, bad batch): say so, go on
+                    raise Kept(f"{self.uri} refused a batch: {r.status_code} {r.text[:200]}")
+        finally:
+            if sent:
+                self._rewrite_spool()
+
+    def _rewrite_spool(self) -> None:
+        if not self.pending:
+            self.spool.unlink(missing_ok=True)
+            return
+        tmp = self.spool.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(i) + "\n" for i in self.pending))
+        os.replace(tmp, self.spool)
+
+
+def _split(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """Keep each request under the server's size limit: long metric lists go in pieces."""
+    metrics = batch.get("metrics") or []
+    if len(metrics) <= METRICS_PER_REQUEST:
+        return [batch]
+    first = {**batch, "metrics": metrics[:METRICS_PER_REQUEST]}
+    rest = [{"metrics": metrics[i : i + METRICS_PER_REQUEST]} for i in range(METRICS_PER_REQUEST, len(metrics), METRICS_PER_REQUEST)]
+    return [first, *rest]
+
+
+def make_sink(home: str | os.PathLike | None = None) -> StoreSink | HttpSink:
+    uri = os.environ.get("MLP_TRACKING_URI", "")
+    if uri.startswith(("http://", "https://")):
+        token = os.environ.get("MLP_TRACKING_TOKEN", "")
+        if not token:
+            raise ValueError("MLP_TRACKING_URI is set but MLP_TRACKING_TOKEN is not")
+        return HttpSink(uri, token)
     return StoreSink(home)

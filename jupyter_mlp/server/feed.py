@@ -1,0 +1,75 @@
+"""The live event feed: long-poll waiters woken when anybody (a kernel, a job, this server)
+commits to the store. Kernels write the SQLite file directly, so the server watches
+`PRAGMA data_version`, which changes on every commit made by another connection."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ..store import Store
+from ..store import events
+
+POLL_S = 0.05
+
+
+class EventFeed:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._waiters = 0
+
+    def read(self, after: int, limit: int) -> list[dict[str, Any]]:
+        return events.after(self.store.connect(), after, limit)
+
+    def last_id(self) -> int:
+        return events.last_id(self.store.connect())
+
+    async def wait(self, after: int, timeout: float, limit: int = 1000) -> list[dict[str, Any]]:
+        """Events with id > after; waits up to `timeout` seconds for the first one."""
+        found = self.read(after, limit)
+        if found or timeout <= 0:
+            return found
+        self._ensure_watcher()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        self._waiters += 1
+        try:
+            while True:
+                self._changed.clear()
+                found = self.read(after, limit)
+                remaining = deadline - loop.time()
+                if found or remaining <= 0:
+                    return found
+                try:
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    return self.read(after, limit)
+        finally:
+            self._waiters -= 1
+
+    def _ensure_watcher(self) -> None:
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        # A connection of its own that never writes: data_version moves on every other commit.
+        from ..store import db
+
+        conn = db.connect(self.store.path)
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            while True:
+                await asyncio.sleep(POLL_S)
+                now = conn.execute("PRAGMA data_version").fetchone()[0]
+                if now != version:
+                    version = now
+                    self._changed.set()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
