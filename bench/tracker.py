@@ -20,29 +20,38 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def cell_overhead_us(n: int) -> dict:
-    from IPython.testing.globalipapp import start_ipython
+def cell_overhead_us(n: int, blocks: int = 6) -> dict:
+    """Median time of `x = 1` through InteractiveShell.run_cell, tracked vs untracked, measured
+    in alternating blocks (untracked, tracked, untracked, ...) so that drift cancels out."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
 
-    ip = start_ipython()
+    config = Config()
+    config.HistoryManager.enabled = False  # IPython's own history database is not what we measure
+    ip = InteractiveShell.instance(config=config)
+    ip.run_line_magic("load_ext", "jupyter_mlp")
+    import jupyter_mlp as mlp
 
-    def per_cell() -> float:
+    def block(count: int) -> list[float]:
         times = []
-        for _ in range(n):
+        for _ in range(count):
             t = time.perf_counter()
             ip.run_cell("x = 1", store_history=True)
             times.append(time.perf_counter() - t)
-        return statistics.median(times) * 1e6
+        return times
 
-    per_cell()  # warm up
-    bare = per_cell()
-    ip.run_line_magic("load_ext", "jupyter_mlp")
-    ip.run_line_magic("mlp_track", "bench-cells --no-gpu")
-    tracked = per_cell()
-    import jupyter_mlp as mlp
-
-    mlp.finish()
-    return {"bare_run_cell_us": round(bare, 1), "tracked_run_cell_us": round(tracked, 1),
-            "cell_overhead_us": round(tracked - bare, 1)}  # fmt: skip
+    block(500)  # warm up
+    bare: list[float] = []
+    tracked: list[float] = []
+    per_block = max(n // blocks, 100)
+    for _ in range(blocks):
+        bare += block(per_block)
+        mlp.track("bench-cells", gpu=False, status_view=_Quiet(), shell=ip)
+        tracked += block(per_block)
+        mlp.finish()
+    b, t = statistics.median(bare) * 1e6, statistics.median(tracked) * 1e6
+    return {"bare_run_cell_us": round(b, 1), "tracked_run_cell_us": round(t, 1),
+            "cell_overhead_us": round(t - b, 1)}  # fmt: skip
 
 
 def metric_rates(points: int) -> dict:
@@ -67,19 +76,37 @@ class _Quiet:
 
 
 def kernel_start_figures(kernels: int) -> dict:
+    """In fresh kernels: `import jupyter_mlp`, `%load_ext`, and `%mlp_track` from call to return
+    (status display included), the request carrying a cellId as JupyterLab's do."""
     from jupyter_client import KernelManager
 
+    def run(kc, code: str, cell_id: str | None) -> str:
+        msg = kc.session.msg(
+            "execute_request",
+            {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+             "allow_stdin": False, "stop_on_error": True},
+            metadata={"cellId": cell_id} if cell_id else {},
+        )  # fmt: skip
+        kc.shell_channel.send(msg)
+        out = []
+        while True:
+            m = kc.get_iopub_msg(timeout=60)
+            if m["parent_header"].get("msg_id") != msg["header"]["msg_id"]:
+                continue
+            if m["msg_type"] == "stream":
+                out.append(m["content"]["text"])
+            if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+                return "".join(out)
+
     code = (
-        "import time as _t, sys as _s\n"
+        "import time as _t\n"
         "_a = _t.perf_counter(); import jupyter_mlp; _b = _t.perf_counter()\n"
         "get_ipython().run_line_magic('load_ext', 'jupyter_mlp'); _c = _t.perf_counter()\n"
-    )
-    track = (
         "_d = _t.perf_counter(); get_ipython().run_line_magic('mlp_track', 'bench-start'); "
         "_e = _t.perf_counter()\n"
         "print('MLPBENCH', (_b - _a) * 1e3, (_c - _b) * 1e3, (_e - _d) * 1e3)"
     )
-    imports, loads, starts = [], [], []
+    found: dict[str, list[float]] = {"import": [], "load": [], "track": []}
     for _ in range(kernels):
         km = KernelManager(kernel_name="python3")
         km.start_kernel(env={**os.environ})
@@ -87,23 +114,18 @@ def kernel_start_figures(kernels: int) -> dict:
         kc.start_channels()
         kc.wait_for_ready(timeout=60)
         try:
-            kc.execute_interactive(code, timeout=60, output_hook=lambda m: None)
-            out = []
-            kc.execute_interactive(
-                track, timeout=60,
-                output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None,
-            )  # fmt: skip
-            line = next(x for x in "".join(out).splitlines() if x.startswith("MLPBENCH"))
+            out = run(kc, code, "cell-1")
+            line = next(x for x in out.splitlines() if x.startswith("MLPBENCH"))
             a, b, c = map(float, line.split()[1:])
-            imports.append(a)
-            loads.append(b)
-            starts.append(c)
+            found["import"].append(a)
+            found["load"].append(b)
+            found["track"].append(c)
         finally:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
-    return {"import_ms": round(statistics.median(imports), 1),
-            "load_ext_ms": round(statistics.median(loads), 1),
-            "track_start_ms": round(statistics.median(starts), 1)}  # fmt: skip
+    med = lambda xs: round(statistics.median(xs), 1)  # noqa: E731
+    return {"import_ms": med(found["import"]), "load_ext_ms": med(found["load"]),
+            "track_start_ms": med(found["track"])}  # fmt: skip
 
 
 def peers(points: int) -> dict:
@@ -136,6 +158,11 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--kernels", type=int, default=5)
     args = ap.parse_args()
+    # Byte-compile the package first, as pip does on install: this machine sets
+    # PYTHONDONTWRITEBYTECODE, so an editable checkout would otherwise compile on every import.
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parents[1] / "jupyter_mlp"), quiet=1)
     with tempfile.TemporaryDirectory() as home:
         os.environ["MLP_HOME"] = home
         figures: dict = {}

@@ -55,6 +55,7 @@ class Kernel:
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=60)
+        self.updates: list[dict] = []  # every update_display_data seen, whichever cell it came with
 
     @property
     def pid(self) -> int:
@@ -83,6 +84,8 @@ class Kernel:
                 msg = self.kc.get_iopub_msg(timeout=remaining)
             except queue.Empty:
                 continue
+            if msg["msg_type"] == "update_display_data":
+                self.updates.append(msg["content"])
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             kind, content = msg["msg_type"], msg["content"]
@@ -91,8 +94,8 @@ class Kernel:
                     result.stdout += content["text"]
                 else:
                     result.stderr += content["text"]
-            elif kind in ("display_data", "update_display_data", "execute_result"):
-                result.displays.append(content["data"])
+            elif kind in ("display_data", "execute_result"):
+                result.displays.append(content)
             elif kind == "error":
                 result.ename, result.evalue = content["ename"], content["evalue"]
             elif kind == "status" and content["execution_state"] == "idle":

@@ -235,22 +235,23 @@ def test_unwritable_store_warns_once_and_the_notebook_keeps_working(start_kernel
     assert k.run("%mlp_track stop").status == "ok"
 
 
-def test_status_widget_in_a_kernel_updates_after_cells(start_kernel, store):
+def test_the_status_display_updates_in_place_after_cells(start_kernel, store):
     k = start_kernel()
-    r = k.run(TRACK, cell_id="track")  # JupyterLab sends the cell id: a widget frontend
-    assert any("application/vnd.jupyter.widget-view+json" in d for d in r.displays)
+    r = k.run(TRACK, cell_id="track")
+    (shown,) = r.displays
+    display_id = shown["transient"]["display_id"]
+    assert "<b>jupyter-mlp</b>" in shown["data"]["text/html"] and "'baseline'" in shown["data"]["text/plain"]
     k.run("import jupyter_mlp as mlp\nmlp.log_metric('loss', 0.25)")
-    show = "from jupyter_mlp.tracker import api\nprint(api.active_run().view.widget.value)"
-    wait_for(lambda: "loss <b>0.25</b>" in k.run(show).stdout, what="widget update")
-    assert "baseline" in k.run(show).stdout
 
+    def updated():
+        k.run("pass")  # reading iopub while cells run collects the updates
+        return [u for u in k.updates if u["transient"]["display_id"] == display_id and "loss <b>0.25</b>" in u["data"]["text/html"]]
 
-def test_without_a_widget_frontend_the_status_is_text(start_kernel, store):
-    k = start_kernel()
-    r = k.run(TRACK)  # no cellId: papermill / a console
-    assert not r.displays
-    assert "jupyter-mlp run" in r.stdout and "'baseline'" in r.stdout
-    assert "finished" in k.run("%mlp_track stop").stdout
+    wait_for(updated, what="status update")
+    k.run("%mlp_track stop")
+    k.run("pass")
+    final = [u for u in k.updates if u["transient"]["display_id"] == display_id][-1]
+    assert "finished" in final["data"]["text/plain"]
 
 
 def _param_details(store, run_id):

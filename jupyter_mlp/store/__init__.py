@@ -7,13 +7,30 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from typing import Any
+
 from . import db
 from .blobs import BlobNotFound, Blobs
-from .filter import FilterError
-from .runs import RunNotFound
 from .schema import migrate
 
 __all__ = ["Store", "BlobNotFound", "FilterError", "RunNotFound"]
+
+
+def __getattr__(name: str) -> Any:
+    """Listing and filtering load on first use: a kernel that only writes never needs them."""
+    if name == "FilterError":
+        from .filter import FilterError
+
+        return FilterError
+    if name == "RunNotFound":
+        from .runs import RunNotFound
+
+        return RunNotFound
+    if name in ("runs", "filter", "series", "tokens", "records", "events", "gpu"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(name)
 
 
 class Store:

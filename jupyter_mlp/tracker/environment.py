@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import os
-import platform
 import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,8 @@ def notebook_path() -> tuple[str | None, str | None]:
 
 
 def user_name() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry in some containers
@@ -45,6 +44,8 @@ def packages() -> dict[str, str]:
 
 
 def capture() -> dict[str, Any]:
+    import platform
+
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
@@ -58,6 +59,8 @@ def capture() -> dict[str, Any]:
 
 
 def _git(directory: Path, *args: str) -> str | None:
+    import subprocess
+
     try:
         done = subprocess.run(
             ["git", *args], cwd=directory, capture_output=True, timeout=10, check=False

@@ -126,15 +126,14 @@ class RunSession:
             if self.tags:
                 fields["tags"] = self.tags
         self._send({"run": fields})  # synchronous: a broken store warns in this very cell
-        self._start_gpu()
         if self.shell is not None:
             self.shell.events.register("pre_run_cell", self._pre_run_cell)
             self.shell.events.register("post_run_cell", self._post_run_cell)
+        self.view = view
+        if view is not None:  # before the writer starts its start-up work: no GIL contention
+            self._safe(view.show, self)
         self._thread = threading.Thread(target=self._writer, name="jupyter-mlp-writer", daemon=True)
         self._thread.start()
-        self.view = view
-        if view is not None:
-            self._safe(view.show, self)
         return self
 
     def finish(self, status: str | None = None, error: dict | None = None) -> str:
@@ -409,6 +408,7 @@ class RunSession:
     # --- start-up work done off the user's thread ----------------------------------------------
 
     def _capture_start(self) -> None:
+        self._start_gpu()  # here, not in %mlp_track: importing NVML costs ~20 ms
         updates: dict[str, Any] = {"env": environment.capture()}
         if self.notebook_note:
             updates["env"]["notebook_note"] = self.notebook_note

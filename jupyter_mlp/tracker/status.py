@@ -3,9 +3,7 @@ after cells, or plain text lines where there is no widget frontend (papermill jo
 
 from __future__ import annotations
 
-import html
 import os
-import sys
 from typing import Any
 
 
@@ -45,8 +43,16 @@ def _gpu_text(gpu: dict[str, Any]) -> str:
     return ", ".join(out)
 
 
+def _escape(text: str) -> str:
+    """html.escape without importing html (its entity table costs kernel start-up time)."""
+    return (
+        str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        .replace('"', "&quot;").replace("'", "&#x27;")
+    )  # fmt: skip
+
+
 def html_box(s: dict[str, Any]) -> str:
-    e = html.escape
+    e = _escape
     color = {"running": "var(--jp-brand-color1, #1976d2)", "finished": "var(--jp-success-color1, #388e3c)"}
     status_color = color.get(s["status"], "var(--jp-error-color1, #d32f2f)")
     rows = [
@@ -77,42 +83,36 @@ class TextStatus:
         print(text_line(session.summary()), flush=True)
 
 
-class WidgetStatus:
-    def __init__(self) -> None:
-        import ipywidgets
+class DisplayStatus:
+    """An HTML output that the writer thread updates in place (update_display_data).
 
-        self.widget = ipywidgets.HTML()
+    Not an ipywidget, on purpose: importing ipywidgets costs ~80 ms of kernel start-up here,
+    a widget's state is gone when the notebook is reopened ("model not found"), and papermill
+    cannot render one. A display with an id updates live in JupyterLab, Notebook 7 and VS Code,
+    its last state is saved with the notebook, and papermill/nbclient apply the updates too."""
+
+    def __init__(self) -> None:
+        self.display_id = os.urandom(8).hex()
+
+    def _bundle(self, session: Any) -> dict[str, str]:
+        s = session.summary()
+        return {"text/html": html_box(s), "text/plain": text_line(s)}
 
     def show(self, session: Any) -> None:
         from IPython.display import display
 
-        self.widget.value = html_box(session.summary())
-        display(self.widget)
+        display(self._bundle(session), raw=True, display_id=self.display_id)
 
     def refresh(self, session: Any) -> None:
-        self.widget.value = html_box(session.summary())
+        from IPython.display import update_display
+
+        update_display(self._bundle(session), raw=True, display_id=self.display_id)
 
     close = refresh
 
 
-def has_widget_frontend(shell: Any) -> bool:
-    """JupyterLab, Notebook 7 and VS Code send the cell's id with each execute request; papermill
-    (nbclient) and consoles send none and cannot show widgets."""
-    kernel = getattr(shell, "kernel", None) if shell is not None else None
-    if kernel is None or os.environ.get("MLP_RUN_ID"):
-        return False
-    try:
-        parent = kernel.get_parent()
-    except Exception:
-        return False
-    return bool((parent or {}).get("metadata", {}).get("cellId"))
-
-
-def make_status(shell: Any) -> TextStatus | WidgetStatus:
-    if not has_widget_frontend(shell):
-        return TextStatus()
-    try:
-        return WidgetStatus()
-    except Exception as exc:  # ipywidgets missing or broken: text is enough
-        print(f"jupyter-mlp: no status widget ({exc!r}); showing text", file=sys.stderr)
-        return TextStatus()
+def make_status(shell: Any) -> TextStatus | DisplayStatus:
+    """A live display in a kernel; text lines in a terminal IPython or a script."""
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        return DisplayStatus()
+    return TextStatus()
