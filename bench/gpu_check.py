@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -92,16 +91,27 @@ def main() -> None:
             if m["msg_type"] == "stream":
                 out.append(m["content"]["text"])
             if m["msg_type"] == "error":
-                raise RuntimeError(f"cell {cell_id} failed: {m['content']['ename']}: {m['content']['evalue']}")
+                raise RuntimeError(
+                    f"cell {cell_id} failed: {m['content']['ename']}: {m['content']['evalue']}"
+                )
             if m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
                 return
 
     try:
         run("%load_ext jupyter_mlp\n%mlp_track gpu-check --project gpu-check", "track")
-        run(f"import torch, time\nDEV = {args.device!r}\nx = torch.randn(8192, 8192, device=DEV)\nsync = torch.cuda.synchronize if DEV == 'cuda' else (lambda: None)\nsync()", "setup")
+        run(
+            f"import torch, time\nDEV = {args.device!r}\nx = torch.randn(8192, 8192, device=DEV)\nsync = torch.cuda.synchronize if DEV == 'cuda' else (lambda: None)\nsync()",
+            "setup",
+        )
         run(f"time.sleep({args.idle})", "idle")
-        run(f"t0 = time.time()\nwhile time.time() - t0 < {args.busy}:\n    y = x @ x\n    sync()", "busy")
-        run("big = torch.empty(16 * 2**30 if DEV == 'cuda' else 2**28, dtype=torch.uint8, device=DEV)\nbig.fill_(1)\nsync()\ntime.sleep(1)", "alloc")
+        run(
+            f"t0 = time.time()\nwhile time.time() - t0 < {args.busy}:\n    y = x @ x\n    sync()",
+            "busy",
+        )
+        run(
+            "big = torch.empty(16 * 2**30 if DEV == 'cuda' else 2**28, dtype=torch.uint8, device=DEV)\nbig.fill_(1)\nsync()\ntime.sleep(1)",
+            "alloc",
+        )
         run("t0 = time.time()\nwhile time.time() - t0 < 0.05:\n    y = x @ x\n    sync()", "short")
         run(CPU_PROBE % {"idle": args.idle * 2}, "sampler-cpu")
         run("%mlp_track stop", "stop")
@@ -126,7 +136,11 @@ def main() -> None:
                    "util_max": max(r[1] for r in window), "mem_max": max(r[2] for r in window),
                    "power_mean_w": round(sum(r[3] for r in window) / len(window), 1),
                    "samples": len(window)}  # fmt: skip
-        cells[cell["cell_id"]] = {"duration_s": round(cell["duration"], 3), "tracker": (cell["gpu"] or {}).get("0"), "nvidia_smi": seen}
+        cells[cell["cell_id"]] = {
+            "duration_s": round(cell["duration"], 3),
+            "tracker": (cell["gpu"] or {}).get("0"),
+            "nvidia_smi": seen,
+        }
     cpu_line = next(line for line in "".join(out).splitlines() if line.startswith("MLPCPU"))
     cpu_s, wall_s = map(float, cpu_line.split()[1:])
     result = {

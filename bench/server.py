@@ -36,13 +36,24 @@ def seed_runs(store: Store, n: int) -> None:
             "INSERT INTO runs (id, project, name, status, kind, created_at, started_at, ended_at) "
             "VALUES (?, 'bench', ?, ?, 'interactive', ?, ?, ?)",
             [
-                (f"{i:012x}", f"run-{i}", "finished" if i % 5 else "failed", now - i, now - i, now - i + 60)
+                (
+                    f"{i:012x}",
+                    f"run-{i}",
+                    "finished" if i % 5 else "failed",
+                    now - i,
+                    now - i,
+                    now - i + 60,
+                )
                 for i in range(n)
             ],
         )
         conn.executemany(
             "INSERT INTO params (run_id, key, value, type, num, text, source) VALUES (?, ?, ?, 'float', ?, NULL, 'api')",
-            [(f"{i:012x}", f"p{k}", json.dumps(v), v) for i in range(n) for k, v in ((k, rnd.random()) for k in range(10))],
+            [
+                (f"{i:012x}", f"p{k}", json.dumps(v), v)
+                for i in range(n)
+                for k, v in ((k, rnd.random()) for k in range(10))
+            ],
         )
         conn.executemany(
             "INSERT INTO metrics_latest (run_id, key, step, value, time) VALUES (?, ?, 0, ?, 0)",
@@ -127,7 +138,9 @@ def event_latency(server: Server, home: str, cells: int) -> dict:
     def client() -> None:
         after = last
         while not stop.is_set():
-            body = server.http.get(server.url + "/events", params={"after": after, "timeout": 5}).json()
+            body = server.http.get(
+                server.url + "/events", params={"after": after, "timeout": 5}
+            ).json()
             now = time.time()
             for e in body["events"]:
                 if e["type"] == "cells":
@@ -146,7 +159,9 @@ def event_latency(server: Server, home: str, cells: int) -> dict:
     latencies = []
     for cell in run_store.get_run(conn, run_id)["cells"]:
         if cell["seq"] in arrivals:
-            latencies.append((arrivals[cell["seq"]] - (cell["started_at"] + cell["duration"])) * 1e3)
+            latencies.append(
+                (arrivals[cell["seq"]] - (cell["started_at"] + cell["duration"])) * 1e3
+            )
     kc.stop_channels()
     km.shutdown_kernel(now=True)
     return {"event_latency_ms": round(statistics.median(latencies), 1),
@@ -167,14 +182,27 @@ def ingest_rate(server: Server, points: int) -> dict:
         "print(t1 - t0, t2 - t1); mlp.finish()\n"
     )
     with tempfile.TemporaryDirectory() as spool:
-        env = {**os.environ, "MLP_TRACKING_URI": server.url, "MLP_TRACKING_TOKEN": created["token"], "MLP_SPOOL_DIR": spool}
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+        env = {
+            **os.environ,
+            "MLP_TRACKING_URI": server.url,
+            "MLP_TRACKING_TOKEN": created["token"],
+            "MLP_SPOOL_DIR": spool,
+        }
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout
     log_s, flush_s = map(float, out.strip().splitlines()[-2].split())
-    stored = Store(os.environ["MLP_BENCH_HOME"]).connect().execute(
-        "SELECT COALESCE(SUM(count), 0) FROM metrics WHERE run_id = ?", (created["id"],)
-    ).fetchone()[0]
+    stored = (
+        Store(os.environ["MLP_BENCH_HOME"])
+        .connect()
+        .execute("SELECT COALESCE(SUM(count), 0) FROM metrics WHERE run_id = ?", (created["id"],))
+        .fetchone()[0]
+    )
     assert stored == points, (stored, points)
-    return {"ingest_per_s": round(points / flush_s), "ingest_end_to_end_per_s": round(points / (log_s + flush_s))}
+    return {
+        "ingest_per_s": round(points / flush_s),
+        "ingest_end_to_end_per_s": round(points / (log_s + flush_s)),
+    }
 
 
 def main() -> None:

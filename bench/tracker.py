@@ -60,19 +60,27 @@ def metric_rates(points: int) -> dict:
     mlp.track("bench-metrics", gpu=False, status_view=_Quiet())
     log = mlp.log_metric
     t = time.perf_counter()
-    for i in range(points):
+    for _ in range(points):
         log("loss", 0.5)
     logged = time.perf_counter() - t
     mlp.flush()
     stored = time.perf_counter() - t
     mlp.finish()
-    return {"log_metric_per_s": round(points / logged), "stored_metric_per_s": round(points / stored)}
+    return {
+        "log_metric_per_s": round(points / logged),
+        "stored_metric_per_s": round(points / stored),
+    }
 
 
 class _Quiet:
-    def show(self, s): pass
-    def refresh(self, s): pass
-    def close(self, s): pass
+    def show(self, s):
+        pass
+
+    def refresh(self, s):
+        pass
+
+    def close(self, s):
+        pass
 
 
 def kernel_start_figures(kernels: int) -> dict:
@@ -135,8 +143,6 @@ def peers(points: int) -> dict:
     except ImportError:
         out["mlflow_log_metric_per_s"] = None
     else:  # pragma: no cover - only where MLflow is installed
-        import mlflow
-
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
             with mlflow.start_run():

@@ -69,7 +69,11 @@ def runs_list(args: argparse.Namespace) -> int:
         _print_json(found)
         return 0
     if not found:
-        print("no runs" + (f" in project {args.project!r}" if args.project else "") + f" ({store.home})")
+        print(
+            "no runs"
+            + (f" in project {args.project!r}" if args.project else "")
+            + f" ({store.home})"
+        )
         return 0
     rows = [["ID", "NAME", "PROJECT", "STATUS", "STARTED", "DURATION", "METRICS"]]
     for r in found:
@@ -139,7 +143,9 @@ def runs_show(args: argparse.Namespace) -> int:
                 for i, g in c["gpu"].items()
             )
         count = c["execution_count"] if c["execution_count"] is not None else "-"
-        out(f"  {c['seq']:>4} [{count}] {c['status']:<11} {_duration(c['duration']):>8}  {line}{extra}\n")
+        out(
+            f"  {c['seq']:>4} [{count}] {c['status']:<11} {_duration(c['duration']):>8}  {line}{extra}\n"
+        )
     return 0
 
 
@@ -165,7 +171,9 @@ def _show_gpu(gpu: dict[str, Any], out) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jupyter mlp", description="jupyter-mlp runs from the terminal")
+    p = argparse.ArgumentParser(
+        prog="jupyter mlp", description="jupyter-mlp runs from the terminal"
+    )
     p.add_argument("--home", help="store folder (default: $MLP_HOME or <jupyter data dir>/mlp)")
     sub = p.add_subparsers(dest="command", required=True)
     runs_p = sub.add_parser("runs", help="list and inspect runs")

@@ -16,7 +16,9 @@ JUPYTER = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jup
 
 
 def cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run([JUPYTER, "mlp", *args], capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [JUPYTER, "mlp", *args], capture_output=True, text=True, env=env, timeout=60
+    )
     if check and done.returncode != 0:
         raise AssertionError(f"jupyter mlp {' '.join(args)} failed: {done.stderr}")
     return done
@@ -25,7 +27,9 @@ def cli(*args: str, env: dict | None = None, check: bool = True) -> subprocess.C
 def script(tmp_path: Path, body: str) -> subprocess.CompletedProcess:
     path = tmp_path / "train.py"
     path.write_text(textwrap.dedent(body))
-    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    return subprocess.run(
+        [sys.executable, str(path)], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
 
 
 def test_a_script_run_shows_in_list_and_show(mlp_home, tmp_path):
@@ -49,7 +53,19 @@ def test_a_script_run_shows_in_list_and_show(mlp_home, tmp_path):
     assert run["status"] == "finished" and run["params"] == {"lr": 0.01, "layers": [2, 3]}
 
     shown = json.loads(cli("runs", "show", run["id"][:6], "--format", "json").stdout)
-    for field in ("id", "name", "project", "status", "started_at", "ended_at", "params", "metrics", "outputs", "cells", "env"):
+    for field in (
+        "id",
+        "name",
+        "project",
+        "status",
+        "started_at",
+        "ended_at",
+        "params",
+        "metrics",
+        "outputs",
+        "cells",
+        "env",
+    ):
         assert field in shown, field
     assert shown["metrics"] == {"loss": pytest.approx(1 / 3)}
     assert {o["name"] for o in shown["outputs"]} == {"val_acc", "code"}
@@ -90,14 +106,24 @@ def test_with_block_finishes_or_fails(mlp_home, tmp_path):
         """,
     )
     assert done.returncode == 0, done.stderr
-    statuses = {r["name"]: r["status"] for r in json.loads(cli("runs", "list", "--format", "json").stdout)}
+    statuses = {
+        r["name"]: r["status"] for r in json.loads(cli("runs", "list", "--format", "json").stdout)
+    }
     assert statuses == {"ok-block": "finished", "bad-block": "failed"}
 
 
 def test_filter_and_errors_from_the_cli(mlp_home, tmp_path):
-    script(tmp_path, "import jupyter_mlp as mlp\nmlp.track('a', params={'lr': 0.1})\nmlp.log_metric('acc', 0.95)\n")
-    script(tmp_path, "import jupyter_mlp as mlp\nmlp.track('b', params={'lr': 0.5})\nmlp.log_metric('acc', 0.5)\n")
-    got = json.loads(cli("runs", "list", "--filter", "metrics.acc > 0.9", "--format", "json").stdout)
+    script(
+        tmp_path,
+        "import jupyter_mlp as mlp\nmlp.track('a', params={'lr': 0.1})\nmlp.log_metric('acc', 0.95)\n",
+    )
+    script(
+        tmp_path,
+        "import jupyter_mlp as mlp\nmlp.track('b', params={'lr': 0.5})\nmlp.log_metric('acc', 0.5)\n",
+    )
+    got = json.loads(
+        cli("runs", "list", "--filter", "metrics.acc > 0.9", "--format", "json").stdout
+    )
     assert [r["name"] for r in got] == ["a"]
     bad = cli("runs", "list", "--filter", "metrics.acc >", check=False)
     assert bad.returncode == 2 and "position 13" in bad.stderr

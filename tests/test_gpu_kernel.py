@@ -54,7 +54,9 @@ def gpus(tmp_path):
 @pytest.fixture
 def gpu_kernel(start_kernel, gpus, kernel_env):
     def start(**env):
-        path = os.pathsep.join([str(FAKE_NVML), kernel_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        path = os.pathsep.join([str(FAKE_NVML), kernel_env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep
+        )
         return start_kernel(PYTHONPATH=path, MLP_FAKE_NVML=str(gpus.path), **env)
 
     return start
@@ -80,19 +82,29 @@ def test_cells_long_and_short_get_figures_sampled_during_the_cell(gpu_kernel, gp
     gpus.set(util=[0, 0], power=[50.0, 20.0])
     k.run("%mlp_track stop")
 
-    assert long_cell["0"]["util_mean"] == pytest.approx(90, abs=1) and long_cell["1"]["util_mean"] == pytest.approx(30, abs=1)
+    assert long_cell["0"]["util_mean"] == pytest.approx(90, abs=1) and long_cell["1"][
+        "util_mean"
+    ] == pytest.approx(30, abs=1)
     assert long_cell["0"]["mem_peak"] == 20e9
-    assert long_cell["0"]["energy_source"] == "counter" and long_cell["1"]["energy_source"] == "power"
+    assert (
+        long_cell["0"]["energy_source"] == "counter" and long_cell["1"]["energy_source"] == "power"
+    )
     assert long_cell["0"]["energy_j"] == pytest.approx(300 * 1.2, rel=0.25)  # ~W x s
     assert long_cell["1"]["energy_j"] == pytest.approx(60 * 1.2, rel=0.25)
     assert short["0"]["util_max"] == pytest.approx(50, abs=1) and short["0"]["energy_j"] > 0
 
     run = only_run(store)
     train = next(c for c in run["cells"] if c["cell_id"] == "train")
-    during = [s for s in series(store.connect(), run["id"], gpu=0) if train["started_at"] < s["time"] < train["started_at"] + train["duration"]]
+    during = [
+        s
+        for s in series(store.connect(), run["id"], gpu=0)
+        if train["started_at"] < s["time"] < train["started_at"] + train["duration"]
+    ]
     assert len(during) >= 3  # the sampler keeps sampling while the cell runs (W&B's old bug)
     info = run["gpu"]
-    assert info["enabled"] and info["driver_version"] == "550.54.15" and info["cuda_version"] == "12.4"
+    assert (
+        info["enabled"] and info["driver_version"] == "550.54.15" and info["cuda_version"] == "12.4"
+    )
     assert [d["name"] for d in info["devices"]] == ["Fake H100", "Fake L4"]
     assert info["run"]["0"]["util_max"] == pytest.approx(90, abs=1)
 
@@ -100,7 +112,9 @@ def test_cells_long_and_short_get_figures_sampled_during_the_cell(gpu_kernel, gp
 def test_process_tree_memory_counts_the_kernel_and_its_children_only(gpu_kernel, gpus, store):
     k = gpu_kernel()
     k.run(TRACK)
-    child = k.run("import subprocess, sys\np = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\nprint(p.pid)")
+    child = k.run(
+        "import subprocess, sys\np = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\nprint(p.pid)"
+    )
     child_pid = int(child.stdout.strip())
     gpus.script["processes"] = [
         {"pid": k.pid, "used_memory": 3e9, "gpu": 0, "type": "compute"},
@@ -173,6 +187,12 @@ def test_runs_show_prints_gpu_figures(gpu_kernel, gpus, store):
     k.run("%mlp_track stop")
     run_id = only_run(store)["id"]
     env = {**os.environ, "MLP_HOME": str(store.home)}
-    shown = subprocess.run([sys.executable, "-m", "jupyter_mlp.cli", "runs", "show", run_id], capture_output=True, text=True, env=env, check=True).stdout
+    shown = subprocess.run(
+        [sys.executable, "-m", "jupyter_mlp.cli", "runs", "show", run_id],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    ).stdout
     assert "driver 550.54.15, CUDA 12.4" in shown and "GPU0 Fake H100" in shown
     assert "GPU0 80%" in shown

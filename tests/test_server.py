@@ -47,7 +47,11 @@ async def api(jp_fetch, *path, method="GET", body=None, headers=None, **params):
     if body is not None:
         kw["body"] = body if isinstance(body, (str, bytes)) else json.dumps(body)
     response = await jp_fetch("mlp", "api", *path, **kw)
-    return json.loads(response.body) if response.body and response.headers.get("Content-Type", "").startswith("application/json") else response.body
+    return (
+        json.loads(response.body)
+        if response.body and response.headers.get("Content-Type", "").startswith("application/json")
+        else response.body
+    )
 
 
 async def status_of(coro) -> int:
@@ -80,7 +84,10 @@ async def test_listing_pages_through_every_run_once_sorted_by_a_metric(jp_fetch,
     assert len(seen) == 25 and len({r["id"] for r in seen}) == 25
     values = [r["metrics"].get("acc") for r in seen]
     with_metric = [v for v in values if v is not None]
-    assert with_metric == sorted(with_metric, reverse=True) and values[len(with_metric):] == [None] * 5
+    assert (
+        with_metric == sorted(with_metric, reverse=True)
+        and values[len(with_metric) :] == [None] * 5
+    )
 
 
 async def test_bad_filter_is_400_with_position(jp_fetch, seeded):
@@ -114,23 +121,40 @@ async def test_parts_series_and_notebook(jp_fetch, store):
     series = await api(jp_fetch, "runs", "ffff00000001", "metrics", key="loss", points=100)
     assert series["total"] == 10_000 and len(series["points"]) == 100
     assert max(p[3] for p in series["points"]) == 1e6  # the spike survives downsampling
-    zoom = await api(jp_fetch, "runs", "ffff00000001", "metrics", key="loss", points=100, start=100, end=149)
+    zoom = await api(
+        jp_fetch, "runs", "ffff00000001", "metrics", key="loss", points=100, start=100, end=149
+    )
     assert [p[0] for p in zoom["points"]] == list(range(100, 150))  # full resolution when zoomed
     assert await api(jp_fetch, "runs", "ffff00000001", "notebook") == nb
-    assert await status_of(jp_fetch("mlp", "api", "runs", "ffff00000001", "notebook", params={"which": "end"})) == 404
+    assert (
+        await status_of(
+            jp_fetch("mlp", "api", "runs", "ffff00000001", "notebook", params={"which": "end"})
+        )
+        == 404
+    )
 
 
 async def test_blob_download_only_for_blobs_the_run_references(jp_fetch, store, tmp_path):
     mine = store.blobs.put_bytes(b"weights")
     other = store.blobs.put_bytes(b"someone else's")
-    seed(store, "aaaa00000001", name='evil"/../name', outputs=[("model", "artifact", "{}", mine, 7, 'm"o/d\\el.pkl', 1.0)])
+    seed(
+        store,
+        "aaaa00000001",
+        name='evil"/../name',
+        outputs=[("model", "artifact", "{}", mine, 7, 'm"o/d\\el.pkl', 1.0)],
+    )
     seed(store, "aaaa00000002", outputs=[("x", "artifact", "{}", other, 14, "x.bin", 1.0)])
     response = await jp_fetch("mlp", "api", "runs", "aaaa00000001", "blobs", mine)
     assert response.body == b"weights"
     disposition = response.headers["Content-Disposition"]
     assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._ -]+"', disposition), disposition
     assert await status_of(jp_fetch("mlp", "api", "runs", "aaaa00000001", "blobs", other)) == 404
-    assert await status_of(jp_fetch("mlp", "api", "runs", "aaaa00000001", "blobs", "..%2F..%2Fmlp.sqlite")) == 404
+    assert (
+        await status_of(
+            jp_fetch("mlp", "api", "runs", "aaaa00000001", "blobs", "..%2F..%2Fmlp.sqlite")
+        )
+        == 404
+    )
 
 
 async def test_patch_and_delete(jp_fetch, store):
@@ -139,20 +163,51 @@ async def test_patch_and_delete(jp_fetch, store):
     seed(store, "bbbb00000001", outputs=[("a", "artifact", "{}", shared, 6, "a", 1.0), ("b", "artifact", "{}", own, 3, "b", 1.0)],
          cells=[(1, "c", 1, "unique source", 1.0, 0.1, "ok", None, None)])  # fmt: skip
     seed(store, "bbbb00000002", outputs=[("a", "artifact", "{}", shared, 6, "a", 1.0)])
-    changed = await api(jp_fetch, "runs", "bbbb00000001", method="PATCH", body={"name": "best", "tags": ["x"], "pinned": True, "notes": "n"})
-    assert (changed["name"], changed["tags"], changed["pinned"], changed["notes"]) == ("best", ["x"], True, "n")
+    changed = await api(
+        jp_fetch,
+        "runs",
+        "bbbb00000001",
+        method="PATCH",
+        body={"name": "best", "tags": ["x"], "pinned": True, "notes": "n"},
+    )
+    assert (changed["name"], changed["tags"], changed["pinned"], changed["notes"]) == (
+        "best",
+        ["x"],
+        True,
+        "n",
+    )
     for bad in ({"status": "finished"}, {"pinned": "yes"}, {"tags": [1]}, []):
-        assert await status_of(jp_fetch("mlp", "api", "runs", "bbbb00000001", method="PATCH", body=json.dumps(bad))) == 400
+        assert (
+            await status_of(
+                jp_fetch("mlp", "api", "runs", "bbbb00000001", method="PATCH", body=json.dumps(bad))
+            )
+            == 400
+        )
     result = await api(jp_fetch, "runs", "bbbb00000001", method="DELETE")
     assert result == {"deleted": "bbbb00000001", "blobs_removed": 1}
     assert store.blobs.exists(shared) and not store.blobs.exists(own)
     assert await status_of(jp_fetch("mlp", "api", "runs", "bbbb00000001")) == 404
-    assert store.connect().execute("SELECT COUNT(*) FROM texts WHERE text = 'unique source'").fetchone()[0] == 0
+    assert (
+        store.connect()
+        .execute("SELECT COUNT(*) FROM texts WHERE text = 'unique source'")
+        .fetchone()[0]
+        == 0
+    )
 
 
 async def test_compare(jp_fetch, store):
-    seed(store, "cccc00000001", params=[("lr", "0.1", "float", "api"), ("opt", '"sgd"', "str", "api")], metrics=[("acc", 0, 0.9, 1)])
-    seed(store, "cccc00000002", params=[("lr", "0.01", "float", "api"), ("opt", '"sgd"', "str", "api")], metrics=[("acc", 0, 0.95, 1)])
+    seed(
+        store,
+        "cccc00000001",
+        params=[("lr", "0.1", "float", "api"), ("opt", '"sgd"', "str", "api")],
+        metrics=[("acc", 0, 0.9, 1)],
+    )
+    seed(
+        store,
+        "cccc00000002",
+        params=[("lr", "0.01", "float", "api"), ("opt", '"sgd"', "str", "api")],
+        metrics=[("acc", 0, 0.95, 1)],
+    )
     body = await api(jp_fetch, "compare", ids="cccc00000001,cccc00000002")
     assert body["params"] == ["lr", "opt"] and body["params_differ"] == ["lr"]
     assert [r["metrics"]["acc"] for r in body["runs"]] == [0.9, 0.95]
@@ -176,43 +231,96 @@ async def test_event_feed_wakes_a_waiting_client_on_another_process_write(jp_fet
 
 
 async def test_reconciler_marks_dead_runs_lost(jp_serverapp, store):
-    seed(store, "dddd00000002", status="running", run={"host": os.uname().nodename, "pid": 2**22 + 7, "heartbeat_at": 1.0})
+    seed(
+        store,
+        "dddd00000002",
+        status="running",
+        run={"host": os.uname().nodename, "pid": 2**22 + 7, "heartbeat_at": 1.0},
+    )
     app = jp_serverapp.web_app.settings["mlp"]
     assert app.reconcile() == ["dddd00000002"]
 
 
 async def ingest(jp_fetch, token, body):
-    return await jp_fetch("mlp", "api", "ingest", method="POST", body=json.dumps(body), headers={"X-MLP-Run-Token": token or ""})
+    return await jp_fetch(
+        "mlp",
+        "api",
+        "ingest",
+        method="POST",
+        body=json.dumps(body),
+        headers={"X-MLP-Run-Token": token or ""},
+    )
 
 
 async def test_ingest_with_a_run_token(jp_fetch, store):
     created = await api(jp_fetch, "runs", method="POST", body={"name": "remote", "project": "r"})
     run_id, token = created["id"], created["token"]
     assert token.startswith(run_id + ".")
-    batch = {"run": {"status": "running"}, "metrics": [["loss", i, 1.0 / (i + 1), 1.0] for i in range(10)]}
-    assert json.loads((await ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": batch})).body) == {"applied": True}
-    assert json.loads((await ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": batch})).body) == {"applied": False}
+    batch = {
+        "run": {"status": "running"},
+        "metrics": [["loss", i, 1.0 / (i + 1), 1.0] for i in range(10)],
+    }
+    assert json.loads(
+        (await ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": batch})).body
+    ) == {"applied": True}
+    assert json.loads(
+        (await ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": batch})).body
+    ) == {"applied": False}
     assert len(metric_series(store.connect(), run_id, "loss")) == 10  # the replay did not double
     # the token cannot write to another run, nor set what a tracker may not
     other = (await api(jp_fetch, "runs", method="POST", body={}))["id"]
     assert await status_of(ingest(jp_fetch, token, {"run_id": other, "seq": 2, "batch": {}})) == 403
-    assert await status_of(ingest(jp_fetch, token, {"run_id": run_id, "seq": 3, "batch": {"run": {"project": "stolen"}}})) == 400
+    assert (
+        await status_of(
+            ingest(
+                jp_fetch,
+                token,
+                {"run_id": run_id, "seq": 3, "batch": {"run": {"project": "stolen"}}},
+            )
+        )
+        == 400
+    )
     assert await status_of(ingest(jp_fetch, "", {"run_id": run_id, "seq": 4, "batch": {}})) == 401
-    assert await status_of(ingest(jp_fetch, run_id + ".forged", {"run_id": run_id, "seq": 4, "batch": {}})) == 401
+    assert (
+        await status_of(
+            ingest(jp_fetch, run_id + ".forged", {"run_id": run_id, "seq": 4, "batch": {}})
+        )
+        == 401
+    )
     # a malformed batch writes nothing at all
     half = {"metrics": [["loss", 99, 1.0, 1.0]], "cells": [["not", "a", "cell"]]}
-    assert await status_of(ingest(jp_fetch, token, {"run_id": run_id, "seq": 5, "batch": half})) == 400
+    assert (
+        await status_of(ingest(jp_fetch, token, {"run_id": run_id, "seq": 5, "batch": half})) == 400
+    )
     assert len(metric_series(store.connect(), run_id, "loss")) == 10
     # blobs: the content must match its hash
     data = b"notebook bytes"
     digest = hashlib.sha256(data).hexdigest()
-    put = lambda d, body: jp_fetch("mlp", "api", "ingest", "blobs", d, method="PUT", body=body, headers={"X-MLP-Run-Token": token})  # noqa: E731
+    put = lambda d, body: jp_fetch(
+        "mlp",
+        "api",
+        "ingest",
+        "blobs",
+        d,
+        method="PUT",
+        body=body,
+        headers={"X-MLP-Run-Token": token},
+    )  # noqa: E731
     assert await status_of(put(digest, data)) == 200 and store.blobs.read_bytes(digest) == data
     assert await status_of(put("0" * 64, data)) == 400
     # the token ends with its run
-    await ingest(jp_fetch, token, {"run_id": run_id, "seq": 6, "batch": {"run": {"status": "finished"}}})
-    assert await status_of(ingest(jp_fetch, token, {"run_id": run_id, "seq": 7, "batch": {}})) == 401
-    assert store.connect().execute("SELECT COUNT(*) FROM run_tokens WHERE run_id = ?", (run_id,)).fetchone()[0] == 0
+    await ingest(
+        jp_fetch, token, {"run_id": run_id, "seq": 6, "batch": {"run": {"status": "finished"}}}
+    )
+    assert (
+        await status_of(ingest(jp_fetch, token, {"run_id": run_id, "seq": 7, "batch": {}})) == 401
+    )
+    assert (
+        store.connect()
+        .execute("SELECT COUNT(*) FROM run_tokens WHERE run_id = ?", (run_id,))
+        .fetchone()[0]
+        == 0
+    )
 
 
 async def test_oversized_ingest_is_413_and_writes_nothing(jp_fetch, store, monkeypatch):
@@ -221,15 +329,23 @@ async def test_oversized_ingest_is_413_and_writes_nothing(jp_fetch, store, monke
     monkeypatch.setattr(h, "MAX_INGEST_ROWS", 100)
     created = await api(jp_fetch, "runs", method="POST", body={})
     batch = {"metrics": [["m", i, 1.0, 1.0] for i in range(101)]}
-    assert await status_of(ingest(jp_fetch, created["token"], {"run_id": created["id"], "seq": 1, "batch": batch})) == 413
+    assert (
+        await status_of(
+            ingest(jp_fetch, created["token"], {"run_id": created["id"], "seq": 1, "batch": batch})
+        )
+        == 413
+    )
     assert metric_series(store.connect(), created["id"], "m") == []
 
 
-async def test_a_remote_tracker_spools_while_the_server_is_down_then_replays_once(jp_fetch, jp_base_url, http_server_port, store, tmp_path):
+async def test_a_remote_tracker_spools_while_the_server_is_down_then_replays_once(
+    jp_fetch, jp_base_url, http_server_port, store, tmp_path
+):
     created = await api(jp_fetch, "runs", method="POST", body={"name": "remote", "project": "r"})
     spool = tmp_path / "spool"
     script = tmp_path / "train.py"
-    script.write_text(textwrap.dedent("""
+    script.write_text(
+        textwrap.dedent("""
         import sys
         import jupyter_mlp as mlp
         mlp.track("remote")
@@ -237,11 +353,22 @@ async def test_a_remote_tracker_spools_while_the_server_is_down_then_replays_onc
             mlp.log_metric("loss", 1 / (i + 1))
         mlp.output("val_acc", 0.9)
         mlp.finish()
-    """))
-    base_env = {**os.environ, "MLP_SPOOL_DIR": str(spool), "MLP_TRACKING_TOKEN": created["token"], "MLP_HOME": str(tmp_path / "unused")}
+    """)
+    )
+    base_env = {
+        **os.environ,
+        "MLP_SPOOL_DIR": str(spool),
+        "MLP_TRACKING_TOKEN": created["token"],
+        "MLP_HOME": str(tmp_path / "unused"),
+    }
 
     async def run(uri):
-        proc = await asyncio.create_subprocess_exec(sys.executable, str(script), env={**base_env, "MLP_TRACKING_URI": uri}, stderr=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(script),
+            env={**base_env, "MLP_TRACKING_URI": uri},
+            stderr=asyncio.subprocess.PIPE,
+        )
         _, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
         return err.decode()
@@ -264,37 +391,68 @@ async def test_a_remote_tracker_spools_while_the_server_is_down_then_replays_onc
     assert not (spool / f"{created['id']}.jsonl").exists()
 
 
-async def test_every_route_rejects_anonymous_requests(jp_serverapp, http_server_client, jp_base_url, seeded):
+async def test_every_route_rejects_anonymous_requests(
+    jp_serverapp, http_server_client, jp_base_url, seeded
+):
     """Like the extension template's CI check: no registered handler answers without a login
     (or, for ingest, a run token)."""
     for pattern, handler in handlers():
         path = re.sub(r"\([^)]*\)", "abcd00000001", pattern)
         for method in sorted(m.upper() for m in methods(handler)):
             body = b"{}" if method in ("POST", "PUT", "PATCH") else None
-            response = await http_server_client.fetch(jp_base_url.rstrip("/") + path, method=method, body=body, raise_error=False)
+            response = await http_server_client.fetch(
+                jp_base_url.rstrip("/") + path, method=method, body=body, raise_error=False
+            )
             assert response.code in (401, 403), (method, pattern, response.code)
 
 
-async def test_writes_from_a_browser_session_need_the_xsrf_token(jp_serverapp, http_server_client, jp_base_url, jp_fetch, seeded):
+async def test_writes_from_a_browser_session_need_the_xsrf_token(
+    jp_serverapp, http_server_client, jp_base_url, jp_fetch, seeded
+):
     token = jp_serverapp.identity_provider.token
-    login = await http_server_client.fetch(f"{jp_base_url}?token={token}", follow_redirects=False, raise_error=False)
+    login = await http_server_client.fetch(
+        f"{jp_base_url}?token={token}", follow_redirects=False, raise_error=False
+    )
     cookies = "; ".join(c.split(";")[0] for c in login.headers.get_list("Set-Cookie"))
     assert "username" in cookies
     url = jp_base_url.rstrip("/") + "/mlp/api/runs/abcd00000001"
     body = json.dumps({"pinned": True})
-    forged = await http_server_client.fetch(url, method="PATCH", body=body, headers={"Cookie": cookies}, raise_error=False)
+    forged = await http_server_client.fetch(
+        url, method="PATCH", body=body, headers={"Cookie": cookies}, raise_error=False
+    )
     assert forged.code == 403
-    xsrf = "; ".join(c.split(";")[0] for c in login.headers.get_list("Set-Cookie") if c.startswith("_xsrf"))
+    xsrf = "; ".join(
+        c.split(";")[0] for c in login.headers.get_list("Set-Cookie") if c.startswith("_xsrf")
+    )
     if not xsrf:  # the server hands out the _xsrf cookie with a page
-        page = await http_server_client.fetch(jp_base_url + "lab", headers={"Cookie": cookies}, raise_error=False)
-        xsrf = "; ".join(c.split(";")[0] for c in page.headers.get_list("Set-Cookie") if c.startswith("_xsrf"))
+        page = await http_server_client.fetch(
+            jp_base_url + "lab", headers={"Cookie": cookies}, raise_error=False
+        )
+        xsrf = "; ".join(
+            c.split(";")[0] for c in page.headers.get_list("Set-Cookie") if c.startswith("_xsrf")
+        )
     value = xsrf.split("=", 1)[1]
-    ok = await http_server_client.fetch(url, method="PATCH", body=body, headers={"Cookie": f"{cookies}; {xsrf}", "X-XSRFToken": value}, raise_error=False)
+    ok = await http_server_client.fetch(
+        url,
+        method="PATCH",
+        body=body,
+        headers={"Cookie": f"{cookies}; {xsrf}", "X-XSRFToken": value},
+        raise_error=False,
+    )
     assert ok.code == 200
 
 
 def test_openapi_describes_exactly_the_routes():
-    spec = yaml.safe_load((Path(__import__("jupyter_mlp.server", fromlist=["x"]).__file__).parent / "openapi.yaml").read_text())
-    described = {(path, method) for path, item in spec["paths"].items() for method in item if method in ("get", "post", "put", "patch", "delete")}
+    spec = yaml.safe_load(
+        (
+            Path(__import__("jupyter_mlp.server", fromlist=["x"]).__file__).parent / "openapi.yaml"
+        ).read_text()
+    )
+    described = {
+        (path, method)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
     served = {(h.path, m) for h in HANDLERS for m in methods(h)}
     assert described == served

@@ -17,7 +17,18 @@ from jupyter_mlp.store.records import apply_batch, metric_series
 from jupyter_mlp.store.schema import SCHEMA_VERSION, SchemaTooNew, migrate
 
 
-def add_run(store, run_id, *, name, status="finished", params=None, metrics=None, tags=(), project="p", **fields):
+def add_run(
+    store,
+    run_id,
+    *,
+    name,
+    status="finished",
+    params=None,
+    metrics=None,
+    tags=(),
+    project="p",
+    **fields,
+):
     batch = {
         "run": {"name": name, "status": status, "project": project, "tags": list(tags),
                 "started_at": 1000.0, "ended_at": 1010.0, **fields},
@@ -30,9 +41,29 @@ def add_run(store, run_id, *, name, status="finished", params=None, metrics=None
 
 @pytest.fixture
 def runs(store):
-    add_run(store, "aaaa00000001", name="baseline", params={"lr": 0.1, "opt": "sgd"}, metrics={"acc": 0.95}, tags=["base"])
-    add_run(store, "aaaa00000002", name="small lr", params={"lr": 0.001, "opt": "adam"}, metrics={"acc": 0.97})
-    add_run(store, "bbbb00000003", name="broken", status="failed", params={"lr": 0.01}, metrics={"acc": 0.5})
+    add_run(
+        store,
+        "aaaa00000001",
+        name="baseline",
+        params={"lr": 0.1, "opt": "sgd"},
+        metrics={"acc": 0.95},
+        tags=["base"],
+    )
+    add_run(
+        store,
+        "aaaa00000002",
+        name="small lr",
+        params={"lr": 0.001, "opt": "adam"},
+        metrics={"acc": 0.97},
+    )
+    add_run(
+        store,
+        "bbbb00000003",
+        name="broken",
+        status="failed",
+        params={"lr": 0.01},
+        metrics={"acc": 0.5},
+    )
     add_run(store, "bbbb00000004", name="other project", project="q", metrics={"acc": 0.99})
     return store
 
@@ -75,13 +106,18 @@ def test_concurrent_first_open_migrates_once(mlp_home):
 
 
 def test_the_filter_language_selects_runs(runs):
-    assert names(runs, filter="metrics.acc > 0.9 and params.lr <= 0.01 and status = finished") == ["small lr"]
+    assert names(runs, filter="metrics.acc > 0.9 and params.lr <= 0.01 and status = finished") == [
+        "small lr"
+    ]
     assert names(runs, filter="params.opt = sgd") == ["baseline"]
     assert sorted(names(runs, filter="status != failed", project="p")) == ["baseline", "small lr"]
     assert names(runs, filter="tags = base") == ["baseline"]
     assert names(runs, filter="broken") == ["broken"]  # free text
     assert names(runs, filter='name ~ "small"') == ["small lr"]
-    assert sorted(names(runs, filter="not (status = finished) or metrics.acc >= 0.99")) == ["broken", "other project"]
+    assert sorted(names(runs, filter="not (status = finished) or metrics.acc >= 0.99")) == [
+        "broken",
+        "other project",
+    ]
     assert names(runs, filter="aaaa00000002") == ["small lr"]  # an id
     assert names(runs, filter="metrics.missing > 1") == []
 
@@ -112,9 +148,9 @@ def test_malformed_filters_say_where(expr, position):
 
 
 def test_filter_values_are_parameters_never_sql(runs):
-    sql, args = compile_filter("name = \"x'; DROP TABLE runs; --\"")
+    sql, args = compile_filter('name = "x\'; DROP TABLE runs; --"')
     assert "DROP" not in sql and args == ["x'; DROP TABLE runs; --"]
-    assert names(runs, filter="name = \"x'; DROP TABLE runs; --\"") == []
+    assert names(runs, filter='name = "x\'; DROP TABLE runs; --"') == []
     assert len(names(runs)) == 4
 
 
@@ -146,8 +182,17 @@ def test_blobs_are_content_addressed_and_refuse_paths(store, tmp_path):
 
 def test_a_run_whose_heartbeat_stopped_is_marked_lost(store):
     now = time.time()
-    add_run(store, "cccc00000001", name="silent", status="running", host="elsewhere", heartbeat_at=now - 120)
-    add_run(store, "cccc00000002", name="alive", status="running", host="elsewhere", heartbeat_at=now)
+    add_run(
+        store,
+        "cccc00000001",
+        name="silent",
+        status="running",
+        host="elsewhere",
+        heartbeat_at=now - 120,
+    )
+    add_run(
+        store, "cccc00000002", name="alive", status="running", host="elsewhere", heartbeat_at=now
+    )
     conn = store.connect()
     assert run_store.mark_lost(conn, heartbeat_timeout=60, now=now) == ["cccc00000001"]
     lost = run_store.get_run(conn, "cccc00000001")
@@ -159,8 +204,19 @@ def test_a_run_whose_heartbeat_stopped_is_marked_lost(store):
 
 def test_metric_chunks_keep_order_and_latest(store):
     with store.write() as conn:
-        apply_batch(conn, "dddd00000001", {"run": {"name": "m"}, "metrics": [("a", 2, 2.0, 1), ("b", 0, 9.0, 1), ("a", 0, 0.0, 1)]})
+        apply_batch(
+            conn,
+            "dddd00000001",
+            {
+                "run": {"name": "m"},
+                "metrics": [("a", 2, 2.0, 1), ("b", 0, 9.0, 1), ("a", 0, 0.0, 1)],
+            },
+        )
         apply_batch(conn, "dddd00000001", {"metrics": [("a", 1, 1.0, 2)]})
     conn = store.connect()
-    assert [(s, v) for s, v, _ in metric_series(conn, "dddd00000001", "a")] == [(0, 0.0), (1, 1.0), (2, 2.0)]
+    assert [(s, v) for s, v, _ in metric_series(conn, "dddd00000001", "a")] == [
+        (0, 0.0),
+        (1, 1.0),
+        (2, 2.0),
+    ]
     assert run_store.get_run(conn, "dddd00000001")["metrics"] == {"a": 2.0, "b": 9.0}

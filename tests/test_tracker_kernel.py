@@ -41,7 +41,9 @@ def test_cells_are_recorded_in_order_with_their_status(start_kernel, store):
 def test_a_real_interrupt_marks_the_cell_and_the_run_interrupted(start_kernel, store):
     k = start_kernel()
     k.run(TRACK)
-    msg_id = k.send("import time\nprint('started', flush=True)\nfor _ in range(600): time.sleep(0.05)")
+    msg_id = k.send(
+        "import time\nprint('started', flush=True)\nfor _ in range(600): time.sleep(0.05)"
+    )
     k.wait_stdout(msg_id, "started")
     k.km.interrupt_kernel()
     assert k.collect(msg_id).ename == "KeyboardInterrupt"
@@ -56,14 +58,20 @@ def test_parameters_cell_snapshot_and_environment(start_kernel, store, tmp_path)
         tmp_path / "train.ipynb",
         [
             {"id": "setup", "source": TRACK},
-            {"id": "params", "source": "lr = 0.1\nepochs: int = 3\nname = 'adam'\nlayers = [64, 32]", "tags": ["parameters"]},
+            {
+                "id": "params",
+                "source": "lr = 0.1\nepochs: int = 3\nname = 'adam'\nlayers = [64, 32]",
+                "tags": ["parameters"],
+            },
             {"id": "train", "source": "acc = 0.5"},
         ],
     )
     k = start_kernel(JPY_SESSION_NAME=str(nb))
     k.run(TRACK, cell_id="setup")
     # the writer thread reads the notebook to learn which cell is tagged `parameters`
-    wait_for(lambda: run_store.list_runs(store.connect()) and only_run(store)["notebook"], what="run")
+    wait_for(
+        lambda: run_store.list_runs(store.connect()) and only_run(store)["notebook"], what="run"
+    )
     wait_for(lambda: (only_run(store).get("env") or {}).get("packages"), what="environment")
     k.run("lr = 0.1\nepochs: int = 3\nname = 'adam'\nlayers = [64, 32]", cell_id="params")
     k.run("acc = 0.5", cell_id="train")
@@ -86,7 +94,9 @@ def test_params_from_magic_option_and_api(start_kernel, store):
     k = start_kernel()
     k.run("batch = 32\nseed = 7")
     k.run("%load_ext jupyter_mlp\n%mlp_track --params batch,seed")
-    k.run("import jupyter_mlp as mlp\nmlp.log_params({'opt': 'sgd', 'decay': None})\nmlp.log_param('warm', True)")
+    k.run(
+        "import jupyter_mlp as mlp\nmlp.log_params({'opt': 'sgd', 'decay': None})\nmlp.log_param('warm', True)"
+    )
     k.run("%mlp_track stop")
     assert only_run(store)["params"] == {
         "batch": 32, "seed": 7, "opt": "sgd", "decay": None, "warm": True,
@@ -149,7 +159,12 @@ def test_invalid_api_arguments_raise_clear_errors(start_kernel, store):
 def test_unknown_magic_options_and_wrong_types_give_usage(start_kernel, store):
     k = start_kernel()
     k.run("%load_ext jupyter_mlp")
-    for line in ("%mlp_track --bogus", "%mlp_track --gpu-interval abc", "%mlp_track --gpu-interval -1", "%mlp_track stop now"):
+    for line in (
+        "%mlp_track --bogus",
+        "%mlp_track --gpu-interval abc",
+        "%mlp_track --gpu-interval -1",
+        "%mlp_track stop now",
+    ):
         r = k.run(line)  # IPython prints a UsageError on stderr and fails the cell
         assert r.status == "error" and r.stderr.startswith("UsageError: %mlp_track"), line
         assert "usage:" in r.stderr and "%mlp_track [NAME]" in r.stderr, r.stderr
@@ -183,7 +198,9 @@ def test_sigkill_keeps_cells_and_the_run_is_marked_lost(start_kernel, store):
     k.run(TRACK)
     for i in range(20):
         k.run(f"v{i} = {i}", cell_id=f"cell-{i}")
-    k.run("import jupyter_mlp as mlp\nfor i in range(1000): mlp.log_metric('m', i)", cell_id="metrics")
+    k.run(
+        "import jupyter_mlp as mlp\nfor i in range(1000): mlp.log_metric('m', i)", cell_id="metrics"
+    )
     time.sleep(0.2)  # the promise under test: what ended 200 ms before the kill is stored
     os.kill(k.pid, signal.SIGKILL)
     wait_for(lambda: not k.km.is_alive(), what="kernel death")
@@ -240,12 +257,20 @@ def test_the_status_display_updates_in_place_after_cells(start_kernel, store):
     r = k.run(TRACK, cell_id="track")
     (shown,) = r.displays
     display_id = shown["transient"]["display_id"]
-    assert "<b>jupyter-mlp</b>" in shown["data"]["text/html"] and "'baseline'" in shown["data"]["text/plain"]
+    assert (
+        "<b>jupyter-mlp</b>" in shown["data"]["text/html"]
+        and "'baseline'" in shown["data"]["text/plain"]
+    )
     k.run("import jupyter_mlp as mlp\nmlp.log_metric('loss', 0.25)")
 
     def updated():
         k.run("pass")  # reading iopub while cells run collects the updates
-        return [u for u in k.updates if u["transient"]["display_id"] == display_id and "loss <b>0.25</b>" in u["data"]["text/html"]]
+        return [
+            u
+            for u in k.updates
+            if u["transient"]["display_id"] == display_id
+            and "loss <b>0.25</b>" in u["data"]["text/html"]
+        ]
 
     wait_for(updated, what="status update")
     k.run("%mlp_track stop")

@@ -16,14 +16,18 @@ class MlpApp(ExtensionApp):
     name = "jupyter_mlp"
 
     home = Unicode(
-        "", config=True, help="Folder of the store and blobs (default: $MLP_HOME or <data dir>/mlp)."
+        "",
+        config=True,
+        help="Folder of the store and blobs (default: $MLP_HOME or <data dir>/mlp).",
     )
     heartbeat_timeout = Float(
         60.0, config=True, help="Seconds without a heartbeat before a running run is marked lost."
     )
     default_executor = Unicode("local", config=True, help="Executor for reruns and stages.")
     dask_scheduler = Unicode(
-        "", config=True, help="Address of the Dask scheduler for the dask executor (tcp://host:port)."
+        "",
+        config=True,
+        help="Address of the Dask scheduler for the dask executor (tcp://host:port).",
     )
     local_concurrency = Int(2, config=True, help="Jobs the local executor runs at once.")
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..store import Store
-from ..store import events
+from ..store import Store, events
 
 POLL_S = 0.05
 

@@ -186,7 +186,13 @@ class GpuHandler(MlpHandler):
         points = int(self.number("points", 1000, 2, 100_000))
         gpu = self.number("gpu", None, 0, 1024)
         start, end = self.number("start", None, 0, 1e12), self.number("end", None, 0, 1e12)
-        self.reply({"gpus": series.gpu(self.conn(), run_id, points, None if gpu is None else int(gpu), start, end)})
+        self.reply(
+            {
+                "gpus": series.gpu(
+                    self.conn(), run_id, points, None if gpu is None else int(gpu), start, end
+                )
+            }
+        )
 
 
 class NotebookHandler(MlpHandler):
@@ -291,7 +297,9 @@ class IngestHandler(TokenHandler):
         if not (run_id := self.token_run()):
             return
         if len(self.request.body) > MAX_INGEST_BYTES:
-            return self.fail(413, f"batches are limited to {MAX_INGEST_BYTES} bytes; send smaller ones")
+            return self.fail(
+                413, f"batches are limited to {MAX_INGEST_BYTES} bytes; send smaller ones"
+            )
         body = self.json_body()
         if not isinstance(body, dict) or {"run_id", "seq", "batch"} - set(body):
             return self.fail(400, "send {run_id, seq, batch}")
@@ -300,7 +308,9 @@ class IngestHandler(TokenHandler):
         if not isinstance(body["batch"], dict) or not isinstance(body["seq"], int):
             return self.fail(400, "seq is an integer and batch an object")
         if batch_rows(body["batch"]) > MAX_INGEST_ROWS:
-            return self.fail(413, f"batches are limited to {MAX_INGEST_ROWS} records; send smaller ones")
+            return self.fail(
+                413, f"batches are limited to {MAX_INGEST_ROWS} records; send smaller ones"
+            )
         conn = self.conn()
         try:
             with write(conn):

@@ -9,7 +9,11 @@ from typing import Any
 
 
 def append(
-    conn: sqlite3.Connection, run_id: str | None, type_: str, data: dict[str, Any], now: float | None = None
+    conn: sqlite3.Connection,
+    run_id: str | None,
+    type_: str,
+    data: dict[str, Any],
+    now: float | None = None,
 ) -> None:
     conn.execute(
         "INSERT INTO events (time, run_id, type, data) VALUES (?, ?, ?, ?)",

@@ -37,7 +37,17 @@ COLUMNS = {
     "duration": "(COALESCE(runs.ended_at, runs.heartbeat_at) - runs.started_at)",
 }
 RECORDS = {"metrics", "params", "outputs"}
-OPS = {"=": "=", "==": "=", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">=", "~": "~", "!~": "!~"}
+OPS = {
+    "=": "=",
+    "==": "=",
+    "!=": "!=",
+    "<": "<",
+    "<=": "<=",
+    ">": ">",
+    ">=": ">=",
+    "~": "~",
+    "!~": "!~",
+}
 
 _TOKEN = re.compile(
     r"""
@@ -203,7 +213,9 @@ class _Parser:
             raise FilterError("pinned takes true or false", value_pos)
         return self.compare(column, op, value, value_pos)
 
-    def record_comparison(self, table: str, key: str, op: str, value: object, is_num: bool, pos: int) -> str:
+    def record_comparison(
+        self, table: str, key: str, op: str, value: object, is_num: bool, pos: int
+    ) -> str:
         if table == "metrics":
             if not is_num and value is not None:
                 raise FilterError(f"metrics.{key} compares with numbers", pos)

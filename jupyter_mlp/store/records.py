@@ -5,13 +5,13 @@ machine and, over HTTP, from remote trackers."""
 from __future__ import annotations
 
 import hashlib
-from array import array
-from operator import itemgetter
 import json
 import math
 import sqlite3
 import time
+from array import array
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import Any
 
 from ..model import FINAL_STATUSES
@@ -110,9 +110,7 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
     cells = batch.get("cells")
     if cells:
         write_cells(conn, run_id, cells)
-        events.append(
-            conn, run_id, "cells", {"count": len(cells), "last_seq": cells[-1][0]}, now
-        )
+        events.append(conn, run_id, "cells", {"count": len(cells), "last_seq": cells[-1][0]}, now)
 
     outputs = batch.get("outputs")
     if outputs:
@@ -149,12 +147,16 @@ def batch_rows(batch: dict[str, Any]) -> int:
     return sum(len(batch.get(k) or ()) for k in ("params", "metrics", "cells", "outputs", "gpu"))
 
 
-def apply_remote_batch(conn: sqlite3.Connection, run_id: str, seq: int, batch: dict[str, Any]) -> bool:
+def apply_remote_batch(
+    conn: sqlite3.Connection, run_id: str, seq: int, batch: dict[str, Any]
+) -> bool:
     """Apply a batch sent over HTTP once: a replay of an applied `seq` is a no-op (returns False).
     Raises BadBatch for what a remote tracker may not write; the caller's transaction then
     rolls back, so nothing is half-written."""
     if not isinstance(batch, dict) or set(batch) - BATCH_KEYS:
-        raise BadBatch(f"unknown batch keys: {sorted(set(batch) - BATCH_KEYS) if isinstance(batch, dict) else batch!r}")
+        raise BadBatch(
+            f"unknown batch keys: {sorted(set(batch) - BATCH_KEYS) if isinstance(batch, dict) else batch!r}"
+        )
     fields = batch.get("run") or {}
     if not isinstance(fields, dict) or set(fields) - REMOTE_RUN_COLUMNS:
         raise BadBatch(f"a remote tracker may not set {sorted(set(fields) - REMOTE_RUN_COLUMNS)}")
@@ -192,7 +194,18 @@ def write_metrics(conn: sqlite3.Connection, run_id: str, points: list) -> None:
         t_arr = array("d", list(map(_TIME, group)))
         top = max(s_arr)
         last = len(s_arr) - 1 - s_arr[::-1].index(top)  # the latest point logged at the top step
-        chunks.append((run_id, key, min(s_arr), top, len(s_arr), s_arr.tobytes(), v_arr.tobytes(), t_arr.tobytes()))
+        chunks.append(
+            (
+                run_id,
+                key,
+                min(s_arr),
+                top,
+                len(s_arr),
+                s_arr.tobytes(),
+                v_arr.tobytes(),
+                t_arr.tobytes(),
+            )
+        )
         value = v_arr[last]
         latest.append((run_id, key, top, None if value != value else value, t_arr[last]))
     conn.executemany(

@@ -191,7 +191,9 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def mark_lost(conn: sqlite3.Connection, heartbeat_timeout: float, now: float | None = None) -> list[str]:
+def mark_lost(
+    conn: sqlite3.Connection, heartbeat_timeout: float, now: float | None = None
+) -> list[str]:
     """Mark `running` runs whose kernel is gone (same host, dead pid) or whose heartbeat stopped."""
     now = now or time.time()
     host = socket.gethostname()
@@ -262,7 +264,9 @@ def patch_run(conn: sqlite3.Connection, ref: str, changes: dict[str, Any]) -> di
             raise ValueError(f"{key!r} cannot be changed (only: {', '.join(PATCHABLE)})")
         if not isinstance(value, PATCHABLE[key]):
             raise ValueError(f"{key} must be a {PATCHABLE[key].__name__}")
-    if "tags" in changes and not all(isinstance(t, str) and 0 < len(t) <= 100 for t in changes["tags"]):
+    if "tags" in changes and not all(
+        isinstance(t, str) and 0 < len(t) <= 100 for t in changes["tags"]
+    ):
         raise ValueError("tags must be non-empty strings of at most 100 characters")
     if "name" in changes and len(changes["name"]) > 500:
         raise ValueError("name is longer than 500 characters")
@@ -283,7 +287,11 @@ def run_blobs(conn: sqlite3.Connection, run_id: str) -> dict[str, str]:
     run = dict(row)
     stem = _safe_name(run.get("name") or run_id)
     found: dict[str, str] = {}
-    for column, suffix in (("snapshot", ".ipynb"), ("end_snapshot", "-end.ipynb"), ("output_notebook", "-output.ipynb")):
+    for column, suffix in (
+        ("snapshot", ".ipynb"),
+        ("end_snapshot", "-end.ipynb"),
+        ("output_notebook", "-output.ipynb"),
+    ):
         if run.get(column):
             found[run[column]] = stem + suffix
     git = json.loads(run["git"]) if run.get("git") else None
@@ -310,8 +318,20 @@ def delete_run(conn: sqlite3.Connection, ref: str, blobs: Any) -> list[str]:
     from .db import write
 
     with write(conn):
-        sources = [r[0] for r in conn.execute("SELECT DISTINCT source FROM cells WHERE run_id = ?", (run_id,))]
-        for table in ("params", "metrics", "metrics_latest", "cells", "gpu_samples", "outputs", "run_tokens", "ingested"):
+        sources = [
+            r[0]
+            for r in conn.execute("SELECT DISTINCT source FROM cells WHERE run_id = ?", (run_id,))
+        ]
+        for table in (
+            "params",
+            "metrics",
+            "metrics_latest",
+            "cells",
+            "gpu_samples",
+            "outputs",
+            "run_tokens",
+            "ingested",
+        ):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))
         conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))
         for digest in sources:
@@ -334,7 +354,10 @@ def _blob_in_use(conn: sqlite3.Connection, digest: str) -> bool:
     args.append(digest)
     if conn.execute(f"SELECT 1 FROM runs WHERE {' OR '.join(tests)} LIMIT 1", args).fetchone():
         return True
-    return conn.execute("SELECT 1 FROM outputs WHERE blob = ? LIMIT 1", (digest,)).fetchone() is not None
+    return (
+        conn.execute("SELECT 1 FROM outputs WHERE blob = ? LIMIT 1", (digest,)).fetchone()
+        is not None
+    )
 
 
 def compare_runs(conn: sqlite3.Connection, refs: list[str]) -> dict[str, Any]:
@@ -344,7 +367,11 @@ def compare_runs(conn: sqlite3.Connection, refs: list[str]) -> dict[str, Any]:
     ids = [resolve_id(conn, r) for r in refs]
     runs = [get_run(conn, i, with_cells=False) for i in ids]
     keys = sorted({k for r in runs for k in r["params"]})
-    differ = [k for k in keys if len({json.dumps(r["params"].get(k, "<unset>"), sort_keys=True) for r in runs}) > 1]
+    differ = [
+        k
+        for k in keys
+        if len({json.dumps(r["params"].get(k, "<unset>"), sort_keys=True) for r in runs}) > 1
+    ]
     metric_keys = sorted({k for r in runs for k in r["metrics"]})
     return {
         "runs": [{k: r[k] for k in ("id", "name", "project", "status", "started_at", "ended_at", "duration", "params", "metrics", "tags", "pinned")} for r in runs],
@@ -354,7 +381,9 @@ def compare_runs(conn: sqlite3.Connection, refs: list[str]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def create_run(conn: sqlite3.Connection, fields: dict[str, Any], with_token: bool = False) -> dict[str, Any]:
+def create_run(
+    conn: sqlite3.Connection, fields: dict[str, Any], with_token: bool = False
+) -> dict[str, Any]:
     """A new run row (queued unless said otherwise), optionally with a write token."""
     from ..model import QUEUED, new_run_id
     from . import tokens

@@ -45,7 +45,11 @@ def track(
         tags = [t.strip() for t in tags.split(",") if t.strip()]
     if tags is not None and not all(isinstance(t, str) for t in tags):
         raise TypeError("tags must be strings")
-    if not isinstance(gpu_interval, (int, float)) or isinstance(gpu_interval, bool) or gpu_interval <= 0:
+    if (
+        not isinstance(gpu_interval, (int, float))
+        or isinstance(gpu_interval, bool)
+        or gpu_interval <= 0
+    ):
         raise TypeError(f"gpu_interval must be a positive number of seconds, got {gpu_interval!r}")
     if shell is None:
         shell = _ipython()

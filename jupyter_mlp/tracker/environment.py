@@ -17,7 +17,10 @@ def notebook_path() -> tuple[str | None, str | None]:
     path = os.environ.get("JPY_SESSION_NAME")
     if path:
         return path, None
-    return None, "unknown notebook: JPY_SESSION_NAME is not set (kernel not started by Jupyter server)"
+    return (
+        None,
+        "unknown notebook: JPY_SESSION_NAME is not set (kernel not started by Jupyter server)",
+    )
 
 
 def user_name() -> str:

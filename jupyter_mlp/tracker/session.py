@@ -51,7 +51,9 @@ class RunSession:
         sink: Any = None,
     ) -> None:
         token = os.environ.get("MLP_TRACKING_TOKEN", "")
-        self.job_run_id = os.environ.get("MLP_RUN_ID") or (token.split(".", 1)[0] if token else None)
+        self.job_run_id = os.environ.get("MLP_RUN_ID") or (
+            token.split(".", 1)[0] if token else None
+        )
         self.run_id = self.job_run_id or model.new_run_id()
         self.name = name
         self.project = project
@@ -103,7 +105,9 @@ class RunSession:
             except Exception as exc:  # a broken MLP_TRACKING_URI setup: record locally instead
                 from .sinks import StoreSink
 
-                self._warn(f"remote tracking is misconfigured ({exc}); recording to the local store")
+                self._warn(
+                    f"remote tracking is misconfigured ({exc}); recording to the local store"
+                )
                 self._sink = StoreSink(self.home)
         fields: dict[str, Any] = {
             "status": model.RUNNING,

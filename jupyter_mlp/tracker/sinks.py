@@ -51,7 +51,11 @@ class HttpSink:
         self.uri = uri.rstrip("/")
         self.token = token
         self.run_id = token.split(".", 1)[0]
-        folder = Path(spool_dir or os.environ.get("MLP_SPOOL_DIR") or Path.home() / ".cache" / "jupyter-mlp" / "spool")
+        folder = Path(
+            spool_dir
+            or os.environ.get("MLP_SPOOL_DIR")
+            or Path.home() / ".cache" / "jupyter-mlp" / "spool"
+        )
         self.spool_dir = folder
         self.spool = folder / f"{self.run_id}.jsonl"
         self.http = requests.Session()
@@ -105,13 +109,19 @@ class HttpSink:
                 try:
                     if "blob" in item:
                         blob = self.spool_dir / item["blob"]
-                        r = self.http.put(f"{self.uri}/ingest/blobs/{item['blob']}", data=blob.read_bytes(), timeout=60)
+                        r = self.http.put(
+                            f"{self.uri}/ingest/blobs/{item['blob']}",
+                            data=blob.read_bytes(),
+                            timeout=60,
+                        )
                     else:
                         body = json.dumps({"run_id": self.run_id, **item})
                         r = self.http.post(f"{self.uri}/ingest", data=body, timeout=60,
                                            headers={"Content-Type": "application/json"})  # fmt: skip
                 except (requests.RequestException, OSError) as exc:
-                    raise Kept(f"{self.uri} is unreachable ({type(exc).__name__}); spooling to {self.spool}") from None
+                    raise Kept(
+                        f"{self.uri} is unreachable ({type(exc).__name__}); spooling to {self.spool}"
+                    ) from None
                 if r.status_code >= 500 or r.status_code in (408, 429):
                     raise Kept(f"{self.uri} answered {r.status_code}; spooling to {self.spool}")
                 self.pending.popleft()
@@ -139,7 +149,10 @@ def _split(batch: dict[str, Any]) -> list[dict[str, Any]]:
     if len(metrics) <= METRICS_PER_REQUEST:
         return [batch]
     first = {**batch, "metrics": metrics[:METRICS_PER_REQUEST]}
-    rest = [{"metrics": metrics[i : i + METRICS_PER_REQUEST]} for i in range(METRICS_PER_REQUEST, len(metrics), METRICS_PER_REQUEST)]
+    rest = [
+        {"metrics": metrics[i : i + METRICS_PER_REQUEST]}
+        for i in range(METRICS_PER_REQUEST, len(metrics), METRICS_PER_REQUEST)
+    ]
     return [first, *rest]
 
 

@@ -24,7 +24,9 @@ def text_line(s: dict[str, Any]) -> str:
     parts = [f"jupyter-mlp run {s['id']}"]
     if s.get("name"):
         parts.append(f"'{s['name']}'")
-    parts.append(f"[{s['status']}] project {s['project']}, {s['cells']} cells, {_elapsed(s['elapsed'])}")
+    parts.append(
+        f"[{s['status']}] project {s['project']}, {s['cells']} cells, {_elapsed(s['elapsed'])}"
+    )
     if s["metrics"]:
         shown = list(s["metrics"].items())[-6:]
         parts.append("| " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown))
@@ -53,7 +55,10 @@ def _escape(text: str) -> str:
 
 def html_box(s: dict[str, Any]) -> str:
     e = _escape
-    color = {"running": "var(--jp-brand-color1, #1976d2)", "finished": "var(--jp-success-color1, #388e3c)"}
+    color = {
+        "running": "var(--jp-brand-color1, #1976d2)",
+        "finished": "var(--jp-success-color1, #388e3c)",
+    }
     status_color = color.get(s["status"], "var(--jp-error-color1, #d32f2f)")
     rows = [
         f"<b>jupyter-mlp</b> run <code>{e(s['id'])}</code>"
@@ -67,9 +72,15 @@ def html_box(s: dict[str, Any]) -> str:
     if s.get("gpu"):
         rows.append(e(_gpu_text(s["gpu"])))
     if s.get("failing"):
-        rows.append("<span style='color:var(--jp-warn-color1, #f57c00)'>store not writable: "
-                    "records are kept in memory</span>")
-    return "<div class='jp-mlp-status' style='font-size:12px;line-height:1.5'>" + "<br>".join(rows) + "</div>"
+        rows.append(
+            "<span style='color:var(--jp-warn-color1, #f57c00)'>store not writable: "
+            "records are kept in memory</span>"
+        )
+    return (
+        "<div class='jp-mlp-status' style='font-size:12px;line-height:1.5'>"
+        + "<br>".join(rows)
+        + "</div>"
+    )
 
 
 class TextStatus:
