@@ -146,6 +146,17 @@ def runs_show(args: argparse.Namespace) -> int:
         out(
             f"  {c['seq']:>4} [{count}] {c['status']:<11} {_duration(c['duration']):>8}  {line}{extra}\n"
         )
+    # lineage of reruns (jupyter_mlp.execution): parent, params changed against it, children
+    lineage = runs.lineage_lines(conn, run["id"])
+    out("\nlineage:\n" + "".join(f"{line}\n" for line in lineage) if lineage else "")
+    return 0
+
+
+def runs_pin(args: argparse.Namespace) -> int:
+    from .store import runs
+
+    run = runs.patch_run(_store(args).connect(), args.id, {"pinned": args.pinned})
+    print(f"run {run['id']} {'pinned' if run['pinned'] else 'unpinned'}")
     return 0
 
 
@@ -189,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="run id (or a unique prefix of at least 4 digits)")
     show.add_argument("--format", choices=("text", "json"), default="text")
     show.set_defaults(func=runs_show)
+    for verb, value in (("pin", True), ("unpin", False)):
+        pin = runs_sub.add_parser(verb, help=f"{verb} a run ({'pinned runs become pipeline stages' if value else 'undo pin'})")
+        pin.add_argument("id")
+        pin.set_defaults(func=runs_pin, pinned=value)
+    from .execution.cli_commands import add_commands
+    from .pipelines.cli_commands import add_commands as add_pipeline_commands
+
+    add_commands(sub)
+    add_pipeline_commands(sub)
     return p
 
 

@@ -191,3 +191,22 @@ def only_run(store) -> dict:
 
 
 PY = sys.executable
+
+
+def tracked_run(store, notebook: Path, params: dict, name: str = "base", status: str = "finished") -> str:
+    """A run as %mlp_track leaves it (snapshot blob, parameters with their types): a rerun template."""
+    from jupyter_mlp import model
+    from jupyter_mlp.store.records import apply_batch
+    from jupyter_mlp.tracker.params import encode_value
+
+    run_id = model.new_run_id()
+    now = time.time()
+    fields = {
+        "status": status, "kind": model.INTERACTIVE, "project": "exec", "name": name,
+        "notebook": str(notebook), "snapshot": store.blobs.put_bytes(notebook.read_bytes()),
+        "kernel": "python3", "created_at": now, "started_at": now, "ended_at": now,
+    }  # fmt: skip
+    rows = [(k, *encode_value(v, k), "parameters") for k, v in params.items()]
+    with store.write() as conn:
+        apply_batch(conn, run_id, {"run": fields, "params": rows})
+    return run_id

@@ -31,9 +31,9 @@ def test_the_digits_example_is_tracked_under_papermill(store, tmp_path):
     assert [s for s, _, _ in metric_series(conn, run["id"], "val_acc")] == list(range(5))
     outputs = {o["name"]: o for o in run["outputs"]}
     assert 0.5 < outputs["val_acc"]["value"] <= 1.0
-    assert outputs["model.pkl"]["kind"] == "artifact"
+    assert outputs["model"]["kind"] == "artifact"
     assert (
-        store.blobs.read_bytes(outputs["model.pkl"]["blob"])
+        store.blobs.read_bytes(outputs["model"]["blob"])
         == (tmp_path / "model.pkl").read_bytes()
     )
     # the status display was updated in place to the run's final state in the output notebook

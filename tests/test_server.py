@@ -456,3 +456,62 @@ def test_openapi_describes_exactly_the_routes():
     }
     served = {(h.path, m) for h in HANDLERS for m in methods(h)}
     assert described == served
+
+
+async def poll(fetch_json, predicate, timeout: float = 90.0, what: str = "condition"):
+    """Poll a route with a deadline (the server keeps running while we wait)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await fetch_json()
+        if predicate(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}: {value}")
+        await asyncio.sleep(0.1)
+
+
+TINY = {
+    "nbformat": 4, "nbformat_minor": 5,
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "cells": [
+        {"id": "p", "cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "x = 1", "outputs": [], "execution_count": None},
+        {"id": "w", "cell_type": "code", "metadata": {}, "source": "y = x * 2", "outputs": [], "execution_count": None},
+    ],
+}  # fmt: skip
+
+
+async def test_rerun_and_cancel_routes(jp_fetch, store):
+    seed(store, "abab00000001", run={"snapshot": store.blobs.put_bytes(json.dumps(TINY).encode()), "kernel": "python3"},
+         params=[("x", "1", "int", "parameters")])  # fmt: skip
+    created = await api(jp_fetch, "runs", "abab00000001", "rerun", method="POST", body={"params": {"x": 5}})
+    child = await poll(lambda: api(jp_fetch, "runs", created["id"]), lambda r: r["status"] in ("finished", "failed"), what="rerun")
+    assert child["status"] == "finished" and child["parent_id"] == "abab00000001" and child["params"]["x"] == 5
+    before = len((await api(jp_fetch, "runs"))["runs"])
+    bad = jp_fetch("mlp", "api", "runs", "abab00000001", "rerun", method="POST", body=json.dumps({"params": {"x": "five"}}))
+    assert await status_of(bad) == 400
+    assert len((await api(jp_fetch, "runs"))["runs"]) == before  # nothing was queued
+    not_a_job = jp_fetch("mlp", "api", "runs", "abab00000001", "cancel", method="POST", body="{}")
+    assert await status_of(not_a_job) == 400
+    executors = await api(jp_fetch, "executors")
+    assert executors["default"] == "local" and executors["executors"][0]["name"] == "local"
+
+
+async def test_pipeline_routes(jp_fetch, jp_root_dir, store):
+    (jp_root_dir / "tiny.ipynb").write_text(json.dumps(TINY))
+    spec = {"format": "jupyter-mlp.pipeline", "version": 1, "name": "p", "parameters": {"x": 3},
+            "stages": {"only": {"template": {"notebook": "tiny.ipynb"}, "parameters": {"x": "${pipeline.x}"}}}}  # fmt: skip
+    (jp_root_dir / "p.mlpipe").write_text(json.dumps(spec))
+    issues = await api(jp_fetch, "pipelines", "validate", method="POST", body={"spec": spec, "path": "p.mlpipe"})
+    assert issues == {"issues": []}
+    bad_spec = {**spec, "stages": {"only": {"template": {"notebook": "tiny.ipynb"}, "parameters": {"nope": 1}}}}
+    found = (await api(jp_fetch, "pipelines", "validate", method="POST", body={"spec": bad_spec, "path": "p.mlpipe"}))["issues"]
+    assert found[0]["stage"] == "only" and found[0]["field"] == "parameters.nope"
+    started = await api(jp_fetch, "pipelines", "runs", method="POST", body={"path": "p.mlpipe", "params": {"x": 4}})
+    run = await poll(lambda: api(jp_fetch, "pipelines", "runs", started["id"]), lambda r: r["status"] in ("succeeded", "failed"), what="pipeline")
+    assert run["status"] == "succeeded" and run["stages"]["only"]["status"] == "succeeded"
+    assert run["stages"]["only"]["cells_done"] == run["stages"]["only"]["cells_total"] == 3  # with papermill's injected cell
+    listed = await api(jp_fetch, "pipelines", "runs", path="p.mlpipe")
+    assert [r["id"] for r in listed["runs"]] == [started["id"]] and listed["runs"][0]["params"] == {"x": 4}
+    for path in ("../p.mlpipe", "/etc/passwd", "missing.mlpipe"):
+        assert await status_of(jp_fetch("mlp", "api", "pipelines", "runs", method="POST", body=json.dumps({"path": path}))) in (400, 404)
+    assert await status_of(jp_fetch("mlp", "api", "pipelines", "runs", "ffffffffffff")) == 404

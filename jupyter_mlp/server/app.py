@@ -35,6 +35,13 @@ class MlpApp(ExtensionApp):
         self.store = Store(self.home or None)
         self.store.connect()  # create or migrate now, not on the first request
         self.feed = EventFeed(self.store)
+        from ..execution.service import JobService
+
+        executors: dict = {"local": {}}
+        if self.dask_scheduler:
+            executors["dask"] = {"scheduler": self.dask_scheduler}
+        self.jobs = JobService(self.store, concurrency=self.local_concurrency, executors=executors)
+        self.jobs.start()
         self.settings["mlp"] = self
         self._reconciler = PeriodicCallback(
             self.reconcile, max(1.0, min(self.heartbeat_timeout / 4, 15.0)) * 1000
@@ -52,6 +59,13 @@ class MlpApp(ExtensionApp):
             self.log.info("jupyter-mlp: marked lost: %s", ", ".join(lost))
         return lost
 
+    def start_pipeline(self, pipeline_run_id: str) -> None:
+        """A pipeline is driven by a process of its own: it outlives a server restart."""
+        from ..pipelines.driver import spawn
+
+        spawn(self.store.home, pipeline_run_id)
+
     async def stop_extension(self) -> None:
         self._reconciler.stop()
         self.feed.stop()
+        self.jobs.stop()  # stops dispatching; running jobs and pipelines go on

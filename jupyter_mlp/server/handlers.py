@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
+from jupyter_core.utils import ensure_async
 from jupyter_server.base.handlers import APIHandler
 
+from ..execution.jobs import JobError, JobNotFound
+from ..execution.jobs import progress as job_progress
+from ..execution.params import ParamError
 from ..model import json_safe
+from ..pipelines import runner as pipeline_runner
+from ..pipelines import spec as pipeline_spec
+from ..pipelines import validate as pipeline_validate
+from ..store import pipelines as pipeline_store
 from ..store import BlobNotFound, FilterError, RunNotFound, series, tokens
 from ..store import runs as run_store
 from ..store.db import write
@@ -277,6 +286,155 @@ class EventsHandler(MlpHandler):
         self.reply({"events": found, "last": found[-1]["id"] if found else after})
 
 
+class RerunHandler(MlpHandler):
+    """Execute a run's snapshot again with new parameters (a job); 201 with the new run's id."""
+
+    path = "/runs/{run_id}/rerun"
+
+    @tornado.web.authenticated
+    @authorized
+    def post(self, ref: str) -> None:
+        if not (run_id := self.run_id(ref)):
+            return
+        body = self.json_body() or {}
+        if not isinstance(body, dict) or set(body) - {"params", "executor", "gpus", "allow_new", "kernel", "name"}:
+            return self.fail(400, "send {params, executor, gpus, allow_new, kernel, name}")
+        try:
+            new_id = self.mlp.jobs.submit_rerun(
+                run_id, body.get("params") or {}, executor=body.get("executor") or self.mlp.default_executor,
+                gpus=body.get("gpus"), allow_new=bool(body.get("allow_new")), kernel=body.get("kernel"),
+                name=body.get("name"),
+            )  # fmt: skip
+        except (JobError, ParamError) as exc:
+            return self.fail(400, str(exc))
+        self.reply({"id": new_id}, 201)
+
+
+class CancelHandler(MlpHandler):
+    path = "/runs/{run_id}/cancel"
+
+    @tornado.web.authenticated
+    @authorized
+    def post(self, ref: str) -> None:
+        if not (run_id := self.run_id(ref)):
+            return
+        try:
+            self.reply(self.mlp.jobs.cancel(run_id))
+        except JobNotFound:
+            self.fail(400, f"run {run_id} is not a job: only jobs can be cancelled")
+
+
+class ExecutorsHandler(MlpHandler):
+    path = "/executors"
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self) -> None:
+        found = [{"name": e.get("executor"), **e} for e in self.mlp.jobs.executors_status()]
+        self.reply({"executors": found, "default": self.mlp.default_executor})
+
+
+class PipelineHandler(MlpHandler):
+    async def pipeline_file(self, path: Any) -> tuple[dict[str, Any], Any] | None:
+        """(spec, folder of the file) read through the contents manager, which keeps every path
+        inside the server's root; None after replying 400/404."""
+        if not isinstance(path, str) or not path:
+            self.fail(400, "path must be the .mlpipe file's path")
+            return None
+        try:
+            model = await ensure_async(self.contents_manager.get(path, content=True, type="file", format="text"))
+            spec = pipeline_spec.loads(model["content"], path)
+        except tornado.web.HTTPError as exc:
+            self.fail(exc.status_code, exc.log_message or f"cannot read {path}")
+            return None
+        except pipeline_spec.SpecError as exc:
+            self.fail(400, str(exc))
+            return None
+        os_path = getattr(self.contents_manager, "_get_os_path", None)
+        folder = os_path(path).rsplit("/", 1)[0] if os_path else None
+        return spec, folder
+
+
+class PipelineValidateHandler(PipelineHandler):
+    path = "/pipelines/validate"
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        body = self.json_body() or {}
+        if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+            return self.fail(400, "send {spec} (and path, for notebook templates)")
+        folder = None
+        if body.get("path"):
+            found = await self.pipeline_file(body["path"])
+            if found is None:
+                return
+            folder = found[1]
+        issues = pipeline_validate.validate(body["spec"], self.conn(), self.mlp.store.blobs, folder and Path(folder))
+        self.reply({"issues": [i.as_dict() for i in issues]})
+
+
+class PipelineRunsHandler(PipelineHandler):
+    path = "/pipelines/runs"
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self) -> None:
+        self.reply({"runs": pipeline_store.list_runs(self.conn(), path=self.get_argument("path", None))})
+
+    @tornado.web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Run a .mlpipe file: validated first; 201 with the pipeline run's id."""
+        body = self.json_body() or {}
+        if not isinstance(body, dict) or set(body) - {"path", "params", "executor", "no_cache", "resume"}:
+            return self.fail(400, "send {path, params, executor, no_cache, resume}")
+        found = await self.pipeline_file(body.get("path"))
+        if found is None:
+            return
+        spec, folder = found
+        try:
+            pid = pipeline_runner.submit(
+                self.mlp.store, spec, path=body["path"], params=body.get("params") or {},
+                executor=body.get("executor") or self.mlp.default_executor,
+                no_cache=bool(body.get("no_cache")), resume=body.get("resume"), base=folder,
+                concurrency=self.mlp.local_concurrency,
+            )  # fmt: skip
+        except (pipeline_runner.PipelineError, pipeline_store.PipelineRunNotFound) as exc:
+            return self.fail(400, str(exc))
+        self.mlp.start_pipeline(pid)
+        self.reply({"id": pid}, 201)
+
+
+class PipelineRunHandler(MlpHandler):
+    path = "/pipelines/runs/{pipeline_run_id}"
+
+    @tornado.web.authenticated
+    @authorized
+    def get(self, pid: str) -> None:
+        try:
+            run = pipeline_store.get(self.conn(), pid)
+        except pipeline_store.PipelineRunNotFound as exc:
+            return self.fail(404, str(exc))
+        for stage in run["stages"].values():
+            done, total = job_progress(self.conn(), stage["run_id"]) if stage["run_id"] else (0, None)
+            stage["cells_done"], stage["cells_total"] = done, total
+        self.reply(run)
+
+
+class PipelineCancelHandler(MlpHandler):
+    path = "/pipelines/runs/{pipeline_run_id}/cancel"
+
+    @tornado.web.authenticated
+    @authorized
+    def post(self, pid: str) -> None:
+        try:
+            pipeline_runner.cancel(self.mlp.store, pid)
+        except pipeline_store.PipelineRunNotFound as exc:
+            return self.fail(404, str(exc))
+        self.reply(pipeline_store.get(self.conn(), pid))
+
+
 class TokenHandler(MlpHandler):
     """Base of the routes a remote tracker calls with its run token instead of a login."""
 
@@ -334,6 +492,13 @@ class IngestBlobHandler(TokenHandler):
 
 
 HANDLERS: list[type[MlpHandler]] = [
+    RerunHandler,
+    CancelHandler,
+    ExecutorsHandler,
+    PipelineValidateHandler,
+    PipelineRunsHandler,
+    PipelineRunHandler,
+    PipelineCancelHandler,
     RunsHandler, RunHandler, ParamsHandler, CellsHandler, OutputsHandler, MetricsHandler,
     GpuHandler, NotebookHandler, BlobHandler, CompareHandler, EventsHandler, IngestHandler,
     IngestBlobHandler,

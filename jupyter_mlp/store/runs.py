@@ -396,3 +396,73 @@ def create_run(
         events.append(conn, run_id, "run", {"status": fields["status"]})
         token = tokens.issue(conn, run_id) if with_token else None
     return {"id": run_id, "token": token}
+
+
+# --- lineage (reruns) ----------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+def param_diff(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+    """How a run's params differ from its parent's: [{key, change: changed|added|removed,
+    parent, value}] (no `parent` / `value` key where that side lacks the param). [] without a parent."""
+    row = conn.execute("SELECT parent_id FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None or not row[0]:
+        return []
+    both = records.params_of(conn, [run_id, row[0]])
+    mine, theirs = both.get(run_id, {}), both.get(row[0], {})
+    out: list[dict[str, Any]] = []
+    for key in sorted(set(mine) | set(theirs)):
+        a, b = theirs.get(key, _MISSING), mine.get(key, _MISSING)
+        same = a is not _MISSING and b is not _MISSING and type(a) is type(b)
+        if same and json.dumps(a) == json.dumps(b):
+            continue
+        item: dict[str, Any] = {"key": key}
+        if a is _MISSING:
+            item["change"] = "added"
+        elif b is _MISSING:
+            item["change"] = "removed"
+        else:
+            item["change"] = "changed"
+        if a is not _MISSING:
+            item["parent"] = a
+        if b is not _MISSING:
+            item["value"] = b
+        out.append(item)
+    return out
+
+
+def lineage(conn: sqlite3.Connection, ref: str) -> dict[str, Any]:
+    """A run's parent (with the params that changed against it) and its children, newest first."""
+    run_id = resolve_id(conn, ref)
+    row = conn.execute("SELECT parent_id FROM runs WHERE id = ?", (run_id,)).fetchone()
+    parent = None
+    if row[0]:
+        p = conn.execute("SELECT id, name, status FROM runs WHERE id = ?", (row[0],)).fetchone()
+        parent = dict(p) if p is not None else {"id": row[0], "name": None, "status": None}
+    children = [
+        dict(r)
+        for r in conn.execute(
+            "SELECT id, name, status, created_at FROM runs WHERE parent_id = ? ORDER BY created_at DESC",
+            (run_id,),
+        )
+    ]
+    return {"parent": parent, "param_changes": param_diff(conn, run_id), "children": children}
+
+
+def lineage_lines(conn: sqlite3.Connection, ref: str) -> list[str]:
+    """The lineage as text lines for `jupyter mlp runs show`."""
+    info = lineage(conn, ref)
+    lines: list[str] = []
+    if info["parent"]:
+        p = info["parent"]
+        lines.append(f"  parent    {p['id']}  {p['name'] or ''}  ({p['status'] or 'deleted'})")
+        for c in info["param_changes"]:
+            old = json.dumps(c["parent"]) if "parent" in c else "(unset)"
+            new = json.dumps(c["value"]) if "value" in c else "(unset)"
+            lines.append(f"    {c['key']}: {old} -> {new}")
+        if not info["param_changes"]:
+            lines.append("    (same params)")
+    for child in info["children"]:
+        lines.append(f"  child     {child['id']}  {child['name']}  ({child['status']})")
+    return lines

@@ -174,6 +174,43 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX jobs_state ON jobs(executor, state, submitted_at);
     """,
+    # 2 -> 3: pipeline runs and the state of their stages.
+    """
+    CREATE TABLE pipeline_runs (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        path TEXT,                        -- the .mlpipe file, as given
+        version TEXT NOT NULL,            -- hash of the spec that ran
+        spec TEXT NOT NULL,               -- JSON: the spec that ran
+        params TEXT NOT NULL DEFAULT '{}',
+        executor TEXT NOT NULL,
+        options TEXT NOT NULL DEFAULT '{}', -- JSON: no_cache, concurrency, resumed_from
+        status TEXT NOT NULL,             -- queued | running | succeeded | failed | cancelling | cancelled
+        pid INTEGER,                      -- the driver process
+        host TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        error TEXT
+    );
+    CREATE INDEX pipeline_runs_path ON pipeline_runs(path, created_at);
+
+    CREATE TABLE pipeline_stages (
+        pipeline_run_id TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        status TEXT NOT NULL,             -- pending | queued | running | cached | succeeded | failed | skipped | cancelled
+        run_id TEXT,
+        cached_from TEXT,                 -- the pipeline run whose stage run was reused
+        cache_key TEXT,
+        params TEXT,                      -- JSON: the resolved parameters
+        attempt INTEGER NOT NULL DEFAULT 0,
+        started_at REAL,
+        ended_at REAL,
+        error TEXT,
+        PRIMARY KEY (pipeline_run_id, stage)
+    ) WITHOUT ROWID;
+    CREATE INDEX pipeline_stages_cache ON pipeline_stages(cache_key, status);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,167 @@
+"""`jupyter mlp rerun | run | cancel`: jobs from a terminal, no server needed.
+
+Without a server the CLI starts the job process itself (detached, in its own session: it writes
+its own outcome, so `--detach` may return at once). With a server running on this machine the
+server's job service starts it. Both commands wait and show progress unless `--detach`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from .. import model
+
+FINAL = (model.FINISHED, model.FAILED, model.CANCELLED)
+
+
+def add_commands(sub: Any) -> None:
+    rerun = sub.add_parser(
+        "rerun", help="execute a run's notebook snapshot again with new parameters"
+    )
+    rerun.add_argument("id", help="run id (or a unique prefix of at least 4 digits)")
+    _job_options(rerun)
+    rerun.add_argument(
+        "--gpus", type=int, default=None, help="GPUs for the job (default: as many as the run had)"
+    )
+    rerun.add_argument("--name", help="name of the new run (default: the original's)")
+    rerun.set_defaults(func=cmd_rerun)
+
+    run = sub.add_parser(
+        "run", help="execute a notebook file as a tracked job (snapshot taken now)"
+    )
+    run.add_argument("notebook", help="path of an .ipynb file")
+    _job_options(run)
+    run.add_argument("--gpus", type=int, default=0, help="GPUs for the job (default 0)")
+    run.add_argument("--project", help="project of the run (default: 'default')")
+    run.add_argument("--name", help="name of the run (default: the notebook's file name)")
+    run.set_defaults(func=cmd_run)
+
+    cancel = sub.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("id", help="run id (or a unique prefix of at least 4 digits)")
+    cancel.set_defaults(func=cmd_cancel)
+
+
+def _job_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", dest="params",
+                   help="a parameter; the value is JSON when it parses as JSON (5, 0.1, true, [1,2], "
+                        '"5"), else a string')  # fmt: skip
+    p.add_argument("-P", "--param-file", action="append", default=[], metavar="FILE", dest="param_files",
+                   help="parameters from a .json or .yaml file (-p values win)")  # fmt: skip
+    p.add_argument("--executor", default="local", help="where to run (default: local)")
+    p.add_argument("--kernel", help="kernel name (default: the notebook's)")
+    p.add_argument("--cwd", help="working directory (default: the notebook's folder)")
+    p.add_argument(
+        "--allow-new", action="store_true", help="accept parameter names the notebook does not have"
+    )
+    p.add_argument("--detach", action="store_true", help="print the run id and return at once")
+
+
+def _service(args: argparse.Namespace):
+    from ..store import Store
+    from .service import JobService, service_running
+
+    store = Store(args.home)
+    return JobService(store, warm=False, dispatch=not service_running(store.home))
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    from .params import load_file, parse_assignments
+
+    given: dict[str, Any] = {}
+    for path in args.param_files:
+        given.update(load_file(path))
+    given.update(parse_assignments(args.params))
+    return given
+
+
+def _submit(args: argparse.Namespace, submit) -> int:
+    from .jobs import JobError
+    from .params import ParamError
+
+    try:
+        service = _service(args)
+        run_id = submit(service, _params(args))
+    except (JobError, ParamError) as exc:
+        print(f"jupyter mlp: {exc}", file=sys.stderr)
+        return 2
+    if args.detach:
+        print(run_id)
+        return 0
+    return wait(service, run_id)
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    return _submit(
+        args,
+        lambda service, params: service.submit_rerun(
+            args.id, params, executor=args.executor, gpus=args.gpus, allow_new=args.allow_new,
+            kernel=args.kernel, name=args.name, cwd=args.cwd,
+        ),
+    )  # fmt: skip
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _submit(
+        args,
+        lambda service, params: service.submit_notebook(
+            args.notebook, params, project=args.project, name=args.name, executor=args.executor,
+            gpus=args.gpus, allow_new=args.allow_new, kernel=args.kernel, cwd=args.cwd,
+        ),
+    )  # fmt: skip
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from .jobs import JobNotFound
+
+    service = _service(args)
+    try:
+        st = service.cancel(args.id, wait=True)
+    except JobNotFound as exc:
+        print(f"jupyter mlp: run {exc.args[0]} is not a job", file=sys.stderr)
+        return 1
+    print(f"run {st['run_id']}: {st['state']}")
+    return 0 if st["state"] == model.CANCELLED else 1
+
+
+def wait(service, run_id: str, out=None, interval: float = 0.2) -> int:
+    """Show progress until the job ends; exit status 0 only for a finished run."""
+    out = out or sys.stderr
+    live = out.isatty()
+    print(f"run {run_id}: queued (jupyter mlp cancel {run_id} stops it)", file=out, flush=True)
+    shown = None
+    try:
+        while True:
+            service.tick()
+            st = service.status(run_id)
+            line = f"run {run_id}: {st['state']}"
+            if st["cells_total"]:
+                line += f"  {min(st['cells_done'], st['cells_total'])}/{st['cells_total']} cells"
+            if line != shown:
+                print(
+                    ("\r" if live else "") + line.ljust(60 if live else 0),
+                    end="" if live else "\n",
+                    file=out,
+                    flush=True,
+                )
+                shown = line
+            if st["state"] in FINAL:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        print(
+            f"\nstopped waiting; the job goes on (jupyter mlp cancel {run_id} stops it)", file=out
+        )
+        return 130
+    if live:
+        print(file=out)
+    if st.get("note"):
+        print(f"note: {st['note']}", file=out)
+    if st["state"] != model.FINISHED:
+        error = st.get("error") or {}
+        if error:
+            print(f"{error.get('ename')}: {error.get('evalue')}", file=out)
+    print(f"details: jupyter mlp runs show {run_id}", file=out)
+    return 0 if st["state"] == model.FINISHED else 1

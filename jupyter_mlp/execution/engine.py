@@ -1,0 +1,355 @@
+"""The `mlp` papermill engine (entry point `papermill.engine: mlp`).
+
+papermill injects the parameters and executes; this engine records every executed cell's start,
+end, status and error into the run from the outside, so a notebook without `%mlp_track` is
+tracked cell by cell. Each execute_request carries JupyterLab's metadata (`cellId`, `tags`), and
+the kernel gets `MLP_RUN_ID` / `MLP_KERNEL_NAME`, so a `%mlp_track` inside attaches to this run.
+
+Cell rows use the tracker's batch shape (`store.records.apply_batch`); seq is the execution order.
+A tracker inside the kernel writes cell rows of its own; when the notebook ends the engine writes
+its rows again (keeping the tracker's per-cell GPU figures), so the final record is one row per
+executed cell whichever wrote last.
+
+Standalone: `papermill in.ipynb out.ipynb --engine mlp` records into `$MLP_RUN_ID` (or a new job
+run) in the store at `$MLP_HOME`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import default
+
+from .. import model
+
+CELL_RUNNING = model.RUNNING  # a cell row written at its start; replaced at its end
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class JobCancelled(Exception):
+    """Raised inside the execution loop when the job was cancelled before its kernel could be."""
+
+
+def error_of(content: dict[str, Any]) -> dict[str, Any]:
+    """{ename, evalue, traceback} of an execute_reply / error message, as the tracker stores it."""
+    tb = "\n".join(_ANSI.sub("", line) for line in content.get("traceback") or [])
+    return {
+        "ename": content.get("ename") or "Error",
+        "evalue": str(content.get("evalue") or "")[:2000],
+        "traceback": tb[-8000:],
+    }
+
+
+class CellRecorder:
+    """Writes cell rows for one run through a reporter (`write(run_id, batch)`, optionally
+    `cells(run_id)` to read rows back)."""
+
+    def __init__(self, reporter: Any, run_id: str) -> None:
+        self.reporter = reporter
+        self.run_id = run_id
+        self.rows: dict[int, tuple] = {}
+        self.seq = 0
+        self.current: tuple[int, Any, float, float] | None = None  # seq, cell, wall, perf
+        self.total = 0
+        self.kernel_pid: int | None = None
+        self.kernel_pgid: int | None = None
+        self.on_total: Callable[[int], None] | None = None
+        self.on_cell_end: Callable[[], None] | None = None
+
+    def notebook_start(self, nb: Any) -> None:
+        self.total = sum(
+            1 for c in nb.cells if c.get("cell_type") == "code" and str(c.get("source", "")).strip()
+        )
+        if self.on_total is not None:
+            self.on_total(self.total)
+
+    def _write(
+        self, seq: int, cell: Any, count: Any, wall: float, took: float, status: str, error: Any
+    ) -> None:
+        row = (seq, cell.get("id"), count, cell.source, wall, took, status, error, None)
+        self.rows[seq] = row
+        self.reporter.write(self.run_id, {"cells": [row]})
+
+    def cell_start(self, cell: Any) -> None:
+        self.seq += 1
+        wall, perf = time.time(), time.perf_counter()
+        self.current = (self.seq, cell, wall, perf)
+        self._write(self.seq, cell, None, wall, 0.0, CELL_RUNNING, None)
+
+    def cell_end(self, reply: dict[str, Any] | None) -> None:
+        if self.current is None:
+            return
+        seq, cell, wall, perf = self.current
+        self.current = None
+        content = (reply or {}).get("content") or {}
+        status, error = model.CELL_OK, None
+        if content.get("status") == "error":
+            error = error_of(content)
+            interrupted = error["ename"] == "KeyboardInterrupt"
+            status = model.CELL_INTERRUPTED if interrupted else model.CELL_ERROR
+        took = time.perf_counter() - perf
+        self._write(seq, cell, content.get("execution_count"), wall, took, status, error)
+        if self.on_cell_end is not None:
+            self.on_cell_end()
+
+    def cell_abort(self, status: str, ename: str, evalue: str) -> None:
+        """The running cell ended without a reply: the kernel died or the job was cancelled."""
+        if self.current is None:
+            return
+        seq, cell, wall, perf = self.current
+        self.current = None
+        error = {"ename": ename, "evalue": evalue, "traceback": ""}
+        self._write(seq, cell, None, wall, time.perf_counter() - perf, status, error)
+
+    def finish(self) -> None:
+        """Write every row again (a tracker in the kernel numbers its own rows), keeping the
+        per-cell GPU figures the tracker measured inside the kernel."""
+        if not self.rows:
+            return
+        gpu_by_cell: dict[str, Any] = {}
+        read = getattr(self.reporter, "cells", None)
+        if read is not None:
+            try:
+                for row in read(self.run_id):
+                    if row.get("cell_id") and row.get("gpu"):
+                        gpu_by_cell[row["cell_id"]] = row["gpu"]
+            except Exception:
+                gpu_by_cell = {}
+        rows = [
+            (*r[:8], gpu_by_cell.get(r[1]) if r[1] else None) for _, r in sorted(self.rows.items())
+        ]
+        self.reporter.write(self.run_id, {"cells": rows})
+
+    def done(self) -> int:
+        return sum(1 for r in self.rows.values() if r[6] != CELL_RUNNING)
+
+
+class CellMetadataClient(AsyncKernelClient):
+    """Sends `execute_request` with the metadata JupyterLab sends (`cellId`, `tags`), which the
+    kernel hands to IPython's cell hooks as `cell_id` / `cell_meta`."""
+
+    next_metadata: dict[str, Any] | None = None
+
+    def execute(  # type: ignore[override]
+        self,
+        code: str,
+        silent: bool = False,
+        store_history: bool = True,
+        user_expressions: dict[str, Any] | None = None,
+        allow_stdin: bool | None = None,
+        stop_on_error: bool = True,
+    ) -> str:
+        metadata, self.next_metadata = self.next_metadata or {}, None
+        content = {
+            "code": code, "silent": silent, "store_history": store_history,
+            "user_expressions": user_expressions or {},
+            "allow_stdin": self.allow_stdin if allow_stdin is None else allow_stdin,
+            "stop_on_error": stop_on_error,
+        }  # fmt: skip
+        msg = self.session.msg("execute_request", content, metadata=metadata)
+        self.shell_channel.send(msg)
+        return msg["header"]["msg_id"]
+
+
+class MlpKernelManager(AsyncKernelManager):
+    @default("client_factory")
+    def _client_factory_default(self) -> type:
+        return CellMetadataClient
+
+
+class MlpEngine:
+    """papermill engine `mlp`. Engine kwargs (all optional):
+    mlp_recorder: a CellRecorder (the job runner passes one; standalone use makes one from env),
+    mlp_env: extra environment for the kernel, mlp_should_stop / mlp_on_kernel: callbacks.
+
+    papermill imports its entry points while it is itself being imported, so this module must
+    not import papermill at the top: the papermill-derived classes are built on first use."""
+
+    @classmethod
+    def execute_notebook(cls, nb: Any, kernel_name: str, **kwargs: Any) -> Any:
+        return _papermill_classes()[1].execute_notebook(nb, kernel_name, **kwargs)
+
+    @classmethod
+    def nb_kernel_name(cls, nb: Any, name: str | None = None) -> str:
+        from papermill.utils import nb_kernel_name  # type: ignore[import-untyped]
+
+        return nb_kernel_name(nb, name)
+
+    @classmethod
+    def nb_language(cls, nb: Any, language: str | None = None) -> str:
+        from papermill.utils import nb_language  # type: ignore[import-untyped]
+
+        return nb_language(nb, language)
+
+
+_classes: tuple[Any, Any] | None = None
+
+
+def _papermill_classes() -> tuple[Any, Any]:
+    """(MlpNotebookClient, the NBClientEngine subclass), built once."""
+    global _classes
+    if _classes is not None:
+        return _classes
+    from papermill.clientwrap import PapermillNotebookClient  # type: ignore[import-untyped]
+    from papermill.engines import NBClientEngine  # type: ignore[import-untyped]
+
+    class MlpNotebookClient(PapermillNotebookClient):
+        """papermill's client with hooks that feed a CellRecorder."""
+
+        def __init__(
+            self,
+            nb_man: Any,
+            recorder: CellRecorder,
+            should_stop: Callable[[], bool] | None = None,
+            on_kernel: Callable[[int | None, int | None], None] | None = None,
+            **kw: Any,
+        ) -> None:
+            kw.setdefault("kernel_manager_class", MlpKernelManager)
+            super().__init__(nb_man, **kw)
+            self.recorder = recorder
+            self.should_stop = should_stop or (lambda: False)
+            self.on_kernel = on_kernel
+            self.on_notebook_start = self._notebook_started
+            self.on_cell_start = self._check_stop
+            self.on_cell_execute = self._cell_execute
+            self.on_cell_executed = self._cell_executed
+
+        def _notebook_started(self, notebook: Any) -> None:
+            provisioner = getattr(self.km, "provisioner", None)
+            pid = getattr(provisioner, "pid", None)
+            pgid = getattr(provisioner, "pgid", None)
+            self.recorder.kernel_pid, self.recorder.kernel_pgid = pid, pgid
+            if self.on_kernel is not None:
+                self.on_kernel(pid, pgid)
+            self.recorder.notebook_start(notebook)
+
+        def _check_stop(self, cell: Any, cell_index: int) -> None:
+            if self.should_stop():
+                raise JobCancelled("the job was cancelled")
+
+        def _cell_execute(self, cell: Any, cell_index: int) -> None:
+            self.kc.next_metadata = {
+                "cellId": cell.get("id"),
+                "tags": list(cell.metadata.get("tags", [])),
+            }
+            self.recorder.cell_start(cell)
+
+        def _cell_executed(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
+            self.recorder.cell_end(execute_reply)
+
+    class Engine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: Any = None,
+            stderr_file: Any = None,
+            start_timeout: int = 60,
+            execution_timeout: int | None = None,
+            mlp_recorder: CellRecorder | None = None,
+            mlp_env: dict[str, str] | None = None,
+            mlp_should_stop: Callable[[], bool] | None = None,
+            mlp_on_kernel: Callable[[int | None, int | None], None] | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            return _execute(
+                MlpNotebookClient, nb_man, kernel_name, log_output, stdout_file, stderr_file,
+                start_timeout, execution_timeout, mlp_recorder, mlp_env, mlp_should_stop,
+                mlp_on_kernel, kwargs,
+            )  # fmt: skip
+
+    _classes = (MlpNotebookClient, Engine)
+    return _classes
+
+
+def _execute(
+    client_class: type,
+    nb_man: Any,
+    kernel_name: str,
+    log_output: bool,
+    stdout_file: Any,
+    stderr_file: Any,
+    start_timeout: int,
+    execution_timeout: int | None,
+    recorder: CellRecorder | None,
+    extra_env: dict[str, str] | None,
+    should_stop: Callable[[], bool] | None,
+    on_kernel: Callable[[int | None, int | None], None] | None,
+    kwargs: dict[str, Any],
+) -> Any:
+    standalone = None
+    if recorder is None:
+        standalone = _Standalone(kernel_name, kwargs.get("input_path"))
+        recorder = standalone.recorder
+    env = dict(os.environ)
+    env.update(extra_env or {})
+    env["MLP_RUN_ID"] = recorder.run_id
+    env["MLP_KERNEL_NAME"] = kernel_name
+    home = getattr(recorder.reporter, "home", None)
+    if home is not None:
+        env["MLP_HOME"] = str(home)
+    for name in ("input_path", "timeout", "startup_timeout"):
+        kwargs.pop(name, None)
+    client = client_class(
+        nb_man, recorder, should_stop=should_stop, on_kernel=on_kernel,
+        timeout=execution_timeout or None, startup_timeout=start_timeout,
+        kernel_name=kernel_name, log=_logger(), log_output=log_output,
+        stdout_file=stdout_file, stderr_file=stderr_file, **kwargs,
+    )  # fmt: skip
+    try:
+        result = client.execute(env=env)
+    except BaseException as exc:
+        stopped = isinstance(exc, (JobCancelled, KeyboardInterrupt)) or (
+            should_stop is not None and should_stop()
+        )
+        status = model.CELL_INTERRUPTED if stopped else model.CELL_ERROR
+        recorder.cell_abort(status, type(exc).__name__, str(exc)[:2000] or "the kernel died")
+        recorder.finish()
+        if standalone is not None:
+            standalone.end(model.FAILED, {"ename": type(exc).__name__, "evalue": str(exc)[:2000]})
+        raise
+    recorder.finish()
+    if standalone is not None:
+        failed = any(r[6] == model.CELL_ERROR for r in recorder.rows.values())
+        standalone.end(model.FAILED if failed else model.FINISHED, None)
+    return result
+
+
+def _logger() -> Any:
+    from papermill.log import logger  # type: ignore[import-untyped]
+
+    return logger
+
+
+class _Standalone:
+    """`papermill --engine mlp` outside a job: record into $MLP_RUN_ID or a new job run."""
+
+    def __init__(self, kernel_name: str, input_path: Any) -> None:
+        from ..tracker.environment import identity
+        from .jobs import StoreReporter
+
+        self.reporter = StoreReporter.from_env()
+        run_id = os.environ.get("MLP_RUN_ID") or model.new_run_id()
+        notebook = os.path.abspath(input_path) if isinstance(input_path, str) else None
+        self.run_id = run_id
+        now = time.time()
+        fields = {"status": model.RUNNING, "started_at": now, "kernel": kernel_name, **identity()}
+        if not os.environ.get("MLP_RUN_ID"):
+            fields.update(kind=model.JOB, created_at=now, notebook=notebook,
+                          name=os.path.splitext(os.path.basename(notebook or "notebook"))[0])  # fmt: skip
+        self.reporter.write(run_id, {"run": fields})
+        self.recorder = CellRecorder(self.reporter, run_id)
+
+    def end(self, status: str, error: dict | None) -> None:
+        fields: dict[str, Any] = {"status": status, "ended_at": time.time()}
+        if error:
+            fields["error"] = error
+        self.reporter.write(self.run_id, {"run": fields})

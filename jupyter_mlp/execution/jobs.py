@@ -1,0 +1,454 @@
+"""Jobs: the `jobs` row beside each job run, the state machine, and the job process template.
+
+`transition()` is the one place a job's state (and its run's status) changes:
+
+    queued -> running -> finished | failed | cancelled
+    queued -> failed | cancelled
+
+A transition that is not allowed from the current state is refused (returns None), so whoever
+gets there first wins: a cancel beats the job's own "failed: kernel died", a job that finished
+is never cancelled after the fact. A tracker inside the notebook writes run fields of its own;
+`reassert()` puts the job's outcome back once the job has ended.
+
+`JobProcess.process()` is the template every executor's job follows (as jupyter-scheduler's
+ExecutionManager): before_start -> execute -> on_complete | on_failure | on_cancel, then cleanup.
+It writes through a reporter: `StoreReporter` on this machine; an HTTP reporter on a remote worker
+(the dask executor) implements the same methods against the server.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sqlite3
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .. import model
+from ..store import events
+from ..store.records import apply_batch, cells_of
+
+QUEUED, RUNNING = model.QUEUED, model.RUNNING
+FINISHED, FAILED, CANCELLED = model.FINISHED, model.FAILED, model.CANCELLED
+FINAL = frozenset((FINISHED, FAILED, CANCELLED))
+ALLOWED: dict[str, frozenset[str]] = {
+    QUEUED: frozenset((RUNNING, FAILED, CANCELLED)),
+    RUNNING: frozenset((FINISHED, FAILED, CANCELLED)),
+}
+
+
+class JobError(ValueError):
+    """Bad input for a job, found before anything was queued."""
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+@dataclass
+class Job:
+    run_id: str
+    executor: str
+    state: str
+    kernel: str
+    submitted_at: float
+    params: dict[str, Any] = field(default_factory=dict)
+    notebook: str | None = None
+    snapshot: str | None = None
+    cwd: str | None = None
+    gpus_requested: int = 0
+    gpus: list[str] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    pid: int | None = None
+    pgid: int | None = None
+    proc_start: str | None = None
+    kernel_pid: int | None = None
+    kernel_pgid: int | None = None
+    host: str | None = None
+    cells_total: int | None = None
+    note: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+COLUMNS = tuple(f.name for f in fields(Job))
+JSON_COLUMNS = frozenset(("params", "gpus", "options", "error"))
+
+
+@dataclass
+class JobRequest:
+    """A validated job, ready to queue (see submit.py)."""
+
+    executor: str
+    kernel: str
+    snapshot: str
+    notebook: str | None
+    params: dict[str, Any]  # what papermill injects
+    param_rows: list[tuple[str, str, str, str]]  # the run's params: (key, JSON, type, source)
+    project: str
+    name: str
+    parent_id: str | None = None
+    kind: str = model.JOB
+    pipeline_run_id: str | None = None
+    stage: str | None = None
+    gpus: int = 0
+    cwd: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+
+
+# --- rows ----------------------------------------------------------------------------------------
+
+
+def _encode(name: str, value: Any) -> Any:
+    return json.dumps(value) if name in JSON_COLUMNS and value is not None else value
+
+
+def _row_to_job(row: sqlite3.Row) -> Job:
+    data = {k: row[k] for k in COLUMNS}
+    for k in JSON_COLUMNS:
+        if isinstance(data[k], str):
+            data[k] = json.loads(data[k])
+    data["params"] = data["params"] or {}
+    data["options"] = data["options"] or {}
+    return Job(**data)
+
+
+def get_job(conn: sqlite3.Connection, run_id: str) -> Job | None:
+    row = conn.execute(
+        f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE run_id = ?", (run_id,)
+    ).fetchone()
+    return _row_to_job(row) if row is not None else None
+
+
+def list_jobs(
+    conn: sqlite3.Connection, executor: str | None = None, states: tuple[str, ...] | None = None
+) -> list[Job]:
+    """Oldest first: the queue order."""
+    where, args = [], []
+    if executor is not None:
+        where.append("executor = ?")
+        args.append(executor)
+    if states:
+        where.append(f"state IN ({', '.join('?' * len(states))})")
+        args.extend(states)
+    sql = f"SELECT {', '.join(COLUMNS)} FROM jobs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return [_row_to_job(r) for r in conn.execute(sql + " ORDER BY submitted_at, run_id", args)]
+
+
+def enqueue(conn: sqlite3.Connection, request: JobRequest, now: float | None = None) -> str:
+    """Create the run (`queued`, with its params) and its job row; the caller holds the write
+    transaction. Returns the new run id."""
+    now = now or time.time()
+    run_id = model.new_run_id()
+    run = {
+        "status": QUEUED, "kind": request.kind, "project": request.project, "name": request.name,
+        "parent_id": request.parent_id, "pipeline_run_id": request.pipeline_run_id,
+        "stage": request.stage, "notebook": request.notebook, "snapshot": request.snapshot,
+        "kernel": request.kernel, "user": _user(), "created_at": now, "tags": list(request.tags),
+    }  # fmt: skip
+    apply_batch(conn, run_id, {"run": run, "params": list(request.param_rows)})
+    job = Job(
+        run_id=run_id, executor=request.executor, state=QUEUED, kernel=request.kernel,
+        submitted_at=now, params=request.params, notebook=request.notebook,
+        snapshot=request.snapshot, cwd=request.cwd, gpus_requested=request.gpus,
+        options=request.options,
+    )  # fmt: skip
+    values = {k: _encode(k, v) for k, v in job.as_dict().items()}
+    conn.execute(
+        f"INSERT INTO jobs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+        list(values.values()),
+    )
+    return run_id
+
+
+def update_job(conn: sqlite3.Connection, run_id: str, **values: Any) -> None:
+    """Bookkeeping fields (pids, cells_total, note); never the state: that is transition()'s."""
+    if "state" in values:
+        raise ValueError("a job's state changes through transition() only")
+    unknown = set(values) - set(COLUMNS)
+    if unknown:
+        raise ValueError(f"unknown job fields: {', '.join(sorted(unknown))}")
+    if not values:
+        return
+    conn.execute(
+        f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in values)} WHERE run_id = ?",
+        [*(_encode(k, v) for k, v in values.items()), run_id],
+    )
+
+
+def transition(
+    conn: sqlite3.Connection,
+    run_id: str,
+    to: str,
+    *,
+    error: dict[str, Any] | None = None,
+    now: float | None = None,
+    **values: Any,
+) -> Job | None:
+    """Move the job (and its run's status) to `to`; None when that is not allowed from where the
+    job is. The caller holds the write transaction."""
+    job = get_job(conn, run_id)
+    if job is None:
+        raise JobNotFound(run_id)
+    if to not in ALLOWED.get(job.state, ()):
+        return None
+    now = now or time.time()
+    job_values: dict[str, Any] = {"state": to, **values}
+    run_fields: dict[str, Any] = {"status": to}
+    if to == RUNNING:
+        job_values["started_at"] = run_fields["started_at"] = now
+        if values.get("host"):
+            run_fields["host"] = values["host"]
+    if to in FINAL:
+        job_values["ended_at"] = run_fields["ended_at"] = now
+        if error is not None:
+            job_values["error"] = run_fields["error"] = error
+        # a tracker inside the notebook may have rewritten these while it ran
+        run_fields.update(notebook=job.notebook, snapshot=job.snapshot)
+        if job.started_at:
+            run_fields["started_at"] = job.started_at
+    conn.execute(
+        f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in job_values)} WHERE run_id = ?",
+        [*(_encode(k, v) for k, v in job_values.items()), run_id],
+    )
+    apply_batch(conn, run_id, {"run": run_fields})
+    return get_job(conn, run_id)
+
+
+def reassert(conn: sqlite3.Connection, run_id: str) -> None:
+    """After a job ended: if something (a tracker's own finish) rewrote the run's status, put
+    the job's outcome back."""
+    job = get_job(conn, run_id)
+    if job is None or not job.final:
+        return
+    row = conn.execute(
+        "SELECT status, ended_at, notebook, snapshot, started_at FROM runs WHERE id = ?", (run_id,)
+    ).fetchone()
+    if row is None:
+        return
+    want: dict[str, Any] = {
+        "status": job.state,
+        "ended_at": job.ended_at,
+        "notebook": job.notebook,
+        "snapshot": job.snapshot,
+    }
+    if job.started_at:
+        want["started_at"] = job.started_at
+    if any(row[k] != v for k, v in want.items()):
+        if job.error is not None:
+            want["error"] = job.error
+        apply_batch(conn, run_id, {"run": want})
+
+
+def keep_running(conn: sqlite3.Connection, run_id: str) -> bool:
+    """While the job runs, its run says `running`: a tracker inside the notebook that finished
+    its run (`%mlp_track stop`) has not finished the job. Its pid and heartbeat go too, so that a
+    reader does not take the job for a lost kernel. The caller holds the write transaction."""
+    row = conn.execute(
+        "SELECT r.status FROM runs r JOIN jobs j ON j.run_id = r.id WHERE r.id = ? AND j.state = ?",
+        (run_id, RUNNING),
+    ).fetchone()
+    if row is None or row[0] == RUNNING:
+        return False
+    apply_batch(
+        conn,
+        run_id,
+        {"run": {"status": RUNNING, "ended_at": None, "pid": None, "heartbeat_at": None}},
+    )
+    return True
+
+
+def set_output_notebook(conn: sqlite3.Connection, run_id: str, digest: str) -> None:
+    conn.execute("UPDATE runs SET output_notebook = ? WHERE id = ?", (digest, run_id))
+    events.append(conn, run_id, "run", {"fields": ["output_notebook"]})
+
+
+def progress(conn: sqlite3.Connection, run_id: str) -> tuple[int, int | None]:
+    """(cells done, cells in the notebook) of a job run."""
+    done = conn.execute(
+        "SELECT COUNT(*) FROM cells WHERE run_id = ? AND status != ?", (run_id, RUNNING)
+    ).fetchone()[0]
+    total = conn.execute("SELECT cells_total FROM jobs WHERE run_id = ?", (run_id,)).fetchone()
+    return done, (total[0] if total else None)
+
+
+def status(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
+    """What a caller polls: state, progress, error, output notebook."""
+    job = get_job(conn, run_id)
+    if job is None:
+        raise JobNotFound(run_id)
+    run = conn.execute(
+        "SELECT status, output_notebook FROM runs WHERE id = ?", (run_id,)
+    ).fetchone()
+    done, total = progress(conn, run_id)
+    return {
+        "run_id": run_id, "state": job.state, "run_status": run["status"] if run else None,
+        "executor": job.executor, "cells_done": done, "cells_total": total,
+        "gpus": job.gpus, "error": job.error, "note": job.note,
+        "output_notebook": run["output_notebook"] if run else None,
+        "submitted_at": job.submitted_at, "started_at": job.started_at, "ended_at": job.ended_at,
+    }  # fmt: skip
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+# --- reporting from the job process ---------------------------------------------------------------
+
+
+class StoreReporter:
+    """What a job process writes, straight into the store on this machine."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.home: Path = store.home
+
+    @classmethod
+    def from_env(cls) -> StoreReporter:
+        from ..store import Store
+
+        return cls(Store())
+
+    def write(self, run_id: str, batch: dict[str, Any]) -> None:
+        with self.store.write() as conn:
+            apply_batch(conn, run_id, batch)
+
+    def transition(self, run_id: str, to: str, **kw: Any) -> bool:
+        with self.store.write() as conn:
+            return transition(conn, run_id, to, **kw) is not None
+
+    def update(self, run_id: str, **values: Any) -> None:
+        with self.store.write() as conn:
+            update_job(conn, run_id, **values)
+
+    def job(self, run_id: str) -> Job:
+        job = get_job(self.store.connect(), run_id)
+        if job is None:
+            raise JobNotFound(run_id)
+        return job
+
+    def state(self, run_id: str) -> str:
+        return self.job(run_id).state
+
+    def snapshot(self, digest: str) -> bytes:
+        return self.store.blobs.read_bytes(digest)
+
+    def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
+        return self.store.blobs.put_file(path)
+
+    def set_output_notebook(self, run_id: str, digest: str) -> None:
+        with self.store.write() as conn:
+            set_output_notebook(conn, run_id, digest)
+
+    def keep_running(self, run_id: str) -> None:
+        conn = self.store.connect()
+        row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is not None and row[0] != RUNNING:  # rare: write only then
+            with self.store.write() as wconn:
+                keep_running(wconn, run_id)
+
+    def reassert(self, run_id: str) -> None:
+        with self.store.write() as conn:
+            reassert(conn, run_id)
+
+    def cells(self, run_id: str) -> list[dict[str, Any]]:
+        return cells_of(self.store.connect(), run_id, with_source=False)
+
+
+class JobProcess:
+    """The template of one job's life inside its process. Subclasses implement execute()."""
+
+    def __init__(self, reporter: Any, job: Job) -> None:
+        self.reporter = reporter
+        self.job = job
+        self.run_id = job.run_id
+        self.cancelled = False
+
+    def process(self) -> str:
+        """Run the job to its end; returns the final state."""
+        try:
+            self.before_start()
+            self.execute()
+        except BaseException as exc:
+            if self.cancelled or self._state() == CANCELLED:
+                self.on_cancel()
+            else:
+                self.on_failure(exc)
+            if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: still leave
+                self.cleanup()
+                raise
+        else:
+            if self.cancelled or self._state() == CANCELLED:
+                self.on_cancel()
+            else:
+                self.on_complete()
+        self.cleanup()
+        return self._state()
+
+    def _state(self) -> str:
+        try:
+            return self.reporter.state(self.run_id)
+        except Exception:
+            return RUNNING
+
+    # hooks -----------------------------------------------------------------------------------
+
+    def before_start(self) -> None:
+        """Claimed (`running`) by the executor before the process started; refuse otherwise."""
+        state = self._state()
+        if state != RUNNING:
+            self.cancelled = state == CANCELLED
+            raise RuntimeError(f"job {self.run_id} is {state}, not running")
+
+    def execute(self) -> None:
+        raise NotImplementedError
+
+    def on_complete(self) -> None:
+        self.reporter.transition(self.run_id, FINISHED)
+
+    def on_failure(self, exc: BaseException) -> None:
+        self.reporter.transition(self.run_id, FAILED, error=self.describe(exc))
+
+    def on_cancel(self) -> None:
+        self.reporter.transition(
+            self.run_id, CANCELLED, error={"ename": "Cancelled", "evalue": "the job was cancelled"}
+        )
+
+    def cleanup(self) -> None:
+        try:
+            self.reporter.reassert(self.run_id)
+        except Exception:
+            pass
+
+    @staticmethod
+    def describe(exc: BaseException) -> dict[str, Any]:
+        ename = getattr(exc, "ename", None) or type(exc).__name__
+        evalue = getattr(exc, "evalue", None)
+        if evalue is None:
+            evalue = str(exc)
+        error: dict[str, Any] = {"ename": str(ename), "evalue": str(evalue)[:2000]}
+        count = getattr(exc, "exec_count", None)
+        if count is not None:
+            error["execution_count"] = count
+        index = getattr(exc, "cell_index", None)
+        if index is not None:
+            error["cell_index"] = index
+        return error

@@ -1,0 +1,412 @@
+"""The local executor: each job a separate process on this machine, in its own session, so that
+a Jupyter server restart does not take it down.
+
+- Concurrency: at most `concurrency` local jobs run at once (default 2, `$MLP_LOCAL_CONCURRENCY`);
+  the others stay `queued` in the store, so the queue survives restarts.
+- GPUs: the machine's GPUs (NVML through `tracker.gpu.probe()`, or `$MLP_GPUS=0,1` / the `gpus`
+  setting) are handed out through `CUDA_VISIBLE_DEVICES`; a card belongs to one running job at a
+  time, and a job that asks for no GPU sees none.
+- Starting: claiming a queued job (state -> running, GPUs assigned) is one write transaction, so
+  the server, a CLI and a finishing job can all dispatch without starting a job twice. A job
+  process is forked by a warm launcher (papermill already imported) when the service runs, or
+  started cold (`python -m jupyter_mlp.execution.run_job RUN_ID`) from the CLI. When a job ends it
+  dispatches the next queued one itself, so a queue drains with no server running.
+- Cancel: SIGTERM to the job's process group (the job kills its kernel and ends `cancelled`),
+  SIGKILL to the job's and the kernel's groups after a grace period.
+- Recovery: a running job whose process is gone (and never reported) becomes `failed` with the
+  reason; its kernel group is killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .executors import Executor
+from .jobs import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    Job,
+    JobError,
+    JobRequest,
+    list_jobs,
+    transition,
+    update_job,
+)
+
+START_GRACE_S = 60.0  # a claimed job whose process never recorded itself is failed after this
+CANCEL_GRACE_S = 5.0
+LAUNCH_TIMEOUT_S = 120.0  # the first launch waits for the launcher's imports
+
+
+def _setting(value: Any, env: str, default: Any) -> Any:
+    if value is not None:
+        return value
+    return os.environ.get(env, default)
+
+
+def parse_gpus(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [g.strip() for g in value.split(",") if g.strip()]
+    return [str(g) for g in value]
+
+
+def detect_gpus() -> list[str]:
+    """`$MLP_GPUS` (comma-separated ids, empty for none) or the GPUs NVML sees (by UUID)."""
+    env = os.environ.get("MLP_GPUS")
+    if env is not None:
+        return parse_gpus(env)
+    try:
+        from ..tracker.gpu import probe
+
+        found = probe()
+    except Exception:
+        return []
+    if not found.ok:
+        return []
+    return [str(d.get("uuid") or d.get("index")) for d in found.devices]
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(
+        self,
+        store: Any,
+        concurrency: int | None = None,
+        gpus: list[str] | str | None = None,
+        warm: bool = False,
+        python: str | None = None,
+        cancel_grace: float = CANCEL_GRACE_S,
+        **config: Any,
+    ) -> None:
+        super().__init__(store, **config)
+        self.concurrency = max(1, int(_setting(concurrency, "MLP_LOCAL_CONCURRENCY", 2)))
+        self._gpus = parse_gpus(gpus) if gpus is not None else None
+        self.warm = warm
+        self.python = python or sys.executable
+        self.cancel_grace = cancel_grace
+        self.host = socket.gethostname()
+        self._lock = threading.RLock()
+        self._launcher: Launcher | None = None
+        self._children: list[subprocess.Popen] = []
+        self._killing: dict[str, tuple[float, list[int]]] = {}
+
+    # --- configuration -----------------------------------------------------------------------
+
+    def gpus(self) -> list[str]:
+        if self._gpus is None:
+            self._gpus = detect_gpus()
+        return self._gpus
+
+    def log_path(self, run_id: str) -> Path:
+        folder = self.store.home / "jobs"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{run_id}.log"
+
+    def validate(self, request: JobRequest) -> None:
+        have = len(self.gpus())
+        if request.gpus > have:
+            raise JobError(
+                f"the job asks for {request.gpus} GPU(s) but this machine has {have} "
+                "(detected through NVML; set MLP_GPUS=0,1,... to say otherwise)"
+            )
+
+    def capacity(self) -> dict[str, Any]:
+        conn = self.store.connect()
+        running = list_jobs(conn, self.name, (RUNNING,))
+        queued = list_jobs(conn, self.name, (QUEUED,))
+        used = {g for j in running for g in (j.gpus or [])}
+        return {
+            "executor": self.name, "slots": self.concurrency, "running": len(running),
+            "queued": len(queued), "gpus": self.gpus(), "free_gpus": [g for g in self.gpus() if g not in used],
+        }  # fmt: skip
+
+    # --- starting -----------------------------------------------------------------------------
+
+    def dispatch(self) -> list[str]:
+        with self._lock:
+            claimed = self._claim()
+            for job in claimed:
+                self._spawn(job)
+            return [j.run_id for j in claimed]
+
+    def _claim(self) -> list[Job]:
+        """Queued jobs -> running, with their GPUs, as long as there are slots (one transaction)."""
+        gpus = self.gpus()
+        with self.store.write() as conn:
+            running = list_jobs(conn, self.name, (RUNNING,))
+            slots = self.concurrency - len(running)
+            if slots <= 0:
+                return []
+            used = {g for j in running for g in (j.gpus or [])}
+            free = [g for g in gpus if g not in used]
+            claimed: list[Job] = []
+            for job in list_jobs(conn, self.name, (QUEUED,)):
+                if len(claimed) >= slots:
+                    break
+                if job.gpus_requested > len(free):
+                    continue  # waits for cards; smaller jobs behind it may go first
+                assigned, free = free[: job.gpus_requested], free[job.gpus_requested :]
+                moved = transition(conn, job.run_id, RUNNING, gpus=assigned, host=self.host)
+                if moved is not None:
+                    claimed.append(moved)
+            return claimed
+
+    def job_env(self, job: Job) -> dict[str, str]:
+        return {
+            "MLP_HOME": str(self.store.home),
+            "MLP_LOCAL_CONCURRENCY": str(self.concurrency),
+            "MLP_GPUS": ",".join(self.gpus()),
+            "CUDA_VISIBLE_DEVICES": ",".join(job.gpus or []),
+        }
+
+    def _spawn(self, job: Job) -> None:
+        env = self.job_env(job)
+        log = self.log_path(job.run_id)
+        try:
+            pid = None
+            if self.warm:
+                try:
+                    if self._launcher is None or not self._launcher.alive():
+                        self._launcher = Launcher(self.python, self.store.home)
+                    pid = self._launcher.launch(job.run_id, env, log)
+                except Exception:  # a broken launcher: start this job cold instead
+                    if self._launcher is not None:
+                        self._launcher.close()
+                    self._launcher = None
+            if pid is None:
+                with open(log, "ab") as out:
+                    proc = subprocess.Popen(
+                        [self.python, "-m", "jupyter_mlp.execution.run_job", job.run_id],
+                        env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=out,
+                        stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                    )  # fmt: skip
+                self._children.append(proc)
+                pid = proc.pid
+            with self.store.write() as conn:
+                update_job(conn, job.run_id, pid=pid, pgid=pid, proc_start=proc_start(pid))
+        except Exception as exc:
+            with self.store.write() as conn:
+                transition(
+                    conn, job.run_id, FAILED,
+                    error={"ename": "JobStartError", "evalue": f"could not start the job process: {exc}"},
+                )  # fmt: skip
+
+    def prestart(self) -> None:
+        """Start the warm launcher now, so the first job does not wait for its imports."""
+        if self.warm and (self._launcher is None or not self._launcher.alive()):
+            with self._lock:
+                self._launcher = Launcher(self.python, self.store.home)
+
+    # --- watching ----------------------------------------------------------------------------
+
+    def poll(self) -> None:
+        self._children = [p for p in self._children if p.poll() is None]
+        now = time.time()
+        with self._lock:
+            for job in list_jobs(self.store.connect(), self.name, (RUNNING,)):
+                if job.host and job.host != self.host:
+                    continue
+                if job.pid is None:
+                    if job.started_at and now - job.started_at > START_GRACE_S:
+                        self._fail(
+                            job, f"the job process did not start within {START_GRACE_S:.0f} s"
+                        )
+                    continue
+                if not process_alive(job.pid, job.proc_start):
+                    self._fail(
+                        job,
+                        f"the job process (pid {job.pid}) ended without reporting an outcome: it was "
+                        f"killed or crashed (log: {self.log_path(job.run_id)})",
+                    )
+            for run_id, (deadline, groups) in list(self._killing.items()):
+                alive = [g for g in groups if group_alive(g)]
+                if not alive:
+                    del self._killing[run_id]
+                elif now >= deadline:
+                    for g in alive:
+                        _killpg(g, signal.SIGKILL)
+                    del self._killing[run_id]
+
+    def _fail(self, job: Job, reason: str) -> None:
+        with self.store.write() as conn:
+            transition(conn, job.run_id, FAILED, error={"ename": "JobLost", "evalue": reason})
+        if job.kernel_pgid:
+            _killpg(job.kernel_pgid, signal.SIGKILL)
+
+    def recover(self) -> None:
+        """After a restart: fail the dead, kill what is left of cancelled jobs, then poll."""
+        conn = self.store.connect()
+        for job in list_jobs(conn, self.name, (CANCELLED,)):
+            if job.host == self.host and job.pid and process_alive(job.pid, job.proc_start):
+                self.cancel(job)
+        self.poll()
+
+    # --- cancel -------------------------------------------------------------------------------
+
+    def cancel(self, job: Job, wait: bool = False) -> None:
+        """The job's state is already `cancelled`: stop its process and its kernel."""
+        groups = []
+        if job.pid and process_alive(job.pid, job.proc_start):
+            groups.append(job.pgid or job.pid)
+            _killpg(job.pgid or job.pid, signal.SIGTERM)  # the job kills its kernel and reports
+        if job.kernel_pgid:
+            groups.append(job.kernel_pgid)
+        if not groups:
+            return
+        deadline = time.time() + self.cancel_grace
+        if not wait:
+            with self._lock:
+                self._killing[job.run_id] = (deadline, groups)
+            return
+        while time.time() < deadline and any(group_alive(g) for g in groups):
+            time.sleep(0.05)
+        for g in groups:
+            if group_alive(g):
+                _killpg(g, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Stop the launcher (it exits once its job processes have); running jobs keep running."""
+        with self._lock:
+            if self._launcher is not None:
+                self._launcher.close()
+                self._launcher = None
+
+
+class Launcher:
+    """A warm process with papermill imported that forks job processes, each in its own session:
+    a job starts in milliseconds instead of paying the imports. It exits once its input closes and
+    its job processes have ended (it reaps them, so none lingers as a zombie)."""
+
+    def __init__(self, python: str, home: Path) -> None:
+        folder = home / "jobs"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "launcher.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [python, "-m", "jupyter_mlp.execution.run_job", "--launcher"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, close_fds=True,
+                env={**os.environ, "MLP_HOME": str(home)},
+            )  # fmt: skip
+        self._lock = threading.Lock()
+        self._buffer = b""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def launch(
+        self, run_id: str, env: dict[str, str], log: Path, timeout: float = LAUNCH_TIMEOUT_S
+    ) -> int:
+        """Fork a job process; its pid. Raises when the launcher is gone or does not answer in
+        time (it is then stopped, and the caller starts the job another way)."""
+        request = json.dumps({"run_id": run_id, "env": env, "log": str(log)}) + "\n"
+        with self._lock:
+            assert self.proc.stdin is not None and self.proc.stdout is not None
+            try:
+                self.proc.stdin.write(request.encode())
+                self.proc.stdin.flush()
+                reply = self._line(self.proc.stdout.fileno(), time.monotonic() + timeout)
+            except Exception:
+                self.proc.kill()
+                raise
+        data = json.loads(reply)
+        if "error" in data:
+            raise RuntimeError(data["error"])
+        return int(data["pid"])
+
+    def _line(self, fd: int, deadline: float) -> bytes:
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                raise TimeoutError("the job launcher did not answer")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise RuntimeError("the job launcher exited")
+            self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        threading.Thread(target=self.proc.wait, name="mlp-launcher-reaper", daemon=True).start()
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name: [state, ppid, pgrp, session, ...]; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2 :].decode().split()
+
+
+def proc_start(pid: int) -> str | None:
+    """The process's start time (clock ticks after boot): with the pid, it names one process."""
+    stat = _stat(pid)
+    return stat[19] if stat and len(stat) > 19 else None
+
+
+def process_alive(pid: int, start: str | None = None) -> bool:
+    """Alive and still the same process (a zombie counts as gone)."""
+    if os.path.isdir("/proc"):
+        stat = _stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            return False
+        return start is None or len(stat) <= 19 or stat[19] == start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Any live (non-zombie) process in the process group."""
+    if not os.path.isdir("/proc"):
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    target = str(pgid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _stat(int(entry))
+        if stat and len(stat) > 2 and stat[2] == target and stat[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    if not pgid or pgid <= 1 or pgid == os.getpgid(0):
+        return
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

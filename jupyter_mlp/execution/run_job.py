@@ -1,0 +1,180 @@
+"""The job process and the warm launcher.
+
+    python -m jupyter_mlp.execution.run_job RUN_ID      run one claimed job, then start the next
+                                                        queued local job if no service is there
+    python -m jupyter_mlp.execution.run_job --launcher  read {"run_id", "env", "log"} lines on
+                                                        stdin, fork a job process for each (own
+                                                        session, output to the log), reply {"pid"}
+
+The job process is self-sufficient: it writes its own state, cells and output notebook into the
+store, so neither the server nor the CLI that started it has to stay alive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import sys
+import traceback
+
+# jsonschema (imported by nbformat) imports the optional `rfc3987_syntax` for IRI format checks,
+# which compiles a grammar at import time (seconds here). Notebook validation never checks IRIs:
+# job processes skip it. Only this entry point does so; nothing else is affected.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+def run(run_id: str) -> int:
+    from .. import model
+    from ..store import Store
+    from .jobs import StoreReporter
+    from .runner import NotebookJob
+
+    store = Store()
+    reporter = StoreReporter(store)
+    job = reporter.job(run_id)
+    runner = NotebookJob(reporter, job)
+    runner.install_signal_handlers()
+    try:
+        state = runner.process()
+    finally:
+        if job.executor == "local":
+            _next(store)
+        store.close()
+    return 0 if state == model.FINISHED else 1
+
+
+def _next(store) -> None:
+    """Start the next queued local job, unless a service is there to do it."""
+    from .service import service_running
+
+    if service_running(store.home):
+        return
+    try:
+        from .local import LocalExecutor
+
+        LocalExecutor(store).dispatch()
+    except Exception:
+        traceback.print_exc()
+
+
+def warm_up() -> None:
+    """Pay once, in the launcher, what every job would pay on first use: imports, the notebook
+    schema validator (compiled on first use), the kernel spec and provisioner lookups. Nothing
+    here starts a thread or a zmq context: the launcher forks afterwards."""
+    import tempfile
+    from pathlib import Path
+
+    import nbformat
+    import papermill  # type: ignore[import-untyped]
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_client.provisioning import KernelProvisionerFactory
+
+    from ..store import Store  # noqa: F401
+    from . import engine, jobs, local, runner  # noqa: F401
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("x = 0", metadata={"tags": ["parameters"]})]
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "warm.ipynb", Path(tmp) / "out.ipynb"
+        nbformat.write(nb, src)
+        try:
+            papermill.execute_notebook(str(src), str(out), parameters={"x": 1}, prepare_only=True,
+                                       kernel_name="python3", progress_bar=False)  # fmt: skip
+        except Exception:  # no python3 kernel: the jobs will say so
+            pass
+    try:
+        spec = AsyncKernelManager(kernel_name="python3").kernel_spec
+        KernelProvisionerFactory.instance().is_provisioner_available(spec)
+    except Exception:
+        pass
+
+
+def launcher() -> int:
+    replies = os.dup(1)  # replies go here; anything else printed to stdout goes to the log
+    os.dup2(2, 1)
+    warm_up()
+    children: set[int] = set()
+    buffer = b""
+    reading = True
+    while reading or children:
+        _reap(children)
+        if not reading:
+            try:
+                pid, _ = os.wait()
+                children.discard(pid)
+            except ChildProcessError:
+                children.clear()
+            continue
+        ready, _, _ = select.select([0], [], [], 0.5)
+        if not ready:
+            continue
+        chunk = os.read(0, 65536)
+        if not chunk:
+            reading = False
+            continue
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            if line.strip():
+                reply = _fork(json.loads(line), children, replies)
+                os.write(replies, (json.dumps(reply) + "\n").encode())
+    return 0
+
+
+def _fork(request: dict, children: set[int], replies: int) -> dict:
+    try:
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    except OSError as exc:
+        return {"error": f"cannot open the job log: {exc}"}
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(log)
+        return {"error": f"fork failed: {exc}"}
+    if pid == 0:  # the job process
+        code = 1
+        try:
+            os.setsid()
+            os.close(replies)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(log, 1)
+            os.dup2(log, 2)
+            os.environ.update(request.get("env") or {})
+            code = run(request["run_id"])
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+    os.close(log)
+    children.add(pid)
+    return {"pid": pid}
+
+
+def _reap(children: set[int]) -> None:
+    for pid in list(children):
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        if done:
+            children.discard(pid)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--launcher"]:
+        return launcher()
+    if len(args) != 1:
+        print("usage: python -m jupyter_mlp.execution.run_job RUN_ID | --launcher", file=sys.stderr)
+        return 2
+    return run(args[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""JobService: what the server extension (and the CLI) call to submit, cancel and watch jobs.
+
+    service = JobService(store, concurrency=2)
+    service.start()                       # recover jobs a previous service left, then a thread
+    run_id = service.submit_rerun("ab12", {"lr": 0.01})   # queued at once, returns in ms
+    service.cancel(run_id)
+    service.stop()                        # jobs keep running; a new service picks them up
+
+The service owns no job state: the store does. Stopping it (or the server) loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..store import runs as run_store
+from .executors import Executor, make_executor
+from .jobs import CANCELLED, JobError, JobNotFound, enqueue, get_job, reassert, status, transition
+from .submit import prepare_notebook, prepare_rerun
+
+POLL_S = 0.25
+
+
+def _marker(home: Path) -> Path:
+    return home / "jobs" / "service.json"
+
+
+def service_running(home: Path) -> bool:
+    """Is a JobService running on this machine for this store? (Job processes then leave the
+    dispatching to it.)"""
+    from .local import process_alive
+
+    try:
+        data = json.loads(_marker(home).read_text())
+    except (OSError, ValueError):
+        return False
+    return data.get("host") == socket.gethostname() and process_alive(
+        int(data["pid"]), data.get("start")
+    )
+
+
+class JobService:
+    def __init__(
+        self,
+        store: Any,
+        concurrency: int | None = None,
+        executors: dict[str, dict[str, Any]] | None = None,
+        cwd: str | None = None,
+        warm: bool = True,
+        poll_interval: float = POLL_S,
+        dispatch: bool = True,
+    ) -> None:
+        """concurrency: local jobs at once (default $MLP_LOCAL_CONCURRENCY, else 2);
+        executors: per-executor settings, e.g. {"local": {"gpus": "0,1"}, "dask": {...}};
+        cwd: the working directory of jobs (default: the notebook's folder); warm: fork local jobs
+        from a launcher with papermill imported; dispatch=False: only submit, cancel and watch
+        (another service starts the jobs)."""
+        self.store = store
+        self.dispatching = dispatch
+        self.config: dict[str, dict[str, Any]] = {
+            name: dict(cfg) for name, cfg in (executors or {}).items()
+        }
+        self.config.setdefault("local", {})
+        self.config["local"].setdefault("concurrency", concurrency)
+        self.config["local"].setdefault("warm", warm)
+        self.cwd = cwd
+        self.poll_interval = poll_interval
+        self._executors: dict[str, Executor] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def executor(self, name: str) -> Executor:
+        with self._lock:
+            if name not in self._executors:
+                self._executors[name] = make_executor(name, self.store, **self.config.get(name, {}))
+            return self._executors[name]
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        from .local import proc_start
+        from .submit import installed_kernels
+
+        installed_kernels()  # so that the first submit does not pay for the kernel list
+        for name in self.config:
+            ex = self.executor(name)
+            prestart = getattr(ex, "prestart", None)
+            if prestart is not None and self.dispatching:
+                prestart()
+            ex.recover()
+        if self.dispatching:  # job processes leave the next dispatch to this service
+            marker = _marker(self.store.home)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            me = {
+                "pid": os.getpid(),
+                "start": proc_start(os.getpid()),
+                "host": socket.gethostname(),
+            }
+            marker.write_text(json.dumps(me))
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="mlp-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop dispatching and watching. Running jobs keep running."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        try:
+            data = json.loads(_marker(self.store.home).read_text())
+            if data.get("pid") == os.getpid():
+                _marker(self.store.home).unlink()
+        except (OSError, ValueError):
+            pass
+        with self._lock:
+            for ex in self._executors.values():
+                ex.close()
+            self._executors.clear()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.tick()
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def tick(self) -> None:
+        """One round: notice ended jobs, start queued ones (what the thread does; the CLI calls it)."""
+        with self._lock:
+            executors = list(self._executors.values())
+        for ex in executors:
+            try:
+                ex.poll()
+                if self.dispatching:
+                    ex.dispatch()
+            except Exception:  # a broken executor must not stop the others
+                import logging
+
+                logging.getLogger("jupyter_mlp").exception("executor %s failed", ex.name)
+
+    def _kick(self, executor: Executor) -> None:
+        if self._thread is not None:
+            self._wake.set()
+        elif self.dispatching:  # no thread (the CLI): start it now
+            executor.dispatch()
+
+    # --- submitting ----------------------------------------------------------------------------
+
+    def submit_rerun(
+        self,
+        run_id: str,
+        params: dict[str, Any] | None = None,
+        executor: str = "local",
+        gpus: int | None = None,
+        allow_new: bool = False,
+        kernel: str | None = None,
+        name: str | None = None,
+        cwd: str | None = None,
+        **extra: Any,
+    ) -> str:
+        """Queue a rerun of `run_id` with `params` overriding its parameters; returns the new
+        run's id. gpus=None: as many as the parent run saw. JobError (or RunNotFound) on bad input,
+        before anything is queued. extra: kind, pipeline_run_id, stage, options (pipelines)."""
+        ex = self.executor(executor)
+        request = prepare_rerun(
+            self.store.connect(), self.store.blobs, run_id, params, executor=executor, gpus=gpus,
+            allow_new=allow_new, kernel=kernel, name=name, cwd=cwd or self.cwd, **extra,
+        )  # fmt: skip
+        ex.validate(request)
+        with self.store.write() as conn:
+            new_id = enqueue(conn, request)
+        self._kick(ex)
+        return new_id
+
+    def submit_notebook(
+        self,
+        path: str | os.PathLike,
+        params: dict[str, Any] | None = None,
+        project: str | None = None,
+        name: str | None = None,
+        executor: str = "local",
+        gpus: int = 0,
+        allow_new: bool = False,
+        kernel: str | None = None,
+        cwd: str | None = None,
+        **extra: Any,
+    ) -> str:
+        """Queue a notebook file as a job (its bytes now are the snapshot); returns the run id.
+        extra: kind, pipeline_run_id, stage (pipelines)."""
+        ex = self.executor(executor)
+        request = prepare_notebook(
+            self.store.blobs, path, params, project=project, name=name, executor=executor,
+            gpus=gpus, allow_new=allow_new, kernel=kernel, cwd=cwd or self.cwd, **extra,
+        )  # fmt: skip
+        ex.validate(request)
+        with self.store.write() as conn:
+            new_id = enqueue(conn, request)
+        self._kick(ex)
+        return new_id
+
+    # --- cancel and status ---------------------------------------------------------------------
+
+    def cancel(self, run_id: str, wait: bool = False) -> dict[str, Any]:
+        """Cancel a queued or running job; a job that already ended is left as it is.
+        wait: block until its processes are gone (the CLI)."""
+        conn = self.store.connect()
+        rid = run_store.resolve_id(conn, run_id)
+        with self.store.write() as wconn:
+            job = transition(
+                wconn,
+                rid,
+                CANCELLED,
+                error={"ename": "Cancelled", "evalue": "cancelled by the user"},
+            )
+        if job is None:
+            existing = get_job(conn, rid)
+            if existing is None:
+                raise JobNotFound(rid)
+            return status(conn, rid)
+        self.executor(job.executor).cancel(job, wait=wait)
+        if wait:
+            with self.store.write() as wconn:
+                reassert(wconn, rid)
+        return status(conn, rid)
+
+    def status(self, run_id: str) -> dict[str, Any]:
+        conn = self.store.connect()
+        return status(conn, run_store.resolve_id(conn, run_id))
+
+    def executors_status(self) -> list[dict[str, Any]]:
+        return [self.executor(name).capacity() for name in self.config]
+
+
+__all__ = ["JobService", "JobError", "JobNotFound", "service_running"]

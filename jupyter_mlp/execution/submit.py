@@ -1,0 +1,215 @@
+"""From "rerun run X with lr=0.01" or "run this notebook file" to a validated JobRequest.
+
+Everything that can be wrong with the input is found here, before anything is queued: a run
+without a snapshot, a snapshot that is not a notebook, a kernel that is not installed, a parameter
+that does not parse, is unknown, or does not fit the type the parent recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import model
+from ..store import runs as run_store
+from ..store.blobs import BlobNotFound, Blobs
+from ..tracker.params import encode_value
+from .jobs import JobError, JobRequest, get_job
+from .params import Given, Known, ParamError, as_given, notebook_parameters, resolve
+
+_KERNELS_TTL_S = 30.0
+_kernels_lock = threading.Lock()
+_kernels: tuple[float, dict[str, str]] | None = None
+
+
+def installed_kernels(refresh: bool = False) -> dict[str, str]:
+    """Kernel name -> resource dir, cached for a while (a submit must stay fast)."""
+    global _kernels
+    with _kernels_lock:
+        now = time.monotonic()
+        if refresh or _kernels is None or now - _kernels[0] > _KERNELS_TTL_S:
+            from jupyter_client.kernelspec import KernelSpecManager
+
+            _kernels = (now, dict(KernelSpecManager().find_kernel_specs()))
+        return _kernels[1]
+
+
+def check_kernel(name: str) -> str:
+    if name in installed_kernels() or name in installed_kernels(refresh=True):
+        return name
+    names = ", ".join(sorted(installed_kernels())) or "none"
+    raise JobError(
+        f"kernel {name!r} is not installed here (installed: {names}); pick one with --kernel"
+    )
+
+
+def read_notebook(data: bytes, what: str) -> dict[str, Any]:
+    try:
+        nb = json.loads(data)
+    except ValueError as exc:
+        raise JobError(f"{what} is not a notebook (not JSON: {exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise JobError(f"{what} is not a notebook (no cells)")
+    if nb.get("nbformat", 4) < 4:
+        raise JobError(
+            f"{what} is an nbformat {nb.get('nbformat')} notebook; save it as nbformat 4"
+        )
+    return nb
+
+
+def notebook_kernel(nb: dict[str, Any]) -> str | None:
+    spec = (nb.get("metadata") or {}).get("kernelspec") or {}
+    name = spec.get("name")
+    return name if isinstance(name, str) and name else None
+
+
+def _new_values(
+    given: dict[str, Given], known: dict[str, Known], allow_new: bool
+) -> dict[str, Any]:
+    try:
+        return resolve(given, known, allow_new)
+    except ParamError as exc:
+        raise JobError(str(exc)) from None
+
+
+def _encoded(name: str, value: Any) -> tuple[str, str]:
+    try:
+        return encode_value(value, f"parameter {name!r}")
+    except TypeError as exc:
+        raise JobError(str(exc)) from None
+
+
+def _gpu_count(gpu: Any) -> int:
+    """How many GPUs the parent run saw (its tracker's GPU record)."""
+    if isinstance(gpu, str):
+        try:
+            gpu = json.loads(gpu)
+        except ValueError:
+            return 0
+    if isinstance(gpu, dict) and gpu.get("enabled"):
+        return len(gpu.get("devices") or [])
+    return 0
+
+
+def prepare_rerun(
+    conn: sqlite3.Connection,
+    blobs: Blobs,
+    ref: str,
+    params: dict[str, Any] | None = None,
+    *,
+    executor: str = "local",
+    gpus: int | None = None,
+    allow_new: bool = False,
+    kernel: str | None = None,
+    name: str | None = None,
+    cwd: str | None = None,
+    options: dict[str, Any] | None = None,
+    kind: str = model.JOB,
+    pipeline_run_id: str | None = None,
+    stage: str | None = None,
+) -> JobRequest:
+    """A rerun of run `ref` (an id or a unique prefix) with `params` overriding its parameters.
+    gpus=None: as many as the parent saw."""
+    run_id = run_store.resolve_id(conn, ref)
+    parent = conn.execute(
+        "SELECT id, project, name, notebook, snapshot, kernel, gpu, tags FROM runs WHERE id = ?",
+        (run_id,),
+    ).fetchone()
+    if not parent["snapshot"]:
+        raise JobError(
+            f"run {run_id} has no notebook snapshot (it was not tracked from a saved notebook), "
+            "so there is nothing to rerun"
+        )
+    try:
+        data = blobs.read_bytes(parent["snapshot"])
+    except BlobNotFound:
+        raise JobError(f"the snapshot of run {run_id} is missing from the blob store") from None
+    nb = read_notebook(data, f"the snapshot of run {run_id}")
+
+    cell_params = notebook_parameters(nb)
+    stored = conn.execute(
+        "SELECT key, value, type, source FROM params WHERE run_id = ? ORDER BY key", (run_id,)
+    ).fetchall()
+    known: dict[str, Known] = {r["key"]: Known(json.loads(r["value"]), r["type"]) for r in stored}
+    for key, k in cell_params.items():
+        known.setdefault(key, k)
+    new = _new_values(as_given(params), known, allow_new)
+
+    # What papermill injects: the parent's values of the names the notebook takes as parameters
+    # (its parameters cell, and what the parent job itself injected), then the new values.
+    parent_job = get_job(conn, run_id)
+    injectable = set(cell_params) | set(parent_job.params if parent_job else {})
+    inject = {
+        k: known[k].value for k in sorted(injectable) if k in known and known[k].type is not None
+    }
+    inject.update(new)
+
+    rows: list[tuple[str, str, str, str]] = []
+    for r in stored:
+        if r["key"] not in new:
+            rows.append((r["key"], r["value"], r["type"], r["source"]))
+    for key, value in new.items():
+        rows.append((key, *_encoded(key, value), "job"))
+
+    kernel = check_kernel(kernel or notebook_kernel(nb) or parent["kernel"] or "python3")
+    tags = json.loads(parent["tags"]) if parent["tags"] else []
+    return JobRequest(
+        executor=executor, kernel=kernel, snapshot=parent["snapshot"], notebook=parent["notebook"],
+        params=inject, param_rows=rows, project=parent["project"], name=name or parent["name"],
+        parent_id=run_id, kind=kind, pipeline_run_id=pipeline_run_id, stage=stage,
+        gpus=_gpu_count(parent["gpu"]) if gpus is None else _check_gpus(gpus), cwd=cwd,
+        options=dict(options or {}), tags=tags,
+    )  # fmt: skip
+
+
+def prepare_notebook(
+    blobs: Blobs,
+    path: str | os.PathLike,
+    params: dict[str, Any] | None = None,
+    *,
+    project: str | None = None,
+    name: str | None = None,
+    executor: str = "local",
+    gpus: int | None = None,
+    allow_new: bool = False,
+    kernel: str | None = None,
+    cwd: str | None = None,
+    options: dict[str, Any] | None = None,
+    kind: str = model.JOB,
+    pipeline_run_id: str | None = None,
+    stage: str | None = None,
+) -> JobRequest:
+    """A job from a notebook file: its bytes now become the snapshot (later edits do not count)."""
+    source = Path(path).expanduser()
+    try:
+        data = source.read_bytes()
+    except OSError as exc:
+        raise JobError(f"cannot read notebook {str(path)!r}: {exc.strerror or exc}") from None
+    nb = read_notebook(data, f"{str(path)!r}")
+    cell_params = notebook_parameters(nb)
+    new = _new_values(as_given(params), cell_params, allow_new)
+    kernel = check_kernel(kernel or notebook_kernel(nb) or "python3")
+    rows: list[tuple[str, str, str, str]] = []
+    for key, k in cell_params.items():
+        if key not in new and k.type is not None:
+            rows.append((key, *_encoded(key, k.value), "parameters"))
+    for key, value in new.items():
+        rows.append((key, *_encoded(key, value), "job"))
+    snapshot = blobs.put_bytes(data)
+    return JobRequest(
+        executor=executor, kernel=kernel, snapshot=snapshot, notebook=str(source.resolve()),
+        params=new, param_rows=rows, project=project or model.DEFAULT_PROJECT,
+        name=name or source.stem, gpus=_check_gpus(gpus or 0), cwd=cwd, options=dict(options or {}),
+        kind=kind, pipeline_run_id=pipeline_run_id, stage=stage,
+    )  # fmt: skip
+
+
+def _check_gpus(gpus: Any) -> int:
+    if isinstance(gpus, bool) or not isinstance(gpus, int) or gpus < 0:
+        raise JobError(f"gpus must be a whole number >= 0, got {gpus!r}")
+    return gpus

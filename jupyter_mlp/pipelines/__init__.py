@@ -1,0 +1,1 @@
+"""Pipelines: a `.mlpipe` file whose stages rerun pinned runs, wired output -> parameter."""

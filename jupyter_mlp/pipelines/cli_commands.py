@@ -1,0 +1,224 @@
+"""`jupyter mlp pipeline run | validate | status | runs | diff | cancel`: pipelines headless."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import sys
+import time
+from typing import Any
+
+STATUS_MARK = {
+    "pending": ".", "queued": "q", "running": ">", "cached": "=", "succeeded": "+",
+    "failed": "x", "skipped": "-", "cancelled": "!",
+}  # fmt: skip
+
+
+def add_commands(sub: Any) -> None:
+    pipe = sub.add_parser("pipeline", help="run and inspect .mlpipe pipelines")
+    psub = pipe.add_subparsers(dest="pipeline_command", required=True)
+
+    run = psub.add_parser("run", help="run a pipeline (cached, in parallel) and wait for it")
+    run.add_argument("file", help="a .mlpipe file")
+    run.add_argument("-p", "--param", action="append", default=[], dest="params", metavar="NAME=VALUE",
+                     help="a pipeline parameter (JSON when it parses as JSON, else a string)")  # fmt: skip
+    run.add_argument("-P", "--param-file", action="append", default=[], dest="param_files", metavar="FILE")
+    run.add_argument("--executor", default="local", help="where stages run (default: local)")
+    run.add_argument("--concurrency", type=int, help="stages at once on the local executor (default 2)")
+    run.add_argument("--no-cache", action="store_true", help="recompute every stage")
+    run.add_argument("--resume", metavar="PIPELINE_RUN", help="redo only what did not succeed in that run")
+    run.add_argument("--detach", action="store_true", help="print the pipeline run id and return")
+    run.set_defaults(func=cmd_run)
+
+    val = psub.add_parser("validate", help="check a pipeline without running it")
+    val.add_argument("file")
+    val.set_defaults(func=cmd_validate)
+
+    st = psub.add_parser("status", help="each stage's state and time (the newest run by default)")
+    st.add_argument("id", nargs="?", help="pipeline run id")
+    st.add_argument("--format", choices=("text", "json"), default="text")
+    st.set_defaults(func=cmd_status)
+
+    runs = psub.add_parser("runs", help="the runs of a pipeline file, with their versions")
+    runs.add_argument("file", nargs="?")
+    runs.add_argument("--format", choices=("table", "json"), default="table")
+    runs.set_defaults(func=cmd_runs)
+
+    diff = psub.add_parser("diff", help="what changed between the specs of two pipeline runs")
+    diff.add_argument("a")
+    diff.add_argument("b")
+    diff.set_defaults(func=cmd_diff)
+
+    cancel = psub.add_parser("cancel", help="cancel a pipeline run and its running stages")
+    cancel.add_argument("id")
+    cancel.set_defaults(func=cmd_cancel)
+
+
+def _store(args: argparse.Namespace):
+    from ..store import Store
+
+    return Store(args.home)
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"jupyter mlp: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .spec import SpecError, load
+    from .validate import validate
+
+    store = _store(args)
+    try:
+        spec = load(args.file)
+    except SpecError as exc:
+        return _fail(str(exc))
+    from pathlib import Path
+
+    issues = validate(spec, store.connect(), store.blobs, Path(args.file).resolve().parent)
+    for i in issues:
+        print(f"{i.level}: {i.message}")
+    bad = [i for i in issues if i.level == "error"]
+    if not bad:
+        print(f"{args.file}: ok ({len(spec.get('stages', {}))} stages)")
+    return 1 if bad else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..execution.params import ParamError, load_file, parse_assignments
+    from ..store.pipelines import PipelineRunNotFound
+    from .runner import PipelineError, cancel, run, submit
+    from .spec import SpecError, load
+
+    store = _store(args)
+    try:
+        spec = load(args.file)
+        params: dict[str, Any] = {}
+        for path in args.param_files:
+            params.update({k: g.value for k, g in load_file(path).items()})
+        params.update({k: g.value for k, g in parse_assignments(args.params).items()})
+        pid = submit(store, spec, path=args.file, params=params, executor=args.executor,
+                     no_cache=args.no_cache, resume=args.resume, concurrency=args.concurrency)  # fmt: skip
+    except (SpecError, PipelineError, ParamError, PipelineRunNotFound) as exc:
+        return _fail(str(exc))
+    if args.detach:
+        from .driver import spawn
+
+        spawn(store.home, pid)
+        print(pid)
+        return 0
+    print(f"pipeline run {pid} (jupyter mlp pipeline cancel {pid} stops it)", file=sys.stderr)
+    import threading
+
+    done: dict[str, str] = {}
+    worker = threading.Thread(target=lambda: done.setdefault("status", run(store, pid)), daemon=True)
+    worker.start()
+    try:
+        shown = None
+        while worker.is_alive():
+            line = _progress(store, pid)
+            if line != shown:
+                print(line, file=sys.stderr, flush=True)
+                shown = line
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        cancel(store, pid)
+        worker.join()
+    print(_table(store, pid))
+    return 0 if done.get("status") == "succeeded" else 1
+
+
+def _progress(store, pid: str) -> str:
+    from ..store import pipelines as P
+
+    run = P.get(store.connect(), pid)
+    marks = " ".join(f"{name}{STATUS_MARK.get(s['status'], '?')}" for name, s in run["stages"].items())
+    return f"[{run['status']}] {marks}"
+
+
+def _table(store, pid: str) -> str:
+    from ..store import pipelines as P
+
+    run = P.get(store.connect(), pid)
+    lines = [f"pipeline run {run['id']}  {run['name']}  version {run['version']}  {run['status']}"]
+    width = max((len(n) for n in run["stages"]), default=5)
+    for name, s in run["stages"].items():
+        took = f"{s['ended_at'] - s['started_at']:.1f}s" if s["started_at"] and s["ended_at"] else "-"
+        extra = f"  from {s['cached_from']}" if s["status"] == "cached" and s["cached_from"] else ""
+        if s["error"]:
+            extra += f"  {s['error'].get('ename')}: {s['error'].get('evalue', '')[:100]}"
+        lines.append(f"  {name:<{width}}  {s['status']:<9}  {took:>7}  run {s['run_id'] or '-'}{extra}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ..store import pipelines as P
+
+    store = _store(args)
+    conn = store.connect()
+    pid = args.id
+    if pid is None:
+        newest = P.list_runs(conn, limit=1)
+        if not newest:
+            print("no pipeline runs")
+            return 0
+        pid = newest[0]["id"]
+    try:
+        run = P.get(conn, pid)
+    except P.PipelineRunNotFound as exc:
+        return _fail(str(exc), 1)
+    if args.format == "json":
+        from ..model import json_safe
+
+        print(json.dumps(json_safe(run), indent=2))
+    else:
+        print(_table(store, pid))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from ..store import pipelines as P
+
+    found = P.list_runs(_store(args).connect(), path=args.file)
+    if args.format == "json":
+        print(json.dumps(found, indent=2))
+        return 0
+    if not found:
+        print("no pipeline runs" + (f" of {args.file}" if args.file else ""))
+    for r in found:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created_at"]))
+        print(f"{r['id']}  {when}  version {r['version']}  {r['status']:<10}  {json.dumps(r['params'])}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from ..store import pipelines as P
+    from .spec import dumps
+
+    conn = _store(args).connect()
+    try:
+        a, b = P.get(conn, args.a), P.get(conn, args.b)
+    except P.PipelineRunNotFound as exc:
+        return _fail(str(exc), 1)
+    lines = list(difflib.unified_diff(
+        dumps(a["spec"]).splitlines(), dumps(b["spec"]).splitlines(),
+        f"{a['id']} (version {a['version']})", f"{b['id']} (version {b['version']})", lineterm="",
+    ))  # fmt: skip
+    if a["params"] != b["params"]:
+        lines.append(f"parameters: {json.dumps(a['params'])} -> {json.dumps(b['params'])}")
+    print("\n".join(lines) if lines else "same spec and parameters")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from ..store.pipelines import PipelineRunNotFound
+    from .runner import cancel
+
+    try:
+        cancel(_store(args), args.id)
+    except PipelineRunNotFound as exc:
+        return _fail(str(exc), 1)
+    print(f"pipeline run {args.id}: cancelling")
+    return 0

@@ -1,0 +1,39 @@
+"""`python -m jupyter_mlp.pipelines.driver PIPELINE_RUN_ID [--home DIR]`: drive one pipeline run
+in its own process session, so it outlives the server or terminal that started it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def spawn(home: Path, pipeline_run_id: str) -> int:
+    """Start the driver detached; returns its pid."""
+    log = home / "pipelines" / f"{pipeline_run_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyter_mlp.pipelines.driver", pipeline_run_id, "--home", str(home)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+            env={**os.environ, "MLP_HOME": str(home)},
+        )  # fmt: skip
+    return proc.pid
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m jupyter_mlp.pipelines.driver")
+    ap.add_argument("pipeline_run_id")
+    ap.add_argument("--home")
+    args = ap.parse_args(argv)
+    from ..store import Store
+    from .runner import run
+
+    status = run(Store(args.home), args.pipeline_run_id)
+    return 0 if status == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

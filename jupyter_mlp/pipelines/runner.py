@@ -1,0 +1,300 @@
+"""The DAG runner: a stage starts as soon as its inputs exist, cached stages are reused, a failure
+skips what depends on it while independent branches finish; retries, resume and cancel.
+
+The runner is a loop over the store (the pipeline run's stages and their runs), so the same code
+drives a pipeline from the CLI, from a detached driver process started by the server, or in a
+test thread, and a pipeline's state is always what the store says."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ..execution.jobs import JobError
+from ..execution.params import ParamError
+from ..store import pipelines as P
+from ..store.blobs import BlobNotFound
+from . import spec as S
+from .validate import PATH, errors, template, validate
+
+POLL_S = 0.02
+FAILED_RUN = frozenset(("failed", "lost", "interrupted", "cancelled"))
+
+
+class PipelineError(ValueError):
+    pass
+
+
+def submit(
+    store: Any, spec: dict[str, Any], path: str | None = None, params: dict[str, Any] | None = None,
+    executor: str = "local", no_cache: bool = False, resume: str | None = None,
+    concurrency: int | None = None, base: str | Path | None = None,
+) -> str:  # fmt: skip
+    """Validate and record a pipeline run (queued); returns its id. Raises PipelineError with
+    every validation error when the spec cannot run."""
+    conn = store.connect()
+    given = dict(params or {})
+    declared = spec.get("parameters") or {}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise PipelineError(f"unknown pipeline parameter(s) {', '.join(unknown)}; the pipeline has: {', '.join(sorted(declared)) or 'none'}")
+    resolved_params = {**declared, **given}
+    base = Path(base) if base is not None else (Path(path).resolve().parent if path else None)
+    problems = errors(validate({**spec, "parameters": resolved_params}, conn, store.blobs, base))
+    if problems:
+        raise PipelineError("the pipeline cannot run:\n" + "\n".join(f"  - {i.message}" for i in problems))
+    options: dict[str, Any] = {"no_cache": bool(no_cache), "base": str(base) if base else None}
+    if concurrency:
+        options["concurrency"] = int(concurrency)
+    if resume:
+        previous = P.get(conn, resume)  # raises PipelineRunNotFound
+        options["resumed_from"] = previous["id"]
+    return P.create(conn, spec, S.version_hash(spec), path, resolved_params, executor, options)
+
+
+def cancel(store: Any, pipeline_run_id: str) -> None:
+    """Ask the driver to stop everything (it cancels the running stage jobs)."""
+    conn = store.connect()
+    run = P.get(conn, pipeline_run_id)
+    if run["status"] in P.FINAL_PIPELINE:
+        return
+    P.set_status(conn, pipeline_run_id, "cancelling")
+
+
+def code_of(snapshot: bytes) -> list[str]:
+    """The code a stage runs: its template's code cells, without the parameters cells."""
+    nb = json.loads(snapshot)
+    code = []
+    for cell in nb.get("cells", []):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell.get("cell_type") != "code" or "parameters" in tags or "injected-parameters" in tags:
+            continue
+        source = cell.get("source", "")
+        code.append("".join(source) if isinstance(source, list) else source)
+    return code
+
+
+def cache_key(code: list[str], params: dict[str, Any], kernel: str | None) -> str:
+    """hash(code cells, resolved parameters with inputs by content, kernel)."""
+    blob = json.dumps({"code": code, "params": params, "kernel": kernel}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Driver:
+    def __init__(self, store: Any, pipeline_run_id: str, service: Any = None, poll: float = POLL_S) -> None:
+        self.store = store
+        self.id = pipeline_run_id
+        self.poll = poll
+        self.conn = store.connect()
+        run = P.get(self.conn, pipeline_run_id)
+        self.spec = run["spec"]
+        self.params = run["params"]
+        self.executor = run["executor"]
+        self.options = run["options"] or {}
+        self.base = Path(self.options["base"]) if self.options.get("base") else None
+        self.deps = S.dependencies(self.spec)
+        self.stages = S.stages(self.spec)
+        self._own_service = service is None
+        self.service = service or self._make_service()
+
+    def _make_service(self) -> Any:
+        from ..execution.service import JobService, service_running
+
+        service = JobService(
+            self.store, concurrency=self.options.get("concurrency", 2),
+            dispatch=not service_running(self.store.home),
+        )  # fmt: skip
+        if service.dispatching:
+            service.start()
+        return service
+
+    # --- the loop ----------------------------------------------------------------------------------
+
+    def run(self) -> str:
+        P.set_status(self.conn, self.id, "running", pid=os.getpid(), host=os.uname().nodename)
+        try:
+            self._resume_from(self.options.get("resumed_from"))
+            while True:
+                status = P.get(self.conn, self.id)
+                if status["status"] == "cancelling":
+                    return self._cancel_all(status["stages"])
+                stages = status["stages"]
+                self._watch(stages)
+                self._start_ready(stages)
+                stages = P.get(self.conn, self.id)["stages"]
+                if all(s["status"] in P.FINAL_STAGE for s in stages.values()):
+                    final = "succeeded" if all(s["status"] in P.DONE_STAGE for s in stages.values()) else "failed"
+                    P.set_status(self.conn, self.id, final)
+                    return final
+                time.sleep(self.poll)
+        except Exception as exc:
+            P.set_status(self.conn, self.id, "failed", error={"ename": type(exc).__name__, "evalue": str(exc)})
+            raise
+        finally:
+            if self._own_service:
+                self.service.stop()
+
+    def _resume_from(self, previous_id: str | None) -> None:
+        """Stages that succeeded (or were cached) in the earlier run are reused as they are."""
+        if not previous_id:
+            return
+        previous = P.get(self.conn, previous_id)
+        for name, stage in previous["stages"].items():
+            if name in self.stages and stage["status"] in P.DONE_STAGE and stage["run_id"]:
+                P.set_stage(self.conn, self.id, name, "cached", run_id=stage["run_id"],
+                            cached_from=stage["cached_from"] or previous_id, cache_key=stage["cache_key"],
+                            params=stage["params"])  # fmt: skip
+
+    def _watch(self, stages: dict[str, dict[str, Any]]) -> None:
+        active = {name: s for name, s in stages.items() if s["status"] in ("queued", "running")}
+        if not active:
+            return
+        ids = [s["run_id"] for s in active.values()]
+        rows = {
+            r[0]: (r[1], r[2])
+            for r in self.conn.execute(
+                f"SELECT id, status, error FROM runs WHERE id IN ({', '.join('?' * len(ids))})", ids
+            )
+        }
+        for name, stage in active.items():
+            status, error = rows.get(stage["run_id"], ("lost", None))
+            if status == "running" and stage["status"] == "queued":
+                P.set_stage(self.conn, self.id, name, "running")
+            elif status == "finished":
+                P.set_stage(self.conn, self.id, name, "succeeded")
+            elif status in FAILED_RUN:
+                retries = self.stages[name].get("retries", 0) or 0
+                if stage["attempt"] < retries:
+                    self._submit(name, stage["params"] or {}, stage["cache_key"], attempt=stage["attempt"] + 1)
+                else:
+                    P.set_stage(self.conn, self.id, name, "failed", error=self._why(stage["run_id"], status, error))
+
+    def _why(self, run_id: str, status: str, error: str | None) -> dict[str, Any]:
+        """The run's error, else its failing cell's, else the status it ended with."""
+        if error:
+            return json.loads(error)
+        row = self.conn.execute(
+            "SELECT error FROM cells WHERE run_id = ? AND status != 'ok' ORDER BY seq DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        if row and row[0]:
+            found = json.loads(row[0])
+            return {"ename": found.get("ename"), "evalue": found.get("evalue")}
+        return {"ename": status, "evalue": f"the stage's run ended {status}"}
+
+    def _start_ready(self, stages: dict[str, dict[str, Any]]) -> None:
+        for name, stage in stages.items():
+            if stage["status"] != "pending":
+                continue
+            upstream = [stages[d] for d in self.deps.get(name, ()) if d in stages]
+            if any(u["status"] in ("failed", "skipped", "cancelled") for u in upstream):
+                blocked = sorted(d for d in self.deps[name] if stages[d]["status"] in ("failed", "skipped", "cancelled"))
+                P.set_stage(self.conn, self.id, name, "skipped",
+                            error={"ename": "Skipped", "evalue": f"upstream {', '.join(blocked)} did not succeed"})  # fmt: skip
+                stages[name]["status"] = "skipped"
+                continue
+            if not all(u["status"] in P.DONE_STAGE for u in upstream):
+                continue
+            try:
+                params, key_params = self._resolve(name, stages)
+                key = self._cache_key(name, key_params)
+            except (PipelineError, BlobNotFound, ParamError) as exc:
+                P.set_stage(self.conn, self.id, name, "failed", error={"ename": type(exc).__name__, "evalue": str(exc)})
+                stages[name]["status"] = "failed"
+                continue
+            use_cache = self.stages[name].get("cache", True) and not self.options.get("no_cache")
+            hit = P.cached_stage(self.conn, key) if use_cache else None
+            if hit is not None:
+                P.set_stage(self.conn, self.id, name, "cached", run_id=hit["run_id"],
+                            cached_from=hit["pipeline_run_id"], cache_key=key, params=params)  # fmt: skip
+                stages[name]["status"] = "cached"
+                stages[name]["run_id"] = hit["run_id"]
+                continue
+            self._submit(name, params, key)
+            stages[name]["status"] = "queued"
+
+    def _submit(self, name: str, params: dict[str, Any], key: str | None, attempt: int = 0) -> None:
+        stage = self.stages[name]
+        tmpl = stage["template"]
+        common = dict(
+            executor=stage.get("executor") or self.executor, gpus=stage.get("gpus", 0),
+            kind="stage", pipeline_run_id=self.id, stage=name,
+            name=f"{self.spec.get('name') or 'pipeline'}:{name}",
+        )  # fmt: skip
+        try:
+            if tmpl.get("run"):
+                run_id = self.service.submit_rerun(tmpl["run"], params, **common)
+            else:
+                path = Path(self.base or ".") / tmpl["notebook"]
+                run_id = self.service.submit_notebook(path, params, project=self.spec.get("project"), **common)
+        except (JobError, ParamError, LookupError) as exc:
+            P.set_stage(self.conn, self.id, name, "failed", error={"ename": type(exc).__name__, "evalue": str(exc)})
+            return
+        P.set_stage(self.conn, self.id, name, "queued", run_id=run_id, cache_key=key, params=params, attempt=attempt)
+
+    def _cancel_all(self, stages: dict[str, dict[str, Any]]) -> str:
+        for name, stage in stages.items():
+            if stage["status"] in ("queued", "running") and stage["run_id"]:
+                try:
+                    self.service.cancel(stage["run_id"], wait=True)
+                except Exception:  # the job may have ended meanwhile
+                    pass
+            if stage["status"] not in P.FINAL_STAGE:
+                P.set_stage(self.conn, self.id, name, "cancelled")
+        P.set_status(self.conn, self.id, "cancelled")
+        return "cancelled"
+
+    # --- parameters, outputs, cache --------------------------------------------------------------
+
+    def _resolve(self, name: str, stages: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(values the stage gets, values for its cache key: artifacts by content hash)."""
+        params: dict[str, Any] = {}
+        key_params: dict[str, Any] = {}
+        for key, value in (self.stages[name].get("parameters") or {}).items():
+            ref = S.parse_ref(value)
+            if ref is None:
+                params[key] = key_params[key] = value
+            elif ref.is_pipeline:
+                params[key] = key_params[key] = self.params[ref.name]
+            else:
+                params[key], key_params[key] = self._output(stages[ref.stage]["run_id"], ref)
+        return params, key_params
+
+    def _output(self, run_id: str, ref: S.Ref) -> tuple[Any, Any]:
+        row = self.conn.execute(
+            "SELECT kind, value, blob, filename FROM outputs WHERE run_id = ? AND name = ?", (run_id, ref.name)
+        ).fetchone()
+        if row is None:
+            raise PipelineError(f"{ref}: stage {ref.stage!r} (run {run_id}) did not produce output {ref.name!r}")
+        if row["kind"] == "value":
+            value = json.loads(row["value"])
+            return value, value
+        return str(self._materialize(row["blob"], row["filename"])), {"$blob": row["blob"]}
+
+    def _materialize(self, digest: str, filename: str | None) -> Path:
+        """An artifact as a file with its own name, for the next stage to open."""
+        folder = self.store.home / "materialized" / digest
+        target = folder / (filename or digest)
+        if not target.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f".{target.name}.tmp-{os.getpid()}"
+            shutil.copyfile(self.store.blobs.path(digest), tmp)
+            os.replace(tmp, target)
+        return target
+
+    def _cache_key(self, name: str, key_params: dict[str, Any]) -> str:
+        found = template(self.conn, self.store.blobs, self.stages[name]["template"], self.base)
+        if isinstance(found, str):
+            raise PipelineError(f"stage {name!r}: {found}")
+        return cache_key(code_of(found.code(self.store.blobs)), key_params, found.kernel)
+
+
+def run(store: Any, pipeline_run_id: str, service: Any = None) -> str:
+    return Driver(store, pipeline_run_id, service).run()
+
+
+__all__ = ["submit", "run", "cancel", "Driver", "PipelineError", "PATH"]

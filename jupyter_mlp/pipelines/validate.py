@@ -1,0 +1,201 @@
+"""Validation with messages a researcher understands, each naming the stage and the field."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..execution.params import Given, ParamError, fit, notebook_parameters
+from ..model import is_run_id
+from ..store.blobs import BlobNotFound, Blobs
+from . import spec as S
+
+
+@dataclass
+class Issue:
+    level: str  # error | warning
+    message: str
+    stage: str | None = None
+    field: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "stage": self.stage, "field": self.field, "message": self.message}
+
+
+@dataclass
+class Template:
+    """What a stage's template run offers: its parameters (with types) and its outputs."""
+
+    run_id: str | None  # None: a notebook file is the template
+    snapshot: str | None
+    kernel: str | None
+    notebook: str | None
+    params: dict[str, str | None] = field(default_factory=dict)  # name -> Python type name
+    outputs: dict[str, Any] | None = field(default_factory=dict)  # name -> value, PATH for artifacts
+    data: bytes | None = None  # a notebook template's content
+
+    def code(self, blobs: Blobs) -> bytes:
+        return self.data if self.data is not None else blobs.read_bytes(self.snapshot or "")
+
+
+PATH = object()  # an artifact output: the stage gets a local path (a str)
+
+
+def template(conn: sqlite3.Connection, blobs: Blobs, tmpl: Any, base: Path | None = None) -> Template | str:
+    """What a stage's template offers, or why it cannot be one. A template is a run (pinned,
+    usually) or, for a pipeline written before any run existed, a notebook file (relative to the
+    .mlpipe's folder)."""
+    if not isinstance(tmpl, dict):
+        return "the template must be an object with a run id or a notebook path"
+    run_id = tmpl.get("run")
+    if run_id is None and tmpl.get("notebook"):
+        return _notebook_template(Path(base or ".") / tmpl["notebook"])
+    if not isinstance(run_id, str) or not is_run_id(run_id):
+        return f"{run_id!r} is not a run id (12 hex digits)"
+    row = conn.execute("SELECT id, snapshot, kernel, notebook FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        return f"template run {run_id} does not exist (deleted?)"
+    if not row["snapshot"]:
+        return f"template run {run_id} has no notebook snapshot, so it cannot be rerun"
+    t = Template(run_id, row["snapshot"], row["kernel"], row["notebook"])
+    try:
+        nb = json.loads(blobs.read_bytes(row["snapshot"]))
+        t.params.update({k: v.type for k, v in notebook_parameters(nb).items()})
+    except (BlobNotFound, ValueError):
+        return f"the snapshot of template run {run_id} is missing or not a notebook"
+    for key, type_name in conn.execute("SELECT key, type FROM params WHERE run_id = ?", (run_id,)):
+        t.params.setdefault(key, type_name)
+    for name, kind, value in conn.execute(
+        "SELECT name, kind, value FROM outputs WHERE run_id = ?", (run_id,)
+    ):
+        t.outputs[name] = json.loads(value) if kind == "value" else PATH
+    return t
+
+
+def _notebook_template(path: Path) -> Template | str:
+    try:
+        data = path.read_bytes()
+        nb = json.loads(data)
+    except OSError:
+        return f"template notebook {str(path)!r} does not exist"
+    except ValueError:
+        return f"template notebook {str(path)!r} is not a notebook"
+    kernel = (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
+    t = Template(None, None, kernel, str(path), data=data)
+    t.params.update({k: v.type for k, v in notebook_parameters(nb).items()})
+    return t
+
+
+def _type_of_output(value: Any) -> Any:
+    return "a path" if value is PATH else value
+
+
+def validate(spec: dict[str, Any], conn: sqlite3.Connection, blobs: Blobs, base: Path | None = None) -> list[Issue]:
+    """Every problem of a spec; `base` is the folder of the .mlpipe (notebook templates)."""
+    issues: list[Issue] = []
+
+    def error(message: str, stage: str | None = None, fld: str | None = None) -> None:
+        issues.append(Issue("error", message, stage, fld))
+
+    def warn(message: str, stage: str | None = None, fld: str | None = None) -> None:
+        issues.append(Issue("warning", message, stage, fld))
+
+    if spec.get("format") != S.FORMAT:
+        error(f'"format" must be "{S.FORMAT}"', fld="format")
+    version = spec.get("version")
+    if not isinstance(version, int) or version > S.VERSION:
+        error(f"format version {version!r} is not one this jupyter-mlp reads (up to {S.VERSION})", fld="version")
+    pipeline_params = spec.get("parameters") or {}
+    if not isinstance(pipeline_params, dict):
+        error('"parameters" must be an object of name: default value', fld="parameters")
+        pipeline_params = {}
+    stages = spec.get("stages")
+    if not isinstance(stages, dict):
+        error('"stages" must be an object of stage name: stage', fld="stages")
+        return issues
+    if not stages:
+        warn("the pipeline has no stages yet: drag a pinned run onto the canvas")
+
+    templates: dict[str, Template] = {}
+    for name, stage in stages.items():
+        if not S.STAGE_NAME.match(name) or name == "pipeline":
+            error(f"stage name {name!r} must start with a letter and use letters, digits, _ or - (and not be 'pipeline')", name, "name")
+        if not isinstance(stage, dict):
+            error(f"stage {name!r} must be an object", name)
+            continue
+        tmpl = stage.get("template")
+        if not isinstance(tmpl, dict) or not (tmpl.get("run") or tmpl.get("notebook")):
+            error(f"stage {name!r} has no template (a run id or a notebook path)", name, "template")
+            continue
+        found = template(conn, blobs, tmpl, base)
+        if isinstance(found, str):
+            error(f"stage {name!r}: {found}", name, "template")
+            continue
+        templates[name] = found
+        if found.run_id and tmpl.get("snapshot") and tmpl["snapshot"] != found.snapshot:
+            warn(f"stage {name!r}: the template run's notebook differs from the one the stage was made with", name, "template")
+        for key in ("gpus", "retries"):
+            if key in stage and (not isinstance(stage[key], int) or isinstance(stage[key], bool) or stage[key] < 0):
+                error(f"stage {name!r}: {key} must be a whole number >= 0", name, key)
+        if "cache" in stage and not isinstance(stage["cache"], bool):
+            error(f"stage {name!r}: cache must be true or false", name, "cache")
+        for other in stage.get("after") or []:
+            if other not in stages:
+                error(f"stage {name!r} runs after {other!r}, which is not a stage", name, "after")
+
+    for name, stage in stages.items():
+        if name not in templates or not isinstance(stage, dict):
+            continue
+        t = templates[name]
+        values = stage.get("parameters") or {}
+        if not isinstance(values, dict):
+            error(f"stage {name!r}: parameters must be an object", name, "parameters")
+            continue
+        for key, value in values.items():
+            where = f"parameters.{key}"
+            if key not in t.params:
+                known = ", ".join(sorted(t.params)) or "none"
+                error(f"stage {name!r}: the template has no parameter {key!r} (it has: {known})", name, where)
+                continue
+            expected = t.params[key]
+            ref = S.parse_ref(value)
+            if isinstance(value, str) and "${" in value and ref is None:
+                error(f"stage {name!r}: {value!r} is not a reference (use ${{stage.outputs.name}} or ${{pipeline.name}})", name, where)
+                continue
+            if ref is None:
+                _check_fit(error, name, key, where, value, expected)
+            elif ref.is_pipeline:
+                if ref.name not in pipeline_params:
+                    error(f"stage {name!r}: parameter {key!r} uses pipeline parameter {ref.name!r}, which the pipeline does not define", name, where)
+                else:
+                    _check_fit(error, name, key, where, pipeline_params[ref.name], expected)
+            elif ref.stage not in stages:
+                error(f"stage {name!r}: parameter {key!r} uses stage {ref.stage!r}, which does not exist", name, where)
+            elif ref.stage in templates and templates[ref.stage].run_id is not None:
+                produced = templates[ref.stage].outputs or {}
+                if ref.name not in produced:
+                    warn(f"stage {name!r}: {ref} — the template run of {ref.stage!r} never produced output {ref.name!r} (it may this time)", name, where)
+                else:
+                    sample = produced[ref.name]
+                    _check_fit(error, name, key, where, "path" if sample is PATH else sample, expected, source=str(ref))
+
+    cycle = S.find_cycle(S.dependencies(spec))
+    if cycle:
+        flow = " -> ".join(reversed(cycle))
+        error(f"the stages form a cycle: {flow}", cycle[0], "parameters")
+    return issues
+
+
+def _check_fit(error, stage: str, key: str, where: str, value: Any, expected: str | None, source: str | None = None) -> None:
+    try:
+        fit(key, Given(value), expected)
+    except ParamError as exc:
+        detail = str(exc).replace(f"parameter {key!r} ", "")
+        error(f"stage {stage!r}: parameter {key!r} {detail}" + (f" (from {source})" if source else ""), stage, where)
+
+
+def errors(issues: list[Issue]) -> list[Issue]:
+    return [i for i in issues if i.level == "error"]

@@ -1,0 +1,129 @@
+"""Pipeline runs and their stages: status transitions in one place, each one an event."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from typing import Any
+
+from ..model import new_run_id
+from . import events
+from .db import write
+
+FINAL_STAGE = frozenset(("cached", "succeeded", "failed", "skipped", "cancelled"))
+DONE_STAGE = frozenset(("cached", "succeeded"))
+FINAL_PIPELINE = frozenset(("succeeded", "failed", "cancelled"))
+
+
+class PipelineRunNotFound(LookupError):
+    pass
+
+
+def create(
+    conn: sqlite3.Connection, spec: dict[str, Any], version: str, path: str | None,
+    params: dict[str, Any], executor: str, options: dict[str, Any],
+) -> str:  # fmt: skip
+    run_id = new_run_id()
+    now = time.time()
+    with write(conn):
+        conn.execute(
+            "INSERT INTO pipeline_runs (id, name, path, version, spec, params, executor, options, "
+            "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+            (run_id, spec.get("name") or "pipeline", path, version, json.dumps(spec),
+             json.dumps(params), executor, json.dumps(options), now),
+        )  # fmt: skip
+        conn.executemany(
+            "INSERT INTO pipeline_stages (pipeline_run_id, stage, status) VALUES (?, ?, 'pending')",
+            [(run_id, name) for name in spec.get("stages", {})],
+        )
+        events.append(conn, None, "pipeline", {"pipeline_run_id": run_id, "status": "queued"}, now)
+    return run_id
+
+
+def get(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, Any]:
+    row = conn.execute("SELECT * FROM pipeline_runs WHERE id = ?", (pipeline_run_id,)).fetchone()
+    if row is None:
+        raise PipelineRunNotFound(f"no pipeline run {pipeline_run_id!r}")
+    run = dict(row)
+    for key in ("spec", "params", "options", "error"):
+        run[key] = json.loads(run[key]) if run[key] else None
+    found = {}
+    for s in conn.execute("SELECT * FROM pipeline_stages WHERE pipeline_run_id = ?", (pipeline_run_id,)):
+        stage = dict(s)
+        stage.pop("pipeline_run_id")
+        stage["params"] = json.loads(stage["params"]) if stage["params"] else None
+        stage["error"] = json.loads(stage["error"]) if stage["error"] else None
+        found[stage.pop("stage")] = stage
+    order = list((run["spec"] or {}).get("stages", {}))  # the spec's order
+    run["stages"] = {name: found[name] for name in order if name in found}
+    return run
+
+
+def list_runs(conn: sqlite3.Connection, path: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    sql = (
+        "SELECT id, name, path, version, status, params, executor, created_at, started_at, ended_at "
+        "FROM pipeline_runs"
+    )
+    args: list[Any] = []
+    if path is not None:
+        sql += " WHERE path = ?"
+        args.append(path)
+    sql += " ORDER BY created_at DESC LIMIT ?"
+    args.append(limit)
+    out = []
+    for r in conn.execute(sql, args):
+        item = dict(r)
+        item["params"] = json.loads(item["params"])
+        out.append(item)
+    return out
+
+
+def set_status(conn: sqlite3.Connection, pipeline_run_id: str, status: str, error: dict | None = None, **fields: Any) -> None:
+    now = time.time()
+    values: dict[str, Any] = {"status": status, **fields}
+    if status == "running":
+        values.setdefault("started_at", now)
+    if status in FINAL_PIPELINE:
+        values["ended_at"] = now
+    if error is not None:
+        values["error"] = json.dumps(error)
+    with write(conn):
+        conn.execute(
+            f"UPDATE pipeline_runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+            [*values.values(), pipeline_run_id],
+        )
+        events.append(conn, None, "pipeline", {"pipeline_run_id": pipeline_run_id, "status": status}, now)
+
+
+def set_stage(conn: sqlite3.Connection, pipeline_run_id: str, stage: str, status: str, **fields: Any) -> None:
+    """Move a stage to `status` (and set run_id, cache_key, params, error, ...)."""
+    now = time.time()
+    values: dict[str, Any] = {"status": status}
+    for key, value in fields.items():
+        values[key] = json.dumps(value) if key in ("params", "error") and value is not None else value
+    if status in ("queued", "cached") and "started_at" not in values:
+        values["started_at"] = now
+    if status in FINAL_STAGE:
+        values["ended_at"] = now
+    with write(conn):
+        conn.execute(
+            f"UPDATE pipeline_stages SET {', '.join(f'{k} = ?' for k in values)} "
+            "WHERE pipeline_run_id = ? AND stage = ?",
+            [*values.values(), pipeline_run_id, stage],
+        )
+        events.append(
+            conn, fields.get("run_id"), "pipeline",
+            {"pipeline_run_id": pipeline_run_id, "stage": stage, "status": status}, now,
+        )  # fmt: skip
+
+
+def cached_stage(conn: sqlite3.Connection, cache_key: str) -> dict[str, Any] | None:
+    """The newest stage run with this cache key that succeeded and whose run is still there."""
+    row = conn.execute(
+        "SELECT s.pipeline_run_id, s.run_id FROM pipeline_stages s JOIN runs r ON r.id = s.run_id "
+        "WHERE s.cache_key = ? AND s.status = 'succeeded' AND r.status = 'finished' "
+        "ORDER BY s.ended_at DESC LIMIT 1",
+        (cache_key,),
+    ).fetchone()
+    return dict(row) if row else None

@@ -1,0 +1,249 @@
+"""Pipelines through real papermill jobs on the local executor: DAGs, outputs by value and by
+artifact, the cache, failure isolation, resume, cancel, retries, validation, a 50-stage DAG."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import wait_for, write_notebook
+
+from jupyter_mlp import model
+from jupyter_mlp.execution.service import JobService
+from jupyter_mlp.pipelines import spec as S
+from jupyter_mlp.pipelines.runner import Driver, PipelineError, cancel, submit
+from jupyter_mlp.pipelines.validate import validate
+from jupyter_mlp.store import pipelines as P
+from jupyter_mlp.store import runs as run_store
+from jupyter_mlp.store.records import apply_batch
+from jupyter_mlp.tracker.params import encode_value
+
+STAGE_CODE = """\
+import os, time
+import jupyter_mlp as mlp
+time.sleep(sleep)
+if attempt_file:  # fails on the first attempt only
+    n = int(open(attempt_file).read()) if os.path.exists(attempt_file) else 0
+    open(attempt_file, "w").write(str(n + 1))
+    if n == 0:
+        raise RuntimeError("first attempt fails")
+if fail:
+    raise ValueError("this stage was told to fail")
+upstream = open(data_path).read() if data_path else ""
+mlp.output("y", x + 1)
+name = f"out-{os.getpid()}.txt"
+with open(name, "w") as f:
+    f.write(f"{upstream}|{x}")
+mlp.log_artifact(name, name="file")
+"""
+
+
+@pytest.fixture
+def stage_nb(tmp_path) -> Path:
+    return write_notebook(tmp_path / "stage.ipynb", [
+        {"id": "track", "source": "%load_ext jupyter_mlp\n%mlp_track"},
+        {"id": "params", "source": "x = 0\nfail = False\nsleep = 0.0\ndata_path = ''\nattempt_file = ''", "tags": ["parameters"]},
+        {"id": "work", "source": STAGE_CODE},
+    ])  # fmt: skip
+
+
+@pytest.fixture
+def jobs(store):
+    svc = JobService(store, concurrency=4, poll_interval=0.05)
+    svc.start()
+    yield svc
+    svc.stop()
+
+
+def stage(**params) -> dict:
+    extra = {k: params.pop(k) for k in ("after", "cache", "retries") if k in params}
+    return {"template": {"notebook": "stage.ipynb"}, "parameters": params, **extra}
+
+
+def pipeline(stages: dict, parameters: dict | None = None) -> dict:
+    return {"format": S.FORMAT, "version": 1, "name": "t", "parameters": parameters or {}, "stages": stages}
+
+
+def run_pipeline(store, jobs, spec, base, **kw) -> dict:
+    pid = submit(store, spec, base=base, **kw)
+    Driver(store, pid, service=jobs).run()
+    return P.get(store.connect(), pid)
+
+
+def statuses(run: dict) -> dict[str, str]:
+    return {name: s["status"] for name, s in run["stages"].items()}
+
+
+def outputs(store, run_id: str) -> dict:
+    return {o["name"]: o for o in run_store.get_run(store.connect(), run_id)["outputs"]}
+
+
+def test_linear_pipeline_passes_values_and_artifacts(store, jobs, stage_nb, tmp_path):
+    spec = pipeline({
+        "a": stage(x="${pipeline.start}"),
+        "b": stage(x="${a.outputs.y}", data_path="${a.outputs.file}"),
+        "c": stage(x="${b.outputs.y}", data_path="${b.outputs.file}"),
+    }, {"start": 10})  # fmt: skip
+    run = run_pipeline(store, jobs, spec, tmp_path)
+    assert run["status"] == "succeeded" and statuses(run) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    c = run["stages"]["c"]
+    assert outputs(store, c["run_id"])["y"]["value"] == 13
+    assert store.blobs.read_bytes(outputs(store, c["run_id"])["file"]["blob"]) == b"|10|11|12"
+    assert Path(c["params"]["data_path"]).read_text() == "|10|11"  # a local path to the artifact
+    stage_run = run_store.get_run(store.connect(), c["run_id"])
+    assert (stage_run["kind"], stage_run["pipeline_run_id"], stage_run["stage"]) == ("stage", run["id"], "c")
+
+
+def test_cache_hits_and_misses(store, jobs, stage_nb, tmp_path):
+    spec = pipeline({
+        "a": stage(x="${pipeline.start}"),
+        "b": stage(x="${a.outputs.y}", data_path="${a.outputs.file}"),
+        "c": stage(x=100),
+    }, {"start": 1})  # fmt: skip
+    first = run_pipeline(store, jobs, spec, tmp_path)
+    before = len(run_store.list_runs(store.connect(), limit=1000))
+    again = run_pipeline(store, jobs, spec, tmp_path)
+    assert statuses(again) == {"a": "cached", "b": "cached", "c": "cached"}
+    assert again["stages"]["b"]["run_id"] == first["stages"]["b"]["run_id"]
+    assert again["stages"]["b"]["cached_from"] == first["id"]
+    assert len(run_store.list_runs(store.connect(), limit=1000)) == before  # no job ran
+    # a pipeline parameter changes a's output, so b (its consumer) misses too; c does not
+    changed = run_pipeline(store, jobs, spec, tmp_path, params={"start": 2})
+    assert statuses(changed) == {"a": "succeeded", "b": "succeeded", "c": "cached"}
+    # --no-cache and a per-stage cache: false force recomputation
+    spec["stages"]["c"]["cache"] = False
+    forced = run_pipeline(store, jobs, spec, tmp_path, params={"start": 2})
+    assert statuses(forced) == {"a": "cached", "b": "cached", "c": "succeeded"}
+    assert set(statuses(run_pipeline(store, jobs, spec, tmp_path, no_cache=True)).values()) == {"succeeded"}
+
+
+def test_a_failure_skips_what_depends_on_it_and_resume_redoes_only_that(store, jobs, stage_nb, tmp_path):
+    spec = pipeline({
+        "a": stage(x=1),
+        "b": stage(x="${a.outputs.y}", fail="${pipeline.break_b}"),
+        "c": stage(x="${a.outputs.y}"),
+        "d": stage(x="${b.outputs.y}", data_path="${c.outputs.file}"),
+    }, {"break_b": True})  # fmt: skip
+    broken = run_pipeline(store, jobs, spec, tmp_path)
+    assert broken["status"] == "failed"
+    assert statuses(broken) == {"a": "succeeded", "b": "failed", "c": "succeeded", "d": "skipped"}
+    assert broken["stages"]["b"]["error"]["ename"] == "ValueError"
+    assert "b" in broken["stages"]["d"]["error"]["evalue"]
+    resumed = run_pipeline(store, jobs, spec, tmp_path, params={"break_b": False}, resume=broken["id"])
+    assert statuses(resumed) == {"a": "cached", "b": "succeeded", "c": "cached", "d": "succeeded"}
+    assert resumed["stages"]["a"]["run_id"] == broken["stages"]["a"]["run_id"]
+
+
+def test_retries(store, jobs, stage_nb, tmp_path):
+    spec = pipeline({"flaky": stage(attempt_file=str(tmp_path / "attempts"), retries=1)})
+    run = run_pipeline(store, jobs, spec, tmp_path)
+    assert statuses(run) == {"flaky": "succeeded"} and run["stages"]["flaky"]["attempt"] == 1
+    spec["stages"]["flaky"]["parameters"]["attempt_file"] = str(tmp_path / "other")
+    spec["stages"]["flaky"]["retries"] = 0
+    assert statuses(run_pipeline(store, jobs, spec, tmp_path)) == {"flaky": "failed"}
+
+
+def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
+    spec = pipeline({"slow": stage(sleep=120.0), "after_slow": stage(x="${slow.outputs.y}")})
+    pid = submit(store, spec, base=tmp_path)
+    done: dict = {}
+    thread = threading.Thread(target=lambda: done.setdefault("status", Driver(store, pid, service=jobs).run()))
+    thread.start()
+    conn = store.connect()
+    wait_for(lambda: P.get(conn, pid)["stages"]["slow"]["status"] == "running", timeout=60, what="slow stage running")
+    cancel(store, pid)
+    thread.join(60)
+    run = P.get(conn, pid)
+    assert done["status"] == "cancelled" and run["status"] == "cancelled"
+    assert statuses(run) == {"slow": "cancelled", "after_slow": "cancelled"}
+    assert run_store.get_run(conn, run["stages"]["slow"]["run_id"])["status"] == model.CANCELLED
+
+
+def test_fifty_stage_dag_runs_in_dependency_order(store, jobs, tmp_path):
+    write_notebook(tmp_path / "tiny.ipynb", [{"id": "p", "source": "i = 0", "tags": ["parameters"]}, {"id": "w", "source": "j = i"}])
+    stages = {}
+    for i in range(50):
+        after = [f"s{(i - 1) // 2}"] if i else []  # a binary tree: s0 -> s1, s2 -> s3..s6 -> ...
+        stages[f"s{i}"] = {"template": {"notebook": "tiny.ipynb"}, "parameters": {"i": i}, "after": after}
+    run = run_pipeline(store, jobs, pipeline(stages), tmp_path)
+    assert set(statuses(run).values()) == {"succeeded"}
+    conn = store.connect()
+    times = {}
+    for name, s in run["stages"].items():
+        r = run_store.get_run(conn, s["run_id"])
+        times[name] = (r["started_at"], r["ended_at"])
+    for name, s in stages.items():
+        for up in s["after"]:
+            assert times[up][1] <= times[name][0], f"{name} started before {up} ended"
+
+
+def template_run(store, notebook: Path, params: dict, outputs: dict | None = None, snapshot: bool = True) -> str:
+    run_id = model.new_run_id()
+    fields = {"status": "finished", "name": notebook.stem, "project": "p", "kernel": "python3",
+              "notebook": str(notebook), "pinned": True,
+              "snapshot": store.blobs.put_bytes(notebook.read_bytes()) if snapshot else None}  # fmt: skip
+    batch = {
+        "run": fields,
+        "params": [(k, *encode_value(v, k), "parameters") for k, v in params.items()],
+        "outputs": [(k, "value", json.dumps(v), None, None, None, time.time()) for k, v in (outputs or {}).items()],
+    }
+    with store.write() as conn:
+        apply_batch(conn, run_id, batch)
+    return run_id
+
+
+def test_pinned_runs_as_templates(store, jobs, stage_nb, tmp_path):
+    a = template_run(store, stage_nb, {"x": 0, "fail": False, "sleep": 0.0, "data_path": "", "attempt_file": ""}, {"y": 1})
+    spec = pipeline({
+        "first": {"template": {"run": a}, "parameters": {"x": 5}},
+        "second": {"template": {"run": a}, "parameters": {"x": "${first.outputs.y}"}},
+    })  # fmt: skip
+    run = run_pipeline(store, jobs, spec, tmp_path)
+    assert statuses(run) == {"first": "succeeded", "second": "succeeded"}
+    second = run_store.get_run(store.connect(), run["stages"]["second"]["run_id"])
+    assert second["parent_id"] == a and second["params"]["x"] == 6
+
+
+def messages(spec, store, base) -> list[str]:
+    return [f"{i.level}: {i.message}" for i in validate(spec, store.connect(), store.blobs, base)]
+
+
+def test_validation_names_the_stage_and_field(store, stage_nb, tmp_path):
+    good = template_run(store, stage_nb, {"x": 0, "fail": False, "sleep": 0.0, "data_path": "", "attempt_file": ""}, {"y": 1})
+    bare = template_run(store, stage_nb, {"x": 0}, snapshot=False)
+
+    def check(stages, expected, parameters=None):
+        found = messages(pipeline(stages, parameters), store, tmp_path)
+        assert any(expected in m for m in found), (expected, found)
+        return found
+
+    t = {"run": good}
+    check({"a": {"template": t, "parameters": {"x": "${nope.outputs.y}"}}}, "error: stage 'a': parameter 'x' uses stage 'nope', which does not exist")
+    check({"a": {"template": t, "parameters": {"lr": 1}}}, "error: stage 'a': the template has no parameter 'lr'")
+    check({"a": {"template": t, "parameters": {"x": "ten"}}}, "error: stage 'a': parameter 'x' expects an int")
+    check({"a": {"template": t}, "b": {"template": t, "parameters": {"x": "${a.outputs.z}"}}}, "warning: stage 'b': ${a.outputs.z} — the template run of 'a' never produced output 'z'")
+    check({"a": {"template": t, "parameters": {"x": "${b.outputs.y}"}}, "b": {"template": t, "parameters": {"x": "${a.outputs.y}"}}}, "error: the stages form a cycle: ")
+    check({"a": {"template": {"run": "0123456789ab"}}}, "error: stage 'a': template run 0123456789ab does not exist")
+    check({"a": {"template": {"run": bare}}}, "has no notebook snapshot")
+    check({"a": {"template": t, "parameters": {"x": "${pipeline.missing}"}}}, "uses pipeline parameter 'missing', which the pipeline does not define")
+    check({"a": {"template": t, "parameters": {"x": "${a.outputs}"}}}, "is not a reference")
+    cycle = check({"a": {"template": t, "after": ["c"]}, "b": {"template": t, "after": ["a"]}, "c": {"template": t, "after": ["b"]}}, "cycle")
+    assert any("a -> b -> c -> a" in m or "b -> c -> a -> b" in m or "c -> a -> b -> c" in m for m in cycle), cycle
+    with pytest.raises(S.SpecError, match="'a' appears twice"):
+        S.loads('{"format": "jupyter-mlp.pipeline", "version": 1, "stages": {"a": {}, "a": {}}}')
+    with pytest.raises(PipelineError, match="cannot run"):
+        submit(store, pipeline({"a": {"template": t, "parameters": {"x": "ten"}}}), base=tmp_path)
+    with pytest.raises(PipelineError, match="unknown pipeline parameter"):
+        submit(store, pipeline({"a": {"template": t}}), base=tmp_path, params={"epochs": 3})
+
+
+def test_unknown_fields_are_kept_on_save(tmp_path):
+    text = json.dumps({"format": S.FORMAT, "version": 1, "x-editor": {"zoom": 2}, "stages": {"a": {"template": {"run": "0123456789ab"}, "x-note": "keep me"}}})
+    spec = S.loads(text)
+    spec["stages"]["a"]["parameters"] = {"x": 1}
+    S.save(spec, tmp_path / "p.mlpipe")
+    again = S.load(tmp_path / "p.mlpipe")
+    assert again["x-editor"] == {"zoom": 2} and again["stages"]["a"]["x-note"] == "keep me"
