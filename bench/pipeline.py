@@ -1,0 +1,95 @@
+"""Pipeline figures: a fully cached rerun of 20 stages, the upstream-to-downstream hand-off, and
+the speed-up of 8 independent ~2 s stages at capacity 4.
+
+    python bench/pipeline.py
+
+Prints one figure per line and, last, one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from jupyter_mlp.execution.service import JobService  # noqa: E402
+from jupyter_mlp.pipelines.runner import Driver, submit  # noqa: E402
+from jupyter_mlp.store import Store  # noqa: E402
+from jupyter_mlp.store import pipelines as P  # noqa: E402
+
+NOTEBOOK = {
+    "nbformat": 4, "nbformat_minor": 5,
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "cells": [
+        {"id": "p", "cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [], "execution_count": None,
+         "source": "i = 0\nsleep = 0.0"},
+        {"id": "w", "cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": "import time\ntime.sleep(sleep)"},
+    ],
+}  # fmt: skip
+
+
+def spec(stages: dict) -> dict:
+    return {"format": "jupyter-mlp.pipeline", "version": 1, "name": "bench", "parameters": {}, "stages": stages}
+
+
+def run(store: Store, service: JobService, s: dict, base: Path) -> tuple[float, dict]:
+    t = time.perf_counter()
+    pid = submit(store, s, base=base)
+    Driver(store, pid, service=service).run()
+    return time.perf_counter() - t, P.get(store.connect(), pid)
+
+
+def main() -> None:
+    figures: dict = {}
+    with tempfile.TemporaryDirectory() as home:
+        base = Path(home) / "work"
+        base.mkdir()
+        (base / "stage.ipynb").write_text(json.dumps(NOTEBOOK))
+        store = Store(Path(home) / "mlp")
+        service = JobService(store, concurrency=4, poll_interval=0.05)
+        service.start()
+        try:
+            chain = {f"s{i}": {"template": {"notebook": "stage.ipynb"}, "parameters": {"i": i},
+                               "after": [f"s{i - 1}"] if i else []} for i in range(20)}  # fmt: skip
+            first, done = run(store, service, spec(chain), base)
+            assert done["status"] == "succeeded", done
+            cached, again = run(store, service, spec(chain), base)
+            assert set(s["status"] for s in again["stages"].values()) == {"cached"}
+            figures["first_run_20_s"] = round(first, 2)
+            figures["cached_rerun_20_s"] = round(cached, 3)
+
+            conn = store.connect()
+            gaps = []
+            for name in list(chain)[1:]:
+                up = chain[name]["after"][0]
+                up_end = conn.execute("SELECT ended_at FROM runs WHERE id = ?", (done["stages"][up]["run_id"],)).fetchone()[0]
+                down = conn.execute("SELECT created_at FROM runs WHERE id = ?", (done["stages"][name]["run_id"],)).fetchone()[0]
+                gaps.append((down - up_end) * 1e3)
+            figures["handoff_ms"] = round(statistics.median(gaps), 1)
+            figures["handoff_max_ms"] = round(max(gaps), 1)
+
+            one = {"a": {"template": {"notebook": "stage.ipynb"}, "parameters": {"sleep": 2.0, "i": -1}, "cache": False}}
+            single, _ = run(store, service, spec(one), base)
+            eight = {f"p{i}": {"template": {"notebook": "stage.ipynb"}, "parameters": {"sleep": 2.0, "i": 100 + i}, "cache": False}
+                     for i in range(8)}  # fmt: skip
+            total, _ = run(store, service, spec(eight), base)
+            figures["one_stage_s"] = round(single, 2)
+            figures["eight_stages_s"] = round(total, 2)
+            figures["parallel_speedup"] = round(total / single, 2)
+        finally:
+            service.stop()
+    for k, v in figures.items():
+        print(f"{k:>20}: {v}", file=sys.stderr)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
