@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..store.runs import pid_alive
 from .executors import Executor
 from .jobs import (
     CANCELLED,
@@ -374,13 +375,7 @@ def process_alive(pid: int, start: str | None = None) -> bool:
         if stat is None or stat[0] in ("Z", "X"):
             return False
         return start is None or len(stat) <= 19 or stat[19] == start
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def group_alive(pgid: int) -> bool:

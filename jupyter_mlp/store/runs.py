@@ -182,6 +182,14 @@ def get_run(conn: sqlite3.Connection, ref: str, with_cells: bool = True) -> dict
 
 
 def pid_alive(pid: int) -> bool:
+    """A process of this id exists and is not a zombie (a killed kernel its parent has not reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        pass  # no /proc here: ask the kernel
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
