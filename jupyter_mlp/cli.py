@@ -94,7 +94,7 @@ def runs_show(args: argparse.Namespace) -> int:
     runs.mark_lost(conn, _heartbeat_timeout())
     run = runs.get_run(conn, args.id)
     if args.format == "json":
-        _print_json(run)
+        _print_json({**run, "lineage": runs.lineage(conn, run["id"])})
         return 0
     out = sys.stdout.write
     out(f"run {run['id']}  {run['name']}\n")

@@ -50,9 +50,12 @@ def test_detached_jobs_queue_and_drain_without_a_server(store, tmp_path, monkeyp
     first, second = (jobs.get_job(store.connect(), i) for i in ids)
     assert first.state in ("queued", "running")  # --detach did not wait
     assert second.state == "queued"  # one local job at a time
+
     # no server and no CLI process left: the first job starts the second when it ends
-    for run_id in ids:
-        wait_for(lambda: jobs.get_job(store.connect(), run_id).final, timeout=60, what="a job")
+    def both_ended() -> bool:
+        return all(jobs.get_job(store.connect(), i).final for i in ids)
+
+    wait_for(both_ended, timeout=90, what="both jobs")
     first, second = (jobs.get_job(store.connect(), i) for i in ids)
     assert first.state == second.state == "finished"
     assert second.started_at >= first.ended_at

@@ -20,7 +20,7 @@ from . import events, tokens
 # Run columns a batch may set; the JSON ones are encoded here.
 RUN_COLUMNS = {
     "project", "name", "status", "kind", "parent_id", "pipeline_run_id", "stage", "notebook",
-    "snapshot", "end_snapshot", "kernel", "host", "user", "pid", "git", "env", "gpu",
+    "snapshot", "end_snapshot", "output_notebook", "kernel", "host", "user", "pid", "git", "env", "gpu",
     "created_at", "started_at", "ended_at", "heartbeat_at", "pinned", "tags", "notes", "error",
 }  # fmt: skip
 JSON_COLUMNS = {"git", "env", "gpu", "tags", "error"}

@@ -19,7 +19,7 @@ SUMMARY_COLUMNS = (
     "id, project, name, status, kind, parent_id, pipeline_run_id, stage, notebook, kernel, host, "
     "user, created_at, started_at, ended_at, heartbeat_at, pinned, tags, notes, error"
 )
-DETAIL_COLUMNS = SUMMARY_COLUMNS + ", snapshot, end_snapshot, pid, git, env, gpu"
+DETAIL_COLUMNS = SUMMARY_COLUMNS + ", snapshot, end_snapshot, output_notebook, pid, git, env, gpu"
 
 
 class RunNotFound(LookupError):
