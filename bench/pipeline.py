@@ -36,7 +36,13 @@ NOTEBOOK = {
 
 
 def spec(stages: dict) -> dict:
-    return {"format": "jupyter-mlp.pipeline", "version": 1, "name": "bench", "parameters": {}, "stages": stages}
+    return {
+        "format": "jupyter-mlp.pipeline",
+        "version": 1,
+        "name": "bench",
+        "parameters": {},
+        "stages": stages,
+    }
 
 
 def run(store: Store, service: JobService, s: dict, base: Path) -> tuple[float, dict]:
@@ -69,13 +75,23 @@ def main() -> None:
             gaps = []
             for name in list(chain)[1:]:
                 up = chain[name]["after"][0]
-                up_end = conn.execute("SELECT ended_at FROM runs WHERE id = ?", (done["stages"][up]["run_id"],)).fetchone()[0]
-                down = conn.execute("SELECT created_at FROM runs WHERE id = ?", (done["stages"][name]["run_id"],)).fetchone()[0]
+                up_end = conn.execute(
+                    "SELECT ended_at FROM runs WHERE id = ?", (done["stages"][up]["run_id"],)
+                ).fetchone()[0]
+                down = conn.execute(
+                    "SELECT created_at FROM runs WHERE id = ?", (done["stages"][name]["run_id"],)
+                ).fetchone()[0]
                 gaps.append((down - up_end) * 1e3)
             figures["handoff_ms"] = round(statistics.median(gaps), 1)
             figures["handoff_max_ms"] = round(max(gaps), 1)
 
-            one = {"a": {"template": {"notebook": "stage.ipynb"}, "parameters": {"sleep": 2.0, "i": -1}, "cache": False}}
+            one = {
+                "a": {
+                    "template": {"notebook": "stage.ipynb"},
+                    "parameters": {"sleep": 2.0, "i": -1},
+                    "cache": False,
+                }
+            }
             single, _ = run(store, service, spec(one), base)
             eight = {f"p{i}": {"template": {"notebook": "stage.ipynb"}, "parameters": {"sleep": 2.0, "i": 100 + i}, "cache": False}
                      for i in range(8)}  # fmt: skip

@@ -201,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=("text", "json"), default="text")
     show.set_defaults(func=runs_show)
     for verb, value in (("pin", True), ("unpin", False)):
-        pin = runs_sub.add_parser(verb, help=f"{verb} a run ({'pinned runs become pipeline stages' if value else 'undo pin'})")
+        pin = runs_sub.add_parser(
+            verb,
+            help=f"{verb} a run ({'pinned runs become pipeline stages' if value else 'undo pin'})",
+        )
         pin.add_argument("id")
         pin.set_defaults(func=runs_pin, pinned=value)
     from .execution.cli_commands import add_commands

@@ -193,7 +193,9 @@ def only_run(store) -> dict:
 PY = sys.executable
 
 
-def tracked_run(store, notebook: Path, params: dict, name: str = "base", status: str = "finished") -> str:
+def tracked_run(
+    store, notebook: Path, params: dict, name: str = "base", status: str = "finished"
+) -> str:
     """A run as %mlp_track leaves it (snapshot blob, parameters with their types): a rerun template."""
     from jupyter_mlp import model
     from jupyter_mlp.store.records import apply_batch

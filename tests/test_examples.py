@@ -32,10 +32,7 @@ def test_the_digits_example_is_tracked_under_papermill(store, tmp_path):
     outputs = {o["name"]: o for o in run["outputs"]}
     assert 0.5 < outputs["val_acc"]["value"] <= 1.0
     assert outputs["model"]["kind"] == "artifact"
-    assert (
-        store.blobs.read_bytes(outputs["model"]["blob"])
-        == (tmp_path / "model.pkl").read_bytes()
-    )
+    assert store.blobs.read_bytes(outputs["model"]["blob"]) == (tmp_path / "model.pkl").read_bytes()
     # the status display was updated in place to the run's final state in the output notebook
     executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     (status,) = executed.cells[1].outputs

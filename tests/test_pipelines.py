@@ -64,7 +64,13 @@ def stage(**params) -> dict:
 
 
 def pipeline(stages: dict, parameters: dict | None = None) -> dict:
-    return {"format": S.FORMAT, "version": 1, "name": "t", "parameters": parameters or {}, "stages": stages}
+    return {
+        "format": S.FORMAT,
+        "version": 1,
+        "name": "t",
+        "parameters": parameters or {},
+        "stages": stages,
+    }
 
 
 def run_pipeline(store, jobs, spec, base, **kw) -> dict:
@@ -88,13 +94,21 @@ def test_linear_pipeline_passes_values_and_artifacts(store, jobs, stage_nb, tmp_
         "c": stage(x="${b.outputs.y}", data_path="${b.outputs.file}"),
     }, {"start": 10})  # fmt: skip
     run = run_pipeline(store, jobs, spec, tmp_path)
-    assert run["status"] == "succeeded" and statuses(run) == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    assert run["status"] == "succeeded" and statuses(run) == {
+        "a": "succeeded",
+        "b": "succeeded",
+        "c": "succeeded",
+    }
     c = run["stages"]["c"]
     assert outputs(store, c["run_id"])["y"]["value"] == 13
     assert store.blobs.read_bytes(outputs(store, c["run_id"])["file"]["blob"]) == b"|10|11|12"
     assert Path(c["params"]["data_path"]).read_text() == "|10|11"  # a local path to the artifact
     stage_run = run_store.get_run(store.connect(), c["run_id"])
-    assert (stage_run["kind"], stage_run["pipeline_run_id"], stage_run["stage"]) == ("stage", run["id"], "c")
+    assert (stage_run["kind"], stage_run["pipeline_run_id"], stage_run["stage"]) == (
+        "stage",
+        run["id"],
+        "c",
+    )
 
 
 def test_cache_hits_and_misses(store, jobs, stage_nb, tmp_path):
@@ -117,10 +131,14 @@ def test_cache_hits_and_misses(store, jobs, stage_nb, tmp_path):
     spec["stages"]["c"]["cache"] = False
     forced = run_pipeline(store, jobs, spec, tmp_path, params={"start": 2})
     assert statuses(forced) == {"a": "cached", "b": "cached", "c": "succeeded"}
-    assert set(statuses(run_pipeline(store, jobs, spec, tmp_path, no_cache=True)).values()) == {"succeeded"}
+    assert set(statuses(run_pipeline(store, jobs, spec, tmp_path, no_cache=True)).values()) == {
+        "succeeded"
+    }
 
 
-def test_a_failure_skips_what_depends_on_it_and_resume_redoes_only_that(store, jobs, stage_nb, tmp_path):
+def test_a_failure_skips_what_depends_on_it_and_resume_redoes_only_that(
+    store, jobs, stage_nb, tmp_path
+):
     spec = pipeline({
         "a": stage(x=1),
         "b": stage(x="${a.outputs.y}", fail="${pipeline.break_b}"),
@@ -132,7 +150,9 @@ def test_a_failure_skips_what_depends_on_it_and_resume_redoes_only_that(store, j
     assert statuses(broken) == {"a": "succeeded", "b": "failed", "c": "succeeded", "d": "skipped"}
     assert broken["stages"]["b"]["error"]["ename"] == "ValueError"
     assert "b" in broken["stages"]["d"]["error"]["evalue"]
-    resumed = run_pipeline(store, jobs, spec, tmp_path, params={"break_b": False}, resume=broken["id"])
+    resumed = run_pipeline(
+        store, jobs, spec, tmp_path, params={"break_b": False}, resume=broken["id"]
+    )
     assert statuses(resumed) == {"a": "cached", "b": "succeeded", "c": "cached", "d": "succeeded"}
     assert resumed["stages"]["a"]["run_id"] == broken["stages"]["a"]["run_id"]
 
@@ -150,10 +170,16 @@ def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
     spec = pipeline({"slow": stage(sleep=120.0), "after_slow": stage(x="${slow.outputs.y}")})
     pid = submit(store, spec, base=tmp_path)
     done: dict = {}
-    thread = threading.Thread(target=lambda: done.setdefault("status", Driver(store, pid, service=jobs).run()))
+    thread = threading.Thread(
+        target=lambda: done.setdefault("status", Driver(store, pid, service=jobs).run())
+    )
     thread.start()
     conn = store.connect()
-    wait_for(lambda: P.get(conn, pid)["stages"]["slow"]["status"] == "running", timeout=60, what="slow stage running")
+    wait_for(
+        lambda: P.get(conn, pid)["stages"]["slow"]["status"] == "running",
+        timeout=60,
+        what="slow stage running",
+    )
     cancel(store, pid)
     thread.join(60)
     run = P.get(conn, pid)
@@ -163,11 +189,18 @@ def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
 
 
 def test_fifty_stage_dag_runs_in_dependency_order(store, jobs, tmp_path):
-    write_notebook(tmp_path / "tiny.ipynb", [{"id": "p", "source": "i = 0", "tags": ["parameters"]}, {"id": "w", "source": "j = i"}])
+    write_notebook(
+        tmp_path / "tiny.ipynb",
+        [{"id": "p", "source": "i = 0", "tags": ["parameters"]}, {"id": "w", "source": "j = i"}],
+    )
     stages = {}
     for i in range(50):
         after = [f"s{(i - 1) // 2}"] if i else []  # a binary tree: s0 -> s1, s2 -> s3..s6 -> ...
-        stages[f"s{i}"] = {"template": {"notebook": "tiny.ipynb"}, "parameters": {"i": i}, "after": after}
+        stages[f"s{i}"] = {
+            "template": {"notebook": "tiny.ipynb"},
+            "parameters": {"i": i},
+            "after": after,
+        }
     run = run_pipeline(store, jobs, pipeline(stages), tmp_path)
     assert set(statuses(run).values()) == {"succeeded"}
     conn = store.connect()
@@ -180,7 +213,9 @@ def test_fifty_stage_dag_runs_in_dependency_order(store, jobs, tmp_path):
             assert times[up][1] <= times[name][0], f"{name} started before {up} ended"
 
 
-def template_run(store, notebook: Path, params: dict, outputs: dict | None = None, snapshot: bool = True) -> str:
+def template_run(
+    store, notebook: Path, params: dict, outputs: dict | None = None, snapshot: bool = True
+) -> str:
     run_id = model.new_run_id()
     fields = {"status": "finished", "name": notebook.stem, "project": "p", "kernel": "python3",
               "notebook": str(notebook), "pinned": True,
@@ -188,7 +223,10 @@ def template_run(store, notebook: Path, params: dict, outputs: dict | None = Non
     batch = {
         "run": fields,
         "params": [(k, *encode_value(v, k), "parameters") for k, v in params.items()],
-        "outputs": [(k, "value", json.dumps(v), None, None, None, time.time()) for k, v in (outputs or {}).items()],
+        "outputs": [
+            (k, "value", json.dumps(v), None, None, None, time.time())
+            for k, v in (outputs or {}).items()
+        ],
     }
     with store.write() as conn:
         apply_batch(conn, run_id, batch)
@@ -196,7 +234,12 @@ def template_run(store, notebook: Path, params: dict, outputs: dict | None = Non
 
 
 def test_pinned_runs_as_templates(store, jobs, stage_nb, tmp_path):
-    a = template_run(store, stage_nb, {"x": 0, "fail": False, "sleep": 0.0, "data_path": "", "attempt_file": ""}, {"y": 1})
+    a = template_run(
+        store,
+        stage_nb,
+        {"x": 0, "fail": False, "sleep": 0.0, "data_path": "", "attempt_file": ""},
+        {"y": 1},
+    )
     spec = pipeline({
         "first": {"template": {"run": a}, "parameters": {"x": 5}},
         "second": {"template": {"run": a}, "parameters": {"x": "${first.outputs.y}"}},
@@ -212,7 +255,12 @@ def messages(spec, store, base) -> list[str]:
 
 
 def test_validation_names_the_stage_and_field(store, stage_nb, tmp_path):
-    good = template_run(store, stage_nb, {"x": 0, "fail": False, "sleep": 0.0, "data_path": "", "attempt_file": ""}, {"y": 1})
+    good = template_run(
+        store,
+        stage_nb,
+        {"x": 0, "fail": False, "sleep": 0.0, "data_path": "", "attempt_file": ""},
+        {"y": 1},
+    )
     bare = template_run(store, stage_nb, {"x": 0}, snapshot=False)
 
     def check(stages, expected, parameters=None):
@@ -221,17 +269,50 @@ def test_validation_names_the_stage_and_field(store, stage_nb, tmp_path):
         return found
 
     t = {"run": good}
-    check({"a": {"template": t, "parameters": {"x": "${nope.outputs.y}"}}}, "error: stage 'a': parameter 'x' uses stage 'nope', which does not exist")
-    check({"a": {"template": t, "parameters": {"lr": 1}}}, "error: stage 'a': the template has no parameter 'lr'")
-    check({"a": {"template": t, "parameters": {"x": "ten"}}}, "error: stage 'a': parameter 'x' expects an int")
-    check({"a": {"template": t}, "b": {"template": t, "parameters": {"x": "${a.outputs.z}"}}}, "warning: stage 'b': ${a.outputs.z} — the template run of 'a' never produced output 'z'")
-    check({"a": {"template": t, "parameters": {"x": "${b.outputs.y}"}}, "b": {"template": t, "parameters": {"x": "${a.outputs.y}"}}}, "error: the stages form a cycle: ")
-    check({"a": {"template": {"run": "0123456789ab"}}}, "error: stage 'a': template run 0123456789ab does not exist")
+    check(
+        {"a": {"template": t, "parameters": {"x": "${nope.outputs.y}"}}},
+        "error: stage 'a': parameter 'x' uses stage 'nope', which does not exist",
+    )
+    check(
+        {"a": {"template": t, "parameters": {"lr": 1}}},
+        "error: stage 'a': the template has no parameter 'lr'",
+    )
+    check(
+        {"a": {"template": t, "parameters": {"x": "ten"}}},
+        "error: stage 'a': parameter 'x' expects an int",
+    )
+    check(
+        {"a": {"template": t}, "b": {"template": t, "parameters": {"x": "${a.outputs.z}"}}},
+        "warning: stage 'b': ${a.outputs.z} — the template run of 'a' never produced output 'z'",
+    )
+    check(
+        {
+            "a": {"template": t, "parameters": {"x": "${b.outputs.y}"}},
+            "b": {"template": t, "parameters": {"x": "${a.outputs.y}"}},
+        },
+        "error: the stages form a cycle: ",
+    )
+    check(
+        {"a": {"template": {"run": "0123456789ab"}}},
+        "error: stage 'a': template run 0123456789ab does not exist",
+    )
     check({"a": {"template": {"run": bare}}}, "has no notebook snapshot")
-    check({"a": {"template": t, "parameters": {"x": "${pipeline.missing}"}}}, "uses pipeline parameter 'missing', which the pipeline does not define")
+    check(
+        {"a": {"template": t, "parameters": {"x": "${pipeline.missing}"}}},
+        "uses pipeline parameter 'missing', which the pipeline does not define",
+    )
     check({"a": {"template": t, "parameters": {"x": "${a.outputs}"}}}, "is not a reference")
-    cycle = check({"a": {"template": t, "after": ["c"]}, "b": {"template": t, "after": ["a"]}, "c": {"template": t, "after": ["b"]}}, "cycle")
-    assert any("a -> b -> c -> a" in m or "b -> c -> a -> b" in m or "c -> a -> b -> c" in m for m in cycle), cycle
+    cycle = check(
+        {
+            "a": {"template": t, "after": ["c"]},
+            "b": {"template": t, "after": ["a"]},
+            "c": {"template": t, "after": ["b"]},
+        },
+        "cycle",
+    )
+    assert any(
+        "a -> b -> c -> a" in m or "b -> c -> a -> b" in m or "c -> a -> b -> c" in m for m in cycle
+    ), cycle
     with pytest.raises(S.SpecError, match="'a' appears twice"):
         S.loads('{"format": "jupyter-mlp.pipeline", "version": 1, "stages": {"a": {}, "a": {}}}')
     with pytest.raises(PipelineError, match="cannot run"):
@@ -241,7 +322,14 @@ def test_validation_names_the_stage_and_field(store, stage_nb, tmp_path):
 
 
 def test_unknown_fields_are_kept_on_save(tmp_path):
-    text = json.dumps({"format": S.FORMAT, "version": 1, "x-editor": {"zoom": 2}, "stages": {"a": {"template": {"run": "0123456789ab"}, "x-note": "keep me"}}})
+    text = json.dumps(
+        {
+            "format": S.FORMAT,
+            "version": 1,
+            "x-editor": {"zoom": 2},
+            "stages": {"a": {"template": {"run": "0123456789ab"}, "x-note": "keep me"}},
+        }
+    )
     spec = S.loads(text)
     spec["stages"]["a"]["parameters"] = {"x": 1}
     S.save(spec, tmp_path / "p.mlpipe")

@@ -296,16 +296,19 @@ async def test_ingest_with_a_run_token(jp_fetch, store):
     # blobs: the content must match its hash
     data = b"notebook bytes"
     digest = hashlib.sha256(data).hexdigest()
-    put = lambda d, body: jp_fetch(
-        "mlp",
-        "api",
-        "ingest",
-        "blobs",
-        d,
-        method="PUT",
-        body=body,
-        headers={"X-MLP-Run-Token": token},
-    )  # noqa: E731
+
+    def put(d, body):
+        return jp_fetch(
+            "mlp",
+            "api",
+            "ingest",
+            "blobs",
+            d,
+            method="PUT",
+            body=body,
+            headers={"X-MLP-Run-Token": token},
+        )
+
     assert await status_of(put(digest, data)) == 200 and store.blobs.read_bytes(digest) == data
     assert await status_of(put("0" * 64, data)) == 400
     # the token ends with its run
@@ -483,11 +486,29 @@ TINY = {
 async def test_rerun_and_cancel_routes(jp_fetch, store):
     seed(store, "abab00000001", run={"snapshot": store.blobs.put_bytes(json.dumps(TINY).encode()), "kernel": "python3"},
          params=[("x", "1", "int", "parameters")])  # fmt: skip
-    created = await api(jp_fetch, "runs", "abab00000001", "rerun", method="POST", body={"params": {"x": 5}})
-    child = await poll(lambda: api(jp_fetch, "runs", created["id"]), lambda r: r["status"] in ("finished", "failed"), what="rerun")
-    assert child["status"] == "finished" and child["parent_id"] == "abab00000001" and child["params"]["x"] == 5
+    created = await api(
+        jp_fetch, "runs", "abab00000001", "rerun", method="POST", body={"params": {"x": 5}}
+    )
+    child = await poll(
+        lambda: api(jp_fetch, "runs", created["id"]),
+        lambda r: r["status"] in ("finished", "failed"),
+        what="rerun",
+    )
+    assert (
+        child["status"] == "finished"
+        and child["parent_id"] == "abab00000001"
+        and child["params"]["x"] == 5
+    )
     before = len((await api(jp_fetch, "runs"))["runs"])
-    bad = jp_fetch("mlp", "api", "runs", "abab00000001", "rerun", method="POST", body=json.dumps({"params": {"x": "five"}}))
+    bad = jp_fetch(
+        "mlp",
+        "api",
+        "runs",
+        "abab00000001",
+        "rerun",
+        method="POST",
+        body=json.dumps({"params": {"x": "five"}}),
+    )
     assert await status_of(bad) == 400
     assert len((await api(jp_fetch, "runs"))["runs"]) == before  # nothing was queued
     not_a_job = jp_fetch("mlp", "api", "runs", "abab00000001", "cancel", method="POST", body="{}")
@@ -501,17 +522,44 @@ async def test_pipeline_routes(jp_fetch, jp_root_dir, store):
     spec = {"format": "jupyter-mlp.pipeline", "version": 1, "name": "p", "parameters": {"x": 3},
             "stages": {"only": {"template": {"notebook": "tiny.ipynb"}, "parameters": {"x": "${pipeline.x}"}}}}  # fmt: skip
     (jp_root_dir / "p.mlpipe").write_text(json.dumps(spec))
-    issues = await api(jp_fetch, "pipelines", "validate", method="POST", body={"spec": spec, "path": "p.mlpipe"})
+    issues = await api(
+        jp_fetch, "pipelines", "validate", method="POST", body={"spec": spec, "path": "p.mlpipe"}
+    )
     assert issues == {"issues": []}
-    bad_spec = {**spec, "stages": {"only": {"template": {"notebook": "tiny.ipynb"}, "parameters": {"nope": 1}}}}
-    found = (await api(jp_fetch, "pipelines", "validate", method="POST", body={"spec": bad_spec, "path": "p.mlpipe"}))["issues"]
+    bad_spec = {
+        **spec,
+        "stages": {"only": {"template": {"notebook": "tiny.ipynb"}, "parameters": {"nope": 1}}},
+    }
+    found = (
+        await api(
+            jp_fetch,
+            "pipelines",
+            "validate",
+            method="POST",
+            body={"spec": bad_spec, "path": "p.mlpipe"},
+        )
+    )["issues"]
     assert found[0]["stage"] == "only" and found[0]["field"] == "parameters.nope"
-    started = await api(jp_fetch, "pipelines", "runs", method="POST", body={"path": "p.mlpipe", "params": {"x": 4}})
-    run = await poll(lambda: api(jp_fetch, "pipelines", "runs", started["id"]), lambda r: r["status"] in ("succeeded", "failed"), what="pipeline")
+    started = await api(
+        jp_fetch, "pipelines", "runs", method="POST", body={"path": "p.mlpipe", "params": {"x": 4}}
+    )
+    run = await poll(
+        lambda: api(jp_fetch, "pipelines", "runs", started["id"]),
+        lambda r: r["status"] in ("succeeded", "failed"),
+        what="pipeline",
+    )
     assert run["status"] == "succeeded" and run["stages"]["only"]["status"] == "succeeded"
-    assert run["stages"]["only"]["cells_done"] == run["stages"]["only"]["cells_total"] == 3  # with papermill's injected cell
+    assert (
+        run["stages"]["only"]["cells_done"] == run["stages"]["only"]["cells_total"] == 3
+    )  # with papermill's injected cell
     listed = await api(jp_fetch, "pipelines", "runs", path="p.mlpipe")
-    assert [r["id"] for r in listed["runs"]] == [started["id"]] and listed["runs"][0]["params"] == {"x": 4}
+    assert [r["id"] for r in listed["runs"]] == [started["id"]] and listed["runs"][0]["params"] == {
+        "x": 4
+    }
     for path in ("../p.mlpipe", "/etc/passwd", "missing.mlpipe"):
-        assert await status_of(jp_fetch("mlp", "api", "pipelines", "runs", method="POST", body=json.dumps({"path": path}))) in (400, 404)
+        assert await status_of(
+            jp_fetch(
+                "mlp", "api", "pipelines", "runs", method="POST", body=json.dumps({"path": path})
+            )
+        ) in (400, 404)
     assert await status_of(jp_fetch("mlp", "api", "pipelines", "runs", "ffffffffffff")) == 404

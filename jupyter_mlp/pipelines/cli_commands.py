@@ -23,11 +23,17 @@ def add_commands(sub: Any) -> None:
     run.add_argument("file", help="a .mlpipe file")
     run.add_argument("-p", "--param", action="append", default=[], dest="params", metavar="NAME=VALUE",
                      help="a pipeline parameter (JSON when it parses as JSON, else a string)")  # fmt: skip
-    run.add_argument("-P", "--param-file", action="append", default=[], dest="param_files", metavar="FILE")
+    run.add_argument(
+        "-P", "--param-file", action="append", default=[], dest="param_files", metavar="FILE"
+    )
     run.add_argument("--executor", default="local", help="where stages run (default: local)")
-    run.add_argument("--concurrency", type=int, help="stages at once on the local executor (default 2)")
+    run.add_argument(
+        "--concurrency", type=int, help="stages at once on the local executor (default 2)"
+    )
     run.add_argument("--no-cache", action="store_true", help="recompute every stage")
-    run.add_argument("--resume", metavar="PIPELINE_RUN", help="redo only what did not succeed in that run")
+    run.add_argument(
+        "--resume", metavar="PIPELINE_RUN", help="redo only what did not succeed in that run"
+    )
     run.add_argument("--detach", action="store_true", help="print the pipeline run id and return")
     run.set_defaults(func=cmd_run)
 
@@ -113,7 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     import threading
 
     done: dict[str, str] = {}
-    worker = threading.Thread(target=lambda: done.setdefault("status", run(store, pid)), daemon=True)
+    worker = threading.Thread(
+        target=lambda: done.setdefault("status", run(store, pid)), daemon=True
+    )
     worker.start()
     try:
         shown = None
@@ -134,7 +142,9 @@ def _progress(store, pid: str) -> str:
     from ..store import pipelines as P
 
     run = P.get(store.connect(), pid)
-    marks = " ".join(f"{name}{STATUS_MARK.get(s['status'], '?')}" for name, s in run["stages"].items())
+    marks = " ".join(
+        f"{name}{STATUS_MARK.get(s['status'], '?')}" for name, s in run["stages"].items()
+    )
     return f"[{run['status']}] {marks}"
 
 
@@ -145,11 +155,15 @@ def _table(store, pid: str) -> str:
     lines = [f"pipeline run {run['id']}  {run['name']}  version {run['version']}  {run['status']}"]
     width = max((len(n) for n in run["stages"]), default=5)
     for name, s in run["stages"].items():
-        took = f"{s['ended_at'] - s['started_at']:.1f}s" if s["started_at"] and s["ended_at"] else "-"
+        took = (
+            f"{s['ended_at'] - s['started_at']:.1f}s" if s["started_at"] and s["ended_at"] else "-"
+        )
         extra = f"  from {s['cached_from']}" if s["status"] == "cached" and s["cached_from"] else ""
         if s["error"]:
             extra += f"  {s['error'].get('ename')}: {s['error'].get('evalue', '')[:100]}"
-        lines.append(f"  {name:<{width}}  {s['status']:<9}  {took:>7}  run {s['run_id'] or '-'}{extra}")
+        lines.append(
+            f"  {name:<{width}}  {s['status']:<9}  {took:>7}  run {s['run_id'] or '-'}{extra}"
+        )
     return "\n".join(lines)
 
 
@@ -189,7 +203,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print("no pipeline runs" + (f" of {args.file}" if args.file else ""))
     for r in found:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created_at"]))
-        print(f"{r['id']}  {when}  version {r['version']}  {r['status']:<10}  {json.dumps(r['params'])}")
+        print(
+            f"{r['id']}  {when}  version {r['version']}  {r['status']:<10}  {json.dumps(r['params'])}"
+        )
     return 0
 
 

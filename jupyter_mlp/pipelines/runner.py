@@ -42,12 +42,16 @@ def submit(
     declared = spec.get("parameters") or {}
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        raise PipelineError(f"unknown pipeline parameter(s) {', '.join(unknown)}; the pipeline has: {', '.join(sorted(declared)) or 'none'}")
+        raise PipelineError(
+            f"unknown pipeline parameter(s) {', '.join(unknown)}; the pipeline has: {', '.join(sorted(declared)) or 'none'}"
+        )
     resolved_params = {**declared, **given}
     base = Path(base) if base is not None else (Path(path).resolve().parent if path else None)
     problems = errors(validate({**spec, "parameters": resolved_params}, conn, store.blobs, base))
     if problems:
-        raise PipelineError("the pipeline cannot run:\n" + "\n".join(f"  - {i.message}" for i in problems))
+        raise PipelineError(
+            "the pipeline cannot run:\n" + "\n".join(f"  - {i.message}" for i in problems)
+        )
     options: dict[str, Any] = {"no_cache": bool(no_cache), "base": str(base) if base else None}
     if concurrency:
         options["concurrency"] = int(concurrency)
@@ -86,7 +90,9 @@ def cache_key(code: list[str], params: dict[str, Any], kernel: str | None) -> st
 
 
 class Driver:
-    def __init__(self, store: Any, pipeline_run_id: str, service: Any = None, poll: float = POLL_S) -> None:
+    def __init__(
+        self, store: Any, pipeline_run_id: str, service: Any = None, poll: float = POLL_S
+    ) -> None:
         self.store = store
         self.id = pipeline_run_id
         self.poll = poll
@@ -128,12 +134,21 @@ class Driver:
                 self._start_ready(stages)
                 stages = P.get(self.conn, self.id)["stages"]
                 if all(s["status"] in P.FINAL_STAGE for s in stages.values()):
-                    final = "succeeded" if all(s["status"] in P.DONE_STAGE for s in stages.values()) else "failed"
+                    final = (
+                        "succeeded"
+                        if all(s["status"] in P.DONE_STAGE for s in stages.values())
+                        else "failed"
+                    )
                     P.set_status(self.conn, self.id, final)
                     return final
                 time.sleep(self.poll)
         except Exception as exc:
-            P.set_status(self.conn, self.id, "failed", error={"ename": type(exc).__name__, "evalue": str(exc)})
+            P.set_status(
+                self.conn,
+                self.id,
+                "failed",
+                error={"ename": type(exc).__name__, "evalue": str(exc)},
+            )
             raise
         finally:
             if self._own_service:
@@ -170,16 +185,28 @@ class Driver:
             elif status in FAILED_RUN:
                 retries = self.stages[name].get("retries", 0) or 0
                 if stage["attempt"] < retries:
-                    self._submit(name, stage["params"] or {}, stage["cache_key"], attempt=stage["attempt"] + 1)
+                    self._submit(
+                        name,
+                        stage["params"] or {},
+                        stage["cache_key"],
+                        attempt=stage["attempt"] + 1,
+                    )
                 else:
-                    P.set_stage(self.conn, self.id, name, "failed", error=self._why(stage["run_id"], status, error))
+                    P.set_stage(
+                        self.conn,
+                        self.id,
+                        name,
+                        "failed",
+                        error=self._why(stage["run_id"], status, error),
+                    )
 
     def _why(self, run_id: str, status: str, error: str | None) -> dict[str, Any]:
         """The run's error, else its failing cell's, else the status it ended with."""
         if error:
             return json.loads(error)
         row = self.conn.execute(
-            "SELECT error FROM cells WHERE run_id = ? AND status != 'ok' ORDER BY seq DESC LIMIT 1", (run_id,)
+            "SELECT error FROM cells WHERE run_id = ? AND status != 'ok' ORDER BY seq DESC LIMIT 1",
+            (run_id,),
         ).fetchone()
         if row and row[0]:
             found = json.loads(row[0])
@@ -192,7 +219,11 @@ class Driver:
                 continue
             upstream = [stages[d] for d in self.deps.get(name, ()) if d in stages]
             if any(u["status"] in ("failed", "skipped", "cancelled") for u in upstream):
-                blocked = sorted(d for d in self.deps[name] if stages[d]["status"] in ("failed", "skipped", "cancelled"))
+                blocked = sorted(
+                    d
+                    for d in self.deps[name]
+                    if stages[d]["status"] in ("failed", "skipped", "cancelled")
+                )
                 P.set_stage(self.conn, self.id, name, "skipped",
                             error={"ename": "Skipped", "evalue": f"upstream {', '.join(blocked)} did not succeed"})  # fmt: skip
                 stages[name]["status"] = "skipped"
@@ -203,7 +234,13 @@ class Driver:
                 params, key_params = self._resolve(name, stages)
                 key = self._cache_key(name, key_params)
             except (PipelineError, BlobNotFound, ParamError) as exc:
-                P.set_stage(self.conn, self.id, name, "failed", error={"ename": type(exc).__name__, "evalue": str(exc)})
+                P.set_stage(
+                    self.conn,
+                    self.id,
+                    name,
+                    "failed",
+                    error={"ename": type(exc).__name__, "evalue": str(exc)},
+                )
                 stages[name]["status"] = "failed"
                 continue
             use_cache = self.stages[name].get("cache", True) and not self.options.get("no_cache")
@@ -230,11 +267,28 @@ class Driver:
                 run_id = self.service.submit_rerun(tmpl["run"], params, **common)
             else:
                 path = Path(self.base or ".") / tmpl["notebook"]
-                run_id = self.service.submit_notebook(path, params, project=self.spec.get("project"), **common)
+                run_id = self.service.submit_notebook(
+                    path, params, project=self.spec.get("project"), **common
+                )
         except (JobError, ParamError, LookupError) as exc:
-            P.set_stage(self.conn, self.id, name, "failed", error={"ename": type(exc).__name__, "evalue": str(exc)})
+            P.set_stage(
+                self.conn,
+                self.id,
+                name,
+                "failed",
+                error={"ename": type(exc).__name__, "evalue": str(exc)},
+            )
             return
-        P.set_stage(self.conn, self.id, name, "queued", run_id=run_id, cache_key=key, params=params, attempt=attempt)
+        P.set_stage(
+            self.conn,
+            self.id,
+            name,
+            "queued",
+            run_id=run_id,
+            cache_key=key,
+            params=params,
+            attempt=attempt,
+        )
 
     def _cancel_all(self, stages: dict[str, dict[str, Any]]) -> str:
         for name, stage in stages.items():
@@ -250,7 +304,9 @@ class Driver:
 
     # --- parameters, outputs, cache --------------------------------------------------------------
 
-    def _resolve(self, name: str, stages: dict[str, dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _resolve(
+        self, name: str, stages: dict[str, dict[str, Any]]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """(values the stage gets, values for its cache key: artifacts by content hash)."""
         params: dict[str, Any] = {}
         key_params: dict[str, Any] = {}
@@ -266,10 +322,13 @@ class Driver:
 
     def _output(self, run_id: str, ref: S.Ref) -> tuple[Any, Any]:
         row = self.conn.execute(
-            "SELECT kind, value, blob, filename FROM outputs WHERE run_id = ? AND name = ?", (run_id, ref.name)
+            "SELECT kind, value, blob, filename FROM outputs WHERE run_id = ? AND name = ?",
+            (run_id, ref.name),
         ).fetchone()
         if row is None:
-            raise PipelineError(f"{ref}: stage {ref.stage!r} (run {run_id}) did not produce output {ref.name!r}")
+            raise PipelineError(
+                f"{ref}: stage {ref.stage!r} (run {run_id}) did not produce output {ref.name!r}"
+            )
         if row["kind"] == "value":
             value = json.loads(row["value"])
             return value, value

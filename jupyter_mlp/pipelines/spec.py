@@ -36,7 +36,11 @@ class Ref:
         return self.stage == "pipeline"
 
     def __str__(self) -> str:
-        return f"${{pipeline.{self.name}}}" if self.is_pipeline else f"${{{self.stage}.outputs.{self.name}}}"
+        return (
+            f"${{pipeline.{self.name}}}"
+            if self.is_pipeline
+            else f"${{{self.stage}.outputs.{self.name}}}"
+        )
 
 
 def parse_ref(value: Any) -> Ref | None:

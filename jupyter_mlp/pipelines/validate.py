@@ -22,7 +22,12 @@ class Issue:
     field: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"level": self.level, "stage": self.stage, "field": self.field, "message": self.message}
+        return {
+            "level": self.level,
+            "stage": self.stage,
+            "field": self.field,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -34,7 +39,9 @@ class Template:
     kernel: str | None
     notebook: str | None
     params: dict[str, str | None] = field(default_factory=dict)  # name -> Python type name
-    outputs: dict[str, Any] | None = field(default_factory=dict)  # name -> value, PATH for artifacts
+    outputs: dict[str, Any] | None = field(
+        default_factory=dict
+    )  # name -> value, PATH for artifacts
     data: bytes | None = None  # a notebook template's content
 
     def code(self, blobs: Blobs) -> bytes:
@@ -44,7 +51,9 @@ class Template:
 PATH = object()  # an artifact output: the stage gets a local path (a str)
 
 
-def template(conn: sqlite3.Connection, blobs: Blobs, tmpl: Any, base: Path | None = None) -> Template | str:
+def template(
+    conn: sqlite3.Connection, blobs: Blobs, tmpl: Any, base: Path | None = None
+) -> Template | str:
     """What a stage's template offers, or why it cannot be one. A template is a run (pinned,
     usually) or, for a pipeline written before any run existed, a notebook file (relative to the
     .mlpipe's folder)."""
@@ -55,7 +64,9 @@ def template(conn: sqlite3.Connection, blobs: Blobs, tmpl: Any, base: Path | Non
         return _notebook_template(Path(base or ".") / tmpl["notebook"])
     if not isinstance(run_id, str) or not is_run_id(run_id):
         return f"{run_id!r} is not a run id (12 hex digits)"
-    row = conn.execute("SELECT id, snapshot, kernel, notebook FROM runs WHERE id = ?", (run_id,)).fetchone()
+    row = conn.execute(
+        "SELECT id, snapshot, kernel, notebook FROM runs WHERE id = ?", (run_id,)
+    ).fetchone()
     if row is None:
         return f"template run {run_id} does not exist (deleted?)"
     if not row["snapshot"]:
@@ -93,7 +104,9 @@ def _type_of_output(value: Any) -> Any:
     return "a path" if value is PATH else value
 
 
-def validate(spec: dict[str, Any], conn: sqlite3.Connection, blobs: Blobs, base: Path | None = None) -> list[Issue]:
+def validate(
+    spec: dict[str, Any], conn: sqlite3.Connection, blobs: Blobs, base: Path | None = None
+) -> list[Issue]:
     """Every problem of a spec; `base` is the folder of the .mlpipe (notebook templates)."""
     issues: list[Issue] = []
 
@@ -107,7 +120,10 @@ def validate(spec: dict[str, Any], conn: sqlite3.Connection, blobs: Blobs, base:
         error(f'"format" must be "{S.FORMAT}"', fld="format")
     version = spec.get("version")
     if not isinstance(version, int) or version > S.VERSION:
-        error(f"format version {version!r} is not one this jupyter-mlp reads (up to {S.VERSION})", fld="version")
+        error(
+            f"format version {version!r} is not one this jupyter-mlp reads (up to {S.VERSION})",
+            fld="version",
+        )
     pipeline_params = spec.get("parameters") or {}
     if not isinstance(pipeline_params, dict):
         error('"parameters" must be an object of name: default value', fld="parameters")
@@ -122,7 +138,11 @@ def validate(spec: dict[str, Any], conn: sqlite3.Connection, blobs: Blobs, base:
     templates: dict[str, Template] = {}
     for name, stage in stages.items():
         if not S.STAGE_NAME.match(name) or name == "pipeline":
-            error(f"stage name {name!r} must start with a letter and use letters, digits, _ or - (and not be 'pipeline')", name, "name")
+            error(
+                f"stage name {name!r} must start with a letter and use letters, digits, _ or - (and not be 'pipeline')",
+                name,
+                "name",
+            )
         if not isinstance(stage, dict):
             error(f"stage {name!r} must be an object", name)
             continue
@@ -136,9 +156,15 @@ def validate(spec: dict[str, Any], conn: sqlite3.Connection, blobs: Blobs, base:
             continue
         templates[name] = found
         if found.run_id and tmpl.get("snapshot") and tmpl["snapshot"] != found.snapshot:
-            warn(f"stage {name!r}: the template run's notebook differs from the one the stage was made with", name, "template")
+            warn(
+                f"stage {name!r}: the template run's notebook differs from the one the stage was made with",
+                name,
+                "template",
+            )
         for key in ("gpus", "retries"):
-            if key in stage and (not isinstance(stage[key], int) or isinstance(stage[key], bool) or stage[key] < 0):
+            if key in stage and (
+                not isinstance(stage[key], int) or isinstance(stage[key], bool) or stage[key] < 0
+            ):
                 error(f"stage {name!r}: {key} must be a whole number >= 0", name, key)
         if "cache" in stage and not isinstance(stage["cache"], bool):
             error(f"stage {name!r}: cache must be true or false", name, "cache")
@@ -158,29 +184,57 @@ def validate(spec: dict[str, Any], conn: sqlite3.Connection, blobs: Blobs, base:
             where = f"parameters.{key}"
             if key not in t.params:
                 known = ", ".join(sorted(t.params)) or "none"
-                error(f"stage {name!r}: the template has no parameter {key!r} (it has: {known})", name, where)
+                error(
+                    f"stage {name!r}: the template has no parameter {key!r} (it has: {known})",
+                    name,
+                    where,
+                )
                 continue
             expected = t.params[key]
             ref = S.parse_ref(value)
             if isinstance(value, str) and "${" in value and ref is None:
-                error(f"stage {name!r}: {value!r} is not a reference (use ${{stage.outputs.name}} or ${{pipeline.name}})", name, where)
+                error(
+                    f"stage {name!r}: {value!r} is not a reference (use ${{stage.outputs.name}} or ${{pipeline.name}})",
+                    name,
+                    where,
+                )
                 continue
             if ref is None:
                 _check_fit(error, name, key, where, value, expected)
             elif ref.is_pipeline:
                 if ref.name not in pipeline_params:
-                    error(f"stage {name!r}: parameter {key!r} uses pipeline parameter {ref.name!r}, which the pipeline does not define", name, where)
+                    error(
+                        f"stage {name!r}: parameter {key!r} uses pipeline parameter {ref.name!r}, which the pipeline does not define",
+                        name,
+                        where,
+                    )
                 else:
                     _check_fit(error, name, key, where, pipeline_params[ref.name], expected)
             elif ref.stage not in stages:
-                error(f"stage {name!r}: parameter {key!r} uses stage {ref.stage!r}, which does not exist", name, where)
+                error(
+                    f"stage {name!r}: parameter {key!r} uses stage {ref.stage!r}, which does not exist",
+                    name,
+                    where,
+                )
             elif ref.stage in templates and templates[ref.stage].run_id is not None:
                 produced = templates[ref.stage].outputs or {}
                 if ref.name not in produced:
-                    warn(f"stage {name!r}: {ref} — the template run of {ref.stage!r} never produced output {ref.name!r} (it may this time)", name, where)
+                    warn(
+                        f"stage {name!r}: {ref} — the template run of {ref.stage!r} never produced output {ref.name!r} (it may this time)",
+                        name,
+                        where,
+                    )
                 else:
                     sample = produced[ref.name]
-                    _check_fit(error, name, key, where, "path" if sample is PATH else sample, expected, source=str(ref))
+                    _check_fit(
+                        error,
+                        name,
+                        key,
+                        where,
+                        "path" if sample is PATH else sample,
+                        expected,
+                        source=str(ref),
+                    )
 
     cycle = S.find_cycle(S.dependencies(spec))
     if cycle:
@@ -189,12 +243,25 @@ def validate(spec: dict[str, Any], conn: sqlite3.Connection, blobs: Blobs, base:
     return issues
 
 
-def _check_fit(error, stage: str, key: str, where: str, value: Any, expected: str | None, source: str | None = None) -> None:
+def _check_fit(
+    error,
+    stage: str,
+    key: str,
+    where: str,
+    value: Any,
+    expected: str | None,
+    source: str | None = None,
+) -> None:
     try:
         fit(key, Given(value), expected)
     except ParamError as exc:
         detail = str(exc).replace(f"parameter {key!r} ", "")
-        error(f"stage {stage!r}: parameter {key!r} {detail}" + (f" (from {source})" if source else ""), stage, where)
+        error(
+            f"stage {stage!r}: parameter {key!r} {detail}"
+            + (f" (from {source})" if source else ""),
+            stage,
+            where,
+        )
 
 
 def errors(issues: list[Issue]) -> list[Issue]:

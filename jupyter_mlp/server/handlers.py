@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import tornado.web
-from jupyter_server.auth.decorator import authorized
 from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 
 from ..execution.jobs import JobError, JobNotFound
@@ -23,8 +23,8 @@ from ..model import json_safe
 from ..pipelines import runner as pipeline_runner
 from ..pipelines import spec as pipeline_spec
 from ..pipelines import validate as pipeline_validate
-from ..store import pipelines as pipeline_store
 from ..store import BlobNotFound, FilterError, RunNotFound, series, tokens
+from ..store import pipelines as pipeline_store
 from ..store import runs as run_store
 from ..store.db import write
 from ..store.records import BadBatch, apply_remote_batch, batch_rows
@@ -297,7 +297,14 @@ class RerunHandler(MlpHandler):
         if not (run_id := self.run_id(ref)):
             return
         body = self.json_body() or {}
-        if not isinstance(body, dict) or set(body) - {"params", "executor", "gpus", "allow_new", "kernel", "name"}:
+        if not isinstance(body, dict) or set(body) - {
+            "params",
+            "executor",
+            "gpus",
+            "allow_new",
+            "kernel",
+            "name",
+        }:
             return self.fail(400, "send {params, executor, gpus, allow_new, kernel, name}")
         try:
             new_id = self.mlp.jobs.submit_rerun(
@@ -342,7 +349,9 @@ class PipelineHandler(MlpHandler):
             self.fail(400, "path must be the .mlpipe file's path")
             return None
         try:
-            model = await ensure_async(self.contents_manager.get(path, content=True, type="file", format="text"))
+            model = await ensure_async(
+                self.contents_manager.get(path, content=True, type="file", format="text")
+            )
             spec = pipeline_spec.loads(model["content"], path)
         except tornado.web.HTTPError as exc:
             self.fail(exc.status_code, exc.log_message or f"cannot read {path}")
@@ -370,7 +379,9 @@ class PipelineValidateHandler(PipelineHandler):
             if found is None:
                 return
             folder = found[1]
-        issues = pipeline_validate.validate(body["spec"], self.conn(), self.mlp.store.blobs, folder and Path(folder))
+        issues = pipeline_validate.validate(
+            body["spec"], self.conn(), self.mlp.store.blobs, folder and Path(folder)
+        )
         self.reply({"issues": [i.as_dict() for i in issues]})
 
 
@@ -380,14 +391,22 @@ class PipelineRunsHandler(PipelineHandler):
     @tornado.web.authenticated
     @authorized
     def get(self) -> None:
-        self.reply({"runs": pipeline_store.list_runs(self.conn(), path=self.get_argument("path", None))})
+        self.reply(
+            {"runs": pipeline_store.list_runs(self.conn(), path=self.get_argument("path", None))}
+        )
 
     @tornado.web.authenticated
     @authorized
     async def post(self) -> None:
         """Run a .mlpipe file: validated first; 201 with the pipeline run's id."""
         body = self.json_body() or {}
-        if not isinstance(body, dict) or set(body) - {"path", "params", "executor", "no_cache", "resume"}:
+        if not isinstance(body, dict) or set(body) - {
+            "path",
+            "params",
+            "executor",
+            "no_cache",
+            "resume",
+        }:
             return self.fail(400, "send {path, params, executor, no_cache, resume}")
         found = await self.pipeline_file(body.get("path"))
         if found is None:
@@ -417,7 +436,9 @@ class PipelineRunHandler(MlpHandler):
         except pipeline_store.PipelineRunNotFound as exc:
             return self.fail(404, str(exc))
         for stage in run["stages"].values():
-            done, total = job_progress(self.conn(), stage["run_id"]) if stage["run_id"] else (0, None)
+            done, total = (
+                job_progress(self.conn(), stage["run_id"]) if stage["run_id"] else (0, None)
+            )
             stage["cells_done"], stage["cells_total"] = done, total
         self.reply(run)
 

@@ -49,7 +49,9 @@ def get(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, Any]:
     for key in ("spec", "params", "options", "error"):
         run[key] = json.loads(run[key]) if run[key] else None
     found = {}
-    for s in conn.execute("SELECT * FROM pipeline_stages WHERE pipeline_run_id = ?", (pipeline_run_id,)):
+    for s in conn.execute(
+        "SELECT * FROM pipeline_stages WHERE pipeline_run_id = ?", (pipeline_run_id,)
+    ):
         stage = dict(s)
         stage.pop("pipeline_run_id")
         stage["params"] = json.loads(stage["params"]) if stage["params"] else None
@@ -60,7 +62,9 @@ def get(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, Any]:
     return run
 
 
-def list_runs(conn: sqlite3.Connection, path: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+def list_runs(
+    conn: sqlite3.Connection, path: str | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
     sql = (
         "SELECT id, name, path, version, status, params, executor, created_at, started_at, ended_at "
         "FROM pipeline_runs"
@@ -79,7 +83,13 @@ def list_runs(conn: sqlite3.Connection, path: str | None = None, limit: int = 50
     return out
 
 
-def set_status(conn: sqlite3.Connection, pipeline_run_id: str, status: str, error: dict | None = None, **fields: Any) -> None:
+def set_status(
+    conn: sqlite3.Connection,
+    pipeline_run_id: str,
+    status: str,
+    error: dict | None = None,
+    **fields: Any,
+) -> None:
     now = time.time()
     values: dict[str, Any] = {"status": status, **fields}
     if status == "running":
@@ -93,15 +103,21 @@ def set_status(conn: sqlite3.Connection, pipeline_run_id: str, status: str, erro
             f"UPDATE pipeline_runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
             [*values.values(), pipeline_run_id],
         )
-        events.append(conn, None, "pipeline", {"pipeline_run_id": pipeline_run_id, "status": status}, now)
+        events.append(
+            conn, None, "pipeline", {"pipeline_run_id": pipeline_run_id, "status": status}, now
+        )
 
 
-def set_stage(conn: sqlite3.Connection, pipeline_run_id: str, stage: str, status: str, **fields: Any) -> None:
+def set_stage(
+    conn: sqlite3.Connection, pipeline_run_id: str, stage: str, status: str, **fields: Any
+) -> None:
     """Move a stage to `status` (and set run_id, cache_key, params, error, ...)."""
     now = time.time()
     values: dict[str, Any] = {"status": status}
     for key, value in fields.items():
-        values[key] = json.dumps(value) if key in ("params", "error") and value is not None else value
+        values[key] = (
+            json.dumps(value) if key in ("params", "error") and value is not None else value
+        )
     if status in ("queued", "cached") and "started_at" not in values:
         values["started_at"] = now
     if status in FINAL_STAGE:
