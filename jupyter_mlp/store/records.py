@@ -283,6 +283,17 @@ def latest_metrics_of(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[
     return out
 
 
+def cell_counts(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    ids = list(run_ids)
+    for chunk in _chunks(ids):
+        for run_id, count in conn.execute(
+            f"SELECT run_id, COUNT(*) FROM cells WHERE run_id IN ({_marks(chunk)}) GROUP BY run_id", chunk
+        ):
+            out[run_id] = count
+    return out
+
+
 def metric_series(conn: sqlite3.Connection, run_id: str, key: str) -> list[tuple]:
     """(step, value, time) in step order (points logged at the same step keep their order)."""
     points: list[tuple] = []

@@ -153,10 +153,12 @@ def list_page(
     ids = [r["id"] for r in runs]
     params = records.params_of(conn, ids)
     metrics = records.latest_metrics_of(conn, ids)
+    counts = records.cell_counts(conn, ids)
     for run in runs:
         run.pop("sort_value", None)
         run["params"] = params.get(run["id"], {})
         run["metrics"] = metrics.get(run["id"], {})
+        run["cells"] = counts.get(run["id"], 0)  # a count in listings; the cells themselves in detail
     next_cursor = None
     if more:
         last = rows[-1]
@@ -177,7 +179,7 @@ def get_run(conn: sqlite3.Connection, ref: str, with_cells: bool = True) -> dict
     run["params"] = records.params_of(conn, [run_id]).get(run_id, {})
     run["metrics"] = records.latest_metrics_of(conn, [run_id]).get(run_id, {})
     run["outputs"] = records.outputs_of(conn, run_id)
-    run["cells"] = records.cells_of(conn, run_id) if with_cells else None
+    run["cells"] = records.cells_of(conn, run_id) if with_cells else records.cell_counts(conn, [run_id]).get(run_id, 0)
     return run
 
 
