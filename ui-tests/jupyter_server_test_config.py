@@ -9,8 +9,9 @@ from jupyterlab.galata import configure_jupyter_server
 configure_jupyter_server(c)  # noqa: F821 (`c` is injected by the config loader); makes a temp root_dir
 
 # Tests never touch the real store: each server start gets an empty one (git-ignored, kept for a
-# look after a failure). The server and its kernels inherit MLP_HOME.
-mlp_home = Path(__file__).parent / ".mlp-home"
+# look after a failure; MLP_UI_HOME moves it, e.g. for a second suite on another MLP_UI_PORT).
+# The server and its kernels inherit MLP_HOME.
+mlp_home = Path(os.environ.get("MLP_UI_HOME") or Path(__file__).parent / ".mlp-home")
 shutil.rmtree(mlp_home, ignore_errors=True)
 mlp_home.mkdir()
 os.environ["MLP_HOME"] = str(mlp_home)

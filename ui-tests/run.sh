@@ -12,8 +12,13 @@ fi
 
 # Playwright's own browsers cannot be downloaded here; the tests use the system Chromium.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
+# npm ci wipes node_modules (a minute here): skip it while the lock file is the one installed.
+stamp=node_modules/.mlp-lock.sha256
 if [ -f package-lock.json ]; then
-  npm ci
+  if ! sha256sum --status -c "$stamp" 2>/dev/null; then
+    npm ci
+    sha256sum package-lock.json >"$stamp"
+  fi
 else
   npm install
 fi

@@ -3,49 +3,464 @@ import {
   JupyterFrontEnd,
   JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
-import { ITranslator, nullTranslator } from '@jupyterlab/translation';
+import {
+  ICommandPalette,
+  Notification,
+  ToolbarButton,
+  WidgetTracker
+} from '@jupyterlab/apputils';
+import { DocumentRegistry } from '@jupyterlab/docregistry';
+import {
+  INotebookModel,
+  INotebookTracker,
+  NotebookActions,
+  NotebookPanel
+} from '@jupyterlab/notebook';
+import { ISettingRegistry } from '@jupyterlab/settingregistry';
+import {
+  ITranslator,
+  nullTranslator,
+  TranslationBundle
+} from '@jupyterlab/translation';
+import { ISignal, Signal } from '@lumino/signaling';
 
+import { EventFeed, getNotebook, NotebookWhich } from './api';
+import { showRerunDialog } from './components/RerunDialog';
 import { pipelineIcon } from './icons';
+import { RunsModel } from './model/RunsModel';
+import { pipelinePlugins } from './pipeline';
 import { RunsSidebar } from './sidebar';
+import { DEFAULT_SETTINGS, IMlp, IMlpSettings } from './tokens';
+import { CompareWidget, RunDetailWidget } from './widgets';
 
 namespace CommandIDs {
   export const openRuns = 'jupyter-mlp:open-runs';
+  export const refreshRuns = 'jupyter-mlp:refresh-runs';
+  export const filterRuns = 'jupyter-mlp:filter-runs';
+  export const openRun = 'jupyter-mlp:open-run';
+  export const compareRuns = 'jupyter-mlp:compare-runs';
+  export const rerun = 'jupyter-mlp:rerun';
+  export const openNotebook = 'jupyter-mlp:open-run-notebook';
+  export const trackNotebook = 'jupyter-mlp:track-notebook';
 }
 
 const SIDEBAR_ID = 'jupyter-mlp-sidebar';
+const PLUGIN_ID = 'jupyter-mlp:plugin';
+/** Where snapshot notebooks are written to be opened (never over the user's notebook). */
+const SNAPSHOT_DIR = 'mlp-snapshots';
 
-/** The runs sidebar in the left area and the palette command that opens it. */
+function readSettings(
+  settings: ISettingRegistry.ISettings | null
+): IMlpSettings {
+  if (!settings) {
+    return DEFAULT_SETTINGS;
+  }
+  const get = <K extends keyof IMlpSettings>(key: K): IMlpSettings[K] =>
+    (settings.get(key).composite as IMlpSettings[K] | undefined) ??
+    DEFAULT_SETTINGS[key];
+  return {
+    defaultProject: String(get('defaultProject') ?? '').trim(),
+    metricColumns: (get('metricColumns') ?? []).filter(
+      c => typeof c === 'string' && c.trim()
+    ),
+    liveUpdates: get('liveUpdates') !== false
+  };
+}
+
+class MlpState implements IMlp {
+  constructor(
+    readonly feed: EventFeed,
+    readonly runs: RunsModel,
+    readonly trans: TranslationBundle,
+    private _settings: IMlpSettings
+  ) {}
+
+  get settings(): IMlpSettings {
+    return this._settings;
+  }
+
+  get settingsChanged(): ISignal<IMlp, IMlpSettings> {
+    return this._settingsChanged;
+  }
+
+  update(settings: IMlpSettings): IMlpSettings {
+    this._settings = settings;
+    this._settingsChanged.emit(settings);
+    return settings;
+  }
+
+  private _settingsChanged = new Signal<IMlp, IMlpSettings>(this);
+}
+
+/** The shared state: settings, the event feed and the runs model. */
+const corePlugin: JupyterFrontEndPlugin<IMlp> = {
+  id: PLUGIN_ID,
+  description: 'jupyter-mlp settings, live event feed and runs model.',
+  autoStart: true,
+  provides: IMlp,
+  optional: [ISettingRegistry, ITranslator],
+  activate: async (
+    _app: JupyterFrontEnd,
+    registry: ISettingRegistry | null,
+    translator: ITranslator | null
+  ): Promise<IMlp> => {
+    const trans = (translator ?? nullTranslator).load('jupyter_mlp');
+    const feed = new EventFeed();
+    let settings: ISettingRegistry.ISettings | null = null;
+    try {
+      settings = registry ? await registry.load(PLUGIN_ID) : null;
+    } catch (error) {
+      console.warn('jupyter-mlp: settings could not be loaded', error);
+    }
+    const initial = readSettings(settings);
+    const runs = new RunsModel({
+      feed,
+      project: initial.defaultProject,
+      metricColumns: initial.metricColumns
+    });
+    const mlp = new MlpState(feed, runs, trans, initial);
+    const apply = () => {
+      const before = mlp.settings;
+      const current = mlp.update(readSettings(settings));
+      runs.setProject(current.defaultProject);
+      runs.setMetricColumns(current.metricColumns);
+      if (current.liveUpdates) {
+        feed.start();
+        if (!before.liveUpdates) {
+          runs.refresh(); // events were missed while paused
+        }
+      } else {
+        feed.stop();
+      }
+    };
+    settings?.changed.connect(apply);
+    if (mlp.settings.liveUpdates) {
+      feed.start();
+    }
+    return mlp;
+  }
+};
+
+/** The runs sidebar in the left area, with its palette commands. */
 const sidebarPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyter-mlp:sidebar',
   description: 'The jupyter-mlp runs sidebar.',
   autoStart: true,
-  optional: [ICommandPalette, ILayoutRestorer, ITranslator],
+  requires: [IMlp],
+  optional: [ICommandPalette, ILayoutRestorer],
   activate: (
     app: JupyterFrontEnd,
+    mlp: IMlp,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null,
-    translator: ITranslator | null
+    restorer: ILayoutRestorer | null
   ): void => {
-    const trans = (translator ?? nullTranslator).load('jupyter_mlp');
-
-    const sidebar = new RunsSidebar(trans);
+    const { trans, runs } = mlp;
+    const sidebar = new RunsSidebar({
+      model: runs,
+      trans,
+      live: () => mlp.settings.liveUpdates,
+      onOpen: id => void app.commands.execute(CommandIDs.openRun, { id }),
+      onCompare: ids =>
+        void app.commands.execute(CommandIDs.compareRuns, { ids })
+    });
     sidebar.id = SIDEBAR_ID;
     sidebar.title.icon = pipelineIcon;
     sidebar.title.caption = trans.__('jupyter-mlp runs');
     app.shell.add(sidebar, 'left', { rank: 900 });
     restorer?.add(sidebar, SIDEBAR_ID);
+    mlp.settingsChanged.connect(() => sidebar.update());
 
     app.commands.addCommand(CommandIDs.openRuns, {
       label: trans.__('Open jupyter-mlp Runs'),
       icon: pipelineIcon,
       execute: () => app.shell.activateById(SIDEBAR_ID)
     });
+    app.commands.addCommand(CommandIDs.refreshRuns, {
+      label: trans.__('Refresh jupyter-mlp Runs'),
+      execute: () => runs.refresh()
+    });
+    app.commands.addCommand(CommandIDs.filterRuns, {
+      label: trans.__('Filter jupyter-mlp Runs'),
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: { filter: { type: 'string' } }
+        }
+      },
+      execute: args => {
+        runs.setFilter(String(args.filter ?? ''));
+        app.shell.activateById(SIDEBAR_ID);
+      }
+    });
+    const category = trans.__('jupyter-mlp');
+    for (const command of [CommandIDs.openRuns, CommandIDs.refreshRuns]) {
+      palette?.addItem({ command, category });
+    }
+  }
+};
+
+/** Run detail and compare views in the main area; the rerun dialog; snapshot notebooks. */
+const viewsPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-mlp:views',
+  description: 'jupyter-mlp run detail, compare and rerun.',
+  autoStart: true,
+  requires: [IMlp],
+  optional: [ICommandPalette, ILayoutRestorer],
+  activate: (
+    app: JupyterFrontEnd,
+    mlp: IMlp,
+    palette: ICommandPalette | null,
+    restorer: ILayoutRestorer | null
+  ): void => {
+    const { trans, feed, runs } = mlp;
+    const details = new WidgetTracker<RunDetailWidget>({
+      namespace: 'jupyter-mlp-run'
+    });
+    const compares = new WidgetTracker<CompareWidget>({
+      namespace: 'jupyter-mlp-compare'
+    });
+    const openRun = (id: string) =>
+      void app.commands.execute(CommandIDs.openRun, { id });
+    const actions = {
+      rerun: (id: string) =>
+        void app.commands.execute(CommandIDs.rerun, { id }),
+      openRun,
+      openNotebook: (id: string, which: NotebookWhich) =>
+        void app.commands.execute(CommandIDs.openNotebook, { id, which }),
+      showInPanel: (filter: string) =>
+        void app.commands.execute(CommandIDs.filterRuns, { filter })
+    };
+
+    app.commands.addCommand(CommandIDs.openRun, {
+      label: trans.__('Open Run'),
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: { id: { type: 'string' } },
+          required: ['id']
+        }
+      },
+      execute: args => {
+        const id = String(args.id ?? '');
+        if (!id) {
+          return;
+        }
+        let widget = details.find(w => w.runId === id);
+        if (!widget) {
+          widget = new RunDetailWidget({ id, feed, actions, trans });
+          void details.add(widget);
+          app.shell.add(widget, 'main');
+        }
+        app.shell.activateById(widget.id);
+        return widget;
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.compareRuns, {
+      label: args =>
+        args.ids
+          ? trans.__('Compare Runs')
+          : trans.__('Compare Selected Runs (%1)', runs.selection.size),
+      isEnabled: args =>
+        Array.isArray(args.ids)
+          ? args.ids.length >= 2
+          : runs.selection.size >= 2,
+      execute: args => {
+        const ids = Array.isArray(args.ids)
+          ? (args.ids as unknown[]).map(String)
+          : [...runs.selection];
+        if (ids.length < 2) {
+          return;
+        }
+        const key = [...ids].sort().join(',');
+        let widget = compares.find(w => [...w.runIds].sort().join(',') === key);
+        if (!widget) {
+          widget = new CompareWidget({ ids, feed, openRun, trans });
+          void compares.add(widget);
+          app.shell.add(widget, 'main');
+        }
+        app.shell.activateById(widget.id);
+        return widget;
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.rerun, {
+      label: trans.__('Rerun…'),
+      execute: async args => {
+        const id = String(args.id ?? '');
+        if (!id) {
+          return;
+        }
+        const name =
+          runs.getRun(id)?.name ??
+          details.find(w => w.runId === id)?.title.label ??
+          id;
+        const newId = await showRerunDialog({
+          runId: id,
+          runName: name,
+          trans
+        });
+        if (newId) {
+          app.shell.activateById(SIDEBAR_ID);
+          Notification.success(trans.__('Rerun queued as run %1', newId), {
+            autoClose: 5000,
+            actions: [
+              {
+                label: trans.__('Open'),
+                callback: () => openRun(newId)
+              }
+            ]
+          });
+        }
+        return newId;
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.openNotebook, {
+      label: args =>
+        args.which === 'output'
+          ? trans.__('Open Executed Notebook')
+          : trans.__('Open Snapshot Notebook'),
+      execute: async args => {
+        const id = String(args.id ?? '');
+        const which =
+          (String(args.which ?? 'start') as NotebookWhich) || 'start';
+        try {
+          const content = await getNotebook(id, which);
+          const contents = app.serviceManager.contents;
+          await contents.save(SNAPSHOT_DIR, { type: 'directory' });
+          const path = `${SNAPSHOT_DIR}/${id}-${which}.ipynb`;
+          await contents.save(path, {
+            type: 'notebook',
+            format: 'json',
+            content
+          });
+          return app.commands.execute('docmanager:open', { path });
+        } catch (error) {
+          Notification.error(
+            trans.__(
+              'Could not open the notebook of run %1: %2',
+              id,
+              error instanceof Error ? error.message : String(error)
+            )
+          );
+        }
+      }
+    });
+
     palette?.addItem({
-      command: CommandIDs.openRuns,
+      command: CommandIDs.compareRuns,
       category: trans.__('jupyter-mlp')
+    });
+    runs.changed.connect(() =>
+      app.commands.notifyCommandChanged(CommandIDs.compareRuns)
+    );
+
+    if (restorer) {
+      void restorer.restore(details, {
+        command: CommandIDs.openRun,
+        args: w => ({ id: w.runId }),
+        name: w => w.runId
+      });
+      void restorer.restore(compares, {
+        command: CommandIDs.compareRuns,
+        args: w => ({ ids: w.runIds }),
+        name: w => w.runIds.join(',')
+      });
+    }
+  }
+};
+
+/** The code "Track this notebook" puts at the top of a notebook. */
+export function trackSource(project: string): string {
+  const magic = /^[\w.-]+$/.test(project)
+    ? `%mlp_track --project ${project}`
+    : '%mlp_track';
+  return `%load_ext jupyter_mlp\n${magic}`;
+}
+
+/** Insert the two tracking lines at the top of a notebook (once) and run them. */
+async function trackNotebook(
+  panel: NotebookPanel,
+  project: string
+): Promise<void> {
+  await panel.context.ready;
+  const notebook = panel.content;
+  const first = notebook.widgets[0];
+  const already =
+    first?.model.type === 'code' &&
+    first.model.sharedModel.getSource().includes('%mlp_track');
+  notebook.activeCellIndex = 0;
+  if (!already) {
+    if (first) {
+      NotebookActions.insertAbove(notebook);
+    }
+    NotebookActions.changeCellType(notebook, 'code');
+    notebook.activeCell?.model.sharedModel.setSource(trackSource(project));
+  }
+  notebook.deselectAll();
+  await NotebookActions.run(notebook, panel.sessionContext);
+}
+
+/** "Track this notebook": a palette command and a notebook toolbar button. */
+const trackPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'jupyter-mlp:track',
+  description: 'Track the active notebook with jupyter-mlp.',
+  autoStart: true,
+  requires: [IMlp],
+  optional: [INotebookTracker, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    mlp: IMlp,
+    notebooks: INotebookTracker | null,
+    palette: ICommandPalette | null
+  ): void => {
+    const { trans } = mlp;
+    const track = (panel: NotebookPanel) =>
+      trackNotebook(panel, mlp.settings.defaultProject);
+    app.commands.addCommand(CommandIDs.trackNotebook, {
+      label: trans.__('Track This Notebook'),
+      caption: trans.__(
+        'Insert %load_ext jupyter_mlp and %mlp_track at the top of the notebook and run them'
+      ),
+      icon: pipelineIcon,
+      isEnabled: () => !!notebooks?.currentWidget,
+      execute: () => {
+        const panel = notebooks?.currentWidget;
+        return panel ? track(panel) : undefined;
+      }
+    });
+    palette?.addItem({
+      command: CommandIDs.trackNotebook,
+      category: trans.__('jupyter-mlp')
+    });
+    notebooks?.currentChanged.connect(() =>
+      app.commands.notifyCommandChanged(CommandIDs.trackNotebook)
+    );
+
+    app.docRegistry.addWidgetExtension('Notebook', {
+      createNew: (
+        panel: NotebookPanel,
+        _context: DocumentRegistry.IContext<INotebookModel>
+      ) => {
+        const button = new ToolbarButton({
+          className: 'jp-mlp-TrackButton',
+          icon: pipelineIcon,
+          label: trans.__('Track'),
+          tooltip: trans.__('Track this notebook with jupyter-mlp'),
+          onClick: () => void track(panel)
+        });
+        panel.toolbar.insertItem(10, 'jupyter-mlp-track', button);
+        return button;
+      }
     });
   }
 };
 
-export default [sidebarPlugin];
+export default [
+  corePlugin,
+  sidebarPlugin,
+  viewsPlugin,
+  trackPlugin,
+  ...pipelinePlugins
+];

@@ -1,23 +1,20 @@
-import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import { expect, test } from '@jupyterlab/galata';
 
-const SIDEBAR_ID = 'jupyter-mlp-sidebar';
+import { openSidebar, SIDEBAR_ID, store } from './helpers';
+
 const RUNS_ROUTE = '**/mlp/api/runs*';
 
-async function openSidebar(page: IJupyterLabPageFixture) {
-  const tab = page.locator(`.jp-SideBar [data-id="${SIDEBAR_ID}"]`);
-  await expect(tab).toHaveAttribute('title', 'jupyter-mlp runs');
-  await tab.click();
-  const panel = page.locator(`#${SIDEBAR_ID}`);
-  await expect(panel.getByRole('heading', { name: 'Runs' })).toBeInViewport();
-  return panel;
-}
+// Other specs leave runs in the shared test store: start these from an empty one.
+test.beforeAll(() => {
+  store('clear');
+});
 
 test('the runs sidebar opens from its tab and shows a fresh store has no runs', async ({
   page
 }) => {
   const panel = await openSidebar(page);
 
-  // The test server's MLP_HOME is a new empty folder: the real route answers with no runs.
+  // The real route answers with no runs.
   await expect(panel.getByText('No runs yet.')).toBeVisible();
   await page.screenshot({ path: test.info().outputPath('sidebar.png') });
 });
@@ -28,12 +25,13 @@ test('the runs sidebar lists the runs the server returns', async ({ page }) => {
       json: {
         runs: [
           {
-            id: 'r-42',
+            id: 'a1b2c3d4e5f6',
             name: 'train-resnet',
             project: 'demo',
             status: 'finished',
             started_at: 1700000000,
             ended_at: 1700000060,
+            duration: 60,
             metrics: { accuracy: 0.91 }
           }
         ],
@@ -44,11 +42,16 @@ test('the runs sidebar lists the runs the server returns', async ({ page }) => {
 
   const panel = await openSidebar(page);
 
-  const run = panel.getByRole('listitem');
+  const run = panel.locator('.jp-mlp-RunTable-row');
   await expect(run).toHaveCount(1);
   await expect(run).toContainText('train-resnet');
   await expect(run).toContainText('finished');
-  await expect(run).toContainText('r-42');
+  await expect(run).toContainText('0.91');
+  await expect(run).toHaveAttribute('data-run-id', 'a1b2c3d4e5f6');
+  await expect(
+    panel.getByRole('columnheader', { name: 'accuracy' })
+  ).toBeVisible();
+  await expect(panel.locator('.jp-mlp-RunsPanel-count')).toHaveText('1 run');
 });
 
 test('the runs sidebar shows the server error as text', async ({ page }) => {

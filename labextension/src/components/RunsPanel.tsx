@@ -2,99 +2,207 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Button, refreshIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { IRun } from '../api';
+import { IFilterError, RunsModel } from '../model/RunsModel';
+import { useSignal } from './hooks';
+import { RunTable } from './RunTable';
 
 export interface IRunsPanelProps {
-  /** Fetch the runs to list; called on mount and on each refresh. */
-  loadRuns: () => Promise<IRun[]>;
+  model: RunsModel;
   trans: TranslationBundle;
+  /** Whether the event feed is on (settings: live updates). */
+  live: boolean;
+  onOpen: (id: string) => void;
+  onCompare: (ids: string[]) => void;
 }
 
-type LoadState =
-  | { kind: 'loading' }
-  | { kind: 'loaded'; runs: IRun[] }
-  | { kind: 'failed'; message: string };
-
-/** The runs sidebar: a heading, a refresh button and the list of runs (or why it failed). */
-export function RunsPanel({ loadRuns, trans }: IRunsPanelProps): JSX.Element {
-  const [state, setState] = React.useState<LoadState>({ kind: 'loading' });
-
-  const refresh = React.useCallback(() => {
-    setState({ kind: 'loading' });
-    loadRuns().then(
-      runs => setState({ kind: 'loaded', runs }),
-      (error: unknown) =>
-        setState({
-          kind: 'failed',
-          message: error instanceof Error ? error.message : String(error)
-        })
-    );
-  }, [loadRuns]);
-
-  React.useEffect(refresh, [refresh]);
+/**
+ * The runs sidebar: a filter box (the server's filter errors are shown under it, pointing at the
+ * position), the virtualized table, and actions on the selected runs.
+ */
+export function RunsPanel(props: IRunsPanelProps): JSX.Element {
+  const { model, trans } = props;
+  useSignal(model.changed);
+  React.useEffect(() => model.start(), [model]);
+  const selected = [...model.selection];
 
   return (
     <div className="jp-mlp-RunsPanel">
       <header className="jp-mlp-RunsPanel-header">
         <h2 className="jp-mlp-RunsPanel-title">{trans.__('Runs')}</h2>
+        {model.project && (
+          <span
+            className="jp-mlp-RunsPanel-project"
+            title={trans.__('Project')}
+          >
+            {model.project}
+          </span>
+        )}
+        <span
+          className="jp-mlp-RunsPanel-live"
+          data-live={props.live ? 'on' : 'off'}
+          title={
+            props.live
+              ? trans.__('Live: runs update as they change')
+              : trans.__('Live updates are off (settings); refresh to update')
+          }
+        >
+          {props.live ? trans.__('live') : trans.__('paused')}
+        </span>
+        <span className="jp-mlp-RunsPanel-spacer" />
+        <Button
+          small
+          minimal
+          className="jp-mlp-RunsPanel-compare"
+          disabled={selected.length < 2}
+          title={trans.__('Compare the selected runs')}
+          onClick={() => props.onCompare(selected)}
+        >
+          {selected.length >= 2
+            ? trans.__('Compare (%1)', selected.length)
+            : trans.__('Compare')}
+        </Button>
         <Button
           minimal
           small
           className="jp-mlp-RunsPanel-refresh"
           title={trans.__('Refresh runs')}
           aria-label={trans.__('Refresh runs')}
-          disabled={state.kind === 'loading'}
-          onClick={refresh}
+          disabled={model.loading}
+          onClick={() => model.refresh()}
         >
           <refreshIcon.react tag="span" />
         </Button>
       </header>
-      <RunsBody state={state} trans={trans} />
+      <FilterBox model={model} trans={trans} />
+      {model.actionError && (
+        <p className="jp-mlp-RunsPanel-error" role="alert">
+          {model.actionError}
+        </p>
+      )}
+      <RunsBody {...props} />
+      <footer className="jp-mlp-RunsPanel-footer">
+        <RunsCount model={model} trans={trans} />
+        {selected.length > 0 && (
+          <button
+            className="jp-mlp-Link"
+            onClick={() => model.clearSelection()}
+          >
+            {trans.__('Clear selection (%1)', selected.length)}
+          </button>
+        )}
+      </footer>
     </div>
   );
 }
 
-function RunsBody({
-  state,
+function FilterBox({
+  model,
   trans
 }: {
-  state: LoadState;
+  model: RunsModel;
   trans: TranslationBundle;
 }): JSX.Element {
-  switch (state.kind) {
-    case 'loading':
-      return (
-        <p className="jp-mlp-RunsPanel-note">{trans.__('Loading runs…')}</p>
-      );
-    case 'failed':
-      return (
-        <p className="jp-mlp-RunsPanel-error" role="alert">
-          {trans.__('Could not load runs: %1', state.message)}
-        </p>
-      );
-    case 'loaded':
-      if (state.runs.length === 0) {
-        return (
-          <p className="jp-mlp-RunsPanel-note">{trans.__('No runs yet.')}</p>
-        );
-      }
-      return (
-        <ul className="jp-mlp-RunsPanel-list">
-          {state.runs.map(run => (
-            <li key={run.id} className="jp-mlp-RunsPanel-run">
-              <span className="jp-mlp-RunsPanel-name" title={run.name}>
-                {run.name}
-              </span>
-              <span
-                className="jp-mlp-RunsPanel-status"
-                data-status={run.status}
-              >
-                {run.status}
-              </span>
-              <code className="jp-mlp-RunsPanel-id">{run.id}</code>
-            </li>
-          ))}
-        </ul>
-      );
+  // The text lives here so that typing never waits for the model's (microtask) re-render.
+  const [text, setText] = React.useState(model.filter);
+  React.useEffect(() => {
+    if (model.filter !== text) {
+      setText(model.filter);
+    }
+  }, [model.filter]);
+  const error = model.filterError;
+  return (
+    <div className="jp-mlp-Filter">
+      <input
+        className={`jp-mlp-Filter-input jp-InputGroup-input${error ? ' jp-mod-error' : ''}`}
+        type="search"
+        spellCheck={false}
+        placeholder={trans.__(
+          'Filter, e.g. metrics.acc > 0.9 and status = finished'
+        )}
+        aria-label={trans.__('Filter runs')}
+        aria-invalid={error ? 'true' : 'false'}
+        aria-describedby={error ? 'jp-mlp-filter-error' : undefined}
+        value={text}
+        onChange={e => {
+          setText(e.currentTarget.value);
+          model.setFilter(e.currentTarget.value);
+        }}
+      />
+      {error && <FilterError error={error} text={model.filter} trans={trans} />}
+    </div>
+  );
+}
+
+/** The server's message, and the filter again with a caret under the offending position. */
+function FilterError({
+  error,
+  text,
+  trans
+}: {
+  error: IFilterError;
+  text: string;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const position = error.position;
+  return (
+    <div id="jp-mlp-filter-error" className="jp-mlp-Filter-error" role="alert">
+      <span className="jp-mlp-Filter-message">
+        {position === null
+          ? error.message
+          : trans.__('%1 (at character %2)', error.message, position + 1)}
+      </span>
+      {position !== null && (
+        <pre className="jp-mlp-Filter-where" data-position={position}>
+          {text}
+          {'\n'}
+          {' '.repeat(Math.min(position, text.length))}
+          <span className="jp-mlp-Filter-caret">^</span>
+        </pre>
+      )}
+    </div>
+  );
+}
+
+function RunsCount({
+  model,
+  trans
+}: {
+  model: RunsModel;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const n = model.rows.length;
+  let text = '';
+  if (model.loaded && !model.loadError) {
+    text = model.hasMore
+      ? trans.__('%1+ runs', n)
+      : trans._n('%1 run', '%1 runs', n);
+    if (model.loadingMore) {
+      text += ' ' + trans.__('(loading more…)');
+    }
   }
+  return <span className="jp-mlp-RunsPanel-count">{text}</span>;
+}
+
+function RunsBody(props: IRunsPanelProps): JSX.Element {
+  const { model, trans } = props;
+  if (model.loadError && !model.rows.length) {
+    return (
+      <p className="jp-mlp-RunsPanel-error" role="alert">
+        {trans.__('Could not load runs: %1', model.loadError)}
+      </p>
+    );
+  }
+  if (!model.loaded) {
+    return <p className="jp-mlp-RunsPanel-note">{trans.__('Loading runs…')}</p>;
+  }
+  if (model.rows.length === 0) {
+    return (
+      <p className="jp-mlp-RunsPanel-note">
+        {model.appliedFilter.trim()
+          ? trans.__('No runs match this filter.')
+          : trans.__('No runs yet.')}
+      </p>
+    );
+  }
+  return <RunTable model={model} trans={trans} onOpen={props.onOpen} />;
 }

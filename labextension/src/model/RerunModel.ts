@@ -1,0 +1,337 @@
+/**
+ * The rerun form's state: one field per parameter of the run, typed by the Python type the run
+ * recorded (ints stay ints, bools are checkboxes, lists and dicts are JSON), the executor and the
+ * GPUs. Invalid values are refused in the form; the server's own refusal is shown too.
+ */
+import { ISignal, Signal } from '@lumino/signaling';
+
+import {
+  ApiError,
+  getExecutors,
+  getParams,
+  IExecutor,
+  IParam,
+  JSONValue,
+  rerun
+} from '../api';
+import { errorMessage } from './RunsModel';
+
+/** How a parameter is edited. */
+export type FieldKind =
+  'int' | 'float' | 'bool' | 'str' | 'list' | 'dict' | 'json';
+
+const INT_TYPES = new Set([
+  'int',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'intc',
+  'long'
+]);
+const FLOAT_TYPES = new Set([
+  'float',
+  'float16',
+  'float32',
+  'float64',
+  'double',
+  'longdouble'
+]);
+
+export function fieldKind(type: string | null, value: JSONValue): FieldKind {
+  if (type && INT_TYPES.has(type)) {
+    return 'int';
+  }
+  if (type && FLOAT_TYPES.has(type)) {
+    return 'float';
+  }
+  if (type === 'bool' || type === 'bool_') {
+    return 'bool';
+  }
+  if (type === 'str') {
+    return 'str';
+  }
+  if (type === 'list' || type === 'tuple') {
+    return 'list';
+  }
+  if (type === 'dict') {
+    return 'dict';
+  }
+  if (type === null && typeof value === 'string') {
+    return 'str';
+  }
+  return 'json';
+}
+
+/** The text a field starts with. */
+export function fieldText(kind: FieldKind, value: JSONValue): string {
+  switch (kind) {
+    case 'str':
+      return typeof value === 'string' ? value : JSON.stringify(value);
+    case 'int':
+    case 'float':
+      return value === null ? '' : String(value);
+    case 'bool':
+      return value ? 'true' : 'false';
+    case 'list':
+    case 'dict':
+    case 'json':
+      return JSON.stringify(
+        value,
+        null,
+        value && typeof value === 'object' ? 1 : 0
+      ).replace(/\n\s*/g, ' ');
+  }
+}
+
+/** Why a field's text is refused (components turn it into a translated sentence). */
+export type FieldError =
+  | 'not-int'
+  | 'too-large'
+  | 'not-finite'
+  | 'not-number'
+  | 'not-json'
+  | 'not-list'
+  | 'not-dict'
+  | 'not-gpus';
+
+export type Parsed = { value: JSONValue } | { error: FieldError };
+
+const INT_RE = /^[+-]?\d+$/;
+const FLOAT_RE = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/** A field's text as the value to send, or why it is refused. */
+export function parseField(kind: FieldKind, text: string): Parsed {
+  const t = text.trim();
+  switch (kind) {
+    case 'int':
+      if (!INT_RE.test(t)) {
+        return { error: 'not-int' };
+      }
+      if (!Number.isSafeInteger(Number(t))) {
+        return { error: 'too-large' };
+      }
+      return { value: Number(t) };
+    case 'float': {
+      const lower = t.toLowerCase();
+      if (lower === 'nan' || lower === 'inf' || lower === '-inf') {
+        return { error: 'not-finite' };
+      }
+      if (!FLOAT_RE.test(t)) {
+        return { error: 'not-number' };
+      }
+      return { value: Number(t) };
+    }
+    case 'bool':
+      return { value: t === 'true' };
+    case 'str':
+      return { value: text };
+    case 'list':
+    case 'dict':
+    case 'json': {
+      let value: JSONValue;
+      try {
+        value = JSON.parse(t) as JSONValue;
+      } catch {
+        return { error: 'not-json' };
+      }
+      if (kind === 'list' && !Array.isArray(value)) {
+        return { error: 'not-list' };
+      }
+      if (
+        kind === 'dict' &&
+        (value === null || typeof value !== 'object' || Array.isArray(value))
+      ) {
+        return { error: 'not-dict' };
+      }
+      return { value };
+    }
+  }
+}
+
+export interface IRerunField {
+  key: string;
+  /** The Python type the run recorded (shown beside the field). */
+  type: string | null;
+  kind: FieldKind;
+  original: JSONValue;
+  text: string;
+  error: FieldError | null;
+}
+
+function sameValue(a: JSONValue, b: JSONValue): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export class RerunModel {
+  constructor(readonly runId: string) {}
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  get fields(): readonly IRerunField[] {
+    return this._fields;
+  }
+
+  get executors(): readonly IExecutor[] {
+    return this._executors;
+  }
+
+  get executor(): string {
+    return this._executor;
+  }
+
+  /** GPUs as typed; empty means "as many as the run had". */
+  get gpus(): string {
+    return this._gpus;
+  }
+
+  get gpusError(): FieldError | null {
+    const t = this._gpus.trim();
+    return t === '' || /^\d+$/.test(t) ? null : 'not-gpus';
+  }
+
+  get loading(): boolean {
+    return this._loading;
+  }
+
+  get loadError(): string | null {
+    return this._loadError;
+  }
+
+  /** The executors could not be listed (the default one is used). */
+  get executorsError(): string | null {
+    return this._executorsError;
+  }
+
+  get submitting(): boolean {
+    return this._submitting;
+  }
+
+  /** The server refused the rerun (e.g. a value that does not fit the parameter). */
+  get submitError(): string | null {
+    return this._submitError;
+  }
+
+  get valid(): boolean {
+    return (
+      !this._loading &&
+      this._loadError === null &&
+      this._fields.every(f => f.error === null) &&
+      this.gpusError === null
+    );
+  }
+
+  /** Parameters whose value differs from the run's. */
+  get changes(): Record<string, JSONValue> {
+    const out: Record<string, JSONValue> = {};
+    for (const field of this._fields) {
+      const parsed = parseField(field.kind, field.text);
+      if ('value' in parsed && !sameValue(parsed.value, field.original)) {
+        out[field.key] = parsed.value;
+      }
+    }
+    return out;
+  }
+
+  async load(): Promise<void> {
+    this._loading = true;
+    this._changed.emit();
+    const [params, executors] = await Promise.all([
+      getParams(this.runId).catch((error: unknown) => {
+        this._loadError = errorMessage(error);
+        return [] as IParam[];
+      }),
+      getExecutors().catch((error: unknown) => {
+        this._executorsError = errorMessage(error);
+        return null;
+      })
+    ]);
+    this._fields = params.map(p => {
+      const kind = fieldKind(p.type, p.value);
+      return {
+        key: p.key,
+        type: p.type,
+        kind,
+        original: p.value,
+        text: fieldText(kind, p.value),
+        error: null
+      };
+    });
+    if (executors) {
+      this._executors = executors.executors;
+      this._executor = executors.default || executors.executors[0]?.name || '';
+    }
+    this._loading = false;
+    this._changed.emit();
+  }
+
+  setText(key: string, text: string): void {
+    this._fields = this._fields.map(f => {
+      if (f.key !== key) {
+        return f;
+      }
+      const parsed = parseField(f.kind, text);
+      return { ...f, text, error: 'error' in parsed ? parsed.error : null };
+    });
+    this._submitError = null;
+    this._changed.emit();
+  }
+
+  setExecutor(name: string): void {
+    this._executor = name;
+    this._changed.emit();
+  }
+
+  setGpus(text: string): void {
+    this._gpus = text;
+    this._changed.emit();
+  }
+
+  /** Queue the rerun; returns the new run's id, or null (the reason is in `submitError`). */
+  async submit(): Promise<string | null> {
+    if (!this.valid || this._submitting) {
+      return null;
+    }
+    this._submitting = true;
+    this._submitError = null;
+    this._changed.emit();
+    try {
+      const gpus = this._gpus.trim();
+      const { id } = await rerun(this.runId, {
+        params: this.changes,
+        executor: this._executor || undefined,
+        gpus: gpus === '' ? undefined : Number(gpus),
+        allow_new: false
+      });
+      return id;
+    } catch (error) {
+      this._submitError =
+        error instanceof ApiError &&
+        error.status === 404 &&
+        error.message === 'Not Found'
+          ? 'This server has no rerun route (POST /mlp/api/runs/{id}/rerun).'
+          : errorMessage(error);
+      return null;
+    } finally {
+      this._submitting = false;
+      this._changed.emit();
+    }
+  }
+
+  private _fields: IRerunField[] = [];
+  private _executors: IExecutor[] = [];
+  private _executor = '';
+  private _gpus = '';
+  private _loading = true;
+  private _loadError: string | null = null;
+  private _executorsError: string | null = null;
+  private _submitting = false;
+  private _submitError: string | null = null;
+  private _changed = new Signal<this, void>(this);
+}

@@ -1,0 +1,145 @@
+/** Shared steps of the runs UI specs: the test store, the sidebar, rows, notebooks. */
+import { expect, IJupyterLabPageFixture } from '@jupyterlab/galata';
+import type { Locator, Page } from '@playwright/test';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+export const SIDEBAR_ID = 'jupyter-mlp-sidebar';
+export const UI_TESTS = path.resolve(__dirname, '..');
+export const REPO = path.resolve(UI_TESTS, '..');
+/** The store of the test server (see jupyter_server_test_config.py). */
+export const MLP_HOME =
+  process.env.MLP_UI_HOME || path.join(UI_TESTS, '.mlp-home');
+export const RESULTS = path.join(UI_TESTS, 'test-results');
+
+/** Run ui-tests/mlp_store.py (clear / runs / bulk N) against the test server's store. */
+export function store(...args: string[]): string {
+  return execFileSync(
+    process.env.MLP_PYTHON || 'python',
+    [path.join(UI_TESTS, 'mlp_store.py'), ...args],
+    {
+      env: { ...process.env, MLP_HOME },
+      encoding: 'utf-8',
+      timeout: 60_000
+    }
+  );
+}
+
+/** Seed the four runs of project "ui"; returns their ids by name. */
+export function seedRuns(): Record<string, string> {
+  return JSON.parse(store('runs')) as Record<string, string>;
+}
+
+export async function openSidebar(
+  page: IJupyterLabPageFixture
+): Promise<Locator> {
+  const tab = page.locator(`.jp-SideBar [data-id="${SIDEBAR_ID}"]`);
+  await expect(tab).toHaveAttribute('title', 'jupyter-mlp runs');
+  // A restored layout may have it open already: a click would close it.
+  if (!/lm-mod-current/.test((await tab.getAttribute('class')) ?? '')) {
+    await tab.click();
+  }
+  const panel = page.locator(`#${SIDEBAR_ID}`);
+  await expect(panel.getByRole('heading', { name: 'Runs' })).toBeInViewport();
+  return panel;
+}
+
+/** The row of the run named `name` (exactly). */
+export function runRow(panel: Locator, name: string): Locator {
+  return panel.locator('.jp-mlp-RunTable-row').filter({
+    has: panel
+      .page()
+      .locator('.jp-mlp-RunTable-name')
+      .getByText(name, { exact: true })
+  });
+}
+
+/** The names of the rows shown, top to bottom. */
+export async function rowNames(panel: Locator): Promise<string[]> {
+  return panel
+    .locator('.jp-mlp-RunTable-row .jp-mlp-RunTable-name')
+    .allInnerTexts();
+}
+
+/** Widen the left sidebar by dragging its edge (screenshots show more columns). */
+export async function widenSidebar(page: Page, by = 220): Promise<void> {
+  const handle = page
+    .locator('#jp-main-split-panel > .lm-SplitPanel-handle')
+    .first();
+  const box = await handle.boundingBox();
+  if (!box) {
+    return;
+  }
+  const x = box.x + box.width / 2;
+  const y = box.y + box.height / 2;
+  await page.mouse.move(x, y);
+  await page.mouse.down();
+  await page.mouse.move(x + by, y, { steps: 5 });
+  await page.mouse.up();
+  // The table picks its columns for the new width: wait until they fit.
+  const table = page.locator('.jp-mlp-RunTable');
+  if (await table.count()) {
+    await expect
+      .poll(() => table.evaluate(node => node.scrollWidth <= node.clientWidth))
+      .toBe(true);
+  }
+}
+
+/** A PNG for the README, in docs/ at the repository root. */
+export function docsPath(name: string): string {
+  const dir = path.join(REPO, 'docs');
+  fs.mkdirSync(dir, { recursive: true });
+  return path.join(dir, name);
+}
+
+/** How many pixels of a canvas differ from its first pixel (a blank canvas has none). */
+export async function drawnPixels(canvas: Locator): Promise<number> {
+  return canvas.evaluate((node: HTMLCanvasElement) => {
+    const ctx = node.getContext('2d');
+    if (!ctx || !node.width || !node.height) {
+      return 0;
+    }
+    const { data } = ctx.getImageData(0, 0, node.width, node.height);
+    let n = 0;
+    for (let i = 4; i < data.length; i += 4) {
+      if (
+        data[i] !== data[0] ||
+        data[i + 1] !== data[1] ||
+        data[i + 2] !== data[2] ||
+        data[i + 3] !== data[3]
+      ) {
+        n++;
+      }
+    }
+    return n;
+  });
+}
+
+/** A code cell of a notebook file (nbformat 4.5). */
+export function codeCell(source: string, tags: string[] = []) {
+  return {
+    cell_type: 'code',
+    execution_count: null,
+    id: Math.random().toString(16).slice(2, 10),
+    metadata: tags.length ? { tags } : {},
+    outputs: [],
+    source
+  };
+}
+
+export function notebookJson(cells: ReturnType<typeof codeCell>[]): string {
+  return JSON.stringify({
+    cells,
+    metadata: {
+      kernelspec: {
+        display_name: 'Python 3',
+        language: 'python',
+        name: 'python3'
+      },
+      language_info: { name: 'python' }
+    },
+    nbformat: 4,
+    nbformat_minor: 5
+  });
+}
