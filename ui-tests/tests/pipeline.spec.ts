@@ -496,6 +496,11 @@ test.describe('pipeline editor', () => {
     page,
     tmpPath
   }) => {
+    page.on('console', m => {
+      if (m.type() === 'error' || m.type() === 'warning') {
+        console.log('CONSOLE', m.type(), m.text().slice(0, 300));
+      }
+    });
     const templates = await ensureTemplates(page);
     const stages: Record<string, unknown> = {};
     for (let i = 0; i < 100; i++) {

@@ -70,13 +70,20 @@ export function Canvas(props: ICanvasProps): JSX.Element {
 
   const [nodes, setNodes] = React.useState<StageNodeType[]>(graph.nodes);
   const [edges, setEdges] = React.useState<Edge[]>(graph.edges);
-  const [shownGraph, setShownGraph] = React.useState(graph);
-  if (shownGraph !== graph) {
-    // Derived state: merge during render (no frame with stale nodes).
-    setShownGraph(graph);
-    setNodes(current => mergeNodes(current, graph.nodes, state.selected));
+  // Merge the derived graph into the canvas's own state (selection, sizes, a drag) as a
+  // queued update before paint. (Not a render-phase update: React drops those when a
+  // higher-priority update, e.g. a size measurement, is rebased over them.)
+  const selectedRef = React.useRef(state.selected);
+  selectedRef.current = state.selected;
+  const mergedGraph = React.useRef(graph);
+  React.useLayoutEffect(() => {
+    if (mergedGraph.current === graph) {
+      return;
+    }
+    mergedGraph.current = graph;
+    setNodes(current => mergeNodes(current, graph.nodes, selectedRef.current));
     setEdges(current => mergeEdges(current, graph.edges));
-  }
+  }, [graph]);
   const nodesRef = React.useRef(nodes);
   nodesRef.current = nodes;
   const edgesRef = React.useRef(edges);

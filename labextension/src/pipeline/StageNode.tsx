@@ -140,6 +140,7 @@ function StageNodeView(props: NodeProps<StageNodeType>): JSX.Element {
   const done = status?.cells_done;
   const total = status?.cells_total;
   const issueTitle = data.issues.map(i => i.message).join('\n');
+
   return (
     <div
       className="jp-mlp-StageNode"
