@@ -10,7 +10,10 @@ local_ms            the same notebook as a rerun through a started JobService (w
                     from submit to the run `finished` in the store, output notebook stored
 local_overhead_ms   local_ms - papermill_ms (medians; the two are measured alternately)
 local_cold_ms       one job started cold, as the CLI does without a server (a fresh interpreter)
-dask_overhead_ms    null: the dask executor is not built yet
+dask_ms             the same rerun through the dask executor: a Jupyter server (subprocess) with
+                    a Dask scheduler and one worker on 127.0.0.1; from POST /runs/{id}/rerun to
+                    the run `finished` as the REST API shows it (the job reported over HTTP)
+dask_overhead_ms    dask_ms - papermill_ms (medians)
 
 Prints one figure per line and, last, one JSON object with every figure.
 """
@@ -151,6 +154,102 @@ def execution_figures(home: Path, notebook: Path, runs: int) -> dict:
     }  # fmt: skip
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _until(predicate, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def dask_figures(tmp: Path, notebook: Path, runs: int, papermill_ms: float) -> dict:
+    import secrets
+    import subprocess
+
+    import distributed  # noqa: F401  (ImportError: no dask figures)
+    import requests
+
+    from jupyter_mlp.store import Store
+
+    home = tmp / "dask-home"
+    store = Store(home)
+    parent = parent_run(store, notebook)
+    procs: list[subprocess.Popen] = []
+    log = open(tmp / "dask-bench.log", "ab")
+
+    def start(*args: str, env: dict | None = None) -> None:
+        procs.append(subprocess.Popen([sys.executable, *args], stdout=log, stderr=log,
+                                      env={**os.environ, **(env or {})}, start_new_session=True))  # fmt: skip
+
+    try:
+        info = tmp / "scheduler.json"
+        start("-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+              "--no-dashboard", "--scheduler-file", str(info))  # fmt: skip
+        _until(info.exists, 60, "the scheduler")
+        address = json.loads(info.read_text())["address"]
+        start("-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--no-nanny",
+              "--no-dashboard", "--host", "127.0.0.1", env={"MLP_HOME": str(tmp / "worker-home")})  # fmt: skip
+        port, token = _free_port(), secrets.token_hex(16)
+        start("-m", "jupyter_server", "--no-browser", "--allow-root", f"--port={port}", "--ip=127.0.0.1",
+              f"--IdentityProvider.token={token}", f"--MlpApp.dask_scheduler={address}",
+              f"--ServerApp.root_dir={tmp}", env={"MLP_HOME": str(home)})  # fmt: skip
+        api = f"http://127.0.0.1:{port}/mlp/api"
+        http = requests.Session()
+        http.headers["Authorization"] = f"token {token}"
+
+        def up() -> bool:
+            try:
+                return http.get(f"{api}/executors", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        _until(up, 60, "the Jupyter server")
+
+        def one(i: int) -> float:
+            t = time.perf_counter()
+            r = http.post(
+                f"{api}/runs/{parent}/rerun", json={"params": {"x": i}, "executor": "dask"}
+            )
+            r.raise_for_status()
+            run_id = r.json()["id"]
+            run = _until(
+                lambda: (lambda d: d if d["status"] in ("finished", "failed", "cancelled") else None)(
+                    http.get(f"{api}/runs/{run_id}").json()
+                ),
+                120, f"dask job {run_id}", interval=0.005,
+            )  # fmt: skip
+            assert run["status"] == "finished", run.get("error")
+            return (time.perf_counter() - t) * 1000
+
+        one(-1)  # warm up: the worker's imports
+        times = [one(i) for i in range(runs)]
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.close()
+        if os.environ.get("MLP_BENCH_KEEP_LOG"):
+            print((tmp / "dask-bench.log").read_text()[-3000:], file=sys.stderr)
+    d = statistics.median(times)
+    return {"dask_ms": round(d, 1), "dask_overhead_ms": round(d - papermill_ms, 1),
+            "dask_runs_ms": [round(x) for x in times]}  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
@@ -168,10 +267,11 @@ def main() -> None:
         notebook.write_text(json.dumps(NOTEBOOK))
         figures.update(submit_figures(home, notebook, args.submits))
         figures.update(execution_figures(home, notebook, args.runs))
-    figures["dask_overhead_ms"] = None
-    figures["dask_note"] = (
-        "the dask executor is not built yet (the lead adds it after the HTTP ingest route)"
-    )
+        try:
+            figures.update(dask_figures(Path(tmp), notebook, args.runs, figures["papermill_ms"]))
+        except ImportError:
+            figures["dask_overhead_ms"] = None
+            figures["dask_note"] = "distributed is not installed (pip install 'jupyter-mlp[dask]')"
     for key, value in figures.items():
         print(f"{key:>20}: {value}", file=sys.stderr)
     print(json.dumps(figures))

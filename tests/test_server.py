@@ -114,7 +114,8 @@ async def test_parts_series_and_notebook(jp_fetch, store):
     assert (await api(jp_fetch, "runs", "ffff00000001", "params"))["params"] == [
         {"key": "lr", "value": 0.1, "type": "float", "source": "api"}
     ]
-    assert (await api(jp_fetch, "runs", "ffff00000001"))["cells"] == 1  # a count in detail and listing
+    # a count in detail and listing
+    assert (await api(jp_fetch, "runs", "ffff00000001"))["cells"] == 1
     assert [r["cells"] for r in (await api(jp_fetch, "runs"))["runs"]] == [1]
     cells = (await api(jp_fetch, "runs", "ffff00000001", "cells"))["cells"]
     assert cells[0]["source"] == "x = 1" and cells[0]["status"] == "ok"

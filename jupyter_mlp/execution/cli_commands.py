@@ -50,7 +50,10 @@ def _job_options(p: argparse.ArgumentParser) -> None:
                         '"5"), else a string')  # fmt: skip
     p.add_argument("-P", "--param-file", action="append", default=[], metavar="FILE", dest="param_files",
                    help="parameters from a .json or .yaml file (-p values win)")  # fmt: skip
-    p.add_argument("--executor", default="local", help="where to run (default: local)")
+    p.add_argument("--executor", default="local", help="where to run: local (default) or dask")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="the Dask scheduler for --executor dask (default: the server's "
+                        "c.MlpApp.dask_scheduler or $MLP_DASK_SCHEDULER)")  # fmt: skip
     p.add_argument("--kernel", help="kernel name (default: the notebook's)")
     p.add_argument("--cwd", help="working directory (default: the notebook's folder)")
     p.add_argument(
@@ -98,7 +101,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         args,
         lambda service, params: service.submit_rerun(
             args.id, params, executor=args.executor, gpus=args.gpus, allow_new=args.allow_new,
-            kernel=args.kernel, name=args.name, cwd=args.cwd,
+            kernel=args.kernel, name=args.name, cwd=args.cwd, options=_options(args),
         ),
     )  # fmt: skip
 
@@ -109,8 +112,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         lambda service, params: service.submit_notebook(
             args.notebook, params, project=args.project, name=args.name, executor=args.executor,
             gpus=args.gpus, allow_new=args.allow_new, kernel=args.kernel, cwd=args.cwd,
+            options=_options(args),
         ),
     )  # fmt: skip
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"scheduler": args.scheduler} if args.scheduler else {}
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

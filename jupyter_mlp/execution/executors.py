@@ -13,8 +13,9 @@ JobService drives every executor the same way:
     capacity()          {"slots", "running", "queued", ...} for the UI and the scheduler
     close()             stop dispatching; running jobs keep running
 
-A dask executor implements the same: dispatch = client.submit(...) with resources {"GPU": n},
-poll = future states, cancel = future.cancel() + its run token revoked.
+The dask executor (dask_executor.py) implements the same: dispatch = client.submit(...) with
+resources {"GPU": n}, poll = future states and worker presence, cancel = the run ended (its
+token dies) + future.cancel().
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ def executor_classes() -> dict[str, type[Executor]]:
         from .local import LocalExecutor
 
         found["local"] = LocalExecutor
+    if "dask" not in found:
+        from .dask_executor import DaskExecutor
+
+        found["dask"] = DaskExecutor
     return found
 
 

@@ -277,6 +277,59 @@ def set_output_notebook(conn: sqlite3.Connection, run_id: str, digest: str) -> N
     events.append(conn, run_id, "run", {"fields": ["output_notebook"]})
 
 
+class BadReport(ValueError):
+    """A remote job's report that cannot be applied (nothing is written)."""
+
+
+REMOTE_JOB_FIELDS = {"cells_total": int, "note": str, "host": str, "worker": str}
+
+
+def apply_remote_report(
+    conn: sqlite3.Connection, run_id: str, report: dict[str, Any], blob_exists: Any
+) -> dict[str, Any]:
+    """What a job on a remote worker reports about itself over HTTP (its run token names the run):
+    {"state": running|finished|failed|cancelled, "error": {...}, "cells_total", "note", "host",
+    "worker", "output_notebook": blob digest}. The state goes through transition(), so a report
+    that comes too late (the job was cancelled, or failed because its worker was lost) is refused
+    and the answer says what the job is. The caller holds the write transaction."""
+    job = get_job(conn, run_id)
+    if job is None:
+        raise BadReport(f"run {run_id} is not a job")
+    unknown = set(report) - {*REMOTE_JOB_FIELDS, "state", "error", "output_notebook"}
+    if unknown:
+        raise BadReport(f"unknown fields: {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for key, kind in REMOTE_JOB_FIELDS.items():
+        if report.get(key) is not None:
+            if not isinstance(report[key], kind) or isinstance(report[key], bool):
+                raise BadReport(f"{key} must be {kind.__name__}")
+            values[key] = report[key]
+    worker = values.pop("worker", None)
+    if worker is not None:
+        values["options"] = {**job.options, "worker": worker[:200]}
+    digest = report.get("output_notebook")
+    if digest is not None and not (isinstance(digest, str) and blob_exists(digest)):
+        raise BadReport("output_notebook must be the sha256 of a blob uploaded before")
+    to, error = report.get("state"), report.get("error")
+    if to is not None and to not in (RUNNING, FINISHED, FAILED, CANCELLED):
+        raise BadReport("state must be running, finished, failed or cancelled")
+    if error is not None and not (
+        isinstance(error, dict) and all(isinstance(v, (str, int)) for v in error.values())
+    ):
+        raise BadReport("error must be an object of strings")
+    if values:
+        update_job(conn, run_id, **values)
+    if digest is not None:
+        set_output_notebook(conn, run_id, digest)
+    accepted = True
+    if to is not None:
+        extra = {"host": values["host"]} if to == RUNNING and "host" in values else {}
+        accepted = transition(conn, run_id, to, error=error, **extra) is not None
+    current = get_job(conn, run_id)
+    assert current is not None
+    return {"accepted": accepted, "state": current.state}
+
+
 def progress(conn: sqlite3.Connection, run_id: str) -> tuple[int, int | None]:
     """(cells done, cells in the notebook) of a job run."""
     done = conn.execute(

@@ -30,18 +30,27 @@ def _marker(home: Path) -> Path:
     return home / "jobs" / "service.json"
 
 
-def service_running(home: Path) -> bool:
-    """Is a JobService running on this machine for this store? (Job processes then leave the
-    dispatching to it.)"""
+def service_info(home: Path) -> dict[str, Any] | None:
+    """The JobService running on this machine for this store, if any: {"pid", "host", "dask",
+    "dask_scheduler"} ("dask": it dispatches dask jobs, i.e. it is a Jupyter server that workers
+    report to; "dask_scheduler": its default scheduler)."""
     from .local import process_alive
 
     try:
         data = json.loads(_marker(home).read_text())
     except (OSError, ValueError):
-        return False
-    return data.get("host") == socket.gethostname() and process_alive(
+        return None
+    if data.get("host") == socket.gethostname() and process_alive(
         int(data["pid"]), data.get("start")
-    )
+    ):
+        return data
+    return None
+
+
+def service_running(home: Path) -> bool:
+    """Is a JobService running on this machine for this store? (Job processes then leave the
+    dispatching to it.)"""
+    return service_info(home) is not None
 
 
 class JobService:
@@ -104,6 +113,8 @@ class JobService:
                 "pid": os.getpid(),
                 "start": proc_start(os.getpid()),
                 "host": socket.gethostname(),
+                "dask": bool(self.config.get("dask", {}).get("api_url")),
+                "dask_scheduler": self.config.get("dask", {}).get("scheduler"),
             }
             marker.write_text(json.dumps(me))
         self._stop.clear()

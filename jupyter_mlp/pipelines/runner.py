@@ -262,6 +262,9 @@ class Driver:
             kind="stage", pipeline_run_id=self.id, stage=name,
             name=f"{self.spec.get('name') or 'pipeline'}:{name}",
         )  # fmt: skip
+        inputs = self._inputs(params)
+        if inputs:  # a remote worker fetches these over HTTP (it may not see this disk)
+            common["options"] = {"inputs": inputs}
         try:
             if tmpl.get("run"):
                 run_id = self.service.submit_rerun(tmpl["run"], params, **common)
@@ -333,6 +336,15 @@ class Driver:
             value = json.loads(row["value"])
             return value, value
         return str(self._materialize(row["blob"], row["filename"])), {"$blob": row["blob"]}
+
+    def _inputs(self, params: dict[str, Any]) -> dict[str, dict[str, str]]:
+        """The parameters that are materialized artifacts: {name: {"blob", "filename"}}."""
+        root = self.store.home / "materialized"
+        found = {}
+        for key, value in params.items():
+            if isinstance(value, str) and Path(value).parent.parent == root:
+                found[key] = {"blob": Path(value).parent.name, "filename": Path(value).name}
+        return found
 
     def _materialize(self, digest: str, filename: str | None) -> Path:
         """An artifact as a file with its own name, for the next stage to open."""

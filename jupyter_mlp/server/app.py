@@ -29,6 +29,13 @@ class MlpApp(ExtensionApp):
         config=True,
         help="Address of the Dask scheduler for the dask executor (tcp://host:port).",
     )
+    dask_server_url = Unicode(
+        "",
+        config=True,
+        help="The address Dask workers reach this server's /mlp/api by, when it is not the "
+        "server's own connection URL (workers on other machines, a proxy): "
+        "http(s)://host:port/base/mlp/api.",
+    )
     local_concurrency = Int(2, config=True, help="Jobs the local executor runs at once.")
 
     def initialize_settings(self) -> None:
@@ -37,9 +44,10 @@ class MlpApp(ExtensionApp):
         self.feed = EventFeed(self.store)
         from ..execution.service import JobService
 
-        executors: dict = {"local": {}}
-        if self.dask_scheduler:
-            executors["dask"] = {"scheduler": self.dask_scheduler}
+        executors: dict = {
+            "local": {},
+            "dask": {"scheduler": self.dask_scheduler or None, "api_url": self.api_url},
+        }
         self.jobs = JobService(self.store, concurrency=self.local_concurrency, executors=executors)
         self.jobs.start()
         self.settings["mlp"] = self
@@ -48,6 +56,12 @@ class MlpApp(ExtensionApp):
         )
         self._reconciler.start()
         self.log.info("jupyter-mlp: store at %s", self.store.home)
+
+    def api_url(self) -> str:
+        """Where remote jobs report to (read when a job is dispatched: the port is bound by then)."""
+        if self.dask_server_url:
+            return self.dask_server_url
+        return self.serverapp.connection_url.rstrip("/") + "/mlp/api"
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(handlers())

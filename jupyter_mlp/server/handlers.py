@@ -16,7 +16,7 @@ from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 
-from ..execution.jobs import JobError, JobNotFound
+from ..execution.jobs import BadReport, JobError, JobNotFound, apply_remote_report, get_job
 from ..execution.jobs import progress as job_progress
 from ..execution.params import ParamError
 from ..model import json_safe
@@ -70,6 +70,20 @@ class MlpHandler(APIHandler):
         except ValueError:
             raise tornado.web.HTTPError(400, f"{name} must be a number") from None
         return min(max(value, lo), hi)
+
+    async def send_blob(self, digest: str, filename: str | None = None) -> None:
+        """Stream a blob of the store (the caller checked that this request may have it)."""
+        try:
+            handle = open(self.mlp.store.blobs.path(digest), "rb")
+        except (BlobNotFound, FileNotFoundError):
+            return self.fail(404, "the blob is missing from the store")
+        if filename is not None:
+            self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        with handle:
+            while chunk := handle.read(1 << 20):
+                self.write(chunk)
+                await self.flush()
+        self.finish(set_content_type="application/octet-stream")
 
     def json_body(self) -> Any:
         try:
@@ -241,17 +255,7 @@ class BlobHandler(MlpHandler):
         name = run_store.run_blobs(self.conn(), run_id).get(digest)
         if name is None:
             return self.fail(404, "this run references no such blob")
-        try:
-            path = self.mlp.store.blobs.path(digest)
-            handle = open(path, "rb")
-        except (BlobNotFound, FileNotFoundError):
-            return self.fail(404, "the blob is missing from the store")
-        self.set_header("Content-Disposition", f'attachment; filename="{name}"')
-        with handle:
-            while chunk := handle.read(1 << 20):
-                self.write(chunk)
-                await self.flush()
-        self.finish(set_content_type="application/octet-stream")
+        await self.send_blob(digest, name)
 
 
 class CompareHandler(MlpHandler):
@@ -512,6 +516,53 @@ class IngestBlobHandler(TokenHandler):
         self.reply({"stored": self.mlp.store.blobs.put_bytes(self.request.body)})
 
 
+class IngestJobHandler(TokenHandler):
+    """A job on a remote worker (the dask executor) reports its state and learns whether it
+    should go on: once its run has ended (cancelled, or failed by the server) the token stops
+    working and the answer is 401."""
+
+    path = "/ingest/job"
+
+    def get(self) -> None:
+        if not (run_id := self.token_run()):
+            return
+        job = get_job(self.conn(), run_id)
+        if job is None:
+            return self.fail(404, f"run {run_id} is not a job")
+        self.reply({"run_id": run_id, "state": job.state})
+
+    def post(self) -> None:
+        if not (run_id := self.token_run()):
+            return
+        body = self.json_body()
+        if not isinstance(body, dict):
+            return self.fail(400, "send a JSON object")
+        conn = self.conn()
+        try:
+            with write(conn):
+                answer = apply_remote_report(conn, run_id, body, self.mlp.store.blobs.exists)
+        except BadReport as exc:
+            return self.fail(400, str(exc))
+        self.reply(answer)
+
+
+class IngestInputHandler(TokenHandler):
+    """A remote pipeline stage downloads the artifacts its parameters name (only those)."""
+
+    path = "/ingest/inputs/{hash}"
+
+    async def get(self, digest: str) -> None:
+        if not (run_id := self.token_run()):
+            return
+        job = get_job(self.conn(), run_id)
+        wanted = {
+            i.get("blob") for i in ((job.options if job else {}).get("inputs") or {}).values()
+        }
+        if digest not in wanted:
+            return self.fail(404, "not an input of this job")
+        await self.send_blob(digest)
+
+
 HANDLERS: list[type[MlpHandler]] = [
     RerunHandler,
     CancelHandler,
@@ -522,7 +573,7 @@ HANDLERS: list[type[MlpHandler]] = [
     PipelineCancelHandler,
     RunsHandler, RunHandler, ParamsHandler, CellsHandler, OutputsHandler, MetricsHandler,
     GpuHandler, NotebookHandler, BlobHandler, CompareHandler, EventsHandler, IngestHandler,
-    IngestBlobHandler,
+    IngestBlobHandler, IngestJobHandler, IngestInputHandler,
 ]  # fmt: skip
 
 

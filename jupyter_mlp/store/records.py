@@ -29,6 +29,7 @@ REMOTE_RUN_COLUMNS = {
     "name", "status", "notebook", "snapshot", "end_snapshot", "kernel", "host", "user", "pid",
     "git", "env", "gpu", "started_at", "ended_at", "heartbeat_at", "tags", "error",
 }  # fmt: skip
+JOB_OWNED = {"status", "started_at", "ended_at", "pid", "heartbeat_at", "error"}
 REMOTE_STATUSES = {"running", "finished", "failed", "interrupted"}
 BATCH_KEYS = {"run", "heartbeat", "params", "metrics", "cells", "outputs", "gpu", "compact_gpu"}
 
@@ -162,6 +163,13 @@ def apply_remote_batch(
         raise BadBatch(f"a remote tracker may not set {sorted(set(fields) - REMOTE_RUN_COLUMNS)}")
     if "status" in fields and fields["status"] not in REMOTE_STATUSES:
         raise BadBatch(f"status must be one of {sorted(REMOTE_STATUSES)}")
+    if (fields.keys() & JOB_OWNED or "heartbeat" in batch) and conn.execute(
+        "SELECT 1 FROM jobs WHERE run_id = ?", (run_id,)
+    ).fetchone():
+        # a job's run: its status is the job's (reported through /ingest/job); a tracker inside
+        # the notebook that stops its run has not ended the job
+        run = {k: v for k, v in fields.items() if k not in JOB_OWNED}
+        batch = {k: v for k, v in batch.items() if k != "heartbeat"} | {"run": run}
     cur = conn.execute(
         "INSERT OR IGNORE INTO ingested (run_id, seq, time) VALUES (?, ?, ?)",
         (run_id, int(seq), time.time()),
@@ -288,7 +296,8 @@ def cell_counts(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, i
     ids = list(run_ids)
     for chunk in _chunks(ids):
         for run_id, count in conn.execute(
-            f"SELECT run_id, COUNT(*) FROM cells WHERE run_id IN ({_marks(chunk)}) GROUP BY run_id", chunk
+            f"SELECT run_id, COUNT(*) FROM cells WHERE run_id IN ({_marks(chunk)}) GROUP BY run_id",
+            chunk,
         ):
             out[run_id] = count
     return out

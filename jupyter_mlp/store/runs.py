@@ -158,7 +158,8 @@ def list_page(
         run.pop("sort_value", None)
         run["params"] = params.get(run["id"], {})
         run["metrics"] = metrics.get(run["id"], {})
-        run["cells"] = counts.get(run["id"], 0)  # a count in listings; the cells themselves in detail
+        # a count in listings; the cells themselves in detail
+        run["cells"] = counts.get(run["id"], 0)
     next_cursor = None
     if more:
         last = rows[-1]
@@ -179,7 +180,11 @@ def get_run(conn: sqlite3.Connection, ref: str, with_cells: bool = True) -> dict
     run["params"] = records.params_of(conn, [run_id]).get(run_id, {})
     run["metrics"] = records.latest_metrics_of(conn, [run_id]).get(run_id, {})
     run["outputs"] = records.outputs_of(conn, run_id)
-    run["cells"] = records.cells_of(conn, run_id) if with_cells else records.cell_counts(conn, [run_id]).get(run_id, 0)
+    run["cells"] = (
+        records.cells_of(conn, run_id)
+        if with_cells
+        else records.cell_counts(conn, [run_id]).get(run_id, 0)
+    )
     return run
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -61,7 +62,10 @@ class HttpSink:
         self.http = requests.Session()
         self.http.headers["X-MLP-Run-Token"] = token
         self.pending: deque[dict[str, Any]] = deque()
-        self.seq = 0
+        # Sequence numbers start at this moment (ms << 20), so that two writers of one run (the
+        # job runner and a `%mlp_track` inside the notebook, or a restarted kernel) never reuse
+        # each other's numbers: a batch is dropped only when it really is a replay.
+        self.seq = (time.time_ns() // 1_000_000) << 20
         if self.spool.exists():  # an earlier process of this run left batches unsent
             for line in self.spool.read_text().splitlines():
                 if line.strip():

@@ -1,0 +1,295 @@
+"""The dask executor: a real scheduler and real workers on 127.0.0.1 (started here, stopped by
+PID), the real Jupyter server the workers report to over HTTP, real papermill and kernels.
+
+The workers get a store folder of their own (MLP_HOME): whatever reaches the server's store came
+over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import wait_for
+from test_server import api, poll, seed, status_of
+
+pytest.importorskip("distributed")
+
+from jupyter_mlp.execution.jobs import JobError  # noqa: E402
+from jupyter_mlp.execution.service import JobService  # noqa: E402
+
+PY = sys.executable
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def scheduler(tmp_path_factory):
+    """A Dask scheduler on 127.0.0.1; its address."""
+    folder = tmp_path_factory.mktemp("dask")
+    info = folder / "scheduler.json"
+    proc = subprocess.Popen(
+        [PY, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--no-dashboard", "--scheduler-file", str(info)],
+        stdout=subprocess.DEVNULL, stderr=open(folder / "scheduler.log", "wb"),
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for(info.exists, timeout=60, interval=0.1, what="the Dask scheduler to start")
+        yield json.loads(info.read_text())["address"]
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture
+def worker(scheduler, tmp_path):
+    """worker(name, gpus=0) -> a started Dask worker process (no nanny: killing it kills it)."""
+    procs: list[subprocess.Popen] = []
+
+    def start(name: str = "w1", gpus: int = 0) -> subprocess.Popen:
+        from distributed import Client
+
+        home = tmp_path / f"worker-{name}"
+        home.mkdir()
+        env = {**os.environ, "MLP_HOME": str(home / "store"), "MLP_SPOOL_DIR": str(home / "spool")}
+        args = [PY, "-m", "distributed.cli.dask_worker", scheduler, "--name", name,
+                "--nthreads", "2", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"]  # fmt: skip
+        if gpus:
+            args += ["--resources", f"GPU={gpus}"]
+        proc = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, start_new_session=True,
+            stderr=open(home / "worker.log", "wb"),
+        )  # fmt: skip
+        procs.append(proc)
+        with Client(scheduler, timeout=30, set_as_default=False) as client:
+            wait_for(
+                lambda: any(
+                    w.get("name") == name for w in client.scheduler_info()["workers"].values()
+                ),
+                timeout=60, interval=0.1, what=f"worker {name} to join",
+            )  # fmt: skip
+        return proc
+
+    yield start
+    for proc in procs:
+        _stop(proc)
+
+
+@pytest.fixture
+def jp_server_config(mlp_home, scheduler):
+    return {
+        "ServerApp": {"jpserver_extensions": {"jupyter_mlp": True}},
+        "MlpApp": {"dask_scheduler": scheduler},
+    }
+
+
+def notebook(*cells: str) -> bytes:
+    return json.dumps(
+        {
+            "nbformat": 4,
+            "nbformat_minor": 5,
+            "metadata": {
+                "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
+            },
+            "cells": [
+                {
+                    "id": f"c{i}",
+                    "cell_type": "code",
+                    "source": src,
+                    "outputs": [],
+                    "execution_count": None,
+                    "metadata": {"tags": ["parameters"] if i == 0 else []},
+                }
+                for i, src in enumerate(cells)
+            ],
+        }  # fmt: skip
+    ).encode()
+
+
+def template(store, run_id: str, nb: bytes, params: list) -> str:
+    seed(store, run_id, run={"snapshot": store.blobs.put_bytes(nb), "kernel": "python3"},
+         params=params)  # fmt: skip
+    return run_id
+
+
+async def rerun(jp_fetch, run_id: str, **body) -> str:
+    created = await api(
+        jp_fetch, "runs", run_id, "rerun", method="POST", body={"executor": "dask", **body}
+    )
+    return created["id"]
+
+
+async def final(jp_fetch, run_id: str, timeout: float = 120.0) -> dict:
+    return await poll(
+        lambda: api(jp_fetch, "runs", run_id),
+        lambda r: r["status"] in ("finished", "failed", "cancelled"),
+        timeout=timeout,
+        what=f"run {run_id} to end",
+    )
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+async def test_a_dask_job_reports_over_http(jp_fetch, store, worker):
+    worker("w1")
+    nb = notebook(
+        "x = 1\nname = 'a'",
+        "%load_ext jupyter_mlp\n%mlp_track",
+        "import jupyter_mlp as mlp\nmlp.output('double', x * 2)\nmlp.log_metric('loss', 0.5)",
+        "%mlp_track stop",
+        "print(name)",
+    )
+    parent = template(
+        store,
+        "dada00000001",
+        nb,
+        [("x", "1", "int", "parameters"), ("name", '"a"', "str", "parameters")],
+    )
+    child_id = await rerun(jp_fetch, parent, params={"x": 21, "name": 'x"); import os; ("'})
+    seen = await api(jp_fetch, "runs", child_id)
+    assert seen["status"] in ("queued", "running", "finished")
+    child = await final(jp_fetch, child_id)
+    assert child["status"] == "finished", child.get("error")
+    assert child["parent_id"] == parent and child["params"]["x"] == 21
+    assert child["params"]["name"] == 'x"); import os; ("'  # a value, not code
+    outputs = {o["name"]: o.get("value") for o in child["outputs"]}
+    assert outputs["double"] == 42  # the tracker inside wrote over HTTP too
+    assert child["metrics"]["loss"] == 0.5
+    cells = (await api(jp_fetch, "runs", child_id, "cells"))["cells"]
+    assert {f"c{i}" for i in range(5)} <= {c["cell_id"] for c in cells}  # + papermill's cell
+    assert all(c["status"] == "ok" for c in cells)
+    executed = json.loads(await api(jp_fetch, "runs", child_id, "notebook", which="output"))
+    assert 'x"); import os; ("' in "".join(executed["cells"][-1]["outputs"][0]["text"])
+    row = (
+        store.connect().execute("SELECT options FROM jobs WHERE run_id = ?", (child_id,)).fetchone()
+    )
+    assert json.loads(row[0])["worker"].startswith("tcp://127.0.0.1:")
+
+
+async def test_a_worker_killed_mid_job_fails_the_run_with_the_reason(
+    jp_fetch, store, worker, tmp_path
+):
+    proc = worker("doomed")
+    pidfile = tmp_path / "kernel.pid"
+    nb = notebook(
+        "pidfile = ''",
+        "import os, time\nopen(pidfile, 'w').write(str(os.getpid()))\ntime.sleep(300)",
+    )
+    parent = template(store, "dada00000002", nb, [("pidfile", '""', "str", "parameters")])
+    child_id = await rerun(jp_fetch, parent, params={"pidfile": str(pidfile)})
+    try:
+        await poll(
+            lambda: api(jp_fetch, "runs", child_id, "cells"),
+            lambda cells: any(c["status"] == "running" for c in cells["cells"]),
+            what="the long cell to start (cells arrive live over HTTP)",
+        )
+        assert (await api(jp_fetch, "runs", child_id))["status"] == "running"
+        _stop(proc)
+        started = time.monotonic()
+        child = await final(jp_fetch, child_id, timeout=30)
+        assert time.monotonic() - started < 20
+        assert child["status"] == "failed"
+        assert "left the cluster" in child["error"]["evalue"]
+    finally:
+        if pidfile.exists():
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+async def test_cancel_stops_a_running_dask_job_and_its_kernel(jp_fetch, store, worker, tmp_path):
+    worker("w2")
+    pidfile = tmp_path / "kernel.pid"
+    nb = notebook(
+        "pidfile = ''",
+        "import os, time\nopen(pidfile, 'w').write(str(os.getpid()))\ntime.sleep(300)",
+    )
+    parent = template(store, "dada00000003", nb, [("pidfile", '""', "str", "parameters")])
+    child_id = await rerun(jp_fetch, parent, params={"pidfile": str(pidfile)})
+    await poll(
+        lambda: api(jp_fetch, "runs", child_id, "cells"),
+        lambda cells: any(c["status"] == "running" for c in cells["cells"]) and pidfile.exists(),
+        what="the long cell to start",
+    )
+    kernel = int(pidfile.read_text())
+    answer = await api(jp_fetch, "runs", child_id, "cancel", method="POST", body="{}")
+    assert answer["state"] == "cancelled"
+    await poll(
+        lambda: _async(not alive(kernel)), bool, timeout=30, what="the worker to stop the kernel"
+    )
+    child = await api(jp_fetch, "runs", child_id)
+    assert child["status"] == "cancelled"
+    # the worker is free again: the next job runs
+    again = await rerun(jp_fetch, parent, params={"pidfile": str(tmp_path / "k2")})
+    await poll(
+        lambda: api(jp_fetch, "runs", again),
+        lambda r: r["status"] == "running",
+        what="a second job on the same worker",
+    )
+    await poll(
+        lambda: api(jp_fetch, "runs", again, "cells"),
+        lambda cells: (
+            any(c["status"] == "running" for c in cells["cells"]) and (tmp_path / "k2").exists()
+        ),
+        what="the second job's long cell",
+    )
+    await api(jp_fetch, "runs", again, "cancel", method="POST", body="{}")
+    k2 = int((tmp_path / "k2").read_text())
+    await poll(lambda: _async(not alive(k2)), bool, timeout=30, what="the second kernel to stop")
+
+
+async def _async(value):
+    return value
+
+
+async def test_bad_dask_input_is_refused_before_anything_is_queued(
+    jp_fetch, store, worker, scheduler
+):
+    worker("w3", gpus=1)
+    nb = notebook("x = 1")
+    parent = template(store, "dada00000004", nb, [("x", "1", "int", "parameters")])
+    before = len((await api(jp_fetch, "runs"))["runs"])
+    too_many = jp_fetch(
+        "mlp", "api", "runs", parent, "rerun", method="POST",
+        body=json.dumps({"executor": "dask", "gpus": 2}),
+    )  # fmt: skip
+    assert await status_of(too_many) == 400
+    service = JobService(store, executors={"dask": {"scheduler": "tcp://127.0.0.1:9",
+                                                    "api_url": "http://127.0.0.1:9/mlp/api",
+                                                    "connect_timeout": 1}})  # fmt: skip
+    with pytest.raises(JobError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        service.submit_rerun(parent, {}, executor="dask")
+    assert len((await api(jp_fetch, "runs"))["runs"]) == before  # nothing was queued
+    # --gpus 1 fits the worker: it becomes the task's resources, and the job runs there
+    child_id = await rerun(jp_fetch, parent, params={"x": 2}, gpus=1)
+    child = await final(jp_fetch, child_id)
+    assert child["status"] == "finished", child.get("error")
+
+
+def test_without_a_server_dask_jobs_are_refused_with_what_to_do(store, tmp_path):
+    nb = notebook("x = 1")
+    parent = template(store, "dada00000005", nb, [("x", "1", "int", "parameters")])
+    service = JobService(store, dispatch=False)
+    with pytest.raises(JobError, match="running Jupyter server"):
+        service.submit_rerun(
+            parent, {}, executor="dask", options={"scheduler": "tcp://127.0.0.1:9"}
+        )
