@@ -687,9 +687,10 @@ test.describe('pipeline editor', () => {
     await inspector.getByLabel('Stage name').fill('p2');
     await inspector.getByLabel('Stage name').press('Enter');
     await expect(stage(page, 'p2')).toBeVisible();
-    await page.evaluate(() =>
-      window.jupyterapp.commands.execute('docmanager:reload')
-    );
+    await page.evaluate(() => {
+      // Not awaited: the command waits for the confirmation dialog.
+      void window.jupyterapp.commands.execute('docmanager:reload');
+    });
     await page
       .locator('.jp-Dialog')
       .getByRole('button', { name: 'Reload' })

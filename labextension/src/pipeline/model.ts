@@ -113,10 +113,12 @@ export class PipelineModel implements IDisposable {
       canRedo: false
     };
     this.context.model.contentChanged.connect(this._onContentChanged, this);
+    this.context.fileChanged.connect(this._onFileChanged, this);
     void this.context.ready.then(() => {
       if (this._disposed) {
         return;
       }
+      this._diskText = this.context.model.toString();
       this._loadFromText(true);
       this._set({ ready: true });
       void this.refreshPinned();
@@ -150,6 +152,7 @@ export class PipelineModel implements IDisposable {
     this._stopWatching();
     clearTimeout(this._validateTimer);
     this.context.model.contentChanged.disconnect(this._onContentChanged, this);
+    this.context.fileChanged.disconnect(this._onFileChanged, this);
     Signal.clearData(this);
   }
 
@@ -551,6 +554,7 @@ export class PipelineModel implements IDisposable {
       this.context.model.fromString(text);
       // Setting the whole text does not mark a text model dirty (typing does): say so.
       this.context.model.dirty = true;
+      this._changedOutside = false;
     }
     this._loadTemplates(spec);
     this._scheduleValidation();
@@ -565,7 +569,22 @@ export class PipelineModel implements IDisposable {
       return;
     }
     // Changed outside the canvas: revert, reload from disk, another editor of the same file.
+    this._changedOutside = true;
     this._loadFromText(false);
+    if (text === this._diskText) {
+      // Reload from disk: the document is the file again. JupyterLab leaves clearing the dirty
+      // flag of a text model to the document (it does not follow a replaced text).
+      this.context.model.dirty = false;
+    }
+  }
+
+  /** The file on disk changed (saved, or reloaded after a change by someone else). */
+  private _onFileChanged(): void {
+    this._diskText = this.context.model.toString();
+    if (this._changedOutside) {
+      this._changedOutside = false;
+      this.context.model.dirty = false;
+    }
   }
 
   private _loadFromText(initial: boolean): void {
@@ -804,6 +823,8 @@ export class PipelineModel implements IDisposable {
   private _undo: IPipelineSpec[] = [];
   private _redo: IPipelineSpec[] = [];
   private _lastText: string | null = null;
+  private _changedOutside = false;
+  private _diskText: string | null = null;
   private _templatesLoading = new Set<string>();
   private _pendingTemplates = new Map<string, ITemplateInfo>();
   private _validateTimer: ReturnType<typeof setTimeout> | undefined;
