@@ -293,3 +293,78 @@ def test_without_a_server_dask_jobs_are_refused_with_what_to_do(store, tmp_path)
         service.submit_rerun(
             parent, {}, executor="dask", options={"scheduler": "tcp://127.0.0.1:9"}
         )
+
+
+async def test_a_pipeline_on_dask_passes_files_to_remote_stages(jp_fetch, store, worker, tmp_path):
+    """Stage runs are dask jobs; a file output reaches the next stage as a path on its worker,
+    downloaded over HTTP (the worker is not assumed to see the server's store)."""
+    import asyncio
+
+    from test_pipelines import STAGE_CODE, pipeline, stage, statuses
+
+    from jupyter_mlp.pipelines.runner import Driver, submit
+    from jupyter_mlp.store import pipelines as P
+    from jupyter_mlp.store import runs as run_store
+
+    worker("w4")
+    nb = notebook(
+        "x = 0\nfail = False\nsleep = 0.0\ndata_path = ''\nattempt_file = ''",
+        "%load_ext jupyter_mlp\n%mlp_track",
+        STAGE_CODE,
+    )
+    (tmp_path / "stage.ipynb").write_bytes(nb)
+    spec = pipeline(
+        {
+            "a": stage(x="${pipeline.start}"),
+            "b": stage(x="${a.outputs.y}", data_path="${a.outputs.file}"),
+        },
+        {"start": 10},
+    )
+
+    def run() -> dict:
+        pid = submit(store, spec, base=tmp_path, executor="dask")
+        Driver(store, pid, service=JobService(store, dispatch=False)).run()
+        return P.get(store.connect(), pid)
+
+    done = await asyncio.wait_for(asyncio.to_thread(run), timeout=180)
+    assert statuses(done) == {"a": "succeeded", "b": "succeeded"}, done
+    b = run_store.get_run(store.connect(), done["stages"]["b"]["run_id"])
+    files = {o["name"]: o for o in b["outputs"]}
+    assert store.blobs.read_bytes(files["file"]["blob"]) == b"|10|11"
+    executed = json.loads(await api(jp_fetch, "runs", b["id"], "notebook", which="output"))
+    injected = next(
+        c for c in executed["cells"] if "injected-parameters" in c["metadata"].get("tags", [])
+    )
+    assert "mlp-inputs-" in "".join(
+        injected["source"]
+    )  # fetched to the worker, not the server's path
+    again = await asyncio.wait_for(asyncio.to_thread(run), timeout=180)
+    assert statuses(again) == {"a": "cached", "b": "cached"}
+
+
+async def test_a_restarted_job_service_follows_a_running_dask_job(
+    jp_serverapp, jp_fetch, store, worker, tmp_path
+):
+    """The server's job service stops (as at a server restart: its Dask client closes) while a
+    dask job runs: the task is not cancelled with the client (fire_and_forget), and the job's
+    outcome is recorded under the new service."""
+    worker("w5")
+    gate = tmp_path / "gate"
+    nb = notebook(
+        "gate = ''", "import os, time\nwhile not os.path.exists(gate):\n    time.sleep(0.05)"
+    )
+    parent = template(store, "dada00000006", nb, [("gate", '""', "str", "parameters")])
+    child_id = await rerun(jp_fetch, parent, params={"gate": str(gate)})
+    await poll(
+        lambda: api(jp_fetch, "runs", child_id, "cells"),
+        lambda cells: any(c["status"] == "running" for c in cells["cells"]),
+        what="the gated cell to start",
+    )
+    app = jp_serverapp.web_app.settings["mlp"]
+    config = app.jobs.config
+    app.jobs.stop()
+    app.jobs = JobService(store, executors=config)
+    app.jobs.start()
+    gate.write_text("go")
+    child = await final(jp_fetch, child_id)
+    assert child["status"] == "finished", child.get("error")

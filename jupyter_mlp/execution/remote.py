@@ -239,7 +239,10 @@ def run_remote(job: dict[str, Any], snapshot: bytes, api_url: str, token: str) -
             except Exception as exc:
                 runner.on_failure(RuntimeError(f"could not fetch the stage's input files: {exc}"))
                 return {"started": True, **runner.outcome}
-        runner.process()
+        try:
+            runner.process()
+        except ConnectionError:
+            pass  # the server is away: the outcome goes back as the task's result
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
