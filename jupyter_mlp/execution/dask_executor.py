@@ -260,6 +260,18 @@ class DaskExecutor(Executor):
         else:
             self._fail(job, "JobLost", "the job's task ended on the worker without running it")
 
+    def prestart(self) -> None:
+        """Connect to the default scheduler in the background (the panel shows its workers)."""
+        if self.scheduler and self.api_url():
+
+            def connect() -> None:
+                try:
+                    self.client(self.scheduler or "")
+                except JobError:
+                    pass  # said again, with the reason, when a job is submitted
+
+            threading.Thread(target=connect, name="mlp-dask-connect", daemon=True).start()
+
     def recover(self) -> None:
         self.poll()
 
@@ -277,14 +289,16 @@ class DaskExecutor(Executor):
             "running": len(list_jobs(conn, self.name, (RUNNING,))),
             "queued": len(list_jobs(conn, self.name, (QUEUED,))),
         }  # fmt: skip
-        if self.scheduler:
+        client = self._clients.get(self.scheduler or "")
+        if client is not None and client.status == "running":  # never waits for a connection
             try:
-                workers = self.client(self.scheduler).scheduler_info()["workers"]
+                workers = client.scheduler_info()["workers"]
+            except Exception as exc:
+                info["error"] = f"the scheduler does not answer: {exc}"
+            else:
                 info["workers"] = len(workers)
                 info["slots"] = sum(w.get("nthreads", 0) for w in workers.values())
                 info["gpus"] = sum(w.get("resources", {}).get("GPU", 0) for w in workers.values())
-            except JobError as exc:
-                info["error"] = str(exc)
         return info
 
     def close(self) -> None:

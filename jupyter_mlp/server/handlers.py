@@ -6,6 +6,7 @@ beside this file; tests check that both agree."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
@@ -297,7 +298,7 @@ class RerunHandler(MlpHandler):
 
     @tornado.web.authenticated
     @authorized
-    def post(self, ref: str) -> None:
+    async def post(self, ref: str) -> None:
         if not (run_id := self.run_id(ref)):
             return
         body = self.json_body() or {}
@@ -311,10 +312,11 @@ class RerunHandler(MlpHandler):
         }:
             return self.fail(400, "send {params, executor, gpus, allow_new, kernel, name}")
         try:
-            new_id = self.mlp.jobs.submit_rerun(
-                run_id, body.get("params") or {}, executor=body.get("executor") or self.mlp.default_executor,
-                gpus=body.get("gpus"), allow_new=bool(body.get("allow_new")), kernel=body.get("kernel"),
-                name=body.get("name"),
+            # in a thread: the dask executor may wait for a scheduler to answer
+            new_id = await asyncio.to_thread(
+                self.mlp.jobs.submit_rerun, run_id, body.get("params") or {},
+                executor=body.get("executor") or self.mlp.default_executor, gpus=body.get("gpus"),
+                allow_new=bool(body.get("allow_new")), kernel=body.get("kernel"), name=body.get("name"),
             )  # fmt: skip
         except (JobError, ParamError) as exc:
             return self.fail(400, str(exc))
