@@ -111,6 +111,24 @@ def test_linear_pipeline_passes_values_and_artifacts(store, jobs, stage_nb, tmp_
     )
 
 
+def test_diamond_pipeline_joins_two_branches(store, jobs, stage_nb, tmp_path):
+    spec = pipeline({
+        "a": stage(x=1),
+        "b": stage(x="${a.outputs.y}"),
+        "c": stage(x=100, data_path="${a.outputs.file}"),
+        "d": stage(x="${b.outputs.y}", data_path="${c.outputs.file}"),
+    })  # fmt: skip
+    run = run_pipeline(store, jobs, spec, tmp_path)
+    assert set(statuses(run).values()) == {"succeeded"}
+    d = outputs(store, run["stages"]["d"]["run_id"])
+    assert d["y"]["value"] == 4  # a: 2, b: 3, d: 4
+    assert store.blobs.read_bytes(d["file"]["blob"]) == b"|1|100|3"  # through c's file
+    conn = store.connect()
+    ended = {n: run_store.get_run(conn, s["run_id"])["ended_at"] for n, s in run["stages"].items()}
+    d_started = run_store.get_run(conn, run["stages"]["d"]["run_id"])["started_at"]
+    assert max(ended["b"], ended["c"]) <= d_started
+
+
 def test_cache_hits_and_misses(store, jobs, stage_nb, tmp_path):
     spec = pipeline({
         "a": stage(x="${pipeline.start}"),
