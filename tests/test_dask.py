@@ -184,23 +184,28 @@ async def test_a_dask_job_reports_over_http(jp_fetch, store, worker):
     assert json.loads(row[0])["worker"].startswith("tcp://127.0.0.1:")
 
 
-async def test_a_worker_killed_mid_job_fails_the_run_with_the_reason(
-    jp_fetch, store, worker, tmp_path
-):
-    proc = worker("doomed")
-    pidfile = tmp_path / "kernel.pid"
+async def long_job(jp_fetch, store, template_id: str, pidfile: Path) -> tuple[str, int]:
+    """A dask job whose second cell sleeps for minutes, once that cell runs: (run id, kernel pid)."""
     nb = notebook(
         "pidfile = ''",
         "import os, time\nopen(pidfile, 'w').write(str(os.getpid()))\ntime.sleep(300)",
     )
-    parent = template(store, "dada00000002", nb, [("pidfile", '""', "str", "parameters")])
+    parent = template(store, template_id, nb, [("pidfile", '""', "str", "parameters")])
     child_id = await rerun(jp_fetch, parent, params={"pidfile": str(pidfile)})
+    await poll(
+        lambda: api(jp_fetch, "runs", child_id, "cells"),
+        lambda cells: any(c["status"] == "running" for c in cells["cells"]) and pidfile.exists(),
+        what="the long cell to start (cells arrive live over HTTP)",
+    )
+    return child_id, int(pidfile.read_text())
+
+
+async def test_a_worker_killed_mid_job_fails_the_run_with_the_reason(
+    jp_fetch, store, worker, tmp_path
+):
+    proc = worker("doomed")
+    child_id, kernel = await long_job(jp_fetch, store, "dada00000002", tmp_path / "kernel.pid")
     try:
-        await poll(
-            lambda: api(jp_fetch, "runs", child_id, "cells"),
-            lambda cells: any(c["status"] == "running" for c in cells["cells"]),
-            what="the long cell to start (cells arrive live over HTTP)",
-        )
         assert (await api(jp_fetch, "runs", child_id))["status"] == "running"
         _stop(proc)
         started = time.monotonic()
@@ -208,29 +213,18 @@ async def test_a_worker_killed_mid_job_fails_the_run_with_the_reason(
         assert time.monotonic() - started < 20
         assert child["status"] == "failed"
         assert "left the cluster" in child["error"]["evalue"]
+        # the kernel does not outlive its worker (ipykernel watches its parent)
+        await poll(
+            lambda: _async(not alive(kernel)), bool, timeout=30, what="the orphaned kernel to exit"
+        )
     finally:
-        if pidfile.exists():
-            try:
-                os.kill(int(pidfile.read_text()), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        if alive(kernel):
+            os.kill(kernel, signal.SIGKILL)
 
 
 async def test_cancel_stops_a_running_dask_job_and_its_kernel(jp_fetch, store, worker, tmp_path):
     worker("w2")
-    pidfile = tmp_path / "kernel.pid"
-    nb = notebook(
-        "pidfile = ''",
-        "import os, time\nopen(pidfile, 'w').write(str(os.getpid()))\ntime.sleep(300)",
-    )
-    parent = template(store, "dada00000003", nb, [("pidfile", '""', "str", "parameters")])
-    child_id = await rerun(jp_fetch, parent, params={"pidfile": str(pidfile)})
-    await poll(
-        lambda: api(jp_fetch, "runs", child_id, "cells"),
-        lambda cells: any(c["status"] == "running" for c in cells["cells"]) and pidfile.exists(),
-        what="the long cell to start",
-    )
-    kernel = int(pidfile.read_text())
+    child_id, kernel = await long_job(jp_fetch, store, "dada00000003", tmp_path / "kernel.pid")
     answer = await api(jp_fetch, "runs", child_id, "cancel", method="POST", body="{}")
     assert answer["state"] == "cancelled"
     await poll(
@@ -238,22 +232,9 @@ async def test_cancel_stops_a_running_dask_job_and_its_kernel(jp_fetch, store, w
     )
     child = await api(jp_fetch, "runs", child_id)
     assert child["status"] == "cancelled"
-    # the worker is free again: the next job runs
-    again = await rerun(jp_fetch, parent, params={"pidfile": str(tmp_path / "k2")})
-    await poll(
-        lambda: api(jp_fetch, "runs", again),
-        lambda r: r["status"] == "running",
-        what="a second job on the same worker",
-    )
-    await poll(
-        lambda: api(jp_fetch, "runs", again, "cells"),
-        lambda cells: (
-            any(c["status"] == "running" for c in cells["cells"]) and (tmp_path / "k2").exists()
-        ),
-        what="the second job's long cell",
-    )
+    # the worker is free again: the next job runs there, and is cancelled the same way
+    again, k2 = await long_job(jp_fetch, store, "dada00000007", tmp_path / "k2")
     await api(jp_fetch, "runs", again, "cancel", method="POST", body="{}")
-    k2 = int((tmp_path / "k2").read_text())
     await poll(lambda: _async(not alive(k2)), bool, timeout=30, what="the second kernel to stop")
 
 
