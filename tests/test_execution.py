@@ -172,6 +172,32 @@ def test_typed_values_arrive_verbatim_and_a_tracked_notebook_attaches(store, ser
     assert [ids[i] for i in (0, 1, 3)] == ["load", "params", "check"]
 
 
+def test_a_tracked_job_shows_each_cell_once_while_it_runs(store, service, tmp_path):
+    """The engine (from outside) and %mlp_track (inside) both record cells: the live view of a
+    running job lists every cell once, in order, not the engine's and the tracker's rows mixed."""
+    gate = tmp_path / "gate"
+    nb = write_notebook(tmp_path / "live.ipynb", [
+        {"id": "params", "source": "gate = ''", "tags": ["parameters"]},
+        {"id": "a", "source": "x = 1"},
+        {"id": "load", "source": "%load_ext jupyter_mlp\n%mlp_track"},
+        {"id": "b", "source": "y = 2"},
+        {"id": "wait", "source": "import os, time\nimport jupyter_mlp as mlp\nmlp.output('ready', 1)\n"
+                                 "while not os.path.exists(gate):\n    time.sleep(0.02)"},
+    ])  # fmt: skip
+    parent = tracked_run(store, nb, {"gate": ""})
+    child = service().submit_rerun(parent, {"gate": str(gate)})
+    # the tracker writes its queued cell rows no later than this output
+    wait_for(
+        lambda: run_store.get_run(store.connect(), child)["outputs"], timeout=JOB_TIMEOUT,
+        what="the tracker's first output",
+    )  # fmt: skip
+    live = run_store.get_run(store.connect(), child)["cells"]
+    ids = [c["cell_id"] for c in live if c["cell_id"] != live[1]["cell_id"]]  # less papermill's
+    assert ids == ["params", "a", "load", "b", "wait"], [(c["seq"], c["cell_id"]) for c in live]
+    gate.write_text("go")
+    assert wait_final(store, child)["status"] == "finished"
+
+
 def test_a_failing_cell_fails_the_run_with_the_error(store, service, tmp_path):
     (tmp_path / "gone").mkdir()
     nb = write_notebook(tmp_path / "gone" / "fail.ipynb", [

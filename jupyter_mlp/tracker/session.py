@@ -55,6 +55,7 @@ class RunSession:
             token.split(".", 1)[0] if token else None
         )
         self.run_id = self.job_run_id or model.new_run_id()
+        self._numbered_by_engine = bool(os.environ.get("MLP_RUN_ID"))  # papermill engine `mlp`
         self.name = name
         self.project = project
         self.tags = list(tags or [])
@@ -227,8 +228,13 @@ class RunSession:
                 status, error = _describe_error(result)
             self.cell_count += 1
             self.last_cell_status = status
+            # In a job the engine records the same cells from outside, numbered in execution
+            # order, which is the kernel's execution count: one row per cell, not two.
+            seq = self.cell_count
+            if self._numbered_by_engine and result.execution_count:
+                seq = result.execution_count
             self._cells.append((
-                self.cell_count, info.cell_id, result.execution_count, info.raw_cell,
+                seq, info.cell_id, result.execution_count, info.raw_cell,
                 pending[0], duration, status, error,
             ))  # fmt: skip
             if status == model.CELL_OK and self._is_parameters_cell(info):
