@@ -238,14 +238,14 @@ class LocalExecutor(Executor):
                     del self._killing[run_id]
                 elif now >= deadline:
                     for g in alive:
-                        _killpg(g, signal.SIGKILL)
+                        kill_group(g, signal.SIGKILL)
                     del self._killing[run_id]
 
     def _fail(self, job: Job, reason: str) -> None:
         with self.store.write() as conn:
             transition(conn, job.run_id, FAILED, error={"ename": "JobLost", "evalue": reason})
         if job.kernel_pgid:
-            _killpg(job.kernel_pgid, signal.SIGKILL)
+            kill_group(job.kernel_pgid, signal.SIGKILL)
 
     def recover(self) -> None:
         """After a restart: fail the dead, kill what is left of cancelled jobs, then poll."""
@@ -262,7 +262,7 @@ class LocalExecutor(Executor):
         groups = []
         if job.pid and process_alive(job.pid, job.proc_start):
             groups.append(job.pgid or job.pid)
-            _killpg(job.pgid or job.pid, signal.SIGTERM)  # the job kills its kernel and reports
+            kill_group(job.pgid or job.pid, signal.SIGTERM)  # the job kills its kernel and reports
         if job.kernel_pgid:
             groups.append(job.kernel_pgid)
         if not groups:
@@ -276,7 +276,7 @@ class LocalExecutor(Executor):
             time.sleep(0.05)
         for g in groups:
             if group_alive(g):
-                _killpg(g, signal.SIGKILL)
+                kill_group(g, signal.SIGKILL)
 
     def close(self) -> None:
         """Stop the launcher (it exits once its job processes have); running jobs keep running."""
@@ -398,7 +398,8 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
-def _killpg(pgid: int, sig: int) -> None:
+def kill_group(pgid: int | None, sig: int) -> None:
+    """Signal a process group, never our own (nor init's); gone or foreign groups are skipped."""
     if not pgid or pgid <= 1 or pgid == os.getpgid(0):
         return
     try:

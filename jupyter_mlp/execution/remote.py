@@ -27,7 +27,8 @@ from typing import Any
 
 from .engine import JobCancelled
 from .jobs import CANCELLED, FAILED, FINAL, FINISHED, RUNNING, Job
-from .runner import NotebookJob, kill_group
+from .local import kill_group
+from .runner import NotebookJob
 
 WATCH_S = 1.0  # how often a running remote job asks whether it should go on
 REPORT_TRIES_S = 60.0  # how long a state report is retried while the server cannot be reached

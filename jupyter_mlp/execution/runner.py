@@ -18,6 +18,7 @@ from typing import Any
 
 from .engine import CellRecorder, JobCancelled
 from .jobs import CANCELLED, JobProcess
+from .local import kill_group
 
 
 class NotebookJob(JobProcess):
@@ -158,12 +159,3 @@ class NotebookJob(JobProcess):
                 "evalue": "the kernel died (out of memory, or killed)",
             }
         return error
-
-
-def kill_group(pgid: int | None, sig: int) -> None:
-    if not pgid or pgid <= 1 or pgid == os.getpgid(0):
-        return
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

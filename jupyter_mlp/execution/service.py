@@ -20,7 +20,17 @@ from typing import Any
 
 from ..store import runs as run_store
 from .executors import Executor, make_executor
-from .jobs import CANCELLED, JobError, JobNotFound, enqueue, get_job, reassert, status, transition
+from .jobs import (
+    CANCELLED,
+    JobError,
+    JobNotFound,
+    JobRequest,
+    enqueue,
+    get_job,
+    reassert,
+    status,
+    transition,
+)
 from .submit import prepare_notebook, prepare_rerun
 
 POLL_S = 0.25
@@ -182,16 +192,11 @@ class JobService:
         """Queue a rerun of `run_id` with `params` overriding its parameters; returns the new
         run's id. gpus=None: as many as the parent run saw. JobError (or RunNotFound) on bad input,
         before anything is queued. extra: kind, pipeline_run_id, stage, options (pipelines)."""
-        ex = self.executor(executor)
         request = prepare_rerun(
             self.store.connect(), self.store.blobs, run_id, params, executor=executor, gpus=gpus,
             allow_new=allow_new, kernel=kernel, name=name, cwd=cwd or self.cwd, **extra,
         )  # fmt: skip
-        ex.validate(request)
-        with self.store.write() as conn:
-            new_id = enqueue(conn, request)
-        self._kick(ex)
-        return new_id
+        return self._queue(request)
 
     def submit_notebook(
         self,
@@ -208,11 +213,15 @@ class JobService:
     ) -> str:
         """Queue a notebook file as a job (its bytes now are the snapshot); returns the run id.
         extra: kind, pipeline_run_id, stage (pipelines)."""
-        ex = self.executor(executor)
         request = prepare_notebook(
             self.store.blobs, path, params, project=project, name=name, executor=executor,
             gpus=gpus, allow_new=allow_new, kernel=kernel, cwd=cwd or self.cwd, **extra,
         )  # fmt: skip
+        return self._queue(request)
+
+    def _queue(self, request: JobRequest) -> str:
+        """The executor's own checks, then the job queued (one transaction); its run id."""
+        ex = self.executor(request.executor)
         ex.validate(request)
         with self.store.write() as conn:
             new_id = enqueue(conn, request)
