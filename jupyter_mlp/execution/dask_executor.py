@@ -43,7 +43,7 @@ from .jobs import (
     update_job,
 )
 
-CONNECT_TIMEOUT_S = 5.0
+CONNECT_TIMEOUT_S = 10.0
 
 
 def task_key(run_id: str) -> str:
