@@ -386,7 +386,7 @@ async def test_a_remote_tracker_spools_while_the_server_is_down_then_replays_onc
     assert metric_series(store.connect(), created["id"], "loss") == []
     # 2. a later process of the same run (same spool) reaches the server: replays in order, once
     url = f"http://127.0.0.1:{http_server_port[-1]}{jp_base_url.rstrip('/')}/mlp/api"
-    code = f"from jupyter_mlp.tracker.sinks import HttpSink\ns = HttpSink({url!r}, {created['token']!r}, {str(spool)!r})\ns._replay()"
+    code = f"from jupyter_mlp.tracker.sinks import HttpSink\ns = HttpSink({url!r}, {created['token']!r}, {str(spool)!r})\ns.flush()"
     for _ in range(2):  # replaying twice changes nothing
         proc = await asyncio.create_subprocess_exec(sys.executable, "-c", code, env=base_env)
         assert await proc.wait() == 0
@@ -395,6 +395,38 @@ async def test_a_remote_tracker_spools_while_the_server_is_down_then_replays_onc
     run = await api(jp_fetch, "runs", created["id"])
     assert run["status"] == "finished" and run["outputs"][0]["value"] == 0.9
     assert not (spool / f"{created['id']}.jsonl").exists()
+
+
+async def test_a_remote_sink_sends_from_two_threads_exactly_once(
+    jp_fetch, jp_base_url, http_server_port, store, tmp_path
+):
+    """The tracker's writer thread sends batches while its start-up capture uploads blobs
+    (snapshot, git diff) through the same sink: every point arrives once, nothing fails."""
+    created = await api(jp_fetch, "runs", method="POST", body={"name": "threads"})
+    url = f"http://127.0.0.1:{http_server_port[-1]}{jp_base_url.rstrip('/')}/mlp/api"
+    code = textwrap.dedent(f"""
+        import threading
+        from jupyter_mlp.tracker.sinks import HttpSink
+        sink = HttpSink({url!r}, {created["token"]!r}, {str(tmp_path / "spool")!r})
+        def metrics():
+            for b in range(40):
+                sink.write("x", {{"metrics": [("loss", b * 500 + i, 0.5, 1.0) for i in range(500)]}})
+        def blobs():
+            for b in range(40):
+                sink.put_bytes(b"blob %d " % b * 1000)
+        threads = [threading.Thread(target=metrics), threading.Thread(target=blobs)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        sink.flush()
+        assert not sink.pending
+    """)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stderr=asyncio.subprocess.PIPE
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    series = metric_series(store.connect(), created["id"], "loss")
+    assert [step for step, _, _ in series] == list(range(40 * 500))
 
 
 async def test_every_route_rejects_anonymous_requests(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -62,6 +63,8 @@ class HttpSink:
         self.http = requests.Session()
         self.http.headers["X-MLP-Run-Token"] = token
         self.pending: deque[dict[str, Any]] = deque()
+        # The writer thread and the start-up capture (snapshot, git diff) both send: one at a time.
+        self._lock = threading.RLock()
         # Sequence numbers start at this moment (ms << 20), so that two writers of one run (the
         # job runner and a `%mlp_track` inside the notebook, or a restarted kernel) never reuse
         # each other's numbers: a batch is dropped only when it really is a replay.
@@ -77,21 +80,28 @@ class HttpSink:
         return self.uri
 
     def write(self, run_id: str, batch: dict[str, Any]) -> None:
-        for piece in _split(batch):
-            self.seq += 1
-            self._queue({"seq": self.seq, "batch": piece})
-        self._replay()
+        with self._lock:
+            for piece in _split(batch):
+                self.seq += 1
+                self._queue({"seq": self.seq, "batch": piece})
+            self._replay()
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        (self.spool_dir / digest).write_bytes(data)
-        self._queue({"blob": digest})
-        try:
-            self._replay()
-        except Kept:
-            pass  # uploaded with the next batch that gets through
+        with self._lock:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            (self.spool_dir / digest).write_bytes(data)
+            self._queue({"blob": digest})
+            try:
+                self._replay()
+            except Kept:
+                pass  # uploaded with the next batch that gets through
         return digest
+
+    def flush(self) -> None:
+        """Send what is spooled now (raises Kept while the server cannot be reached)."""
+        with self._lock:
+            self._replay()
 
     def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
         data = Path(path).read_bytes()
