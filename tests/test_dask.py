@@ -349,3 +349,25 @@ async def test_a_restarted_job_service_follows_a_running_dask_job(
     gate.write_text("go")
     child = await final(jp_fetch, child_id)
     assert child["status"] == "finished", child.get("error")
+
+
+async def test_a_job_whose_task_the_scheduler_forgot_fails_when_the_service_starts(
+    jp_serverapp, jp_fetch, store, scheduler
+):
+    """Its outcome can never arrive (the scheduler restarted, or the task ended while no server
+    listened): the next service start fails it with the reason instead of waiting forever."""
+    from jupyter_mlp.execution import jobs
+    from jupyter_mlp.execution.submit import prepare_rerun
+
+    parent = template(store, "dada00000008", notebook("x = 1"), [("x", "1", "int", "parameters")])
+    with store.write() as conn:  # as an earlier server left it
+        rid = jobs.enqueue(conn, prepare_rerun(conn, store.blobs, parent, {}, executor="dask"))
+        jobs.transition(conn, rid, "running")
+        jobs.update_job(conn, rid, options={"scheduler": scheduler, "dask_key": f"mlp-job-{rid}"})
+    app = jp_serverapp.web_app.settings["mlp"]
+    config = app.jobs.config
+    app.jobs.stop()
+    app.jobs = JobService(store, executors=config)
+    app.jobs.start()
+    run = await final(jp_fetch, rid, timeout=30)
+    assert run["status"] == "failed" and "no longer knows" in run["error"]["evalue"]

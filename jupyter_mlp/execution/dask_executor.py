@@ -273,6 +273,34 @@ class DaskExecutor(Executor):
             threading.Thread(target=connect, name="mlp-dask-connect", daemon=True).start()
 
     def recover(self) -> None:
+        """At service start: a job whose task the scheduler no longer knows (the scheduler was
+        restarted, or the task ended while no server was there to hear its outcome) would wait
+        forever; it fails with that reason. The others are followed by key."""
+        if not self.api_url():
+            return
+        by_scheduler: dict[str, list[Job]] = {}
+        for job in list_jobs(self.store.connect(), self.name, (QUEUED, RUNNING)):
+            if job.options.get("dask_key"):
+                by_scheduler.setdefault(job.options["scheduler"], []).append(job)
+        for address, jobs in by_scheduler.items():
+            keys = [j.options["dask_key"] for j in jobs]
+
+            def states(dask_scheduler: Any = None, keys: list[str] = keys) -> dict[str, str]:
+                # runs on the scheduler (pickled by value: it need not have jupyter-mlp)
+                tasks = dask_scheduler.tasks
+                return {k: tasks[k].state for k in keys if k in tasks}
+
+            try:
+                known = self.client(address).run_on_scheduler(states)
+            except Exception:
+                continue  # the scheduler is away: poll keeps trying
+            for job in jobs:
+                if known.get(job.options["dask_key"]) in (None, "released", "forgotten"):
+                    self._fail(
+                        job, "JobLost",
+                        "the Dask scheduler no longer knows the job's task (it was restarted, or "
+                        "the job ended while no Jupyter server was there to record its outcome)",
+                    )  # fmt: skip
         self.poll()
 
     def cancel(self, job: Job, wait: bool = False) -> None:

@@ -303,7 +303,7 @@ def apply_remote_report(
         if report.get(key) is not None:
             if not isinstance(report[key], kind) or isinstance(report[key], bool):
                 raise BadReport(f"{key} must be {kind.__name__}")
-            values[key] = report[key]
+            values[key] = report[key][:2000] if kind is str else report[key]
     worker = values.pop("worker", None)
     if worker is not None:
         values["options"] = {**job.options, "worker": worker[:200]}

@@ -31,7 +31,7 @@ from .local import kill_group
 from .runner import NotebookJob
 
 WATCH_S = 1.0  # how often a running remote job asks whether it should go on
-REPORT_TRIES_S = 60.0  # how long a state report is retried while the server cannot be reached
+REPORT_TRIES_S = 600.0  # how long a report is retried while the server cannot be reached
 
 
 class HttpReporter:
@@ -97,7 +97,7 @@ class HttpReporter:
         deadline = time.monotonic() + patience
         while self.sink.pending:
             try:
-                self.sink._replay()
+                self.sink.flush()
             except Kept:
                 if self.ended or time.monotonic() >= deadline:
                     return False
