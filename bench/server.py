@@ -130,7 +130,10 @@ def event_latency(server: Server, home: str, cells: int) -> dict:
     kc = km.client()
     kc.start_channels()
     kc.wait_for_ready(timeout=60)
-    kc.execute_interactive("%load_ext jupyter_mlp\n%mlp_track latency --no-gpu", timeout=60)
+    quiet = {"output_hook": lambda msg: None}  # the status display is not for our stdout
+    kc.execute_interactive(
+        "%load_ext jupyter_mlp\n%mlp_track latency --no-gpu", timeout=60, **quiet
+    )
     arrivals: dict[int, float] = {}
     last = server.http.get(server.url + "/events").json()["last"]
     stop = threading.Event()
@@ -150,7 +153,7 @@ def event_latency(server: Server, home: str, cells: int) -> dict:
     t = threading.Thread(target=client, daemon=True)
     t.start()
     for i in range(cells):
-        kc.execute_interactive(f"x = {i}", timeout=30)
+        kc.execute_interactive(f"x = {i}", timeout=30, **quiet)
         time.sleep(0.3)  # spacing between cells, so each cell's event is its own
     stop.set()
     store = Store(home)
