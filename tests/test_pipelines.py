@@ -12,6 +12,7 @@ import pytest
 from conftest import wait_for, write_notebook
 
 from jupyter_mlp import model
+from jupyter_mlp.execution import jobs as jobs_store
 from jupyter_mlp.execution.service import JobService
 from jupyter_mlp.pipelines import spec as S
 from jupyter_mlp.pipelines.runner import Driver, PipelineError, cancel, submit
@@ -127,6 +128,22 @@ def test_diamond_pipeline_joins_two_branches(store, jobs, stage_nb, tmp_path):
     ended = {n: run_store.get_run(conn, s["run_id"])["ended_at"] for n, s in run["stages"].items()}
     d_started = run_store.get_run(conn, run["stages"]["d"]["run_id"])["started_at"]
     assert max(ended["b"], ended["c"]) <= d_started
+
+
+def test_a_stage_is_done_when_its_job_is_not_when_its_tracker_stops(store, jobs, tmp_path):
+    """`%mlp_track stop` writes `finished` into the run while the job goes on: the stage
+    succeeds only once the job has, so the next stage (and a cached rerun) sees its real end."""
+    write_notebook(tmp_path / "late.ipynb", [
+        {"id": "p", "source": "x = 0", "tags": ["parameters"]},
+        {"id": "t", "source": "%load_ext jupyter_mlp\n%mlp_track\nimport jupyter_mlp as mlp\nmlp.output('y', x + 1)"},
+        {"id": "s", "source": "%mlp_track stop\nimport time\ntime.sleep(1.5)"},
+    ])  # fmt: skip
+    spec = pipeline({"a": {"template": {"notebook": "late.ipynb"}, "parameters": {"x": 1}}})
+    run = run_pipeline(store, jobs, spec, tmp_path)
+    assert statuses(run) == {"a": "succeeded"}
+    job = jobs_store.get_job(store.connect(), run["stages"]["a"]["run_id"])
+    assert job.state == "finished"  # not still sleeping in the last cell
+    assert statuses(run_pipeline(store, jobs, spec, tmp_path)) == {"a": "cached"}
 
 
 def test_cache_hits_and_misses(store, jobs, stage_nb, tmp_path):

@@ -170,10 +170,14 @@ class Driver:
         if not active:
             return
         ids = [s["run_id"] for s in active.values()]
+        # A stage's run is a job: it is done when the job is, not when a `%mlp_track stop`
+        # inside the notebook wrote `finished` into the run while the job still runs.
         rows = {
             r[0]: (r[1], r[2])
             for r in self.conn.execute(
-                f"SELECT id, status, error FROM runs WHERE id IN ({', '.join('?' * len(ids))})", ids
+                "SELECT r.id, COALESCE(j.state, r.status), COALESCE(j.error, r.error) FROM runs r "
+                f"LEFT JOIN jobs j ON j.run_id = r.id WHERE r.id IN ({', '.join('?' * len(ids))})",
+                ids,
             )
         }
         for name, stage in active.items():
