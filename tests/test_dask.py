@@ -371,3 +371,33 @@ async def test_a_job_whose_task_the_scheduler_forgot_fails_when_the_service_star
     app.jobs.start()
     run = await final(jp_fetch, rid, timeout=30)
     assert run["status"] == "failed" and "no longer knows" in run["error"]["evalue"]
+
+
+async def test_job_reports_are_tied_to_one_start_of_the_task(jp_fetch, store):
+    """A start repeated by the same attempt (its first answer was lost) is accepted again; a
+    start or report from another attempt (Dask retrying the task elsewhere) changes nothing."""
+    from jupyter_mlp.execution import jobs
+    from jupyter_mlp.execution.submit import prepare_rerun
+    from jupyter_mlp.store import tokens
+
+    parent = template(store, "dada00000009", notebook("x = 1"), [("x", "1", "int", "parameters")])
+    with store.write() as conn:
+        rid = jobs.enqueue(conn, prepare_rerun(conn, store.blobs, parent, {}, executor="dask"))
+        token = tokens.issue(conn, rid)
+
+    async def report(body):
+        return await api(jp_fetch, "ingest", "job", method="POST", body=body,
+                         headers={"X-MLP-Run-Token": token})  # fmt: skip
+
+    first = {"state": "running", "worker": "tcp://127.0.0.1:1", "attempt": "a1"}
+    assert await report(first) == {"accepted": True, "state": "running"}
+    assert await report(first) == {"accepted": True, "state": "running"}  # the same, again
+    other = {"state": "running", "worker": "tcp://127.0.0.1:2", "attempt": "a2"}
+    assert await report(other) == {"accepted": False, "state": "running"}
+    assert (await report({"note": "from a2", "attempt": "a2"}))["accepted"] is False
+    job = jobs.get_job(store.connect(), rid)
+    assert job.options["worker"] == "tcp://127.0.0.1:1" and job.note is None
+    done = await report({"state": "finished", "attempt": "a1"})
+    assert done == {"accepted": True, "state": "finished"}
+    # the run has ended: its token no longer works
+    assert await status_of(report({"state": "failed", "attempt": "a1"})) == 401

@@ -10,19 +10,27 @@
   running jobs; the restarted server finds their futures by key.
 - The job stays `queued` until its task starts on a worker and says so (`running`, with the
   worker's address); Dask does the queueing and the resource accounting.
-- Watching (poll): a task that errs (KilledWorker after repeated worker deaths, an exception
-  before the job could report) fails the job with the reason; a running job whose worker left
-  the cluster fails at once with that reason (Dask would otherwise wait for, or retry on,
-  another worker); a task that ended without the job's last report getting through gives its
-  outcome as its result, which is recorded.
-- Cancel: the job's state moves to `cancelled` (which ends its token), the future is cancelled;
+- Watching (poll, in the job service's thread): one query per scheduler asks for its workers
+  and the states of the jobs' tasks (the scheduler's own view: a client's cached worker list
+  or a future's status after a reconnect are not to be trusted). A running job whose worker
+  left the cluster fails at once with that reason (Dask would otherwise wait for, or retry on,
+  another worker); a task that erred (KilledWorker after repeated worker deaths, an exception
+  before the job could report) fails it with the reason; a task the scheduler no longer knows
+  fails it (a restarted scheduler, or a job that ended while no server heard its outcome); a
+  task that ended without its last report getting through gives its outcome as its result,
+  which is recorded. A scheduler that does not answer is asked again later; no job is failed
+  for that. Connections are made in the background: a scheduler that is down never stalls
+  the service (which also starts local jobs).
+- Cancel: the job's state moves to `cancelled` (which ends its token), the task is cancelled;
   a running job notices within a second and kills its kernel.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,11 +47,13 @@ from .jobs import (
     JobRequest,
     get_job,
     list_jobs,
+    set_output_notebook,
     transition,
     update_job,
 )
 
 CONNECT_TIMEOUT_S = 10.0
+GRACE_S = 30.0  # a task just submitted may not be on the scheduler yet
 
 
 def task_key(run_id: str) -> str:
@@ -69,33 +79,96 @@ class DaskExecutor(Executor):
         self._api_url = api_url
         self.connect_timeout = connect_timeout
         self._clients: dict[str, Any] = {}
-        self._futures: dict[str, Any] = {}
-        self._lock = threading.RLock()
+        self._connecting: set[str] = set()
+        self._futures: dict[str, Any] = {}  # run id -> future, for jobs this process submitted
+        self._workers: dict[str, dict[str, Any]] = {}  # address -> workers seen at the last poll
+        self._lock = threading.RLock()  # guards the dicts above; never held over the network
 
     def api_url(self) -> str | None:
         url = self._api_url() if callable(self._api_url) else self._api_url
         return url.rstrip("/") if url else None
 
+    # --- connections ------------------------------------------------------------------------------
+
     def client(self, address: str) -> Any:
-        """A connected client for `address` (kept); JobError when the scheduler does not answer."""
+        """A connected client for `address` (kept); JobError when the scheduler does not answer.
+        Blocks up to connect_timeout: for submitting, where the user waits for the answer."""
+        ready = self._ready(address, connect=False)
+        if ready is not None:
+            return ready
+        try:
+            from distributed import Client
+        except ImportError:
+            raise JobError(
+                "the dask executor needs `distributed`: pip install 'jupyter-mlp[dask]'"
+            ) from None
+        try:
+            client = Client(address, timeout=self.connect_timeout, set_as_default=False)
+        except Exception as exc:
+            raise JobError(
+                f"cannot reach the Dask scheduler at {address}: {type(exc).__name__}: {exc}"
+            ) from None
+        with self._lock:
+            old = self._clients.get(address)
+            self._clients[address] = client
+        if old is not None and old is not client:
+            _close(old)
+        return client
+
+    def _ready(self, address: str, connect: bool = True) -> Any:
+        """The connected client for `address`, or None (then, with connect, one is being made
+        in the background for a later round)."""
         with self._lock:
             client = self._clients.get(address)
             if client is not None and client.status == "running":
                 return client
+            if not connect or address in self._connecting:
+                return None
+            self._connecting.add(address)
+
+        def work() -> None:
             try:
-                from distributed import Client
-            except ImportError:
-                raise JobError(
-                    "the dask executor needs `distributed`: pip install 'jupyter-mlp[dask]'"
-                ) from None
-            try:
-                client = Client(address, timeout=self.connect_timeout, set_as_default=False)
-            except Exception as exc:
-                raise JobError(
-                    f"cannot reach the Dask scheduler at {address}: {type(exc).__name__}: {exc}"
-                ) from None
-            self._clients[address] = client
-            return client
+                self.client(address)
+            except JobError:
+                pass  # asked again at the next round
+            finally:
+                with self._lock:
+                    self._connecting.discard(address)
+
+        threading.Thread(target=work, name="mlp-dask-connect", daemon=True).start()
+        return None
+
+    def _view(self, address: str, keys: list[str]) -> dict[str, Any] | None:
+        """The scheduler's own view: {"workers": {address: {nthreads, resources}}, "tasks":
+        {key: {"state", "worker", "error"}}}; None when it cannot be asked now."""
+        client = self._ready(address)
+        if client is None:
+            return None
+
+        def view(dask_scheduler: Any = None, keys: list[str] = keys) -> dict[str, Any]:
+            # runs on the scheduler (pickled by value: it need not have jupyter-mlp)
+            workers = {
+                w.address: {"nthreads": w.nthreads, "resources": dict(w.resources or {})}
+                for w in dask_scheduler.workers.values()
+            }
+            tasks = {}
+            for key in keys:
+                ts = dask_scheduler.tasks.get(key)
+                if ts is not None:
+                    tasks[key] = {
+                        "state": ts.state,
+                        "worker": ts.processing_on.address if ts.processing_on else None,
+                        "error": str(ts.exception_text or "")[:2000] or None,
+                    }
+            return {"workers": workers, "tasks": tasks}
+
+        try:
+            found = client.run_on_scheduler(view)
+        except Exception:
+            return None
+        with self._lock:
+            self._workers[address] = found["workers"]
+        return found
 
     # --- submitting ------------------------------------------------------------------------------
 
@@ -117,13 +190,17 @@ class DaskExecutor(Executor):
                 "c.MlpApp.dask_scheduler (or $MLP_DASK_SCHEDULER) for the server"
             )
         request.options["scheduler"] = address
-        workers = self.client(address).scheduler_info()["workers"]
+        self.client(address)  # JobError: unreachable
         if request.gpus:
-            offered = [w.get("resources", {}).get("GPU", 0) for w in workers.values()]
+            found = self._view(address, [])
+            if found is None:
+                raise JobError(f"the Dask scheduler at {address} did not answer; try again")
+            workers = found["workers"]
+            offered = [w["resources"].get("GPU", 0) for w in workers.values()]
             if not any(g >= request.gpus for g in offered):
                 raise JobError(
                     f"the job asks for {request.gpus} GPU(s) but no worker of {address} offers "
-                    "that many (start workers with --resources GPU=N)"
+                    "that many (start one worker per card with --resources GPU=1, or GPU=N)"
                 )
 
     # --- dispatching and watching (the server only) ---------------------------------------------
@@ -133,27 +210,29 @@ class DaskExecutor(Executor):
         if not url:
             return []
         started = []
-        with self._lock:
-            for job in list_jobs(self.store.connect(), self.name, (QUEUED,)):
-                if job.options.get("dask_key"):
-                    continue  # submitted; queued on the cluster
-                if self._submit(job, url):
-                    started.append(job.run_id)
+        for job in list_jobs(self.store.connect(), self.name, (QUEUED,)):
+            if not job.options.get("dask_key") and self._submit(job, url):
+                started.append(job.run_id)
         return started
 
     def _submit(self, job: Job, url: str) -> bool:
         from .remote import run_remote
 
         address = job.options.get("scheduler") or self.scheduler or ""
-        key = task_key(job.run_id)
+        client = self._ready(address)
+        if client is None:
+            return False  # connecting: the next round submits it
         try:
-            client = self.client(address)
             snapshot = self.store.blobs.read_bytes(job.snapshot)
         except Exception as exc:
-            return self._fail(job, "JobStartError", f"could not submit the job: {exc}")
+            return self._fail(job, "JobStartError", f"could not read the snapshot: {exc}")
+        key = f"{task_key(job.run_id)}-{secrets.token_hex(4)}"
         with self.store.write() as conn:
             token = tokens.issue(conn, job.run_id)
-            update_job(conn, job.run_id, options={**job.options, "dask_key": key, "scheduler": address})  # fmt: skip
+            update_job(
+                conn, job.run_id,
+                options={**job.options, "dask_key": key, "scheduler": address, "submitted_at": time.time()},
+            )  # fmt: skip
         from distributed import fire_and_forget
 
         resources = {"GPU": job.gpus_requested} if job.gpus_requested else None
@@ -165,177 +244,158 @@ class DaskExecutor(Executor):
             fire_and_forget(future)
         except Exception as exc:
             return self._fail(job, "JobStartError", f"could not submit the job: {exc}")
-        self._futures[job.run_id] = future
+        with self._lock:
+            self._futures[job.run_id] = future
         return True
 
-    def _fail(self, job: Job, ename: str, reason: str) -> bool:
+    def _fail(self, job: Job, ename: str, reason: str, cancel: bool = True) -> bool:
         with self.store.write() as conn:
             transition(conn, job.run_id, FAILED, error={"ename": ename, "evalue": reason})
-        self._drop(job.run_id, cancel=True)
+        self._release(job, cancel=cancel)
         return False
 
-    def _future(self, job: Job) -> Any:
-        future = self._futures.get(job.run_id)
-        if future is None:  # submitted by an earlier server: find it by key
-            from distributed import Future
-
-            future = Future(job.options["dask_key"], self.client(job.options["scheduler"]))
-            self._futures[job.run_id] = future
-        return future
-
-    def _drop(self, run_id: str, cancel: bool = False) -> None:
-        future = self._futures.pop(run_id, None)
-        if future is not None and cancel:
-            try:
-                future.cancel(force=True)
-            except Exception:
-                pass
+    def _release(self, job: Job, cancel: bool = False) -> None:
+        """Forget the job's future; with cancel, also take its task off the cluster."""
+        with self._lock:
+            future = self._futures.pop(job.run_id, None)
+        if not cancel or not job.options.get("dask_key"):
+            return
+        client = self._ready(job.options.get("scheduler") or "", connect=False)
+        if client is None:
+            return
+        try:
+            client.cancel([future or job.options["dask_key"]], force=True)
+        except Exception:
+            pass
 
     def poll(self) -> None:
         if not self.api_url():
             return
+        active = [
+            j
+            for j in list_jobs(self.store.connect(), self.name, (QUEUED, RUNNING))
+            if j.options.get("dask_key")
+        ]
         with self._lock:
-            active = {
-                j.run_id: j
-                for j in list_jobs(self.store.connect(), self.name, (QUEUED, RUNNING))
-                if j.options.get("dask_key")
-            }
-            for run_id in list(self._futures):
-                if run_id not in active:  # ended (or cancelled from anywhere): let the task go
-                    self._drop(run_id, cancel=True)
-            live: dict[str, set[str]] = {}
-            for job in active.values():
+            ended = [rid for rid in self._futures if rid not in {j.run_id for j in active}]
+        for run_id in ended:  # finished, or cancelled from anywhere: take the task off
+            job = get_job(self.store.connect(), run_id)
+            if job is not None:
+                self._release(job, cancel=job.state != FINISHED)
+        by_scheduler: dict[str, list[Job]] = {}
+        for job in active:
+            by_scheduler.setdefault(job.options["scheduler"], []).append(job)
+        for address, jobs in by_scheduler.items():
+            found = self._view(address, [j.options["dask_key"] for j in jobs])
+            if found is None:
+                continue  # the scheduler does not answer now: ask again next round
+            for job in jobs:
                 try:
-                    self._check(job, live)
+                    self._check(job, found)
                 except Exception:
-                    continue  # the scheduler is away for now: look again next round
+                    continue
 
-    def _check(self, job: Job, live: dict[str, set[str]]) -> None:
+    def _check(self, job: Job, found: dict[str, Any]) -> None:
+        key = job.options["dask_key"]
+        task = found["tasks"].get(key)
+        with self._lock:
+            future = self._futures.get(job.run_id)
+        if future is not None and future.status == "finished":
+            return self._record(job, future.result(timeout=5))
         worker = job.options.get("worker")
-        if job.state == RUNNING and worker:
-            address = job.options["scheduler"]
-            if address not in live:
-                live[address] = set(self.client(address).scheduler_info()["workers"])
-            if worker not in live[address]:
-                self._fail(
-                    job, "JobLost",
-                    f"the Dask worker {worker} running the job left the cluster (it died or "
-                    "was stopped)",
-                )  # fmt: skip
-                return
-        future = self._future(job)
-        status = future.status
-        if status == "error":
-            exc = future.exception(timeout=5)
-            name = type(exc).__name__
-            reason = f"the Dask task failed: {name}: {exc}"
-            if name == "KilledWorker":
-                reason = f"the workers running the job died repeatedly ({exc})"
-            self._fail(job, "JobLost", reason)
-        elif status == "finished":
-            self._record(job, future.result(timeout=5))
-        elif status in ("cancelled", "lost"):
-            self._fail(job, "JobLost", "the Dask scheduler dropped the job (was it restarted?)")
+        if job.state == RUNNING and worker and worker not in found["workers"]:
+            self._fail(
+                job, "JobLost",
+                f"the Dask worker {worker} running the job left the cluster (it died or was "
+                "stopped)",
+            )  # fmt: skip
+        elif task is not None and task["state"] == "erred":
+            reason = task["error"] or "unknown error"
+            if "KilledWorker" in reason or "workers" in reason and "died" in reason:
+                reason = f"the workers running the job died repeatedly ({reason})"
+            self._fail(job, "JobLost", f"the Dask task failed: {reason}")
+        elif task is None or task["state"] in ("released", "forgotten"):
+            submitted = job.options.get("submitted_at") or 0
+            if time.time() - submitted < GRACE_S:
+                return  # just submitted: the scheduler may not have it yet
+            self._fail(
+                job, "JobLost",
+                "the Dask scheduler no longer knows the job's task (it was restarted, or the "
+                "job ended while no Jupyter server was there to record its outcome)",
+                cancel=False,
+            )  # fmt: skip
 
     def _record(self, job: Job, outcome: Any) -> None:
         """The task ended: its outcome counts if the job's own report did not get through."""
         current = get_job(self.store.connect(), job.run_id)
         if current is None or current.final:
-            self._drop(job.run_id)
+            self._release(job)
             return
         outcome = outcome if isinstance(outcome, dict) else {}
         state = outcome.get("state")
         if state in (FINISHED, FAILED, CANCELLED) and outcome.get("started"):
             with self.store.write() as conn:
-                if outcome.get("output_notebook") and self.store.blobs.exists(
-                    outcome["output_notebook"]
-                ):
-                    from .jobs import set_output_notebook
-
-                    set_output_notebook(conn, job.run_id, outcome["output_notebook"])
+                digest = outcome.get("output_notebook")
+                if isinstance(digest, str) and self.store.blobs.exists(digest):
+                    set_output_notebook(conn, job.run_id, digest)
                 if current.state == QUEUED:
                     transition(conn, job.run_id, RUNNING)
-                transition(conn, job.run_id, state, error=outcome.get("error"))
-            self._drop(job.run_id)
+                error = outcome.get("error") if isinstance(outcome.get("error"), dict) else None
+                transition(conn, job.run_id, state, error=error)
+            self._release(job)
         else:
-            self._fail(job, "JobLost", "the job's task ended on the worker without running it")
+            self._fail(
+                job,
+                "JobLost",
+                "the job's task ended on the worker without running it",
+                cancel=False,
+            )
+
+    def recover(self) -> None:
+        """Nothing to do at once: every poll asks the scheduler about every active job (in the
+        service's thread, so a scheduler that is down does not hold up the server's start)."""
 
     def prestart(self) -> None:
         """Connect to the default scheduler in the background (the panel shows its workers)."""
         if self.scheduler and self.api_url():
-
-            def connect() -> None:
-                try:
-                    self.client(self.scheduler or "")
-                except JobError:
-                    pass  # said again, with the reason, when a job is submitted
-
-            threading.Thread(target=connect, name="mlp-dask-connect", daemon=True).start()
-
-    def recover(self) -> None:
-        """At service start: a job whose task the scheduler no longer knows (the scheduler was
-        restarted, or the task ended while no server was there to hear its outcome) would wait
-        forever; it fails with that reason. The others are followed by key."""
-        if not self.api_url():
-            return
-        by_scheduler: dict[str, list[Job]] = {}
-        for job in list_jobs(self.store.connect(), self.name, (QUEUED, RUNNING)):
-            if job.options.get("dask_key"):
-                by_scheduler.setdefault(job.options["scheduler"], []).append(job)
-        for address, jobs in by_scheduler.items():
-            keys = [j.options["dask_key"] for j in jobs]
-
-            def states(dask_scheduler: Any = None, keys: list[str] = keys) -> dict[str, str]:
-                # runs on the scheduler (pickled by value: it need not have jupyter-mlp)
-                tasks = dask_scheduler.tasks
-                return {k: tasks[k].state for k in keys if k in tasks}
-
-            try:
-                known = self.client(address).run_on_scheduler(states)
-            except Exception:
-                continue  # the scheduler is away: poll keeps trying
-            for job in jobs:
-                if known.get(job.options["dask_key"]) in (None, "released", "forgotten"):
-                    self._fail(
-                        job, "JobLost",
-                        "the Dask scheduler no longer knows the job's task (it was restarted, or "
-                        "the job ended while no Jupyter server was there to record its outcome)",
-                    )  # fmt: skip
-        self.poll()
+            self._ready(self.scheduler)
 
     def cancel(self, job: Job, wait: bool = False) -> None:
         """The job is `cancelled` in the store already (its token is dead: a running job stops
-        its kernel within a second). Cancel the task if this process holds it; otherwise the
-        server's next poll does."""
-        with self._lock:
-            self._drop(job.run_id, cancel=True)
+        its kernel within a second). Take the task off the cluster if this process can reach it;
+        otherwise the server's next poll does."""
+        self._release(job, cancel=True)
 
     def capacity(self) -> dict[str, Any]:
+        """From the last poll: never waits for the network."""
         conn = self.store.connect()
         info: dict[str, Any] = {
             "executor": self.name, "scheduler": self.scheduler,
             "running": len(list_jobs(conn, self.name, (RUNNING,))),
             "queued": len(list_jobs(conn, self.name, (QUEUED,))),
         }  # fmt: skip
-        client = self._clients.get(self.scheduler or "")
-        if client is not None and client.status == "running":  # never waits for a connection
-            try:
-                workers = client.scheduler_info()["workers"]
-            except Exception as exc:
-                info["error"] = f"the scheduler does not answer: {exc}"
-            else:
-                info["workers"] = len(workers)
-                info["slots"] = sum(w.get("nthreads", 0) for w in workers.values())
-                info["gpus"] = sum(w.get("resources", {}).get("GPU", 0) for w in workers.values())
+        with self._lock:
+            workers = self._workers.get(self.scheduler or "")
+            connected = self._ready(self.scheduler or "", connect=False) is not None
+        if self.scheduler and not connected:
+            info["error"] = f"not connected to the Dask scheduler at {self.scheduler}"
+        if workers is not None:
+            info["workers"] = len(workers)
+            info["slots"] = sum(w["nthreads"] for w in workers.values())
+            info["gpus"] = sum(w["resources"].get("GPU", 0) for w in workers.values())
         return info
 
     def close(self) -> None:
         """Running jobs keep running (fire_and_forget); only the connections close."""
         with self._lock:
             self._futures.clear()
-            for client in self._clients.values():
-                try:
-                    client.close(timeout=2)
-                except Exception:
-                    pass
-            self._clients.clear()
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            _close(client)
+
+
+def _close(client: Any) -> None:
+    try:
+        client.close(timeout=2)
+    except Exception:
+        pass

@@ -281,7 +281,7 @@ class BadReport(ValueError):
     """A remote job's report that cannot be applied (nothing is written)."""
 
 
-REMOTE_JOB_FIELDS = {"cells_total": int, "note": str, "host": str, "worker": str}
+REMOTE_JOB_FIELDS = {"cells_total": int, "note": str, "host": str, "worker": str, "attempt": str}
 
 
 def apply_remote_report(
@@ -289,9 +289,12 @@ def apply_remote_report(
 ) -> dict[str, Any]:
     """What a job on a remote worker reports about itself over HTTP (its run token names the run):
     {"state": running|finished|failed|cancelled, "error": {...}, "cells_total", "note", "host",
-    "worker", "output_notebook": blob digest}. The state goes through transition(), so a report
-    that comes too late (the job was cancelled, or failed because its worker was lost) is refused
-    and the answer says what the job is. The caller holds the write transaction."""
+    "worker", "attempt", "output_notebook": blob digest}. The state goes through transition(),
+    so a report that comes too late (the job was cancelled, or failed because its worker was
+    lost) is refused, writes nothing, and the answer says what the job is. `attempt` names one
+    start of the job's task: a start repeated by the same attempt (a retried request) is
+    accepted again, one by another attempt (Dask retrying the task elsewhere) is not. The caller
+    holds the write transaction."""
     job = get_job(conn, run_id)
     if job is None:
         raise BadReport(f"run {run_id} is not a job")
@@ -304,9 +307,6 @@ def apply_remote_report(
             if not isinstance(report[key], kind) or isinstance(report[key], bool):
                 raise BadReport(f"{key} must be {kind.__name__}")
             values[key] = report[key][:2000] if kind is str else report[key]
-    worker = values.pop("worker", None)
-    if worker is not None:
-        values["options"] = {**job.options, "worker": worker[:200]}
     digest = report.get("output_notebook")
     if digest is not None and not (isinstance(digest, str) and blob_exists(digest)):
         raise BadReport("output_notebook must be the sha256 of a blob uploaded before")
@@ -317,14 +317,28 @@ def apply_remote_report(
         isinstance(error, dict) and all(isinstance(v, (str, int)) for v in error.values())
     ):
         raise BadReport("error must be an object of strings")
-    if values:
-        update_job(conn, run_id, **values)
-    if digest is not None:
-        set_output_notebook(conn, run_id, digest)
-    accepted = True
-    if to is not None:
+    attempt = values.pop("attempt", None)
+    mine = attempt is None or job.options.get("attempt") in (None, attempt)
+    if to == RUNNING and job.state == RUNNING and attempt and job.options.get("attempt") == attempt:
+        accepted = True  # the same start again (the first answer was lost)
+    elif to is not None:
         extra = {"host": values["host"]} if to == RUNNING and "host" in values else {}
-        accepted = transition(conn, run_id, to, error=error, **extra) is not None
+        accepted = mine and transition(conn, run_id, to, error=error, **extra) is not None
+    else:
+        accepted = mine and not job.final
+    if accepted:
+        options = dict(job.options)
+        worker = values.pop("worker", None)
+        if worker is not None:
+            options["worker"] = worker
+        if attempt is not None:
+            options["attempt"] = attempt
+        if options != job.options:
+            values["options"] = options
+        if values:
+            update_job(conn, run_id, **values)
+        if digest is not None:
+            set_output_notebook(conn, run_id, digest)
     current = get_job(conn, run_id)
     assert current is not None
     return {"accepted": accepted, "state": current.state}
@@ -438,22 +452,23 @@ class JobProcess:
     def process(self) -> str:
         """Run the job to its end; returns the final state."""
         try:
-            self.before_start()
-            self.execute()
-        except BaseException as exc:
-            if self.cancelled or self._state() == CANCELLED:
-                self.on_cancel()
+            try:
+                self.before_start()
+                self.execute()
+            except BaseException as exc:
+                if self.cancelled or self._state() == CANCELLED:
+                    self.on_cancel()
+                else:
+                    self.on_failure(exc)
+                if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: still leave
+                    raise
             else:
-                self.on_failure(exc)
-            if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: still leave
-                self.cleanup()
-                raise
-        else:
-            if self.cancelled or self._state() == CANCELLED:
-                self.on_cancel()
-            else:
-                self.on_complete()
-        self.cleanup()
+                if self.cancelled or self._state() == CANCELLED:
+                    self.on_cancel()
+                else:
+                    self.on_complete()
+        finally:
+            self.cleanup()  # also when reporting the outcome failed
         return self._state()
 
     def _state(self) -> str:

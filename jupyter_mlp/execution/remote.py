@@ -16,6 +16,7 @@ record it when the last report did not get through.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import signal
 import socket
@@ -25,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..tracker.sinks import default_spool_dir
 from .engine import JobCancelled
 from .jobs import CANCELLED, FAILED, FINAL, FINISHED, RUNNING, Job
 from .local import kill_group
@@ -42,10 +44,12 @@ class HttpReporter:
     ) -> None:
         from ..tracker.sinks import HttpSink
 
-        self.sink = HttpSink(api_url, token, spool_dir)
+        # its own spool folder: a tracker inside the notebook spools the same run separately
+        self.sink = HttpSink(api_url, token, Path(spool_dir or default_spool_dir()) / "jobs")
         self.url = self.sink.uri + "/ingest/job"
         self.run_id = run_id
         self._snapshot = snapshot
+        self.attempt = secrets.token_hex(8)  # this start of the task (Dask may retry it elsewhere)
         self.ended = False  # the token was refused: the run has ended on the server
 
     # --- the job route -----------------------------------------------------------------------
@@ -68,17 +72,20 @@ class HttpReporter:
                 self.ended = True
                 return None
             if r is not None and r.status_code < 500:
-                r.raise_for_status()
+                r.raise_for_status()  # a refused report (400): a bug to see in the worker's log
                 return r.json()
             if time.monotonic() >= deadline:
                 raise ConnectionError(f"cannot report to {self.url}")
             time.sleep(1.0)
 
+    def _post(self, body: dict[str, Any], patience: float = REPORT_TRIES_S) -> Any:
+        return self._job({**body, "attempt": self.attempt}, patience)
+
     def start(self, worker: str | None) -> dict[str, Any] | None:
         body = {"state": RUNNING, "host": socket.gethostname()}
         if worker:
             body["worker"] = worker
-        return self._job(body)
+        return self._post(body)
 
     # --- what NotebookJob and CellRecorder call ------------------------------------------------
 
@@ -110,21 +117,29 @@ class HttpReporter:
         body: dict[str, Any] = {"state": to}
         if error is not None:
             body["error"] = error
-        reply = self._job(body)
+        reply = self._post(body)
         return bool(reply and reply.get("accepted"))
 
     def update(self, run_id: str, **values: Any) -> None:
-        """Only what means something off the worker (pids there mean nothing to the server)."""
+        """Progress and notes, best effort (a server restart must not fail the job). Only what
+        means something off the worker: pids there mean nothing to the server."""
         wanted = {k: v for k, v in values.items() if k in ("cells_total", "note", "host")}
         if wanted:
-            self._job(wanted, patience=5.0)
+            try:
+                self._post(wanted, patience=5.0)
+            except Exception:
+                pass
 
     def state(self, run_id: str) -> str:
+        """The job's state on the server; `running` whenever that cannot be learnt now (a
+        server restarting does not stop the job), `cancelled` once the run has ended there."""
         try:
             reply = self._job(patience=0.0)
-        except ConnectionError:
-            return RUNNING  # the server restarting does not stop the job
-        return reply["state"] if reply else CANCELLED
+        except Exception:
+            return RUNNING
+        if not reply:
+            return CANCELLED
+        return str(reply.get("state") or RUNNING)
 
     def snapshot(self, digest: str) -> bytes:
         return self._snapshot
@@ -134,7 +149,7 @@ class HttpReporter:
 
     def set_output_notebook(self, run_id: str, digest: str) -> None:
         if self.flush():  # the blob is uploaded before it is named
-            self._job({"output_notebook": digest})
+            self._post({"output_notebook": digest})
 
     def fetch_inputs(self, inputs: dict[str, dict[str, str]], folder: Path) -> dict[str, str]:
         """Download the artifacts the job's parameters name: {parameter: local path}."""

@@ -15,6 +15,15 @@ from typing import Any
 import tornado.web
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
+
+try:
+    from jupyter_server.auth.decorator import allow_unauthenticated
+except ImportError:  # jupyter_server < 2.13 has no such setting to open routes against
+
+    def allow_unauthenticated(method):  # type: ignore[no-redef]
+        return method
+
+
 from jupyter_server.base.handlers import APIHandler
 
 from ..execution.jobs import BadReport, JobError, JobNotFound, apply_remote_report, get_job
@@ -328,11 +337,11 @@ class CancelHandler(MlpHandler):
 
     @tornado.web.authenticated
     @authorized
-    def post(self, ref: str) -> None:
+    async def post(self, ref: str) -> None:
         if not (run_id := self.run_id(ref)):
             return
-        try:
-            self.reply(self.mlp.jobs.cancel(run_id))
+        try:  # in a thread: a dask job's task is cancelled over the network
+            self.reply(await asyncio.to_thread(self.mlp.jobs.cancel, run_id))
         except JobNotFound:
             self.fail(400, f"run {run_id} is not a job: only jobs can be cancelled")
 
@@ -463,7 +472,8 @@ class PipelineCancelHandler(MlpHandler):
 
 
 class TokenHandler(MlpHandler):
-    """Base of the routes a remote tracker calls with its run token instead of a login."""
+    """Base of the routes a remote tracker calls with its run token instead of a login (so they
+    stay open when the server refuses unauthenticated access by default)."""
 
     def check_xsrf_cookie(self) -> None:
         """No cookie is involved (the token is a header), so there is nothing to forge."""
@@ -478,6 +488,7 @@ class TokenHandler(MlpHandler):
 class IngestHandler(TokenHandler):
     path = "/ingest"
 
+    @allow_unauthenticated
     def post(self) -> None:
         if not (run_id := self.token_run()):
             return
@@ -508,6 +519,7 @@ class IngestHandler(TokenHandler):
 class IngestBlobHandler(TokenHandler):
     path = "/ingest/blobs/{hash}"
 
+    @allow_unauthenticated
     def put(self, digest: str) -> None:
         if not self.token_run():
             return
@@ -525,6 +537,7 @@ class IngestJobHandler(TokenHandler):
 
     path = "/ingest/job"
 
+    @allow_unauthenticated
     def get(self) -> None:
         if not (run_id := self.token_run()):
             return
@@ -533,9 +546,12 @@ class IngestJobHandler(TokenHandler):
             return self.fail(404, f"run {run_id} is not a job")
         self.reply({"run_id": run_id, "state": job.state})
 
+    @allow_unauthenticated
     def post(self) -> None:
         if not (run_id := self.token_run()):
             return
+        if len(self.request.body) > 64 * 1024:
+            return self.fail(413, "a job report is a small JSON object")
         body = self.json_body()
         if not isinstance(body, dict):
             return self.fail(400, "send a JSON object")
@@ -553,6 +569,7 @@ class IngestInputHandler(TokenHandler):
 
     path = "/ingest/inputs/{hash}"
 
+    @allow_unauthenticated
     async def get(self, digest: str) -> None:
         if not (run_id := self.token_run()):
             return

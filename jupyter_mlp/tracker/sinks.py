@@ -46,6 +46,10 @@ class StoreSink:
         return self.store.blobs.put_file(path)
 
 
+def default_spool_dir() -> Path:
+    return Path(os.environ.get("MLP_SPOOL_DIR") or Path.home() / ".cache" / "jupyter-mlp" / "spool")
+
+
 class HttpSink:
     def __init__(self, uri: str, token: str, spool_dir: str | os.PathLike | None = None) -> None:
         import requests
@@ -53,11 +57,7 @@ class HttpSink:
         self.uri = uri.rstrip("/")
         self.token = token
         self.run_id = token.split(".", 1)[0]
-        folder = Path(
-            spool_dir
-            or os.environ.get("MLP_SPOOL_DIR")
-            or Path.home() / ".cache" / "jupyter-mlp" / "spool"
-        )
+        folder = Path(spool_dir or default_spool_dir())
         self.spool_dir = folder
         self.spool = folder / f"{self.run_id}.jsonl"
         self.http = requests.Session()
@@ -152,7 +152,7 @@ class HttpSink:
         if not self.pending:
             self.spool.unlink(missing_ok=True)
             return
-        tmp = self.spool.with_suffix(".tmp")
+        tmp = self.spool.with_suffix(f".tmp-{os.getpid()}")
         tmp.write_text("".join(json.dumps(i) + "\n" for i in self.pending))
         os.replace(tmp, self.spool)
 
