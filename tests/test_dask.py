@@ -57,14 +57,18 @@ def worker(scheduler, tmp_path):
     """worker(name, gpus=0) -> a started Dask worker process (no nanny: killing it kills it)."""
     procs: list[subprocess.Popen] = []
 
-    def start(name: str = "w1", gpus: int = 0) -> subprocess.Popen:
+    def start(
+        name: str = "w1", gpus: int = 0, cards: str | None = None, threads: int = 2
+    ) -> subprocess.Popen:
         from distributed import Client
 
         home = tmp_path / f"worker-{name}"
         home.mkdir()
         env = {**os.environ, "MLP_HOME": str(home / "store"), "MLP_SPOOL_DIR": str(home / "spool")}
+        if cards is not None:
+            env["CUDA_VISIBLE_DEVICES"] = cards
         args = [PY, "-m", "distributed.cli.dask_worker", scheduler, "--name", name,
-                "--nthreads", "2", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"]  # fmt: skip
+                "--nthreads", str(threads), "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"]  # fmt: skip
         if gpus:
             args += ["--resources", f"GPU={gpus}"]
         proc = subprocess.Popen(
@@ -401,3 +405,44 @@ async def test_job_reports_are_tied_to_one_start_of_the_task(jp_fetch, store):
     assert done == {"accepted": True, "state": "finished"}
     # the run has ended: its token no longer works
     assert await status_of(report({"state": "failed", "attempt": "a1"})) == 401
+
+
+async def test_jobs_running_at_once_on_one_worker_get_different_cards(
+    jp_fetch, store, worker, tmp_path
+):
+    """Dask's GPU resource only counts; the worker hands out its cards, one job each."""
+    worker("two-gpus", gpus=2, cards="0,1", threads=3)
+    gate = tmp_path / "gate"
+    nb = notebook(
+        "gate = ''",
+        "%load_ext jupyter_mlp\n%mlp_track --no-gpu",
+        "import os, time\nimport jupyter_mlp as mlp\n"
+        "mlp.output('cards', os.environ.get('CUDA_VISIBLE_DEVICES'))\n"
+        "while not os.path.exists(gate):\n    time.sleep(0.05)",
+    )
+    parent = template(store, "dada0000000a", nb, [("gate", '""', "str", "parameters")])
+    ids = [await rerun(jp_fetch, parent, params={"gate": str(gate)}, gpus=1) for _ in range(2)]
+    none = await rerun(jp_fetch, parent, params={"gate": str(gate)}, gpus=0)
+
+    async def cards(run_id: str):
+        run = await poll(
+            lambda: api(jp_fetch, "runs", run_id),
+            lambda r: any(o["name"] == "cards" for o in r["outputs"]),
+            what=f"run {run_id} to say which cards it sees",
+        )
+        return {o["name"]: o.get("value") for o in run["outputs"]}["cards"]
+
+    seen = [await cards(i) for i in ids]
+    assert sorted(seen) == ["0", "1"]  # both ran at once, one card each
+    assert await cards(none) == ""  # a job that asks for no GPU sees none
+    gate.write_text("go")
+    for run_id in [*ids, none]:
+        run = await final(jp_fetch, run_id)
+        assert run["status"] == "finished", run.get("error")
+    assert sorted(g for i in ids for g in jobs_gpus(store, i)) == ["0", "1"]
+
+
+def jobs_gpus(store, run_id: str) -> list[str]:
+    from jupyter_mlp.execution.jobs import get_job
+
+    return get_job(store.connect(), run_id).gpus or []

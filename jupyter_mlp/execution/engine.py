@@ -258,12 +258,13 @@ def _papermill_classes() -> tuple[Any, Any]:
             mlp_env: dict[str, str] | None = None,
             mlp_should_stop: Callable[[], bool] | None = None,
             mlp_on_kernel: Callable[[int | None, int | None], None] | None = None,
+            mlp_cwd: str | None = None,
             **kwargs: Any,
         ) -> Any:
             return _execute(
                 MlpNotebookClient, nb_man, kernel_name, log_output, stdout_file, stderr_file,
                 start_timeout, execution_timeout, mlp_recorder, mlp_env, mlp_should_stop,
-                mlp_on_kernel, kwargs,
+                mlp_on_kernel, kwargs, mlp_cwd,
             )  # fmt: skip
 
     _classes = (MlpNotebookClient, Engine)
@@ -284,6 +285,7 @@ def _execute(
     should_stop: Callable[[], bool] | None,
     on_kernel: Callable[[int | None, int | None], None] | None,
     kwargs: dict[str, Any],
+    cwd: str | None = None,
 ) -> Any:
     standalone = None
     if recorder is None:
@@ -305,7 +307,9 @@ def _execute(
         stdout_file=stdout_file, stderr_file=stderr_file, **kwargs,
     )  # fmt: skip
     try:
-        result = client.execute(env=env)
+        # the kernel's working directory, given to the kernel alone: papermill's own `cwd`
+        # changes the whole process's, which jobs sharing a process (Dask threads) cannot have
+        result = client.execute(env=env, **({"cwd": cwd} if cwd else {}))
     except BaseException as exc:
         stopped = isinstance(exc, (JobCancelled, KeyboardInterrupt)) or (
             should_stop is not None and should_stop()

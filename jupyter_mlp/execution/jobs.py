@@ -289,7 +289,7 @@ def apply_remote_report(
 ) -> dict[str, Any]:
     """What a job on a remote worker reports about itself over HTTP (its run token names the run):
     {"state": running|finished|failed|cancelled, "error": {...}, "cells_total", "note", "host",
-    "worker", "attempt", "output_notebook": blob digest}. The state goes through transition(),
+    "worker", "attempt", "gpus": the cards it was given, "output_notebook": blob digest}. The state goes through transition(),
     so a report that comes too late (the job was cancelled, or failed because its worker was
     lost) is refused, writes nothing, and the answer says what the job is. `attempt` names one
     start of the job's task: a start repeated by the same attempt (a retried request) is
@@ -298,9 +298,14 @@ def apply_remote_report(
     job = get_job(conn, run_id)
     if job is None:
         raise BadReport(f"run {run_id} is not a job")
-    unknown = set(report) - {*REMOTE_JOB_FIELDS, "state", "error", "output_notebook"}
+    unknown = set(report) - {*REMOTE_JOB_FIELDS, "state", "error", "output_notebook", "gpus"}
     if unknown:
         raise BadReport(f"unknown fields: {', '.join(sorted(unknown))}")
+    gpus = report.get("gpus")
+    if gpus is not None and not (
+        isinstance(gpus, list) and len(gpus) <= 64 and all(isinstance(g, str) for g in gpus)
+    ):
+        raise BadReport("gpus must be a list of card ids")
     values: dict[str, Any] = {}
     for key, kind in REMOTE_JOB_FIELDS.items():
         if report.get(key) is not None:
@@ -333,6 +338,8 @@ def apply_remote_report(
             options["worker"] = worker
         if attempt is not None:
             options["attempt"] = attempt
+        if gpus is not None:
+            values["gpus"] = [g[:100] for g in gpus]
         if options != job.options:
             values["options"] = options
         if values:

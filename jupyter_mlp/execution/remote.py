@@ -16,6 +16,7 @@ record it when the last report did not get through.
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import signal
@@ -81,10 +82,12 @@ class HttpReporter:
     def _post(self, body: dict[str, Any], patience: float = REPORT_TRIES_S) -> Any:
         return self._job({**body, "attempt": self.attempt}, patience)
 
-    def start(self, worker: str | None) -> dict[str, Any] | None:
-        body = {"state": RUNNING, "host": socket.gethostname()}
+    def start(self, worker: str | None, gpus: list[str] | None) -> dict[str, Any] | None:
+        body: dict[str, Any] = {"state": RUNNING, "host": socket.gethostname()}
         if worker:
             body["worker"] = worker
+        if gpus is not None:
+            body["gpus"] = gpus
         return self._post(body)
 
     # --- what NotebookJob and CellRecorder call ------------------------------------------------
@@ -236,15 +239,22 @@ def run_remote(job: dict[str, Any], snapshot: bytes, api_url: str, token: str) -
     """The Dask task: run one job on this worker; returns its outcome."""
     spec = Job(**job)
     reporter = HttpReporter(api_url, token, spec.run_id, snapshot)
-    reply = reporter.start(worker_address())
-    if not reply or not reply.get("accepted"):
-        # cancelled while queued, or another attempt already runs it (a retry after a worker
-        # was lost): this attempt does nothing
-        return {"state": reply["state"] if reply else CANCELLED, "started": False}
+    # [] for no GPU (it sees none, as locally); None: this worker's cards are unknown, the
+    # job sees what the worker sees
+    spec.gpus = CARDS.take(spec.gpus_requested)
+    try:
+        reply = reporter.start(worker_address(), spec.gpus)
+        if not reply or not reply.get("accepted"):
+            # cancelled while queued, or another attempt already runs it (a retry after a
+            # worker was lost): this attempt does nothing
+            return {"state": reply["state"] if reply else CANCELLED, "started": False}
+        return _run(spec, reporter, token)
+    finally:
+        CARDS.give_back(spec.gpus)
+
+
+def _run(spec: Job, reporter: HttpReporter, token: str) -> dict[str, Any]:
     env = {"MLP_TRACKING_URI": reporter.sink.uri, "MLP_TRACKING_TOKEN": token}
-    if not spec.gpus_requested:
-        env["CUDA_VISIBLE_DEVICES"] = ""  # a job that asks for no GPU sees none, as locally
-    spec.gpus = None  # the worker's own CUDA_VISIBLE_DEVICES says which cards are its
     runner = RemoteNotebookJob(reporter, spec, env=env)
     inputs = spec.options.get("inputs") or {}
     folder = Path(tempfile.mkdtemp(prefix=f"mlp-inputs-{spec.run_id}-")) if inputs else None
@@ -263,3 +273,44 @@ def run_remote(job: dict[str, Any], snapshot: bytes, api_url: str, token: str) -
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
     return {"started": True, "state": CANCELLED, **runner.outcome}
+
+
+class Cards:
+    """The GPUs of this worker process, handed to its jobs so that two jobs running at once
+    never share one. Dask's `GPU` resource only counts; this picks the cards. The cards are
+    `$MLP_GPUS`, else the worker's `CUDA_VISIBLE_DEVICES`, else what NVML sees."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._all: list[str] | None = None
+        self._used: set[str] = set()
+
+    def _cards(self) -> list[str]:
+        if self._all is None:
+            from .local import detect_gpus, parse_gpus
+
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            if "MLP_GPUS" not in os.environ and visible:
+                self._all = parse_gpus(visible)
+            else:
+                self._all = detect_gpus()
+        return self._all
+
+    def take(self, n: int) -> list[str] | None:
+        """n free cards ([] for n = 0); None when this worker's cards are unknown or too few
+        (the job then sees what the worker sees)."""
+        if not n:
+            return []
+        with self._lock:
+            free = [c for c in self._cards() if c not in self._used]
+            if len(free) < n:
+                return None
+            self._used.update(free[:n])
+            return free[:n]
+
+    def give_back(self, cards: list[str] | None) -> None:
+        with self._lock:
+            self._used.difference_update(cards or ())
+
+
+CARDS = Cards()

@@ -116,7 +116,7 @@ class NotebookJob(JobProcess):
         recorder.on_cell_end = lambda: self.reporter.keep_running(self.run_id)
         papermill.execute_notebook(
             str(source), str(self.output), parameters=self.job.params or None, engine_name="mlp",
-            kernel_name=self.job.kernel, cwd=str(self.workdir), progress_bar=False,
+            kernel_name=self.job.kernel, mlp_cwd=str(self.workdir), progress_bar=False,
             mlp_recorder=recorder, mlp_env=env, mlp_should_stop=self._should_stop,
             mlp_on_kernel=self._kernel_started,
         )  # fmt: skip
