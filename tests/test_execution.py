@@ -198,6 +198,17 @@ def test_a_tracked_job_shows_each_cell_once_while_it_runs(store, service, tmp_pa
     assert wait_final(store, child)["status"] == "finished"
 
 
+def test_in_a_job_the_api_works_without_the_magic(store, service, tmp_path):
+    nb = write_notebook(tmp_path / "plain.ipynb", [
+        {"id": "p", "source": "x = 1", "tags": ["parameters"]},
+        {"id": "o", "source": "import jupyter_mlp as mlp\nmlp.output('y', x + 1)\nmlp.log_metric('m', 0.5)"},
+    ])  # fmt: skip
+    run = wait_final(store, service().submit_notebook(nb, {"x": 41}))
+    assert run["status"] == "finished", run["error"]
+    assert output_value(run, "y") == 42 and run["metrics"] == {"m": 0.5}
+    assert [r["id"] for r in run_store.list_runs(store.connect())] == [run["id"]]  # no other run
+
+
 def test_a_failing_cell_fails_the_run_with_the_error(store, service, tmp_path):
     (tmp_path / "gone").mkdir()
     nb = write_notebook(tmp_path / "gone" / "fail.ipynb", [

@@ -18,6 +18,10 @@ class NoActiveRun(RuntimeError):
 
 def _run() -> RunSession:
     run = _active
+    if run is None and os.environ.get("MLP_RUN_ID"):
+        # a job (`jupyter mlp run|rerun`, a pipeline stage): its run is there already, so
+        # mlp.output() and friends work without %mlp_track
+        run = track()
     if run is None or run.finished:
         raise NoActiveRun("no active run: start one with %mlp_track (or mlp.track()) first")
     return run
