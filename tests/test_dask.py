@@ -446,3 +446,24 @@ def jobs_gpus(store, run_id: str) -> list[str]:
     from jupyter_mlp.execution.jobs import get_job
 
     return get_job(store.connect(), run_id).gpus or []
+
+
+async def test_the_cli_queues_a_dask_job_that_the_server_runs(jp_fetch, store, worker, mlp_home):
+    """`jupyter mlp rerun --executor dask` from a terminal: it queues through the store, the
+    running server dispatches and hears the worker, the command waits and exits 0."""
+    import asyncio
+
+    worker("w6")
+    parent = template(
+        store, "dada0000000b", notebook("x = 1", "y = x * 2"), [("x", "1", "int", "parameters")]
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jupyter_mlp.cli", "rerun", parent, "-p", "x=5", "--executor", "dask",
+        env={**os.environ, "MLP_HOME": str(mlp_home)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()
+    child = next(r for r in (await api(jp_fetch, "runs"))["runs"] if r["parent_id"] == parent)
+    assert child["status"] == "finished" and child["params"]["x"] == 5
+    assert f"run {child['id']}: finished" in err.decode()
