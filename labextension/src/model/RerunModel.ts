@@ -14,33 +14,12 @@ import {
   JSONValue,
   rerun
 } from '../api';
+import { BOOL_TYPES, FLOAT_TYPES, INT_TYPES, LIST_TYPES } from '../pytypes';
 import { errorMessage } from './RunsModel';
 
 /** How a parameter is edited. */
 export type FieldKind =
   'int' | 'float' | 'bool' | 'str' | 'list' | 'dict' | 'json';
-
-const INT_TYPES = new Set([
-  'int',
-  'int8',
-  'int16',
-  'int32',
-  'int64',
-  'uint8',
-  'uint16',
-  'uint32',
-  'uint64',
-  'intc',
-  'long'
-]);
-const FLOAT_TYPES = new Set([
-  'float',
-  'float16',
-  'float32',
-  'float64',
-  'double',
-  'longdouble'
-]);
 
 export function fieldKind(type: string | null, value: JSONValue): FieldKind {
   if (type && INT_TYPES.has(type)) {
@@ -49,13 +28,13 @@ export function fieldKind(type: string | null, value: JSONValue): FieldKind {
   if (type && FLOAT_TYPES.has(type)) {
     return 'float';
   }
-  if (type === 'bool' || type === 'bool_') {
+  if (type && BOOL_TYPES.has(type)) {
     return 'bool';
   }
   if (type === 'str') {
     return 'str';
   }
-  if (type === 'list' || type === 'tuple') {
+  if (type && LIST_TYPES.has(type)) {
     return 'list';
   }
   if (type === 'dict') {

@@ -6,6 +6,8 @@
  * Fields this module does not know are carried along untouched.
  */
 
+import { BOOL_TYPES, FLOAT_TYPES, INT_TYPES, LIST_TYPES } from '../pytypes';
+
 export const FORMAT = 'jupyter-mlp.pipeline';
 export const FORMAT_VERSION = 1;
 
@@ -591,30 +593,6 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
 
 // --- types (mirrors jupyter_mlp/execution/params.py `fit`) -----------------------------------
 
-const INT = new Set([
-  'int',
-  'int8',
-  'int16',
-  'int32',
-  'int64',
-  'uint8',
-  'uint16',
-  'uint32',
-  'uint64',
-  'intc',
-  'long'
-]);
-const FLOAT = new Set([
-  'float',
-  'float16',
-  'float32',
-  'float64',
-  'double',
-  'longdouble'
-]);
-const BOOL = new Set(['bool', 'bool_']);
-const LIST = new Set(['list', 'tuple']);
-
 /** The Python type name a JSON value arrives as in the notebook. */
 export function pythonType(value: unknown): string {
   if (value === null || value === undefined) {
@@ -659,19 +637,19 @@ export function expectedKind(
   if (!typeName || typeName === 'None' || typeName === 'NoneType') {
     return null;
   }
-  if (INT.has(typeName)) {
+  if (INT_TYPES.has(typeName)) {
     return 'an int';
   }
-  if (FLOAT.has(typeName)) {
+  if (FLOAT_TYPES.has(typeName)) {
     return 'a float';
   }
-  if (BOOL.has(typeName)) {
+  if (BOOL_TYPES.has(typeName)) {
     return 'a bool';
   }
   if (typeName === 'str') {
     return 'a string';
   }
-  if (LIST.has(typeName)) {
+  if (LIST_TYPES.has(typeName)) {
     return 'a list';
   }
   if (typeName === 'dict') {
@@ -693,19 +671,19 @@ export function fits(
     return true;
   }
   const t = typeName as string;
-  if (INT.has(t)) {
+  if (INT_TYPES.has(t)) {
     return typeof value === 'number' && Number.isInteger(value);
   }
-  if (FLOAT.has(t)) {
+  if (FLOAT_TYPES.has(t)) {
     return typeof value === 'number';
   }
-  if (BOOL.has(t)) {
+  if (BOOL_TYPES.has(t)) {
     return typeof value === 'boolean';
   }
   if (t === 'str') {
     return typeof value === 'string';
   }
-  if (LIST.has(t)) {
+  if (LIST_TYPES.has(t)) {
     return Array.isArray(value);
   }
   return isObject(value);
