@@ -16,6 +16,7 @@ run) in the store at `$MLP_HOME`.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import time
@@ -162,6 +163,25 @@ class MlpKernelManager(AsyncKernelManager):
     def _client_factory_default(self) -> type:
         return CellMetadataClient
 
+    @default("shutdown_wait_time")
+    def _shutdown_wait_time_default(self) -> float:
+        # A job's kernel has nothing left to do once the tracker inside has finished (done
+        # before the shutdown request): do not wait 2.5 s for one that does not exit at once,
+        # as the default does now and then.
+        return 1.0
+
+
+# Run in the kernel (silently) before it is shut down: a tracker inside finishes now, while
+# the kernel is surely alive, not in an exit handler racing the shutdown.
+FINISH_TRACKER = """\
+import sys as _mlp_sys
+_mlp_api = _mlp_sys.modules.get("jupyter_mlp.tracker.api")
+if _mlp_api is not None and _mlp_api._active is not None and not _mlp_api._active.finished:
+    _mlp_api._active.finish()
+del _mlp_sys, _mlp_api
+"""
+FINISH_TIMEOUT_S = 30.0
+
 
 class MlpEngine:
     """papermill engine `mlp`. Engine kwargs (all optional):
@@ -242,6 +262,15 @@ def _papermill_classes() -> tuple[Any, Any]:
 
         def _cell_executed(self, cell: Any, cell_index: int, execute_reply: dict[str, Any]) -> None:
             self.recorder.cell_end(execute_reply)
+
+        async def _async_cleanup_kernel(self) -> None:
+            try:
+                if self.kc is not None and self.km is not None and await self.km.is_alive():
+                    msg_id = self.kc.execute(FINISH_TRACKER, silent=True, store_history=False)
+                    await asyncio.wait_for(self.async_wait_for_reply(msg_id), FINISH_TIMEOUT_S)
+            except Exception:  # a kernel that died or hangs: shut it down all the same
+                pass
+            await super()._async_cleanup_kernel()
 
     class Engine(NBClientEngine):
         @classmethod
