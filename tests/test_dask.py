@@ -411,7 +411,7 @@ async def test_jobs_running_at_once_on_one_worker_get_different_cards(
     jp_fetch, store, worker, tmp_path
 ):
     """Dask's GPU resource only counts; the worker hands out its cards, one job each."""
-    worker("two-gpus", gpus=2, cards="0,1", threads=3)
+    worker("two-gpus", gpus=2, cards="0,1", threads=6)  # spare threads: see the note
     gate = tmp_path / "gate"
     nb = notebook(
         "gate = ''",
