@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..tracker.sinks import default_spool_dir
+from ..tracker.sinks import HttpSink, Kept, default_spool_dir
 from .engine import JobCancelled
 from .jobs import CANCELLED, FAILED, FINAL, FINISHED, RUNNING, Job
 from .local import kill_group
@@ -43,8 +43,6 @@ class HttpReporter:
     def __init__(
         self, api_url: str, token: str, run_id: str, snapshot: bytes, spool_dir: str | None = None
     ) -> None:
-        from ..tracker.sinks import HttpSink
-
         # its own spool folder: a tracker inside the notebook spools the same run separately
         self.sink = HttpSink(api_url, token, Path(spool_dir or default_spool_dir()) / "jobs")
         self.url = self.sink.uri + "/ingest/job"
@@ -52,6 +50,7 @@ class HttpReporter:
         self._snapshot = snapshot
         self.attempt = secrets.token_hex(8)  # this start of the task (Dask may retry it elsewhere)
         self.ended = False  # the token was refused: the run has ended on the server
+        self.output_notebook: str | None = None
 
     # --- the job route -----------------------------------------------------------------------
 
@@ -93,8 +92,6 @@ class HttpReporter:
     # --- what NotebookJob and CellRecorder call ------------------------------------------------
 
     def write(self, run_id: str, batch: dict[str, Any]) -> None:
-        from ..tracker.sinks import Kept
-
         try:
             self.sink.write(run_id, batch)
         except Kept:
@@ -102,8 +99,6 @@ class HttpReporter:
 
     def flush(self, patience: float = REPORT_TRIES_S) -> bool:
         """Send what is spooled; False when it could not all go in time."""
-        from ..tracker.sinks import Kept
-
         deadline = time.monotonic() + patience
         while self.sink.pending:
             try:
@@ -151,6 +146,7 @@ class HttpReporter:
         return self.sink.put_file(path)
 
     def set_output_notebook(self, run_id: str, digest: str) -> None:
+        self.output_notebook = digest  # also goes back as the task's result
         if self.flush():  # the blob is uploaded before it is named
             self._post({"output_notebook": digest})
 
@@ -200,15 +196,6 @@ class RemoteNotebookJob(NotebookJob):
             super().execute()
         finally:
             self._done.set()
-
-    def _store_output(self) -> None:
-        if self.output is not None and self.output.is_file():
-            try:
-                digest, _ = self.reporter.put_file(self.output)
-                self.outcome["output_notebook"] = digest
-                self.reporter.set_output_notebook(self.run_id, digest)
-            except Exception:
-                pass
 
     # The outcome is kept here too: once reported, the token no longer reads the job's state.
 
@@ -264,7 +251,7 @@ def _run(spec: Job, reporter: HttpReporter, token: str) -> dict[str, Any]:
                 spec.params = {**spec.params, **reporter.fetch_inputs(inputs, folder)}
             except Exception as exc:
                 runner.on_failure(RuntimeError(f"could not fetch the stage's input files: {exc}"))
-                return {"started": True, **runner.outcome}
+                return _outcome(runner, reporter)
         try:
             runner.process()
         except ConnectionError:
@@ -272,7 +259,15 @@ def _run(spec: Job, reporter: HttpReporter, token: str) -> dict[str, Any]:
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-    return {"started": True, "state": CANCELLED, **runner.outcome}
+    return _outcome(runner, reporter)
+
+
+def _outcome(runner: RemoteNotebookJob, reporter: HttpReporter) -> dict[str, Any]:
+    """What the task returns: the server records it if the job's own report did not arrive."""
+    outcome = {"started": True, "state": CANCELLED, **runner.outcome}
+    if reporter.output_notebook:
+        outcome["output_notebook"] = reporter.output_notebook
+    return outcome
 
 
 class Cards:
