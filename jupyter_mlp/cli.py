@@ -39,10 +39,23 @@ def _duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
+
+
+def _t(value: Any) -> str:
+    """Text from the store made safe for a terminal: control characters (ANSI escapes, bells,
+    newlines, bidi overrides) are shown escaped, never sent raw."""
+    if value is None:
+        return "-"
+    return str(value).translate(_CONTROL)
+
+
 def _value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
-    return json.dumps(v) if not isinstance(v, str) else v
+    return _t(json.dumps(v) if not isinstance(v, str) else v)
 
 
 def _table(rows: list[list[str]], out) -> None:
@@ -77,9 +90,9 @@ def runs_list(args: argparse.Namespace) -> int:
         return 0
     rows = [["ID", "NAME", "PROJECT", "STATUS", "STARTED", "DURATION", "METRICS"]]
     for r in found:
-        metrics = ", ".join(f"{k}={_value(v)}" for k, v in list(r["metrics"].items())[:4])
+        metrics = ", ".join(f"{_t(k)}={_value(v)}" for k, v in list(r["metrics"].items())[:4])
         rows.append([
-            r["id"], r["name"], r["project"], r["status"] + (" *" if r["pinned"] else ""),
+            r["id"], _t(r["name"]), _t(r["project"]), _t(r["status"]) + (" *" if r["pinned"] else ""),
             _when(r["started_at"]), _duration(r["duration"]), metrics,
         ])  # fmt: skip
     _table(rows, sys.stdout)
@@ -97,58 +110,74 @@ def runs_show(args: argparse.Namespace) -> int:
         _print_json({**run, "lineage": runs.lineage(conn, run["id"])})
         return 0
     out = sys.stdout.write
-    out(f"run {run['id']}  {run['name']}\n")
-    out(f"  project   {run['project']}    kind {run['kind']}    status {run['status']}\n")
+    out(f"run {run['id']}  {_t(run['name'])}\n")
+    out(
+        f"  project   {_t(run['project'])}    kind {_t(run['kind'])}    status {_t(run['status'])}\n"
+    )
     out(f"  started   {_when(run['started_at'])}    ended {_when(run['ended_at'])}"
         f"    duration {_duration(run['duration'])}\n")  # fmt: skip
-    if run.get("error"):
-        out(f"  error     {run['error'].get('ename')}: {run['error'].get('evalue')}\n")
-    out(f"  notebook  {run['notebook'] or '(unknown)'}\n")
-    out(f"  host      {run['host']}    user {run['user']}    kernel {run['kernel']}\n")
-    env = run.get("env") or {}
-    if env:
-        out(f"  python    {env.get('python')} ({env.get('executable')}), "
-            f"{len(env.get('packages', {}))} packages\n")  # fmt: skip
+    error = run.get("error")
+    if isinstance(error, dict):
+        out(f"  error     {_t(error.get('ename'))}: {_t(error.get('evalue'))}\n")
+    out(f"  notebook  {_t(run['notebook'] or '(unknown)')}\n")
+    out(f"  host      {_t(run['host'])}    user {_t(run['user'])}    kernel {_t(run['kernel'])}\n")
+    env = run.get("env")
+    if isinstance(env, dict) and env:
+        packages = env.get("packages")
+        count = len(packages) if isinstance(packages, (dict, list)) else 0
+        out(
+            f"  python    {_t(env.get('python'))} ({_t(env.get('executable'))}), {count} packages\n"
+        )
     git = run.get("git")
-    if git:
+    if isinstance(git, dict) and git:
         dirty = " (dirty, diff stored)" if git.get("dirty") else ""
-        out(f"  git       {git.get('branch')} @ {(git.get('commit') or '')[:12]}{dirty}\n")
+        commit = git.get("commit") if isinstance(git.get("commit"), str) else ""
+        out(f"  git       {_t(git.get('branch'))} @ {_t(commit[:12])}{dirty}\n")
     gpu = run.get("gpu")
-    if gpu:
-        _show_gpu(gpu, out)
+    if isinstance(gpu, dict) and gpu:
+        try:
+            _show_gpu(gpu, out)
+        except (AttributeError, TypeError, ValueError, KeyError):
+            out("  gpu       (the stored GPU record is unreadable)\n")
     for title, items in (("params", run["params"]), ("metrics (latest)", run["metrics"])):
         out(f"\n{title}:\n")
         for k, v in items.items():
-            out(f"  {k} = {_value(v)}\n")
+            out(f"  {_t(k)} = {_value(v)}\n")
         if not items:
             out("  (none)\n")
     out("\noutputs:\n")
     for o in run["outputs"]:
         if o["kind"] == "value":
-            out(f"  {o['name']} = {_value(o['value'])}\n")
+            out(f"  {_t(o['name'])} = {_value(o['value'])}\n")
         else:
-            out(f"  {o['name']}: artifact {o['filename']} ({o['size']} bytes, {o['blob'][:12]})\n")
+            out(f"  {_t(o['name'])}: artifact {_t(o['filename'])} ({_t(o['size'])} bytes, "
+                f"{_t((o['blob'] or '')[:12])})\n")  # fmt: skip
     if not run["outputs"]:
         out("  (none)\n")
     out(f"\ncells ({len(run['cells'])}):\n")
     for c in run["cells"]:
-        first = (c.get("source") or "").strip().splitlines()
-        line = first[0][:60] if first else ""
+        source = c.get("source") if isinstance(c.get("source"), str) else ""
+        first = source.strip().splitlines()
+        line = _t(first[0][:60]) if first else ""
         extra = ""
-        if c["error"]:
-            extra = f"  {c['error'].get('ename')}: {c['error'].get('evalue', '')[:80]}"
-        if c.get("gpu"):
-            extra += "  " + ", ".join(
-                f"GPU{i} {g.get('util_mean') or 0:.0f}% {(g.get('energy_j') or 0):.1f}J"
-                for i, g in c["gpu"].items()
-            )
+        if isinstance(c["error"], dict):
+            evalue = c["error"].get("evalue")
+            evalue = evalue[:80] if isinstance(evalue, str) else ""
+            extra = f"  {_t(c['error'].get('ename'))}: {_t(evalue)}"
+        if isinstance(c.get("gpu"), dict):
+            try:
+                extra += "  " + ", ".join(
+                    f"GPU{_t(i)} {g.get('util_mean') or 0:.0f}% {(g.get('energy_j') or 0):.1f}J"
+                    for i, g in c["gpu"].items()
+                )
+            except (AttributeError, TypeError, ValueError):
+                pass
         count = c["execution_count"] if c["execution_count"] is not None else "-"
-        out(
-            f"  {c['seq']:>4} [{count}] {c['status']:<11} {_duration(c['duration']):>8}  {line}{extra}\n"
-        )
+        duration = _duration(c["duration"] if isinstance(c["duration"], (int, float)) else None)
+        out(f"  {c['seq']:>4} [{count}] {_t(c['status']):<11} {duration:>8}  {line}{extra}\n")
     # lineage of reruns (jupyter_mlp.execution): parent, params changed against it, children
     lineage = runs.lineage_lines(conn, run["id"])
-    out("\nlineage:\n" + "".join(f"{line}\n" for line in lineage) if lineage else "")
+    out("\nlineage:\n" + "".join(f"{_t(line)}\n" for line in lineage) if lineage else "")
     return 0
 
 
@@ -162,23 +191,23 @@ def runs_pin(args: argparse.Namespace) -> int:
 
 def _show_gpu(gpu: dict[str, Any], out) -> None:
     if not gpu.get("enabled"):
-        out(f"  gpu       none ({gpu.get('reason')})\n")
+        out(f"  gpu       none ({_t(gpu.get('reason'))})\n")
         return
-    out(f"  gpu       driver {gpu.get('driver_version')}, CUDA {gpu.get('cuda_version')}\n")
+    out(f"  gpu       driver {_t(gpu.get('driver_version'))}, CUDA {_t(gpu.get('cuda_version'))}\n")
     figures = gpu.get("run") or {}
     for dev in gpu.get("devices", []):
         f = figures.get(str(dev.get("index")), {})
         mem = dev.get("memory_total")
-        line = f"            GPU{dev.get('index')} {dev.get('name')}"
+        line = f"            GPU{_t(dev.get('index'))} {_t(dev.get('name'))}"
         if mem:
             line += f" {mem / 2**30:.0f} GiB"
         if f:
             line += (f": util mean {f.get('util_mean') or 0:.0f}% max {f.get('util_max') or 0:.0f}%,"
                      f" peak mem {(f.get('mem_peak') or 0) / 2**30:.2f} GiB,"
-                     f" energy {(f.get('energy_j') or 0):.1f} J ({f.get('energy_source')})")  # fmt: skip
+                     f" energy {(f.get('energy_j') or 0):.1f} J ({_t(f.get('energy_source'))})")  # fmt: skip
         out(line + "\n")
     for note in gpu.get("notes") or []:
-        out(f"            note: {note}\n")
+        out(f"            note: {_t(note)}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -216,11 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .store import FilterError, RunNotFound
+    from .store import FilterError, RunNotFound, StoreUnavailable
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except StoreUnavailable as exc:
+        print(f"jupyter mlp: {exc}", file=sys.stderr)
+        return 2
     except RunNotFound as exc:
         print(f"jupyter mlp: {exc}", file=sys.stderr)
         return 1

@@ -239,13 +239,11 @@ def optional_blob(value: Any, field: str) -> str | None:
 
 
 def fast_key(value: Any) -> bool:
-    """True when `value` is a valid metric name (type, length, Unicode); cheap for the usual str."""
-    return (
-        type(value) is str
-        and 0 < len(value) <= KEY_MAX
-        and value.isascii()
-        or (isinstance(value, str) and _key_ok(value))
-    )
+    """True when `value` is a valid metric name (type, length, Unicode, no NUL); cheap for the
+    usual short printable ASCII str, the full `key()` check otherwise."""
+    if type(value) is str and 0 < len(value) <= KEY_MAX and value.isascii() and value.isprintable():
+        return not value.isspace()
+    return isinstance(value, str) and _key_ok(value)
 
 
 def _key_ok(value: str) -> bool:
@@ -258,3 +256,395 @@ def _key_ok(value: str) -> bool:
 
 def fast_step(value: Any) -> bool:
     return type(value) is int and INT64_MIN <= value <= INT64_MAX
+
+
+# --- run fields: every column a batch, a route or a reader may touch -----------------------------
+
+STATUSES = ("queued", "running", "finished", "failed", "interrupted", "lost", "cancelled")
+KINDS = ("interactive", "job", "stage")
+CELL_STATUSES = ("ok", "error", "interrupted")
+OUTPUT_KINDS = ("value", "artifact")
+PARAM_SOURCES_MAX = 50  # `parameters`, `magic`, `api`, `job`, ...
+TYPE_NAME_MAX = 200  # a Python type name stored beside a parameter
+CELL_ID_MAX = 200
+PID_MAX = 2**32
+
+
+def _opt(check):
+    def optional(value: Any, field: str) -> Any:
+        return None if value is None else check(value, field)
+
+    return optional
+
+
+def _short(value: Any, field: str) -> str:
+    return text(value, field, TEXT_MAX)
+
+
+def _path(value: Any, field: str) -> str:
+    return text(value, field, PATH_MAX)
+
+
+def _project(value: Any, field: str) -> str:
+    return text(value, field, PROJECT_MAX, empty=False).strip()
+
+
+def _notes(value: Any, field: str) -> str:
+    return text(value, field, NOTES_MAX)
+
+
+def _pid(value: Any, field: str) -> int:
+    return integer(value, field, 1, PID_MAX)
+
+
+def _status(value: Any, field: str) -> str:
+    return choice(value, field, STATUSES)
+
+
+def _kind(value: Any, field: str) -> str:
+    return choice(value, field, KINDS)
+
+
+def error_doc(value: Any, field: str = "error") -> dict[str, Any]:
+    """{ename, evalue, traceback?}: an object whose known keys are strings."""
+    doc = json_object(value, field, 200_000)
+    for k in ("ename", "evalue", "traceback"):
+        if k in doc and not isinstance(doc[k], str):
+            raise RecordError(f"{field}.{k}", f"must be a string, not {type(doc[k]).__name__}")
+    return doc
+
+
+def git_doc(value: Any, field: str = "git") -> dict[str, Any]:
+    """{commit, branch, dirty, diff (a blob hash), ...}."""
+    doc = json_object(value, field, 100_000)
+    for k in ("commit", "branch", "root", "remote"):
+        if doc.get(k) is not None and not isinstance(doc[k], str):
+            raise RecordError(f"{field}.{k}", f"must be a string, not {type(doc[k]).__name__}")
+    if doc.get("diff") is not None:
+        blob_hash(doc["diff"], f"{field}.diff")
+    return doc
+
+
+def _pipeline_id(value: Any, field: str) -> str:
+    return text(value, field, 64, empty=False)
+
+
+# column -> checker(value, field) -> clean value. None is allowed where the column is nullable.
+RUN_FIELDS: dict[str, Any] = {
+    "project": _project,
+    "name": lambda v, f: name(v, f),
+    "status": _status,
+    "kind": _kind,
+    "parent_id": _opt(run_id),
+    "pipeline_run_id": _opt(_pipeline_id),
+    "stage": _opt(lambda v, f: name(v, f)),
+    "notebook": _opt(_path),
+    "snapshot": _opt(blob_hash),
+    "end_snapshot": _opt(blob_hash),
+    "output_notebook": _opt(blob_hash),
+    "kernel": _opt(_short),
+    "host": _opt(_short),
+    "user": _opt(_short),
+    "pid": _opt(_pid),
+    "git": _opt(git_doc),
+    "env": _opt(json_object),
+    "gpu": _opt(json_object),
+    "created_at": timestamp,
+    "started_at": optional_timestamp,
+    "ended_at": optional_timestamp,
+    "heartbeat_at": optional_timestamp,
+    "pinned": boolean,
+    "tags": lambda v, f: tags(v, f),
+    "notes": _notes,
+    "error": _opt(error_doc),
+}
+RUN_JSON_FIELDS = ("git", "env", "gpu", "tags", "error")
+RUN_TIME_FIELDS = ("created_at", "started_at", "ended_at", "heartbeat_at")
+
+
+def run_field(column: str, value: Any, field: str | None = None) -> Any:
+    """One run column checked against its definition (RecordError naming `field`)."""
+    check = RUN_FIELDS.get(column)
+    where = field or f"run.{column}"
+    if check is None:
+        raise RecordError(where, "is not a run field")
+    return check(value, where)
+
+
+def check_run_fields(fields: Any, where: str = "run") -> tuple[dict[str, Any], list[RecordError]]:
+    """Each field alone: the good ones kept, one RecordError per bad one."""
+    if not isinstance(fields, dict):
+        return {}, [RecordError(where, f"must be an object, not {type(fields).__name__}")]
+    clean: dict[str, Any] = {}
+    errors: list[RecordError] = []
+    for column, value in fields.items():
+        try:
+            clean[column] = run_field(column, value, f"{where}.{column}")
+        except RecordError as exc:
+            errors.append(exc)
+    return clean, errors
+
+
+# --- readers: what an older version (or a bad token holder) may have stored ----------------------
+
+_JSON_SHAPES = {"git": dict, "env": dict, "gpu": dict, "error": dict, "tags": list}
+
+
+def read_json_column(column: str, raw: Any) -> Any:
+    """A JSON run column as stored, in the shape readers expect, whatever was written: a wrong
+    shape or broken JSON reads as None (tags as [], keeping only string tags)."""
+    shape = _JSON_SHAPES.get(column)
+    value = raw
+    if isinstance(raw, (str, bytes)):
+        try:
+            import json
+
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
+            value = None
+    if shape is list:
+        return [t for t in value if isinstance(t, str)] if isinstance(value, list) else []
+    if shape is dict and not isinstance(value, dict):
+        return None
+    return value
+
+
+def read_number(raw: Any) -> float | None:
+    """A REAL column as stored: a finite number, else None (e.g. a heartbeat stored as "later")."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        return None
+    value = float(raw)
+    return value if math.isfinite(value) else None
+
+
+def read_int(raw: Any) -> int | None:
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        return None
+    return raw
+
+
+# --- batch rows: the tuples a tracker buffers, the lists an ingest body carries -------------------
+
+
+def _row(value: Any, field: str, width: int) -> Any:
+    if not isinstance(value, (list, tuple)) or len(value) != width:
+        raise RecordError(field, f"must be a list of {width} values")
+    return value
+
+
+def metric_point(point: Any, field: str = "metric") -> tuple:
+    """(key, step, value, time): a name, an int64 step, a number (NaN/inf kept), a time."""
+    k, s, v, t = _row(point, field, 4)
+    return (
+        key(k, f"{field}.key"),
+        integer(s, f"{field}.step"),
+        number(v, f"{field}.value", finite=False),
+        timestamp(t, f"{field}.time"),
+    )
+
+
+def param_row(row: Any, field: str = "param") -> tuple:
+    """(key, value as JSON text, Python type name, source)."""
+    k, value_json, type_name, source = _row(row, field, 4)
+    return (
+        key(k, f"{field}.key"),
+        json_text(value_json, f"{field}.value"),
+        text(type_name, f"{field}.type", TYPE_NAME_MAX),
+        text(source, f"{field}.source", PARAM_SOURCES_MAX),
+    )
+
+
+def json_text(value: Any, field: str, max_bytes: int = JSON_BYTES_MAX) -> str:
+    """A JSON document as text (NaN/Infinity allowed), bounded like json_value."""
+    import json
+
+    value = text(value, field, max_bytes)
+    try:
+        decoded = json.loads(value)
+    except RecursionError:
+        raise RecordError(field, f"is nested deeper than {JSON_DEPTH_MAX} levels") from None
+    except ValueError as exc:
+        raise RecordError(field, f"is not JSON ({exc})") from None
+    json_value(decoded, field, max_bytes)
+    return value
+
+
+def output_row(row: Any, field: str = "output") -> tuple:
+    """(name, kind value|artifact, value JSON text, blob, size, filename, created time)."""
+    n, kind, value_json, blob, size, filename, created = _row(row, field, 7)
+    kind = choice(kind, f"{field}.kind", OUTPUT_KINDS)
+    if kind == "artifact":
+        blob_hash(blob, f"{field}.blob")
+        size = integer(size, f"{field}.size", 0)
+    else:
+        if blob is not None:
+            raise RecordError(f"{field}.blob", "only an artifact has a blob")
+        size = None if size is None else integer(size, f"{field}.size", 0)
+    return (
+        key(n, f"{field}.name"),
+        kind,
+        json_text(value_json, f"{field}.value"),
+        blob,
+        size,
+        None if filename is None else text(filename, f"{field}.filename", PATH_MAX),
+        timestamp(created, f"{field}.created_at"),
+    )
+
+
+def cell_row(row: Any, field: str = "cell") -> tuple:
+    """(seq, cell_id, execution_count, source, started_at, duration, status, error, gpu)."""
+    seq, cell_id, count, source, started, duration, status, error, gpu = _row(row, field, 9)
+    return (
+        integer(seq, f"{field}.seq", 0),
+        None if cell_id is None else text(cell_id, f"{field}.cell_id", CELL_ID_MAX),
+        None if count is None else integer(count, f"{field}.execution_count", 0),
+        "" if source is None else text(source, f"{field}.source", SOURCE_MAX),
+        timestamp(started, f"{field}.started_at"),
+        number(duration, f"{field}.duration", 0.0, DURATION_MAX),
+        choice(status, f"{field}.status", CELL_STATUSES),
+        None if error is None else error_doc(error, f"{field}.error"),
+        None if gpu is None else json_object(gpu, f"{field}.gpu", 100_000),
+    )
+
+
+GPU_MAX = 1024  # device index
+
+
+def gpu_sample(row: Any, field: str = "gpu") -> tuple:
+    """(gpu, time, util, mem_used, proc_mem, power_w, temp_c, sm_clock_mhz, energy_j): readings
+    may be None (not supported by the card) but never NaN."""
+    gpu, t, *readings = _row(row, field, 9)
+    names = ("util", "mem_used", "proc_mem", "power", "temp", "sm_clock", "energy")
+    return (
+        integer(gpu, f"{field}.gpu", 0, GPU_MAX),
+        timestamp(t, f"{field}.time"),
+        *(None if r is None else number(r, f"{field}.{n}") for r, n in zip(readings, names)),
+    )
+
+
+ROW_CHECKS = {"params": param_row, "cells": cell_row, "outputs": output_row, "gpu": gpu_sample}
+BATCH_KEYS = ("run", "heartbeat", "params", "metrics", "cells", "outputs", "gpu", "compact_gpu")
+
+
+def check_metrics(
+    points: Any, field: str = "metrics", max_rows: int | None = BATCH_ROWS_MAX
+) -> tuple[list, list[RecordError]]:
+    """Metric points, each alone. A cheap inline test per point; the full definition
+    (`metric_point`) only for a point that fails it, to name the field. The store's writer checks
+    the same bounds in C speed while packing (`store.records.write_metrics`)."""
+    if not isinstance(points, (list, tuple)):
+        return [], [RecordError(field, f"must be a list, not {type(points).__name__}")]
+    if max_rows is not None and len(points) > max_rows:
+        return [], [RecordError(field, f"has {len(points):,} rows (at most {max_rows:,})", 413)]
+    if not points:
+        return [], []
+    clean, errors = [], []
+    good_keys: set[str] = set()
+    lo, hi, tlo, thi = INT64_MIN, INT64_MAX, TIME_MIN, TIME_MAX
+    append = clean.append
+    for i, point in enumerate(points):
+        if type(point) in (tuple, list) and len(point) == 4:
+            k, s, v, t = point
+            if (
+                type(s) is int
+                and lo <= s <= hi
+                and type(v) in (float, int)
+                and type(t) is float
+                and tlo <= t <= thi
+                and (k in good_keys if type(k) is str else False)
+            ):
+                append(point)
+                continue
+        try:
+            point = metric_point(point, f"{field}[{i}]")
+        except RecordError as exc:
+            errors.append(exc)
+        else:
+            good_keys.add(point[0])
+            append(point)
+    return clean, errors
+
+
+def check_rows(
+    section: str, rows: Any, max_rows: int | None = BATCH_ROWS_MAX
+) -> tuple[list, list[RecordError]]:
+    """The rows of one batch section, each alone (max_rows=None: no count limit, for a local
+    tracker's own batches)."""
+    if section == "metrics":
+        return check_metrics(rows, max_rows=max_rows)
+    if not isinstance(rows, (list, tuple)):
+        return [], [RecordError(section, f"must be a list, not {type(rows).__name__}")]
+    if max_rows is not None and len(rows) > max_rows:
+        return [], [RecordError(section, f"has {len(rows):,} rows (at most {max_rows:,})", 413)]
+    check = ROW_CHECKS[section]
+    clean, errors = [], []
+    for i, row in enumerate(rows):
+        try:
+            clean.append(check(row, f"{section}[{i}]"))
+        except RecordError as exc:
+            errors.append(exc)
+    return clean, errors
+
+
+def check_batch(
+    batch: Any, max_rows: int | None = BATCH_ROWS_MAX
+) -> tuple[dict[str, Any], list[RecordError]]:
+    """A tracker batch checked record by record: (what may be written, what was refused and why).
+    A bad record is dropped alone; field names say where (`metrics[3].step`, `run.heartbeat_at`)."""
+    if not isinstance(batch, dict):
+        return {}, [RecordError("batch", f"must be an object, not {type(batch).__name__}")]
+    clean: dict[str, Any] = {}
+    errors: list[RecordError] = []
+    for section, value in batch.items():
+        if section not in BATCH_KEYS:
+            shown = section if isinstance(section, str) and len(section) < 60 else "?"
+            errors.append(RecordError(f"batch.{shown}", "is not a batch section"))
+        elif section == "run":
+            fields, bad = check_run_fields(value)
+            errors.extend(bad)
+            if fields:
+                clean["run"] = fields
+        elif section == "heartbeat":
+            if value is None or value is False:
+                continue
+            try:
+                clean["heartbeat"] = timestamp(value, "heartbeat")
+            except RecordError as exc:
+                errors.append(exc)
+        elif section == "compact_gpu":
+            if value:
+                clean["compact_gpu"] = True
+        else:
+            rows, bad = check_rows(section, value, max_rows)
+            errors.extend(bad)
+            if rows:
+                clean[section] = rows
+    return clean, errors
+
+
+# --- spool lines: one JSON object per line, written by the tracker, read back after a crash ------
+
+
+def spool_line(line: Any, field: str = "spool") -> dict[str, Any]:
+    """One line of a tracker spool: {"seq": int, "batch": {...}} or {"blob": sha256}. A torn or
+    foreign line raises RecordError (the reader skips it with a note and goes on)."""
+    import json
+
+    if isinstance(line, bytes):
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RecordError(field, "is not UTF-8 text") from None
+    try:
+        item = json.loads(line)
+    except (ValueError, RecursionError):
+        raise RecordError(field, "is not a complete JSON line (torn by a crash?)") from None
+    if not isinstance(item, dict):
+        raise RecordError(field, "must be a JSON object")
+    if "blob" in item:
+        blob_hash(item["blob"], f"{field}.blob")
+        return item
+    integer(item.get("seq"), f"{field}.seq", 0)
+    if not isinstance(item.get("batch"), dict):
+        raise RecordError(f"{field}.batch", "must be an object")
+    return item

@@ -10,9 +10,12 @@ from typing import Any
 
 from . import db
 from .blobs import BlobNotFound, Blobs
-from .schema import migrate
+from .db import StoreUnavailable
+from .schema import SchemaTooNew, migrate
 
-__all__ = ["Store", "BlobNotFound", "FilterError", "RunNotFound"]
+__all__ = [
+    "Store", "BlobNotFound", "FilterError", "RunNotFound", "StoreUnavailable", "SchemaTooNew",
+]  # fmt: skip
 
 
 def __getattr__(name: str) -> Any:
@@ -46,7 +49,21 @@ class Store:
         if conn is None:
             self.home.mkdir(parents=True, exist_ok=True)
             conn = db.connect(self.path)
-            migrate(conn)
+            try:
+                migrate(conn)
+            except sqlite3.DatabaseError as exc:
+                conn.close()
+                if isinstance(exc, sqlite3.OperationalError) and not db._corrupt(exc):
+                    raise
+                raise StoreUnavailable(
+                    self.path,
+                    f"is not a readable SQLite database ({exc})",
+                    "move it aside (the blobs folder next to it is intact) and a new store is "
+                    "made, or restore it from a backup",
+                ) from None
+            except BaseException:
+                conn.close()
+                raise
             self._local.conn = conn
         return conn
 

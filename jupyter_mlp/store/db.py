@@ -12,6 +12,18 @@ from pathlib import Path
 BUSY_TIMEOUT_MS = 30_000
 
 
+class StoreUnavailable(RuntimeError):
+    """The store cannot be used at all: the file is not a SQLite database (corrupt, truncated),
+    or its schema is newer than this code. Nothing is written into it. `path` is the file,
+    `advice` what to do; str() is one line saying both. The server answers 503 with it."""
+
+    def __init__(self, path: str | os.PathLike, problem: str, advice: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        self.advice = advice
+        super().__init__(f"the store {self.path} {problem}; {advice}")
+
+
 def home_dir(home: str | os.PathLike | None = None) -> Path:
     """$MLP_HOME, else `<jupyter data dir>/mlp`."""
     if home:
@@ -32,12 +44,29 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
     )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    try:
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, sqlite3.OperationalError) and not _corrupt(exc):
+            conn.close()
+            raise
+        conn.close()
+        raise StoreUnavailable(
+            path,
+            f"is not a readable SQLite database ({exc})",
+            "move it aside (the blobs folder next to it is intact) and a new store is made, "
+            "or restore it from a backup",
+        ) from None
     if mode.lower() != "wal":  # pragma: no cover - e.g. a filesystem without shared memory
         raise sqlite3.OperationalError(f"could not switch the store to WAL mode (got {mode})")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=OFF")
     return conn
+
+
+def _corrupt(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "not a database" in text or "malformed" in text or "corrupt" in text
 
 
 @contextlib.contextmanager

@@ -14,7 +14,17 @@ from collections.abc import Iterable
 from operator import itemgetter
 from typing import Any
 
-from ..model import FINAL_STATUSES
+from ..model import DEFAULT_PROJECT, FINAL_STATUSES, LOST
+from ..records import (
+    TIME_MAX,
+    TIME_MIN,
+    RecordError,
+    check_batch,
+    check_metrics,
+    check_run_fields,
+    fast_key,
+    integer,
+)
 from . import events, tokens
 
 # Run columns a batch may set; the JSON ones are encoded here.
@@ -50,90 +60,193 @@ def _num_text(value: Any) -> tuple[float | None, str | None]:
 
 
 def upsert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) -> bool:
-    """Update the run's fields, or create it; returns True when it was created."""
+    """Update the run's fields, or create it; returns True when it was created. A heartbeat
+    never moves back (a replayed batch carries its original, older time) nor past now."""
     unknown = set(fields) - RUN_COLUMNS
     if unknown:
         raise ValueError(f"unknown run fields: {', '.join(sorted(unknown))}")
+    fields = dict(fields)
+    beat = fields.pop("heartbeat_at", _UNSET)
     values = {
         k: (json.dumps(v) if k in JSON_COLUMNS and v is not None else v) for k, v in fields.items()
     }
-    if values:
-        cur = conn.execute(
+    created = conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None
+    if created:
+        values.setdefault("created_at", time.time())
+        values.setdefault("status", "running")
+        cols = ["id", *values]
+        conn.execute(
+            f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [run_id, *values.values()],
+        )
+    elif values:
+        conn.execute(
             f"UPDATE runs SET {', '.join(f'{c} = ?' for c in values)} WHERE id = ?",
             [*values.values(), run_id],
         )
-        if cur.rowcount:
-            return False
-    values.setdefault("created_at", time.time())
-    values.setdefault("status", "running")
-    cols = ["id", *values]
-    conn.execute(
-        f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-        [run_id, *values.values()],
-    )
-    return True
+    if beat is None:
+        conn.execute("UPDATE runs SET heartbeat_at = NULL WHERE id = ?", (run_id,))
+    elif beat is not _UNSET:
+        beat = min(float(beat), time.time())
+        conn.execute(
+            "UPDATE runs SET heartbeat_at = CASE WHEN typeof(heartbeat_at) IN ('integer', 'real') "
+            "AND heartbeat_at > ? THEN heartbeat_at ELSE ? END WHERE id = ?",
+            (beat, beat, run_id),
+        )
+    return created
 
 
-def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) -> None:
-    """Write one batch; the caller holds the write transaction."""
+_UNSET = object()
+# A run that really ended: its tokens stop working. `lost` is not one of them: a run marked lost
+# during an outage still takes its own tracker's spooled records and its true end state.
+ENDED_STATUSES = frozenset(FINAL_STATUSES - {LOST})
+# sqlite3 errors that are about the store (full, read-only, locked, corrupt), not about a row:
+# the whole batch waits for the store; any other error is the row's and refuses it alone.
+_STORE_ERRORS = (sqlite3.OperationalError,)
+
+
+def _is_store_fault(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) or (
+        isinstance(exc, sqlite3.DatabaseError)
+        and not isinstance(exc, (sqlite3.IntegrityError, sqlite3.InterfaceError,
+                                 sqlite3.ProgrammingError, sqlite3.DataError))
+    )  # fmt: skip
+
+
+def _section(conn: sqlite3.Connection, name: str, rows: list, write, errors: list) -> list:
+    """Write one section in a savepoint; when a row fails for a reason of its own, write the rows
+    one by one and refuse the failing ones alone. Returns the rows written."""
+    conn.execute("SAVEPOINT mlp_section")
+    try:
+        write(rows)
+    except Exception as exc:
+        conn.execute("ROLLBACK TO mlp_section")
+        if _is_store_fault(exc):
+            conn.execute("RELEASE mlp_section")
+            raise
+        kept = []
+        for i, row in enumerate(rows):
+            conn.execute("SAVEPOINT mlp_row")
+            try:
+                write([row])
+            except Exception as row_exc:
+                conn.execute("ROLLBACK TO mlp_row")
+                conn.execute("RELEASE mlp_row")
+                if _is_store_fault(row_exc):
+                    conn.execute("RELEASE mlp_section")
+                    raise
+                errors.append(RecordError(f"{name}[{i}]", f"could not be stored: {row_exc}"))
+            else:
+                conn.execute("RELEASE mlp_row")
+                kept.append(row)
+        rows = kept
+    conn.execute("RELEASE mlp_section")
+    return rows
+
+
+def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) -> list[RecordError]:
+    """Write one batch; the caller holds the write transaction. Every record is checked against
+    its definition (`jupyter_mlp.records`); a bad one is refused alone and returned, with the
+    field it concerns; the rest is written. Raises only for a fault of the store itself
+    (sqlite3.OperationalError: full, read-only, locked), when the whole batch must wait."""
     now = time.time()
+    if not isinstance(batch, dict):
+        return [RecordError("batch", f"must be an object, not {type(batch).__name__}")]
+    metrics = batch.get("metrics")
+    batch, errors = check_batch({k: v for k, v in batch.items() if k != "metrics"}, max_rows=None)
     run_fields = dict(batch.get("run") or {})
     if batch.get("heartbeat"):
         run_fields["heartbeat_at"] = batch["heartbeat"]
     if run_fields:
-        if run_fields.get("status") in FINAL_STATUSES:
-            tokens.revoke(conn, run_id)
-        if upsert_run(conn, run_id, run_fields) or "status" in run_fields:
-            events.append(conn, run_id, "run", {"status": run_fields.get("status")}, now)
-        elif set(run_fields) - {"heartbeat_at"}:
-            events.append(conn, run_id, "run", {"fields": sorted(run_fields)}, now)
+
+        def write_run(rows: list) -> None:
+            fields = rows[0]
+            status = fields.get("status")
+            if status is not None and status != LOST and "error" not in fields:
+                # a run marked lost during an outage comes back: its RunLost note goes
+                row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is not None and row[0] == LOST:
+                    fields = {**fields, "error": None}
+                    if status == "running":
+                        fields.setdefault("ended_at", None)
+            if status in ENDED_STATUSES:
+                tokens.revoke(conn, run_id)
+            if upsert_run(conn, run_id, fields) or "status" in fields:
+                events.append(conn, run_id, "run", {"status": fields.get("status")}, now)
+            elif set(fields) - {"heartbeat_at"}:
+                events.append(conn, run_id, "run", {"fields": sorted(fields)}, now)
+
+        if not _section(conn, "run", [run_fields], write_run, []):
+            # the fields together failed: each alone, so that one cannot stop the others
+            for column, value in run_fields.items():
+                if not _section(conn, f"run.{column}", [{column: value}], write_run, []):
+                    errors.append(RecordError(f"run.{column}", "could not be stored"))
 
     params = batch.get("params")
     if params:
-        rows = []
-        for key, value_json, type_name, source in params:
-            num, text = _num_text(json.loads(value_json))
-            rows.append((run_id, key, value_json, type_name, num, text, source))
-        conn.executemany(
-            "INSERT INTO params (run_id, key, value, type, num, text, source) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, key) DO UPDATE SET "
-            "value = excluded.value, type = excluded.type, num = excluded.num, "
-            "text = excluded.text, source = excluded.source",
-            rows,
-        )
-        events.append(conn, run_id, "params", {"keys": [r[1] for r in rows]}, now)
 
-    metrics = batch.get("metrics")
+        def write_params(rows: list) -> None:
+            out = []
+            for key, value_json, type_name, source in rows:
+                num, text = _num_text(json.loads(value_json))
+                out.append((run_id, key, value_json, type_name, num, text, source))
+            conn.executemany(
+                "INSERT INTO params (run_id, key, value, type, num, text, source) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, key) DO UPDATE SET "
+                "value = excluded.value, type = excluded.type, num = excluded.num, "
+                "text = excluded.text, source = excluded.source",
+                out,
+            )
+
+        params = _section(conn, "params", params, write_params, errors)
+        if params:
+            events.append(conn, run_id, "params", {"keys": [r[0] for r in params]}, now)
+
     if metrics:
-        write_metrics(conn, run_id, metrics)
-        events.append(conn, run_id, "metrics", {"count": len(metrics)}, now)
+        count = write_metrics(conn, run_id, metrics, errors)
+        if count:
+            events.append(conn, run_id, "metrics", {"count": count}, now)
 
     cells = batch.get("cells")
     if cells:
-        write_cells(conn, run_id, cells)
-        events.append(conn, run_id, "cells", {"count": len(cells), "last_seq": cells[-1][0]}, now)
+        cells = _section(conn, "cells", cells, lambda rows: write_cells(conn, run_id, rows), errors)
+        if cells:
+            events.append(
+                conn, run_id, "cells", {"count": len(cells), "last_seq": cells[-1][0]}, now
+            )
 
     outputs = batch.get("outputs")
     if outputs:
-        rows = []
-        for name, kind, value_json, blob, size, filename, created in outputs:
-            num, text = _num_text(json.loads(value_json)) if kind == "value" else (None, None)
-            rows.append((run_id, name, kind, value_json, num, text, blob, size, filename, created))
-        conn.executemany(
-            "INSERT OR REPLACE INTO outputs (run_id, name, kind, value, num, text, blob, size, "
-            "filename, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        events.append(conn, run_id, "outputs", {"names": [r[1] for r in rows]}, now)
+
+        def write_outputs(rows: list) -> None:
+            out = []
+            for name, kind, value_json, blob, size, filename, created in rows:
+                num, text = _num_text(json.loads(value_json)) if kind == "value" else (None, None)
+                out.append(
+                    (run_id, name, kind, value_json, num, text, blob, size, filename, created)
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO outputs (run_id, name, kind, value, num, text, blob, "
+                "size, filename, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                out,
+            )
+
+        outputs = _section(conn, "outputs", outputs, write_outputs, errors)
+        if outputs:
+            events.append(conn, run_id, "outputs", {"names": [r[0] for r in outputs]}, now)
 
     samples = batch.get("gpu")
     if samples or batch.get("compact_gpu"):
         from . import gpu as gpu_store
 
         if samples:
-            gpu_store.insert_samples(conn, run_id, samples)
+            _section(
+                conn, "gpu", samples, lambda rows: gpu_store.insert_samples(conn, run_id, rows),
+                errors,
+            )  # fmt: skip
         if batch.get("compact_gpu"):  # long runs: the last hour raw, min/mean/max buckets before
-            gpu_store.compact(conn, run_id, now)
+            _section(conn, "compact_gpu", [1], lambda _: gpu_store.compact(conn, run_id, now), [])
+    return errors
 
 
 _KEY, _STEP, _VALUE, _TIME = (itemgetter(i) for i in range(4))
@@ -151,44 +264,137 @@ def batch_rows(batch: dict[str, Any]) -> int:
 def apply_remote_batch(
     conn: sqlite3.Connection, run_id: str, seq: int, batch: dict[str, Any]
 ) -> bool:
-    """Apply a batch sent over HTTP once: a replay of an applied `seq` is a no-op (returns False).
-    Raises BadBatch for what a remote tracker may not write; the caller's transaction then
-    rolls back, so nothing is half-written."""
-    if not isinstance(batch, dict) or set(batch) - BATCH_KEYS:
-        raise BadBatch(
-            f"unknown batch keys: {sorted(set(batch) - BATCH_KEYS) if isinstance(batch, dict) else batch!r}"
+    """`ingest_batch` for callers that only need to know whether it was applied (False: a replay
+    of an applied `seq`). Raises BadBatch only when the body is not a batch at all."""
+    return ingest_batch(conn, run_id, seq, batch)[0]
+
+
+def ingest_batch(
+    conn: sqlite3.Connection, run_id: str, seq: Any, batch: Any
+) -> tuple[bool, list[RecordError]]:
+    """Apply a batch sent over HTTP with a run token, once: a replay of an applied `seq` is a
+    no-op (applied False). What a token may not write (another project, kind or lineage, a blob
+    its run did not upload, a pid outside the start batch, a status other than
+    running/finished/failed/interrupted) and records that do not fit their definition are
+    refused alone and returned; the rest is written. Raises BadBatch only when `batch` is not an
+    object or `seq` not an int64 (the caller answers 400). Every applied batch is proof of life:
+    the run's heartbeat becomes the server's now (a replay's old times never make it lost)."""
+    if not isinstance(batch, dict):
+        raise BadBatch(f"batch must be an object, not {type(batch).__name__}")
+    try:
+        seq = integer(seq, "seq")
+    except RecordError as exc:
+        raise BadBatch(str(exc)) from None
+    errors: list[RecordError] = []
+    batch = dict(batch)
+    fields = batch.get("run")
+    if fields is not None:
+        fields, errors = check_run_fields(fields)
+        row = conn.execute(
+            "SELECT project, kind, status FROM runs WHERE id = ?", (run_id,)
+        ).fetchone()
+        is_job = (
+            conn.execute("SELECT 1 FROM jobs WHERE run_id = ?", (run_id,)).fetchone() is not None
         )
-    fields = batch.get("run") or {}
-    if not isinstance(fields, dict) or set(fields) - REMOTE_RUN_COLUMNS:
-        raise BadBatch(f"a remote tracker may not set {sorted(set(fields) - REMOTE_RUN_COLUMNS)}")
-    if "status" in fields and fields["status"] not in REMOTE_STATUSES:
-        raise BadBatch(f"status must be one of {sorted(REMOTE_STATUSES)}")
-    if (fields.keys() & JOB_OWNED or "heartbeat" in batch) and conn.execute(
+        start = fields.get("status") == "running" and "started_at" in fields
+        for column in list(fields):
+            value = fields[column]
+            reason = None
+            if column == "project":
+                if row is not None and value != row["project"]:
+                    if is_job or row["kind"] != "interactive" or row["project"] != DEFAULT_PROJECT:
+                        reason = f"is {row['project']!r}; a run token cannot move its run"
+            elif column not in REMOTE_RUN_COLUMNS:
+                reason = "cannot be set with a run token"
+            elif column == "status" and value not in REMOTE_STATUSES:
+                reason = f"must be one of {', '.join(sorted(REMOTE_STATUSES))} with a run token"
+            elif column == "pid" and not start:
+                reason = "is set by the tracker's start batch only"
+            elif column in ("snapshot", "end_snapshot") and value is not None:
+                if not tokens.may_reference(conn, run_id, value):
+                    reason = "names a blob this run did not upload"
+            elif column == "git" and isinstance(value, dict) and value.get("diff"):
+                if not tokens.may_reference(conn, run_id, value["diff"]):
+                    reason = "names a diff blob this run did not upload"
+            if reason is not None:
+                errors.append(RecordError(f"run.{column}", reason, 403))
+                del fields[column]
+        batch["run"] = fields
+    outputs = batch.get("outputs")
+    if isinstance(outputs, list):
+        kept = []
+        for i, out in enumerate(outputs):
+            blob = out[3] if isinstance(out, (list, tuple)) and len(out) == 7 else None
+            if isinstance(blob, str) and not tokens.may_reference(conn, run_id, blob):
+                errors.append(
+                    RecordError(f"outputs[{i}].blob", "names a blob this run did not upload", 403)
+                )
+            else:
+                kept.append(out)
+        batch["outputs"] = kept
+    if (set(batch.get("run") or ()) & JOB_OWNED or "heartbeat" in batch) and conn.execute(
         "SELECT 1 FROM jobs WHERE run_id = ?", (run_id,)
     ).fetchone():
         # a job's run: its status is the job's (reported through /ingest/job); a tracker inside
         # the notebook that stops its run has not ended the job
-        run = {k: v for k, v in fields.items() if k not in JOB_OWNED}
+        run = {k: v for k, v in (batch.get("run") or {}).items() if k not in JOB_OWNED}
         batch = {k: v for k, v in batch.items() if k != "heartbeat"} | {"run": run}
+    if not batch.get("run"):
+        batch.pop("run", None)
     cur = conn.execute(
         "INSERT OR IGNORE INTO ingested (run_id, seq, time) VALUES (?, ?, ?)",
-        (run_id, int(seq), time.time()),
+        (run_id, seq, time.time()),
     )
     if not cur.rowcount:
-        return False
-    try:
-        apply_batch(conn, run_id, batch)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise BadBatch(f"malformed batch: {exc}") from None
-    return True
+        return False, errors
+    errors.extend(apply_batch(conn, run_id, batch))
+    conn.execute(
+        "UPDATE runs SET heartbeat_at = ? WHERE id = ? AND status = 'running' "
+        "AND NOT EXISTS (SELECT 1 FROM jobs WHERE run_id = ?)",
+        (time.time(), run_id, run_id),
+    )
+    return True, errors
 
 
-def write_metrics(conn: sqlite3.Connection, run_id: str, points: list) -> None:
-    """points: (key, step, value, time), written as one packed chunk per key."""
+def write_metrics(
+    conn: sqlite3.Connection, run_id: str, points: list, errors: list | None = None
+) -> int:
+    """points: (key, step, value, time), written as one packed chunk per key; returns how many
+    were written. Packing checks the bounds at C speed (int64 steps, float values, times, valid
+    names); a batch that fails is checked point by point and its bad points refused alone
+    (appended to `errors`)."""
     if not points:
-        return
+        return 0
+    try:
+        groups, chunks, latest = _pack(run_id, points)
+    except (TypeError, ValueError, OverflowError, IndexError, KeyError):
+        points, bad = check_metrics(points, max_rows=None)
+        if errors is not None:
+            errors.extend(bad)
+        if not points:
+            return 0
+        groups, chunks, latest = _pack(run_id, points)
+    conn.executemany(
+        "INSERT INTO metrics (run_id, key, first_step, last_step, count, steps, vals, times) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        chunks,
+    )
+    conn.executemany(
+        "INSERT INTO metrics_latest (run_id, key, step, value, time) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(run_id, key) DO UPDATE SET step = excluded.step, value = excluded.value, "
+        "time = excluded.time WHERE excluded.step >= metrics_latest.step",
+        latest,
+    )
+    return len(points)
+
+
+def _pack(run_id: str, points: list) -> tuple[dict, list, list]:
+    if isinstance(points, (str, bytes, dict)):
+        raise TypeError("metrics must be a list")
     keys = list(map(_KEY, points))
     distinct = set(keys)
+    if not all(map(fast_key, distinct)):
+        raise ValueError("a metric name is not valid")
     if len(distinct) == 1:
         groups = {keys[0]: points}
     else:
@@ -197,9 +403,19 @@ def write_metrics(conn: sqlite3.Connection, run_id: str, points: list) -> None:
             groups[point[0]].append(point)
     chunks, latest = [], []
     for key, group in groups.items():
-        s_arr = array("q", list(map(_STEP, group)))  # array(list) is 2x array(iterator)
-        v_arr = array("d", list(map(_VALUE, group)))
+        if set(map(len, group)) != {4}:
+            raise ValueError("a metric point is (key, step, value, time)")
+        steps = list(map(_STEP, group))
+        if bool in set(map(type, steps)):
+            raise TypeError("a step is a bool")
+        s_arr = array("q", steps)  # array(list) is 2x array(iterator); refuses non-int64
+        values = list(map(_VALUE, group))
+        if not set(map(type, values)) <= {float, int}:
+            raise TypeError("a value is not a number")
+        v_arr = array("d", values)
         t_arr = array("d", list(map(_TIME, group)))
+        if not (TIME_MIN <= min(t_arr) and max(t_arr) <= TIME_MAX):
+            raise ValueError("a time is out of range")
         top = max(s_arr)
         last = len(s_arr) - 1 - s_arr[::-1].index(top)  # the latest point logged at the top step
         chunks.append(
@@ -216,17 +432,7 @@ def write_metrics(conn: sqlite3.Connection, run_id: str, points: list) -> None:
         )
         value = v_arr[last]
         latest.append((run_id, key, top, None if value != value else value, t_arr[last]))
-    conn.executemany(
-        "INSERT INTO metrics (run_id, key, first_step, last_step, count, steps, vals, times) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        chunks,
-    )
-    conn.executemany(
-        "INSERT INTO metrics_latest (run_id, key, step, value, time) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT(run_id, key) DO UPDATE SET step = excluded.step, value = excluded.value, "
-        "time = excluded.time WHERE excluded.step >= metrics_latest.step",
-        latest,
-    )
+    return groups, chunks, latest
 
 
 def write_cells(conn: sqlite3.Connection, run_id: str, cells: list) -> None:
@@ -265,13 +471,28 @@ def params_of(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, dic
             f"SELECT run_id, key, value FROM params WHERE run_id IN ({_marks(chunk)}) ORDER BY key",
             chunk,
         ):
-            out.setdefault(row[0], {})[row[1]] = json.loads(row[2])
+            out.setdefault(row[0], {})[row[1]] = _loads(row[2])
     return out
+
+
+def _loads(raw: Any) -> Any:
+    """A JSON column as stored; what does not parse (an old or damaged row) reads as its text."""
+    if not isinstance(raw, (str, bytes)):
+        return raw
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw
+
+
+def _doc(raw: Any) -> dict | None:
+    value = _loads(raw) if raw else None
+    return value if isinstance(value, dict) else None
 
 
 def param_details(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
     return [
-        {"key": r[0], "value": json.loads(r[1]), "type": r[2], "source": r[3]}
+        {"key": r[0], "value": _loads(r[1]), "type": r[2], "source": r[3]}
         for r in conn.execute(
             "SELECT key, value, type, source FROM params WHERE run_id = ? ORDER BY key", (run_id,)
         )
@@ -346,7 +567,7 @@ def outputs_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
     ):
         item: dict[str, Any] = {"name": r[0], "kind": r[1], "created_at": r[6]}
         if r[1] == "value":
-            item["value"] = json.loads(r[2])
+            item["value"] = _loads(r[2])
         else:
             item.update(blob=r[3], size=r[4], filename=r[5])
         out.append(item)
@@ -365,8 +586,8 @@ def cells_of(conn: sqlite3.Connection, run_id: str, with_source: bool = True) ->
         cell = {
             "seq": r[0], "cell_id": r[1], "execution_count": r[2], "started_at": r[4],
             "duration": r[5], "status": r[6],
-            "error": json.loads(r[7]) if r[7] else None,
-            "gpu": json.loads(r[8]) if r[8] else None,
+            "error": _doc(r[7]),
+            "gpu": _doc(r[8]),
         }  # fmt: skip
         if with_source:
             cell["source"] = r[3]

@@ -12,6 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import FINAL_STATUSES, LOST, RUNNING
+from ..records import (
+    RUN_JSON_FIELDS,
+    RUN_TIME_FIELDS,
+    RecordError,
+    read_int,
+    read_json_column,
+    read_number,
+    run_field,
+)
 from . import events, records
 from .filter import COLUMNS, FilterError, compile_filter
 
@@ -29,10 +38,20 @@ class RunNotFound(LookupError):
 
 
 def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
+    """A run row as readers expect it, whatever an older version (or a bad token holder) stored:
+    JSON columns in their shape or None, times as numbers or None, text columns as text."""
     run = dict(row)
-    for key in ("tags", "git", "env", "gpu", "error"):
-        if key in run and isinstance(run[key], str):
-            run[key] = json.loads(run[key])
+    for key in RUN_JSON_FIELDS:
+        if key in run:
+            run[key] = read_json_column(key, run[key])
+    for key in RUN_TIME_FIELDS:
+        if key in run:
+            run[key] = read_number(run[key])
+    if "pid" in run:
+        run["pid"] = read_int(run["pid"])
+    for key in ("name", "project", "status", "kind", "notes"):
+        if key in run and not isinstance(run[key], str):
+            run[key] = "" if run[key] is None else str(run[key])
     run["pinned"] = bool(run.get("pinned"))
     started, ended = run.get("started_at"), run.get("ended_at") or run.get("heartbeat_at")
     run["duration"] = (ended - started) if started and ended else None
@@ -209,26 +228,39 @@ def pid_alive(pid: int) -> bool:
 def mark_lost(
     conn: sqlite3.Connection, heartbeat_timeout: float, now: float | None = None
 ) -> list[str]:
-    """Mark `running` runs whose kernel is gone (same host, dead pid) or whose heartbeat stopped."""
+    """Mark `running` runs lost whose kernel is gone: a dead process on this host, or no heartbeat
+    for `heartbeat_timeout` and no live process where one can be seen (a live kernel on this
+    host that writes no heartbeat, e.g. busy in C code, is not lost). A run with a live token is
+    judged by its heartbeats alone (a token holder cannot keep its run alive with a pid). Rows
+    of any shape are tolerated; the token of a lost run keeps working (see tokens.run_of)."""
     now = now or time.time()
     host = socket.gethostname()
     lost: list[tuple[str, str]] = []
-    for run_id, run_host, pid, beat in conn.execute(
-        "SELECT id, host, pid, heartbeat_at FROM runs WHERE status = ?", (RUNNING,)
+    for run_id, run_host, raw_pid, raw_beat, has_token in conn.execute(
+        "SELECT id, host, pid, heartbeat_at, EXISTS (SELECT 1 FROM run_tokens t "
+        "WHERE t.run_id = runs.id) FROM runs WHERE status = ?",
+        (RUNNING,),
     ).fetchall():
-        if run_host == host and pid and not pid_alive(pid):
+        pid, beat = read_int(raw_pid), read_number(raw_beat)
+        here = run_host == host and pid is not None and 0 < pid < 2**31
+        alive = here and pid_alive(pid)
+        if here and not alive:
             lost.append((run_id, f"the kernel process {pid} ended without finishing the run"))
+        elif beat is None and raw_beat is not None:
+            if not alive or has_token:
+                lost.append((run_id, "its heartbeat is unreadable"))
         elif beat is not None and beat < now - heartbeat_timeout:
-            lost.append((run_id, f"no heartbeat for {now - beat:.0f} s"))
-    if not lost:
-        return []
+            if not alive or has_token:
+                lost.append((run_id, f"no heartbeat for {now - beat:.0f} s"))
+    from . import tokens
     from .db import write
 
     with write(conn):
+        tokens.expire(conn, now)
         for run_id, reason in lost:
             cur = conn.execute(
-                "UPDATE runs SET status = ?, error = ?, ended_at = COALESCE(heartbeat_at, ?) "
-                "WHERE id = ? AND status = ?",
+                "UPDATE runs SET status = ?, error = ?, ended_at = CASE WHEN typeof(heartbeat_at) "
+                "IN ('integer', 'real') THEN heartbeat_at ELSE ? END WHERE id = ? AND status = ?",
                 (LOST, json.dumps({"ename": "RunLost", "evalue": reason}), now, run_id, RUNNING),
             )
             if cur.rowcount:
@@ -267,30 +299,26 @@ def run_part(conn: sqlite3.Connection, run_id: str, part: str) -> Any:
 
 # --- changes a user makes ------------------------------------------------------------------------
 
-PATCHABLE = {"name": str, "tags": list, "pinned": bool, "notes": str}
+PATCHABLE = ("name", "tags", "pinned", "notes")
 
 
 def patch_run(conn: sqlite3.Connection, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
-    """Rename, tag, pin or annotate a run. Raises ValueError naming the bad field."""
+    """Rename, tag, pin or annotate a run. Raises RecordError (a ValueError) naming the bad
+    field; the bounds are those of every other route (jupyter_mlp.records.RUN_FIELDS)."""
     if not isinstance(changes, dict) or not changes:
-        raise ValueError("send a JSON object with some of: name, tags, pinned, notes")
+        raise RecordError("body", "send a JSON object with some of: name, tags, pinned, notes")
+    clean = {}
     for key, value in changes.items():
         if key not in PATCHABLE:
-            raise ValueError(f"{key!r} cannot be changed (only: {', '.join(PATCHABLE)})")
-        if not isinstance(value, PATCHABLE[key]):
-            raise ValueError(f"{key} must be a {PATCHABLE[key].__name__}")
-    if "tags" in changes and not all(
-        isinstance(t, str) and 0 < len(t) <= 100 for t in changes["tags"]
-    ):
-        raise ValueError("tags must be non-empty strings of at most 100 characters")
-    if "name" in changes and len(changes["name"]) > 500:
-        raise ValueError("name is longer than 500 characters")
+            shown = key if isinstance(key, str) and len(key) <= 60 else "?"
+            raise RecordError(shown, f"cannot be changed (only: {', '.join(PATCHABLE)})")
+        clean[key] = run_field(key, value, key)
     run_id = resolve_id(conn, ref)
     from .db import write
 
     with write(conn):
-        records.upsert_run(conn, run_id, dict(changes))
-        events.append(conn, run_id, "run", {"fields": sorted(changes)})
+        records.upsert_run(conn, run_id, clean)
+        events.append(conn, run_id, "run", {"fields": sorted(clean)})
     return get_run(conn, run_id, with_cells=False)
 
 
@@ -300,28 +328,31 @@ def run_blobs(conn: sqlite3.Connection, run_id: str) -> dict[str, str]:
     if row is None:
         return {}
     run = dict(row)
-    stem = _safe_name(run.get("name") or run_id)
+    stem = _safe_name(run["name"] if isinstance(run.get("name"), str) and run["name"] else run_id)
     found: dict[str, str] = {}
     for column, suffix in (
         ("snapshot", ".ipynb"),
         ("end_snapshot", "-end.ipynb"),
         ("output_notebook", "-output.ipynb"),
     ):
-        if run.get(column):
+        if isinstance(run.get(column), str) and run[column]:
             found[run[column]] = stem + suffix
-    git = json.loads(run["git"]) if run.get("git") else None
-    if git and git.get("diff"):
+    git = read_json_column("git", run.get("git"))
+    if git and isinstance(git.get("diff"), str):
         found[git["diff"]] = stem + ".diff"
     for digest, filename in conn.execute(
         "SELECT blob, filename FROM outputs WHERE run_id = ? AND blob IS NOT NULL", (run_id,)
     ):
-        found[digest] = _safe_name(filename or digest)
+        if isinstance(digest, str):
+            found[digest] = _safe_name(
+                filename if isinstance(filename, str) and filename else digest
+            )
     return found
 
 
 def _safe_name(name: str) -> str:
     """A file name for Content-Disposition: no path separators, quotes or control characters."""
-    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in name).strip(" .")
+    cleaned = "".join(c if c.isalnum() or c in "._- " else "_" for c in name[:200]).strip(" .")
     return cleaned[:120] or "download"
 
 
@@ -345,6 +376,7 @@ def delete_run(conn: sqlite3.Connection, ref: str, blobs: Any) -> list[str]:
             "gpu_samples",
             "outputs",
             "run_tokens",
+            "run_uploads",
             "ingested",
         ):
             conn.execute(f"DELETE FROM {table} WHERE run_id = ?", (run_id,))

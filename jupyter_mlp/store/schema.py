@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from .db import StoreUnavailable
+
 # Each entry migrates from version i to i + 1. Never edit a released entry: append a new one.
 MIGRATIONS: list[str] = [
     # 0 -> 1: the first schema.
@@ -211,13 +213,22 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX pipeline_stages_cache ON pipeline_stages(cache_key, status);
     """,
+    # 3 -> 4: the blobs each run uploaded over HTTP (a token may name only those).
+    """
+    CREATE TABLE run_uploads (
+        run_id TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        time REAL NOT NULL,
+        PRIMARY KEY (run_id, hash)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class SchemaTooNew(RuntimeError):
-    pass
+class SchemaTooNew(StoreUnavailable):
+    """The store was written by a newer jupyter-mlp: this code never writes into it."""
 
 
 def _statements(script: str) -> list[str]:
@@ -239,9 +250,12 @@ def migrate(conn: sqlite3.Connection) -> int:
     if version == SCHEMA_VERSION:
         return version
     if version > SCHEMA_VERSION:
+        path = conn.execute("PRAGMA database_list").fetchone()[2] or "(in memory)"
         raise SchemaTooNew(
-            f"the store has schema version {version}, newer than this jupyter-mlp understands "
-            f"({SCHEMA_VERSION}); upgrade jupyter-mlp"
+            path,
+            f"has schema version {version}, newer than this jupyter-mlp understands "
+            f"({SCHEMA_VERSION}); nothing was written to it",
+            "upgrade jupyter-mlp (pip install -U jupyter-mlp) or point MLP_HOME elsewhere",
         )
     conn.execute("BEGIN IMMEDIATE")
     try:
