@@ -41,20 +41,8 @@ def track(
 ) -> RunSession:
     """Start a run (finishing the active one). In IPython the cells are recorded too."""
     global _active
-    if name is not None and not isinstance(name, str):
-        raise TypeError(f"run name must be a string, got {type(name).__name__}")
-    if project is not None and (not isinstance(project, str) or not project.strip()):
-        raise TypeError(f"project must be a non-empty string, got {project!r}")
-    if isinstance(tags, str):
-        tags = [t.strip() for t in tags.split(",") if t.strip()]
-    if tags is not None and not all(isinstance(t, str) for t in tags):
-        raise TypeError("tags must be strings")
-    if (
-        not isinstance(gpu_interval, (int, float))
-        or isinstance(gpu_interval, bool)
-        or gpu_interval <= 0
-    ):
-        raise TypeError(f"gpu_interval must be a positive number of seconds, got {gpu_interval!r}")
+    problems: list[str] = []
+    name, project, tags, gpu_interval = _check_track(name, project, tags, gpu_interval, problems)
     if shell is None:
         shell = _ipython()
     if _active is not None:
@@ -71,10 +59,47 @@ def track(
 
         status_view = make_status(shell) if shell is not None else TextStatus()
     _active = session
+    for problem in problems:
+        session._print(f"jupyter-mlp warning: mlp.track(): {problem}")
     session.start(status_view)
     if shell is None:
         _record_uncaught_exceptions()
     return session
+
+
+def _check_track(name, project, tags, gpu_interval, problems: list[str]):
+    """track()'s arguments against jupyter_mlp.records: a bad one is replaced by its default
+    with a warning (the run still starts)."""
+    from .. import records
+
+    if name is not None:
+        try:
+            name = records.name(name, "name")
+        except records.RecordError as exc:
+            problems.append(f"{exc}; the run gets a default name")
+            name = None
+    if project is not None:
+        try:
+            project = records.run_field("project", project, "project")
+        except records.RecordError as exc:
+            problems.append(f"{exc}; the run goes to the default project")
+            project = None
+    if isinstance(tags, str):
+        tags = [t.strip() for t in tags.split(",") if t.strip()]
+    if tags is not None:
+        try:
+            tags = records.tags(tags, "tags")
+        except records.RecordError as exc:
+            problems.append(f"{exc}; the run has no tags")
+            tags = None
+    if (
+        not isinstance(gpu_interval, (int, float))
+        or isinstance(gpu_interval, bool)
+        or not 0 < gpu_interval < 86_400
+    ):
+        problems.append(f"gpu_interval must be a positive number of seconds, not {gpu_interval!r}")
+        gpu_interval = 0.5
+    return name, project, tags, gpu_interval
 
 
 def _record_uncaught_exceptions() -> None:
@@ -111,27 +136,43 @@ def active_run() -> RunSession | None:
 
 
 def log_metric(key: str, value: float, step: int | None = None) -> None:
-    """Buffer one point (about a microsecond); the writer thread stores it in a batch."""
+    """Buffer one point (about a microsecond); the writer thread stores it in a batch. A bad
+    point (a name that is not valid text, a value that is not a number, a step outside int64)
+    is refused alone with one warning."""
     run = _active
     if run is None or run._finished:
         run = _run()
-    if type(value) is not float or type(key) is not str or not key:
+    if type(value) is not float:
         value = run.check_metric(key, value)
+        if value is None:
+            return
+    steps = run._steps
+    if type(key) is not str or key not in steps:
+        if not run.new_metric_key(key):
+            return
     if step is None:
-        steps = run._steps
-        step = steps.get(key, -1) + 1
-        steps[key] = step
-    else:
-        if type(step) is not int:
-            step = run.check_step(key, step)
-        run._steps[key] = step
+        step = steps[key] + 1
+    elif type(step) is not int or not _INT64_MIN <= step <= _INT64_MAX:
+        step = run.check_step(key, step)
+        if step is None:
+            return
+    steps[key] = step
     run._metrics.append((key, step, value, _now()))
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1  # = records.INT64_MIN/MAX (asserted in the tests)
+
+
 def log_metrics(metrics: dict[str, float], step: int | None = None) -> None:
-    if not isinstance(metrics, dict):
-        raise TypeError(f"log_metrics takes a dict, got {type(metrics).__name__}")
     run = _run()
+    if not isinstance(metrics, dict):
+        from ..records import RecordError
+
+        run.refuse(
+            "log_metrics", None,
+            RecordError("metrics", f"must be a dict, not {type(metrics).__name__}"),
+        )  # fmt: skip
+        return
     for key, value in metrics.items():
         run.log_metric(key, value, step)
 
@@ -148,7 +189,7 @@ def output(name: str, value: Any) -> None:
     _run().output(name, value)
 
 
-def log_artifact(path: str | os.PathLike, name: str | None = None) -> str:
+def log_artifact(path: str | os.PathLike, name: str | None = None) -> str | None:
     return _run().log_artifact(path, name)
 
 
@@ -166,7 +207,13 @@ def finish(status: str | None = None, error: dict | None = None) -> str | None:
         from ..model import STATUSES
 
         if status not in STATUSES:
-            raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {status!r}")
+            run._print(
+                f"jupyter-mlp warning: mlp.finish(): status must be one of {', '.join(STATUSES)}, "
+                f"not {status!r}; the run ends with the status of its last cell"
+            )
+            status = None
+    if error is not None and not isinstance(error, dict):
+        error = {"ename": "Error", "evalue": str(error)[:2000]}
     _active = None
     return run.finish(status, error)
 

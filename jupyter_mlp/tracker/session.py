@@ -18,7 +18,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from .. import model
+from .. import model, records
+from ..records import INT64_MAX, INT64_MIN
 from . import environment
 from .params import INJECTED_HEADER, assigned_names, capture, encode_value
 
@@ -84,7 +85,9 @@ class RunSession:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._start_thread: threading.Thread | None = None
         self._warned = False
+        self._refusals: dict[tuple, int] = {}  # (call, field, kind of problem) -> calls refused
         self._failing_since: float | None = None
         self._dirty = False
         self._finished = False
@@ -102,14 +105,14 @@ class RunSession:
             from .sinks import make_sink
 
             try:
-                self._sink = make_sink(self.home)
+                self._sink = make_sink(self.home, self.run_id)
             except Exception as exc:  # a broken MLP_TRACKING_URI setup: record locally instead
                 from .sinks import StoreSink
 
                 self._warn(
                     f"remote tracking is misconfigured ({exc}); recording to the local store"
                 )
-                self._sink = StoreSink(self.home)
+                self._sink = StoreSink(self.home, self.run_id)
         fields: dict[str, Any] = {
             "status": model.RUNNING,
             "started_at": self.started_at,
@@ -138,7 +141,13 @@ class RunSession:
         if view is not None:  # before the writer starts its start-up work: no GIL contention
             self._safe(view.show, self)
         self._thread = threading.Thread(target=self._writer, name="jupyter-mlp-writer", daemon=True)
+        # The start-up capture (packages, git, NVML: up to seconds) runs beside the writer, so
+        # that a cell that ended is written within FLUSH_S whatever the capture is doing.
+        self._start_thread = threading.Thread(
+            target=self._safe, args=(self._capture_start,), name="jupyter-mlp-start", daemon=True
+        )
         self._thread.start()
+        self._start_thread.start()
         return self
 
     def finish(self, status: str | None = None, error: dict | None = None) -> str:
@@ -159,8 +168,9 @@ class RunSession:
             self._safe(self.gpu.stop)
         self._stop.set()
         self._wake.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
+        for thread in (self._start_thread, self._thread):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=30)
         if status is None:
             status = {
                 model.CELL_ERROR: model.FAILED,
@@ -182,9 +192,38 @@ class RunSession:
             if self.gpu is not None:
                 batch["compact_gpu"] = True
             self._send(batch)
+            self._say_what_is_kept()
         if self.view is not None:
             self._safe(self.view.close, self)
         return status
+
+    def _say_what_is_kept(self) -> None:
+        """At the end, plainly: what could not be written, and where it is kept (or that it is
+        lost, when even the spool could not take it)."""
+        lines = []
+        summary = None
+        try:
+            summary = self._sink.pending_summary() if self._sink is not None else None
+        except Exception:
+            pass
+        if summary:
+            lines.append(summary)
+        if self._unsent:
+            n = sum(len(v) for k, v in self._unsent.items() if isinstance(v, list))
+            lines.append(
+                f"{n} records held in memory could not be written or spooled and are lost "
+                "when this process exits"
+            )
+        dropped = getattr(self._sink, "dropped", 0)
+        if dropped:
+            lines.append(f"{dropped} records were dropped because the spool was full")
+        refused = sum(self._refusals.values())
+        if refused > len(self._refusals):
+            lines.append(f"{refused} calls in all were refused (see the warnings above)")
+        for line in lines:
+            self._print(f"jupyter-mlp: run {self.run_id}: {line}")
+        if not summary:
+            self._safe(getattr(self._sink, "close", lambda: None))
 
     @property
     def finished(self) -> bool:
@@ -260,69 +299,156 @@ class RunSession:
         self._params.extend(rows)
 
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
-        value = self.check_metric(key, value)
+        if type(value) is not float:
+            value = self.check_metric(key, value)
+            if value is None:
+                return
+        steps = self._steps
+        if type(key) is not str or key not in steps:
+            if not self.new_metric_key(key):
+                return
         if step is None:
-            step = self._steps.get(key, -1) + 1
-        elif type(step) is not int:
+            step = steps[key] + 1
+        elif type(step) is not int or not INT64_MIN <= step <= INT64_MAX:
             step = self.check_step(key, step)
-        self._steps[key] = step
+            if step is None:
+                return
+        steps[key] = step
         self._metrics.append((key, step, value, _now()))
 
-    @staticmethod
-    def check_metric(key: Any, value: Any) -> float:
-        """The slow path of log_metric: validate the name, turn numbers (numpy too) into float."""
-        if type(key) is not str or not key:
-            raise TypeError(f"metric name must be a non-empty string, got {key!r}")
-        if isinstance(value, (str, bytes)) or value is None:
-            raise TypeError(f"metric {key!r}: value must be a number, got {type(value).__name__}")
+    # The slow paths of log_metric (the first point of a name, a value that is not a float, a
+    # step that is not a small int): checked against jupyter_mlp.records; a bad call is refused
+    # alone with one warning and None is returned.
+
+    def new_metric_key(self, key: Any) -> bool:
         try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise TypeError(
-                f"metric {key!r}: value must be a number, got {type(value).__name__}"
-            ) from None
+            records.key(key, "name")
+        except records.RecordError as exc:
+            self.refuse("log_metric", key, exc)
+            return False
+        self._steps.setdefault(key, -1)
+        return True
 
-    @staticmethod
-    def check_step(key: str, step: Any) -> int:
-        if isinstance(step, bool) or not hasattr(step, "__index__"):
-            raise TypeError(f"metric {key!r}: step must be an int, got {type(step).__name__}")
-        return step.__index__()
+    def check_metric(self, key: Any, value: Any) -> float | None:
+        if isinstance(value, (str, bytes)) or value is None:
+            self.refuse(
+                "log_metric", key,
+                records.RecordError("value", f"must be a number, not {type(value).__name__}"),
+            )  # fmt: skip
+            return None
+        try:
+            return records.number(value, "value", finite=False)
+        except records.RecordError as exc:
+            self.refuse("log_metric", key, exc)
+            return None
 
-    def log_params(self, params: dict[str, Any], source: str = "api") -> None:
+    def check_step(self, key: Any, step: Any) -> int | None:
+        try:
+            if isinstance(step, float):
+                raise records.RecordError("step", f"must be an int, not float ({step!r})")
+            return records.integer(step, "step")
+        except records.RecordError as exc:
+            self.refuse("log_metric", key, exc)
+            return None
+
+    def refuse(self, call: str, subject: Any, exc: BaseException) -> None:
+        """One warning per call and field: what was refused and why; the call is dropped and
+        every later call works. Never raises into the user's cell."""
+        field = getattr(exc, "field", "") or type(exc).__name__
+        message = getattr(exc, "message", None) or str(exc)
+        where = (call, field, _kind_of(message))
+        count = self._refusals.get(where, 0)
+        self._refusals[where] = count + 1
+        if count:
+            return
+        shown = _shown(subject)
+        self._print(
+            f"jupyter-mlp warning: mlp.{call}({shown}) was not recorded: {field} {message}. "
+            "Tracking goes on; further calls refused for the same reason are counted, not shown."
+        )
+
+    def log_params(self, params: Any, source: str = "api") -> None:
         if not isinstance(params, dict):
-            raise TypeError(f"log_params takes a dict, got {type(params).__name__}")
+            self.refuse(
+                "log_params", None,
+                records.RecordError("params", f"must be a dict, not {type(params).__name__}"),
+            )  # fmt: skip
+            return
         rows = []
         for key, value in params.items():
-            if type(key) is not str or not key:
-                raise TypeError(f"parameter name must be a non-empty string, got {key!r}")
-            text, type_name = encode_value(value, f"parameter {key!r}")
+            try:
+                records.key(key, "name")
+                text, type_name = _encode(value, f"parameter {key!r}")
+                records.json_text(text, "value")
+            except (records.RecordError, TypeError) as exc:
+                self.refuse("log_param", key, exc)
+                continue
             rows.append((key, text, type_name, source))
         self._params.extend(rows)
         self._dirty = True
 
-    def output(self, name: str, value: Any) -> None:
-        _check_name(name, "output")
-        text, _ = encode_value(value, f"output {name!r}")
+    def output(self, name: Any, value: Any) -> None:
+        try:
+            records.key(name, "name")
+            text, _ = _encode(value, f"output {name!r}")
+            records.json_text(text, "value")
+        except (records.RecordError, TypeError) as exc:
+            self.refuse("output", name, exc)
+            return
         self._write_now({"outputs": [(name, "value", text, None, None, None, _now())]})
 
-    def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> str:
-        source = Path(path)
-        if not source.exists():
-            raise FileNotFoundError(f"log_artifact: no such file {str(path)!r}")
-        name = name if name is not None else source.name
-        _check_name(name, "artifact")
+    def log_artifact(self, path: Any, name: Any = None) -> str | None:
+        """Copy a file (a folder as a zip) into the blob store; returns its sha256, or None when
+        it was refused (a warning says why). A symbolic link is never followed out of the logged
+        path: a link given as the path is refused, links inside a folder are stored as links."""
+        try:
+            source = Path(path)
+            display = str(path)
+        except TypeError as exc:
+            self.refuse("log_artifact", path, records.RecordError("path", str(exc)))
+            return None
+        try:
+            if name is not None:
+                records.key(name, "name")
+            if source.is_symlink():
+                raise records.RecordError(
+                    "path", f"{display!r} is a symbolic link; log the file it points to instead"
+                )
+            if not source.exists():
+                raise records.RecordError("path", f"no such file {display!r}")
+            name = name if name is not None else source.name
+            records.key(name, "name")
+        except records.RecordError as exc:
+            self.refuse("log_artifact", path, exc)
+            return None
+        except OSError as exc:
+            self.refuse("log_artifact", path, records.RecordError("path", str(exc)))
+            return None
         filename = source.name
-        if source.is_dir():
-            import shutil
-            import tempfile
+        try:
+            if source.is_dir():
+                import tempfile
 
-            with tempfile.TemporaryDirectory() as tmp:
-                archive = shutil.make_archive(str(Path(tmp) / source.name), "zip", source)
-                digest, size = self._sink.put_file(archive)
-            filename += ".zip"
-        else:
-            digest, size = self._sink.put_file(source)
-        meta = json.dumps({"path": str(source.resolve())})
+                with tempfile.TemporaryDirectory() as tmp:
+                    archive = Path(tmp) / (source.name + ".zip")
+                    skipped = _zip_folder(source, archive)
+                    digest, size = self._sink.put_file(archive)
+                if skipped:
+                    self._print(
+                        f"jupyter-mlp warning: log_artifact({display!r}) left out "
+                        f"{len(skipped)} special files (sockets, devices): {', '.join(skipped[:5])}"
+                    )
+                filename += ".zip"
+            elif source.is_file():
+                digest, size = self._sink.put_file(source)
+            else:
+                raise OSError(f"{display!r} is not a regular file or a folder")
+        except Exception as exc:  # unreadable file, no room even for the spool
+            self.refuse(
+                "log_artifact", path, records.RecordError("path", f"could not be read: {exc}")
+            )
+            return None
+        meta = json.dumps({"path": str(source.absolute())})
         self._write_now({"outputs": [(name, "artifact", meta, digest, size, filename, _now())]})
         return digest
 
@@ -342,7 +468,6 @@ class RunSession:
     # --- background writer -------------------------------------------------------------------
 
     def _writer(self) -> None:
-        self._safe(self._capture_start)
         while not self._stop.is_set():
             self._wake.wait(FLUSH_S)
             self._wake.clear()
@@ -358,7 +483,7 @@ class RunSession:
                 if self.gpu is not None and now - self._last_compact >= GPU_COMPACT_S:
                     batch["compact_gpu"] = True
                     self._last_compact = now
-                if batch or self._unsent:
+                if batch or self._unsent or getattr(self._sink, "pending", None):
                     self._send(batch)
             if self._dirty and self.view is not None:
                 self._dirty = False
@@ -390,18 +515,26 @@ class RunSession:
         return batch
 
     def _send(self, batch: dict[str, Any]) -> None:
-        """Write a batch (and whatever failed earlier) or keep it for the next try."""
+        """Write a batch (and whatever failed earlier) or keep it for the next try. A sink that
+        spooled earlier batches sends those first (the writer calls this with an empty batch
+        to retry them in the background)."""
         if self._unsent:
             batch = _merge(self._unsent, batch)
             self._unsent = {}
-        if not batch:
-            return
         try:
-            self._sink.write(self.run_id, batch)
+            if batch:
+                self._sink.write(self.run_id, batch)
+            elif getattr(self._sink, "pending", None):
+                self._sink.flush()
+            else:
+                return
         except Exception as exc:
             self._failing_since = _now()
             if getattr(exc, "kept", False):  # the sink spooled it: nothing to keep here
-                self._warn(f"{exc}. Your notebook keeps working; the records are sent when it can.")
+                message = str(exc)
+                if "keeps working" not in message:
+                    message += ". Your notebook keeps working; the records are sent when it can"
+                self._warn(message)
                 return
             self._warn(
                 f"cannot write run {self.run_id} to {self._sink.describe()}: {exc}. "
@@ -411,9 +544,24 @@ class RunSession:
                 batch["metrics"] = batch["metrics"][-UNSENT_LIMIT:]
             self._unsent = batch
             return
-        self._failing_since = None
+        if self._failing_since is not None:
+            self._failing_since = None
+            self._print(
+                f"jupyter-mlp: run {self.run_id} is written to {self._sink.describe()} again"
+            )
+            self._warned = False
         if "heartbeat" in batch or "run" in batch:
             self._last_beat = _now()
+        refused = getattr(self._sink, "refused", None)
+        if refused:
+            first = refused[0]
+            self.refuse("record", None, first if hasattr(first, "field") else RuntimeError(first))
+            refused.clear()
+        notes = getattr(self._sink, "notes", None)
+        if notes:
+            for note in notes[:3]:
+                self._print(f"jupyter-mlp: {note}")
+            notes.clear()
 
     # --- start-up work done off the user's thread ----------------------------------------------
 
@@ -518,8 +666,12 @@ class RunSession:
         if self._warned:
             return
         self._warned = True
+        self._print(f"jupyter-mlp warning: {message}")
+
+    @staticmethod
+    def _print(message: str) -> None:
         try:
-            print(f"jupyter-mlp warning: {message}", file=sys.stderr, flush=True)
+            print(message, file=sys.stderr, flush=True)
         except Exception:
             pass
 
@@ -547,9 +699,62 @@ def _merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_name(name: Any, what: str) -> None:
-    if type(name) is not str or not name.strip():
-        raise TypeError(f"{what} name must be a non-empty string, got {name!r}")
+def _kind_of(message: str) -> str:
+    """A refusal's message without its numbers: `step 2**63 is outside ...` and `step 2**64 is
+    outside ...` are one kind of problem, warned once."""
+    import re
+
+    return re.sub(r"[-\d.,]+", "#", message)[:80]
+
+
+def _shown(subject: Any) -> str:
+    """A call's subject for a warning: short, one line, never the 10 MB name itself."""
+    if subject is None:
+        return ""
+    try:
+        text = repr(subject)
+    except Exception:
+        text = f"<{type(subject).__name__}>"
+    text = text.encode("ascii", "backslashreplace").decode()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _encode(value: Any, what: str) -> tuple[str, str]:
+    try:
+        return encode_value(value, what)
+    except TypeError:
+        raise
+    except (ValueError, RecursionError, OverflowError) as exc:
+        raise TypeError(f"{what} cannot be stored as JSON ({type(exc).__name__}: {exc})") from None
+
+
+def _zip_folder(folder: Path, archive: Path) -> list[str]:
+    """A folder as a zip, never following a symbolic link: a link is stored as a link (its
+    target text, with the link mode bits), so an artifact cannot carry a file from outside the
+    folder. Returns the special files (sockets, devices, fifos) left out."""
+    import stat
+    import zipfile
+
+    skipped: list[str] = []
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for root, dirs, files in os.walk(folder, followlinks=False):
+            here = Path(root)
+            for entry in sorted(dirs) + sorted(files):
+                path = here / entry
+                rel = path.relative_to(folder).as_posix()
+                info = os.lstat(path)
+                if stat.S_ISLNK(info.st_mode):
+                    link = zipfile.ZipInfo(rel)
+                    link.create_system = 3  # unix: the mode bits below are read back
+                    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+                    zf.writestr(link, os.readlink(path))
+                elif stat.S_ISDIR(info.st_mode):
+                    zf.write(path, rel + "/")
+                elif stat.S_ISREG(info.st_mode):
+                    zf.write(path, rel)
+                else:
+                    skipped.append(rel)
+    return skipped
 
 
 def _describe_error(result: Any) -> tuple[str, dict[str, Any]]:

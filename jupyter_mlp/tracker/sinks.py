@@ -5,6 +5,7 @@ carries a sequence number, so a replay never doubles anything."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -23,27 +24,341 @@ class Kept(RuntimeError):
     kept = True
 
 
+SPOOL_MAX_BYTES_DEFAULT = 2 << 30  # what one run may keep on disk while its store is down
+
+
+def spool_max_bytes() -> int:
+    try:
+        return int(os.environ.get("MLP_SPOOL_MAX_BYTES", SPOOL_MAX_BYTES_DEFAULT))
+    except ValueError:
+        return SPOOL_MAX_BYTES_DEFAULT
+
+
+def read_spool(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The items of a spool file, in order, and a note for each line that could not be read (a
+    torn last line after a crash, a full disk mid-write): those are skipped, the rest kept."""
+    from ..records import RecordError, spool_line
+
+    items: list[dict[str, Any]] = []
+    notes: list[str] = []
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return items, notes
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(spool_line(line, f"{path.name}:{number}"))
+        except RecordError as exc:
+            notes.append(f"skipped line {number} of {path} ({exc.message})")
+    return items, notes
+
+
+class _Lock:
+    """An exclusive advisory lock on a spool, held while its process lives: a later process
+    replays only spools nobody holds (their writer died before it could send them)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no replay by other processes
+            return True
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
 class StoreSink:
-    def __init__(self, home: str | os.PathLike | None = None) -> None:
+    """The store on this machine. When it cannot be written (full, read-only, corrupt, a newer
+    schema) each batch, blob and artifact goes to a bounded spool on disk
+    (`<spool dir>/store-<hash of home>/<run id>.jsonl` and blob files beside it) and is written
+    when the store can take it: by this process's writer, or by the next process that opens the
+    same store when this one died first."""
+
+    def __init__(self, home: str | os.PathLike | None = None, run_id: str | None = None) -> None:
         # Imported here: the store pulls sqlite3, which `import jupyter_mlp` does not need.
         from ..store import Store
 
         self.store = Store(home)
+        self.run_id = run_id
+        folder = hashlib.sha256(str(Path(self.store.home).resolve()).encode()).hexdigest()[:12]
+        self.spool_dir = default_spool_dir() / f"store-{folder}"
+        self.spool = self.spool_dir / f"{run_id or 'run'}.jsonl"
+        self._lock = threading.RLock()
+        self._owner = _Lock(self.spool.with_suffix(".lock"))
+        self._items: deque[dict[str, Any]] = deque()  # spooled, in order (also in the file)
+        self._memory_blobs: dict[str, Any] = {}  # digest -> bytes or a source path (spool full)
+        self.spooled_bytes = 0
+        self.dropped = 0  # records refused because the spool was full too
+        self.notes: list[str] = []
+        self.refused: list[Any] = []  # RecordErrors the store gave back (bad records)
+        self._seq = 0
 
     def describe(self) -> str:
         return str(self.store.home)
 
+    @property
+    def pending(self) -> bool:
+        return bool(self._items)
+
+    def pending_summary(self) -> str | None:
+        """What is kept and where, for the message at exit (None: nothing is waiting)."""
+        if not self._items:
+            return None
+        batches = sum(1 for i in self._items if "batch" in i)
+        blobs = sum(1 for i in self._items if "blob" in i)
+        where = (
+            str(self.spool) if self.spool.exists() else "memory (the spool could not be written)"
+        )
+        return (
+            f"{batches} batches and {blobs} files could not be written to the store "
+            f"{self.store.path}; they are kept in {where} and are written the next time "
+            "jupyter-mlp opens this store (a kernel, `jupyter mlp runs list`)"
+        )
+
     def write(self, run_id: str, batch: dict[str, Any]) -> None:
+        with self._lock:
+            if self._items:
+                self._queue({"seq": self._next_seq(), "batch": batch})
+                self._replay()
+                return
+            try:
+                self._apply(run_id, batch)
+            except Exception as exc:
+                if not _store_fault(exc):
+                    raise
+                self._queue({"seq": self._next_seq(), "batch": batch})
+                raise Kept(self._kept_message(exc)) from None
+
+    def flush(self) -> None:
+        """Write what is spooled now (raises Kept while the store still cannot take it)."""
+        with self._lock:
+            self._replay()
+
+    def _apply(self, run_id: str, batch: dict[str, Any]) -> None:
         from ..store.records import apply_batch
 
         with self.store.write() as conn:
-            apply_batch(conn, run_id, batch)
+            refused = apply_batch(conn, run_id, batch)
+        if refused:
+            self.refused.extend(refused)
+
+    def _replay(self) -> None:
+        sent = 0
+        try:
+            while self._items:
+                item = self._items[0]
+                try:
+                    if "blob" in item:
+                        self._put_spooled_blob(item)
+                    else:
+                        self._apply(self.run_id or "", item["batch"])
+                except Exception as exc:
+                    if not _store_fault(exc):  # this item is bad for good: say so, go on
+                        self.notes.append(f"a spooled record could not be written: {exc}")
+                    else:
+                        raise Kept(self._kept_message(exc)) from None
+                self._items.popleft()
+                sent += 1
+        finally:
+            if sent:
+                self._rewrite()
+
+    def _kept_message(self, exc: BaseException) -> str:
+        from ..store import StoreUnavailable
+
+        where = str(self.spool) if self.spool.exists() else "memory"
+        run = f"run {self.run_id}" if self.run_id else "the run"
+        if isinstance(exc, StoreUnavailable):
+            problem = f"cannot write {run}: {exc}"
+        else:
+            problem = f"cannot write {run} to the store {self.store.path}: {exc}"
+        return (
+            f"{problem}. Your notebook keeps working; records are kept in {where} and written "
+            "when the store can take them"
+        )
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _queue(self, item: dict[str, Any]) -> None:
+        """Keep an item in order: in the spool file when it can be written, else in memory."""
+        line = json.dumps(item) + "\n"
+        if self.spooled_bytes + len(line) > spool_max_bytes():
+            self.dropped += batch_records(item.get("batch") or {})
+            return
+        self._items.append(item)
+        self.spooled_bytes += len(line)
+        try:
+            if self._owner.fd is None:
+                self._owner.acquire()
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.spool, "a") as f:
+                f.write(line)
+        except OSError as exc:
+            if not any("spool" in n for n in self.notes):
+                self.notes.append(f"the spool {self.spool} could not be written either ({exc})")
+
+    def _rewrite(self) -> None:
+        try:
+            if not self._items:
+                self.spool.unlink(missing_ok=True)
+                for digest in list(self._memory_blobs):
+                    self._memory_blobs.pop(digest, None)
+                self.spooled_bytes = 0
+                return
+            tmp = self.spool.with_suffix(f".tmp-{os.getpid()}")
+            tmp.write_text("".join(json.dumps(i) + "\n" for i in self._items))
+            os.replace(tmp, self.spool)
+        except OSError:
+            pass
+
+    # --- blobs ------------------------------------------------------------------------------------
 
     def put_bytes(self, data: bytes) -> str:
-        return self.store.blobs.put_bytes(data)
+        with self._lock:
+            try:
+                if self._items:
+                    raise Kept("spooling")
+                return self.store.blobs.put_bytes(data)
+            except Exception as exc:
+                if not isinstance(exc, Kept) and not _store_fault(exc):
+                    raise
+                digest = hashlib.sha256(data).hexdigest()
+                self._spool_blob(digest, data=data)
+                return digest
 
     def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
-        return self.store.blobs.put_file(path)
+        with self._lock:
+            try:
+                if self._items:
+                    raise Kept("spooling")
+                return self.store.blobs.put_file(path)
+            except Exception as exc:
+                if not isinstance(exc, Kept) and not _store_fault(exc):
+                    raise
+                digest, size = _hash_file(path)
+                self._spool_blob(digest, source=str(path))
+                return digest, size
+
+    def _spool_blob(
+        self, digest: str, data: bytes | None = None, source: str | None = None
+    ) -> None:
+        """A blob the store cannot take now: copied beside the spool, else remembered (bytes,
+        or the path of the file to copy from) until the store can take it."""
+        target = self.spool_dir / digest
+        try:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            if data is not None:
+                target.write_bytes(data)
+            else:
+                import shutil
+
+                shutil.copyfile(source, target)  # type: ignore[arg-type]
+        except OSError:
+            with contextlib.suppress(OSError):
+                target.unlink()
+            self._memory_blobs[digest] = data if data is not None else Path(source)  # type: ignore[arg-type]
+        self._queue({"blob": digest})
+
+    def _put_spooled_blob(self, item: dict[str, Any]) -> None:
+        digest = item["blob"]
+        spooled = self.spool_dir / digest
+        kept = self._memory_blobs.get(digest)
+        if spooled.exists():
+            got, _ = self.store.blobs.put_file(spooled)
+            spooled.unlink(missing_ok=True)
+        elif isinstance(kept, bytes):
+            got = self.store.blobs.put_bytes(kept)
+        elif isinstance(kept, Path):
+            got, _ = self.store.blobs.put_file(kept)
+        else:
+            raise LookupError(f"the spooled file {digest[:12]} is gone")
+        self._memory_blobs.pop(digest, None)
+        if got != digest:
+            self.notes.append(f"{kept} changed before it could be stored (kept as {got[:12]})")
+
+    def close(self) -> None:
+        self._owner.release()
+        if not self._items:
+            with contextlib.suppress(OSError):
+                self.spool.with_suffix(".lock").unlink()
+
+
+def replay_orphans(home: str | os.PathLike | None = None) -> list[str]:
+    """Write into the store what dead processes spooled for it (a spool nobody holds); returns
+    notes saying what was done. Cheap when there is nothing to do (one directory listing)."""
+    sink = StoreSink(home)
+    if not sink.spool_dir.is_dir():
+        return []
+    notes: list[str] = []
+    for spool in sorted(sink.spool_dir.glob("*.jsonl")):
+        run_id = spool.stem
+        lock = _Lock(spool.with_suffix(".lock"))
+        if not lock.acquire():
+            continue  # its process is alive and sends it itself
+        try:
+            items, skipped = read_spool(spool)
+            notes.extend(skipped)
+            orphan = StoreSink(home, run_id)
+            orphan._items.extend(items)
+            try:
+                orphan._replay()
+            except Kept:
+                break  # the store is still down: leave them all
+            notes.append(f"wrote {len(items)} spooled items of run {run_id} into the store")
+            spool.with_suffix(".lock").unlink(missing_ok=True)
+        finally:
+            lock.release()
+    return notes
+
+
+def _store_fault(exc: BaseException) -> bool:
+    """A fault of the store (full, read-only, unreachable file, corrupt, too new), not of a
+    record: the record waits in the spool."""
+    import sqlite3
+
+    from ..store import StoreUnavailable
+
+    return isinstance(exc, (OSError, sqlite3.OperationalError, StoreUnavailable)) or (
+        isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError)
+    )
+
+
+def _hash_file(path: str | os.PathLike) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def batch_records(batch: dict[str, Any]) -> int:
+    return sum(
+        len(v) for k, v in batch.items() if k in ("params", "metrics", "cells", "outputs", "gpu")
+    ) + (1 if batch.get("run") else 0)
 
 
 def default_spool_dir() -> Path:
@@ -69,15 +384,28 @@ class HttpSink:
         # job runner and a `%mlp_track` inside the notebook, or a restarted kernel) never reuse
         # each other's numbers: a batch is dropped only when it really is a replay.
         self.seq = (time.time_ns() // 1_000_000) << 20
-        if self.spool.exists():  # an earlier process of this run left batches unsent
-            for line in self.spool.read_text().splitlines():
-                if line.strip():
-                    item = json.loads(line)
-                    self.pending.append(item)
-                    self.seq = max(self.seq, item.get("seq", 0))
+        self.notes: list[str] = []
+        self.refused: list[str] = []
+        # an earlier process of this run left batches unsent: sent first, in order; a line torn
+        # by a crash is skipped with a note and the rest delivered
+        items, self.notes = read_spool(self.spool)
+        for item in items:
+            self.pending.append(item)
+            self.seq = max(self.seq, item.get("seq", 0))
 
     def describe(self) -> str:
         return self.uri
+
+    def pending_summary(self) -> str | None:
+        if not self.pending:
+            return None
+        return (
+            f"{len(self.pending)} batches could not be sent to {self.uri}; they are kept in "
+            f"{self.spool} and sent by the next tracker of run {self.run_id}"
+        )
+
+    def close(self) -> None:
+        pass
 
     def write(self, run_id: str, batch: dict[str, Any]) -> None:
         with self._lock:
@@ -138,12 +466,26 @@ class HttpSink:
                     ) from None
                 if r.status_code >= 500 or r.status_code in (408, 429):
                     raise Kept(f"{self.uri} answered {r.status_code}; spooling to {self.spool}")
+                if r.status_code in (401, 403) and "blob" not in item:
+                    # the token does not work (now): nothing after it would either; all stays
+                    # in the spool, which the next tracker of this run sends
+                    raise Kept(
+                        f"{self.uri} refused the run token ({r.status_code} {r.text[:200]}); "
+                        f"records are kept in {self.spool}"
+                    )
                 self.pending.popleft()
                 sent += 1
                 if "blob" in item:
                     (self.spool_dir / item["blob"]).unlink(missing_ok=True)
-                if r.status_code >= 400:  # refused for good (bad token, bad batch): say so, go on
-                    raise Kept(f"{self.uri} refused a batch: {r.status_code} {r.text[:200]}")
+                if r.status_code >= 400:  # this one refused for good (a bad batch): note, go on
+                    self.refused.append(f"{r.status_code} {r.text[:200]}")
+                    continue
+                try:
+                    answer = r.json()
+                except ValueError:
+                    answer = None
+                if isinstance(answer, dict) and answer.get("refused"):
+                    self.refused.extend(str(x) for x in answer["refused"][:20])
         finally:
             if sent:
                 self._rewrite_spool()
@@ -170,11 +512,13 @@ def _split(batch: dict[str, Any]) -> list[dict[str, Any]]:
     return [first, *rest]
 
 
-def make_sink(home: str | os.PathLike | None = None) -> StoreSink | HttpSink:
+def make_sink(
+    home: str | os.PathLike | None = None, run_id: str | None = None
+) -> StoreSink | HttpSink:
     uri = os.environ.get("MLP_TRACKING_URI", "")
     if uri.startswith(("http://", "https://")):
         token = os.environ.get("MLP_TRACKING_TOKEN", "")
         if not token:
             raise ValueError("MLP_TRACKING_URI is set but MLP_TRACKING_TOKEN is not")
         return HttpSink(uri, token)
-    return StoreSink(home)
+    return StoreSink(home, run_id)
