@@ -15,7 +15,16 @@ from .model import json_safe
 def _store(args: argparse.Namespace):
     from .store import Store
 
-    return Store(args.home)
+    store = Store(args.home)
+    store.connect()  # a broken store is named here (StoreUnavailable: exit 2)
+    try:  # what kernels that died while the store was down kept in their spools
+        from .tracker.sinks import replay_orphans
+
+        for note in replay_orphans(store.home):
+            print(f"jupyter mlp: {note}", file=sys.stderr)
+    except Exception as exc:  # never stop a listing for it
+        print(f"jupyter mlp: could not write spooled records: {exc}", file=sys.stderr)
+    return store
 
 
 def _heartbeat_timeout() -> float:

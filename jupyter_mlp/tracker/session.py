@@ -567,6 +567,11 @@ class RunSession:
 
     def _capture_start(self) -> None:
         self._start_gpu()  # here, not in %mlp_track: importing NVML costs ~20 ms
+        from .sinks import StoreSink, replay_orphans
+
+        if isinstance(self._sink, StoreSink):  # what dead kernels spooled for this store
+            for note in self._safe_call(replay_orphans, self.home) or []:
+                self._print(f"jupyter-mlp: {note}")
         updates: dict[str, Any] = {"env": environment.capture()}
         if self.notebook_note:
             updates["env"]["notebook_note"] = self.notebook_note
@@ -674,6 +679,13 @@ class RunSession:
             print(message, file=sys.stderr, flush=True)
         except Exception:
             pass
+
+    def _safe_call(self, fn, *args) -> Any:
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self._warn(f"{getattr(fn, '__name__', fn)} failed: {exc!r}")
+            return None
 
     def _safe(self, fn, *args) -> None:
         try:
