@@ -421,7 +421,7 @@ class RunSession:
         except records.RecordError as exc:
             self.refuse("log_artifact", path, exc)
             return None
-        except OSError as exc:
+        except Exception as exc:  # OSError, ValueError (a NUL in the path), ...
             self.refuse("log_artifact", path, records.RecordError("path", str(exc)))
             return None
         filename = source.name
