@@ -541,6 +541,43 @@ def cell_overhead(cells: int) -> dict:
     return module.cell_overhead_us(cells)
 
 
+def cell_hook_us(cells: int = 200_000) -> dict:
+    """The hooks themselves (pre_run_cell + post_run_cell of a tracked run), called directly:
+    the per-cell cost without run_cell's noise around it."""
+    import statistics
+    from types import SimpleNamespace
+
+    import jupyter_mlp as mlp
+
+    class Events:
+        def register(self, *a):
+            pass
+
+        unregister = register
+
+    shell = SimpleNamespace(events=Events(), user_ns={})
+    run = mlp.track("bench-hooks", gpu=False, status_view=_Quiet(), shell=shell)
+    info = SimpleNamespace(raw_cell="x = 1", cell_id="c", cell_meta=None)
+    result = SimpleNamespace(success=True, execution_count=1)
+    pre, post = run._pre_run_cell, run._post_run_cell
+    samples = []
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(cells // 5):
+            pre(info)
+            post(result)
+        samples.append((time.perf_counter() - t) / (cells // 5) * 1e6)
+    mlp.finish()
+    return {"cell_hook_us": round(statistics.median(samples), 2)}
+
+
+class _Quiet:
+    def show(self, s):
+        pass
+
+    refresh = close = show
+
+
 def fuzz(n: int) -> dict:
     path = ROOT / "bench" / "fuzz_server.py"
     if not path.exists():
@@ -565,6 +602,7 @@ def main() -> None:
     figures: dict = {"host": socket.gethostname(), "cpus": os.cpu_count()}
     steps = [
         ("cell overhead", lambda: cell_overhead(args.cells)),
+        ("cell hooks", lambda: cell_hook_us()),
         ("kill trials", lambda: kill_trials(args.kill_trials)),
         ("outage", lambda: outage(args.outage_points, args.heartbeat_timeout)),
         ("torn spool", lambda: torn_spool()),
