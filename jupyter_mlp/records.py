@@ -493,6 +493,8 @@ def output_row(row: Any, field: str = "output") -> tuple:
 
 def cell_row(row: Any, field: str = "cell") -> tuple:
     """(seq, cell_id, execution_count, source, started_at, duration, status, error, gpu)."""
+    if type(row) is tuple and len(row) == 9 and _plain_cell(*row):
+        return row  # the tracker's own usual tuple: the same bounds, inline (writer-thread cost)
     seq, cell_id, count, source, started, duration, status, error, gpu = _row(row, field, 9)
     return (
         integer(seq, f"{field}.seq", 0),
@@ -505,6 +507,29 @@ def cell_row(row: Any, field: str = "cell") -> tuple:
         None if error is None else error_doc(error, f"{field}.error"),
         None if gpu is None else json_object(gpu, f"{field}.gpu", 100_000),
     )
+
+
+def _plain_cell(seq, cell_id, count, source, started, duration, status, error, gpu) -> bool:
+    return (
+        type(seq) is int
+        and 0 <= seq <= INT64_MAX
+        and (cell_id is None or (type(cell_id) is str and _plain_text(cell_id, CELL_ID_MAX)))
+        and (count is None or (type(count) is int and 0 <= count <= INT64_MAX))
+        and type(source) is str
+        and _plain_text(source, SOURCE_MAX)
+        and type(started) is float
+        and TIME_MIN <= started <= TIME_MAX
+        and type(duration) is float
+        and 0.0 <= duration <= DURATION_MAX
+        and status in CELL_STATUSES
+        and error is None
+        and gpu is None
+    )
+
+
+def _plain_text(value: str, max_len: int) -> bool:
+    """ASCII without NUL, within max_len: valid by `text()` without the encode round trip."""
+    return len(value) <= max_len and value.isascii() and "\x00" not in value
 
 
 GPU_MAX = 1024  # device index

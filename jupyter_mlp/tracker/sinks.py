@@ -45,6 +45,8 @@ def read_spool(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         data = path.read_bytes()
     except FileNotFoundError:
         return items, notes
+    except OSError as exc:
+        return items, [f"could not read the spool {path} ({exc}); it is left as it is"]
     for number, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
             continue

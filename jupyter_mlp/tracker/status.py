@@ -73,8 +73,8 @@ def html_box(s: dict[str, Any]) -> str:
         rows.append(e(_gpu_text(s["gpu"])))
     if s.get("failing"):
         rows.append(
-            "<span style='color:var(--jp-warn-color1, #f57c00)'>store not writable: "
-            "records are kept in memory</span>"
+            "<span style='color:var(--jp-warn-color1, #f57c00)'>the store cannot be written "
+            "now: records are kept in a spool on disk and written when it can</span>"
         )
     return (
         "<div class='jp-mlp-status' style='font-size:12px;line-height:1.5'>"
