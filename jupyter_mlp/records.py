@@ -262,7 +262,12 @@ def fast_step(value: Any) -> bool:
 
 STATUSES = ("queued", "running", "finished", "failed", "interrupted", "lost", "cancelled")
 KINDS = ("interactive", "job", "stage")
-CELL_STATUSES = ("ok", "error", "interrupted")
+CELL_STATUSES = (
+    "ok",
+    "error",
+    "interrupted",
+    "running",
+)  # running: a job engine's row at cell start
 OUTPUT_KINDS = ("value", "artifact")
 PARAM_SOURCES_MAX = 50  # `parameters`, `magic`, `api`, `job`, ...
 TYPE_NAME_MAX = 200  # a Python type name stored beside a parameter
