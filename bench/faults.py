@@ -534,11 +534,21 @@ def broken_stores(workdir: Path | None = None) -> dict:
 # --- the figures --------------------------------------------------------------------------------------
 
 
-def cell_overhead(cells: int) -> dict:
+def cell_overhead(cells: int, repeats: int = 3) -> dict:
+    """bench/tracker.py's cell_overhead_us (alternating tracked/untracked blocks through
+    run_cell), `repeats` times: the median, and every sample (a shared machine is noisy)."""
     spec = importlib.util.spec_from_file_location("bench_tracker", ROOT / "bench" / "tracker.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.cell_overhead_us(cells)
+    import statistics
+
+    samples = [module.cell_overhead_us(cells) for _ in range(repeats)]
+    overhead = [s["cell_overhead_us"] for s in samples]
+    return {
+        "cell_overhead_us": round(statistics.median(overhead), 1),
+        "cell_overhead_samples_us": overhead,
+        "bare_run_cell_us": round(statistics.median(s["bare_run_cell_us"] for s in samples), 1),
+    }
 
 
 def cell_hook_us(cells: int = 200_000) -> dict:

@@ -97,6 +97,7 @@ def upsert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) ->
 
 
 _UNSET = object()
+_LOGGED: set[str] = set()  # runs whose refused records were logged (once per process)
 # A run that really ended: its tokens stop working. `lost` is not one of them: a run marked lost
 # during an outage still takes its own tracker's spooled records and its true end state.
 ENDED_STATUSES = frozenset(FINAL_STATUSES - {LOST})
@@ -246,6 +247,14 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
             )  # fmt: skip
         if batch.get("compact_gpu"):  # long runs: the last hour raw, min/mean/max buckets before
             _section(conn, "compact_gpu", [1], lambda _: gpu_store.compact(conn, run_id, now), [])
+    if errors and run_id not in _LOGGED:  # callers that do not show them leave a trace, once
+        import logging
+
+        _LOGGED.add(run_id)
+
+        logging.getLogger("jupyter_mlp.store").warning(
+            "run %s: %d records refused, first: %s", run_id, len(errors), errors[0]
+        )
     return errors
 
 

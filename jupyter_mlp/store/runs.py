@@ -255,8 +255,12 @@ def mark_lost(
     from . import tokens
     from .db import write
 
+    expired = tokens.expirable(conn, now)
+    if not lost and not expired:
+        return []  # a reader on a read-only store never needs to write
     with write(conn):
-        tokens.expire(conn, now)
+        if expired:
+            tokens.expire(conn, now)
         for run_id, reason in lost:
             cur = conn.execute(
                 "UPDATE runs SET status = ?, error = ?, ended_at = CASE WHEN typeof(heartbeat_at) "

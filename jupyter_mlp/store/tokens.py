@@ -81,6 +81,19 @@ def revoke(conn: sqlite3.Connection, run_id: str) -> None:
     conn.execute("DELETE FROM run_tokens WHERE run_id = ?", (run_id,))
 
 
+def expirable(conn: sqlite3.Connection, now: float | None = None) -> bool:
+    """Whether `expire` has something to delete (a read, so that readers write only when needed)."""
+    now = time.time() if now is None else now
+    return (
+        conn.execute(
+            "SELECT 1 FROM run_tokens WHERE created_at < ? AND run_id IN "
+            "(SELECT id FROM runs WHERE status = ?) LIMIT 1",
+            (now - _ttl(), QUEUED),
+        ).fetchone()
+        is not None
+    )
+
+
 def expire(conn: sqlite3.Connection, now: float | None = None) -> int:
     """Delete tokens of runs that never started within the TTL (the reconciler calls this);
     returns how many. The caller holds the write transaction."""

@@ -468,7 +468,7 @@ class HttpSink:
                     ) from None
                 if r.status_code >= 500 or r.status_code in (408, 429):
                     raise Kept(f"{self.uri} answered {r.status_code}; spooling to {self.spool}")
-                if r.status_code in (401, 403) and "blob" not in item:
+                if r.status_code in (401, 403):
                     # the token does not work (now): nothing after it would either; all stays
                     # in the spool, which the next tracker of this run sends
                     raise Kept(
