@@ -66,13 +66,29 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
 # --- SIGKILL of a tracked kernel at random moments ---------------------------------------------
 
 
-def kill_trials(trials: int = 20, seed: int = 0, workdir: Path | None = None) -> dict:
+def kill_trials(
+    trials: int = 20, seed: int = 0, workdir: Path | None = None, fake_gpu: bool = False
+) -> dict:
     """Each trial: a real kernel tracks, runs short cells back to back, and is SIGKILLed at a
     random moment. Every cell whose reply arrived >= 200 ms before the kill must be stored."""
 
     rng = random.Random(seed)
     base = Path(workdir or tempfile.mkdtemp(prefix="mlp-kill-"))
-    details = [_kill_trial(rng, base / f"home-{trial}", base) for trial in range(trials)]
+    env: dict[str, str] = {}
+    if fake_gpu:  # the GPU sampler on, against tests/fake_nvml (cell figures wait for a sample)
+        script = base / "nvml.json"
+        script.write_text(json.dumps({
+            "driver": "550.54.15", "cuda": 12040,
+            "devices": [{"uuid": "GPU-0", "name": "Fake H100", "memory_total": 80e9,
+                         "energy_counter": True}],
+            "readings": {"util": 50, "mem_used": 1e9, "power": 100.0, "temp": 40,
+                         "sm_clock": 1410},
+            "processes": [],
+        }))  # fmt: skip
+        env = {"PYTHONPATH": str(ROOT / "tests" / "fake_nvml"), "MLP_FAKE_NVML": str(script)}
+    details = [
+        _kill_trial(rng, base / f"home-{trial}", base, env, fake_gpu) for trial in range(trials)
+    ]
     return {
         "kill_trials": trials,
         "cells_ended_200ms_before": sum(d["ended_200ms_before"] for d in details),
@@ -81,19 +97,22 @@ def kill_trials(trials: int = 20, seed: int = 0, workdir: Path | None = None) ->
     }
 
 
-def _kill_trial(rng: random.Random, home: Path, cwd: Path) -> dict:
+def _kill_trial(rng: random.Random, home: Path, cwd: Path, env: dict[str, str], gpu: bool) -> dict:
     from jupyter_client import KernelManager
 
     from jupyter_mlp.store import Store
     from jupyter_mlp.store import runs as run_store
 
     km = KernelManager(kernel_name="python3")
-    km.start_kernel(env=_env(home, MLP_HEARTBEAT_S="0.5"), cwd=str(cwd))
+    km.start_kernel(env=_env(home, MLP_HEARTBEAT_S="0.5", **env), cwd=str(cwd))
     kc = km.client()
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=60)
-        _execute(kc, "%load_ext jupyter_mlp\n%mlp_track kill-trial --no-gpu", timeout=60)
+        track = (
+            "%mlp_track kill-trial --gpu-interval 0.5" if gpu else "%mlp_track kill-trial --no-gpu"
+        )
+        _execute(kc, "%load_ext jupyter_mlp\n" + track, timeout=60)
         ended: dict[str, float] = {}
         stop = threading.Event()
 
@@ -121,12 +140,16 @@ def _kill_trial(rng: random.Random, home: Path, cwd: Path) -> dict:
         must = {c for c, t in ended.items() if t <= killed_at - 0.2}
         store = Store(home)
         found = run_store.list_runs(store.connect())
-        stored = set()
+        stored, gpu_on = set(), None
         if found:
             run = run_store.get_run(store.connect(), found[0]["id"])
             stored = {c["cell_id"] for c in run["cells"]}
+            gpu_on = bool((run.get("gpu") or {}).get("enabled"))
         store.close()
-        return {"ended_200ms_before": len(must), "ended": len(ended), "lost": sorted(must - stored)}
+        return {
+            "ended_200ms_before": len(must), "ended": len(ended), "lost": sorted(must - stored),
+            "gpu_enabled": gpu_on,
+        }  # fmt: skip
     finally:
         kc.stop_channels()
         if km.has_kernel:
@@ -551,6 +574,10 @@ def cell_overhead(cells: int, repeats: int = 3) -> dict:
     }
 
 
+def _prefixed(prefix: str, figures: dict) -> dict:
+    return {prefix + k: v for k, v in figures.items()}
+
+
 def cell_hook_us(cells: int = 200_000) -> dict:
     """The hooks themselves (pre_run_cell + post_run_cell of a tracked run), called directly:
     the per-cell cost without run_cell's noise around it."""
@@ -614,6 +641,10 @@ def main() -> None:
         ("cell overhead", lambda: cell_overhead(args.cells)),
         ("cell hooks", lambda: cell_hook_us()),
         ("kill trials", lambda: kill_trials(args.kill_trials)),
+        (
+            "kill trials, GPU sampler on (fake NVML)",
+            lambda: _prefixed("gpu_", kill_trials(5, fake_gpu=True)),
+        ),
         ("outage", lambda: outage(args.outage_points, args.heartbeat_timeout)),
         ("torn spool", lambda: torn_spool()),
         ("disk full", lambda: disk_full()),

@@ -53,12 +53,16 @@ _CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 _CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
 
 
-def _t(value: Any) -> str:
+def _t(value: Any, limit: int = 2000) -> str:
     """Text from the store made safe for a terminal: control characters (ANSI escapes, bells,
-    newlines, bidi overrides) are shown escaped, never sent raw."""
+    newlines, bidi overrides) are shown escaped, never sent raw; at most `limit` characters (an
+    old row's 10 MB name does not flood the screen)."""
     if value is None:
         return "-"
-    return str(value).translate(_CONTROL)
+    text = str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.translate(_CONTROL)
 
 
 def _value(v: Any) -> str:
@@ -101,7 +105,7 @@ def runs_list(args: argparse.Namespace) -> int:
     for r in found:
         metrics = ", ".join(f"{_t(k)}={_value(v)}" for k, v in list(r["metrics"].items())[:4])
         rows.append([
-            r["id"], _t(r["name"]), _t(r["project"]), _t(r["status"]) + (" *" if r["pinned"] else ""),
+            r["id"], _t(r["name"], 80), _t(r["project"], 40), _t(r["status"]) + (" *" if r["pinned"] else ""),
             _when(r["started_at"]), _duration(r["duration"]), metrics,
         ])  # fmt: skip
     _table(rows, sys.stdout)

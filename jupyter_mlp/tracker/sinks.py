@@ -128,13 +128,18 @@ class StoreSink:
             return None
         batches = sum(1 for i in self._items if "batch" in i)
         blobs = sum(1 for i in self._items if "blob" in i)
-        where = (
-            str(self.spool) if self.spool.exists() else "memory (the spool could not be written)"
-        )
-        return (
+        head = (
             f"{batches} batches and {blobs} files could not be written to the store "
-            f"{self.store.path}; they are kept in {where} and are written the next time "
-            "jupyter-mlp opens this store (a kernel, `jupyter mlp runs list`)"
+            f"{self.store.path}"
+        )
+        if not self.spool.exists():
+            return (
+                f"{head}; the spool {self.spool} could not be written either, so they are "
+                "lost when this process exits"
+            )
+        return (
+            f"{head}; they are kept in {self.spool} and are written the next time jupyter-mlp "
+            "opens this store (a kernel, `jupyter mlp runs list`)"
         )
 
     def write(self, run_id: str, batch: dict[str, Any]) -> None:
@@ -146,8 +151,9 @@ class StoreSink:
             try:
                 self._apply(run_id, batch)
             except Exception as exc:
-                if not _store_fault(exc):
-                    raise
+                if not _store_fault(exc):  # never retried forever: said, and the writer goes on
+                    self.notes.append(f"a batch of run {run_id} could not be written: {exc!r}")
+                    return
                 self._queue({"seq": self._next_seq(), "batch": batch})
                 raise Kept(self._kept_message(exc)) from None
 
