@@ -169,3 +169,20 @@ def test_store_unavailable_is_exported_for_the_server(tmp_path):
         Store(tmp_path).connect()
     assert info.value.path.endswith("mlp.sqlite") and info.value.advice
     assert not isinstance(info.value, sqlite3.Error)
+
+
+def test_a_newer_store_is_refused_before_anything_could_write_it(tmp_path):
+    """Even switching a rollback-journal store to WAL would write its header: the version is
+    read first, and the file stays byte for byte (no -wal or -shm appears either)."""
+    from jupyter_mlp.store import SchemaTooNew, Store
+
+    path = tmp_path / "mlp.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE future (x)")
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(SchemaTooNew, match="newer than this jupyter-mlp"):
+        Store(tmp_path).connect()
+    assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["mlp.sqlite"]

@@ -45,6 +45,19 @@ def connect(path: str | os.PathLike) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     try:
+        # Read the schema version before anything could write (switching to WAL writes the
+        # header): a store of a newer jupyter-mlp is never touched.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        from .schema import SCHEMA_VERSION, SchemaTooNew
+
+        if version > SCHEMA_VERSION:
+            conn.close()
+            raise SchemaTooNew(
+                path,
+                f"has schema version {version}, newer than this jupyter-mlp understands "
+                f"({SCHEMA_VERSION}); nothing was written to it",
+                "upgrade jupyter-mlp (pip install -U jupyter-mlp) or point MLP_HOME elsewhere",
+            )
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError) and not _corrupt(exc):
