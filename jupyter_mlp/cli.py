@@ -257,10 +257,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Options whose value may start with '-' (`--sort -metrics.acc` means descending, as README says);
+# argparse would take such a value for an option of its own.
+_DASH_VALUE_OPTIONS = ("--sort",)
+
+
+def _dash_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg in _DASH_VALUE_OPTIONS:
+            value = next(it, None)
+            out.append(arg if value is None else f"{arg}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from .store import FilterError, RunNotFound, StoreUnavailable
 
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_dash_values(sys.argv[1:] if argv is None else argv))
     try:
         return args.func(args)
     except StoreUnavailable as exc:

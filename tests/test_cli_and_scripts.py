@@ -125,6 +125,10 @@ def test_filter_and_errors_from_the_cli(mlp_home, tmp_path):
         cli("runs", "list", "--filter", "metrics.acc > 0.9", "--format", "json").stdout
     )
     assert [r["name"] for r in got] == ["a"]
+    # README writes the descending sort as `--sort -metrics.acc` (a value starting with '-')
+    for sort, order in (("-metrics.acc", ["a", "b"]), ("metrics.acc", ["b", "a"])):
+        ranked = json.loads(cli("runs", "list", "--sort", sort, "--format", "json").stdout)
+        assert [r["name"] for r in ranked] == order, sort
     bad = cli("runs", "list", "--filter", "metrics.acc >", check=False)
     assert bad.returncode == 2 and "position 13" in bad.stderr
     missing = cli("runs", "show", "deadbeef0000", check=False)
