@@ -416,3 +416,27 @@ def test_log_artifact_never_follows_symlinks(tracked, tmp_path, capsys):
             assert zf.read("passwd") == b"/etc/passwd"  # the link itself, not the file
             assert (zf.getinfo("passwd").external_attr >> 16) & 0o170000 == 0o120000
             assert not any(n.startswith("up/") for n in names)
+
+
+def test_lost_means_no_heartbeat_and_no_live_process_of_the_run(store):
+    """A live kernel on this host busy in C code (no heartbeat) is not lost; a reused pid (a
+    process that started after the run) is not the run's kernel; a dead pid is lost at once."""
+    import socket
+
+    from jupyter_mlp.store.runs import process_started_at
+
+    conn = store.connect()
+    host, me = socket.gethostname(), os.getpid()
+    began = process_started_at(me) or time.time()
+    stale = time.time() - 3600
+    rows = {
+        "ffff00000001": {"pid": me, "started_at": began + 1},  # this very process: alive
+        "ffff00000002": {"pid": me, "started_at": began - 3600},  # the pid was reused since
+        "ffff00000003": {"pid": 2**31 - 2, "started_at": began},  # no such process
+    }
+    with write(conn):
+        for run_id, fields in rows.items():
+            apply_batch(conn, run_id, {"run": {"name": run_id, "status": "running", "host": host,
+                                               "heartbeat_at": stale, **fields}})  # fmt: skip
+    assert sorted(run_store.mark_lost(conn, 60)) == ["ffff00000002", "ffff00000003"]
+    assert run_store.get_run(conn, "ffff00000001")["status"] == "running"

@@ -225,6 +225,27 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_started_at(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), where /proc tells; else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as f:
+            boot = next(float(line.split()[1]) for line in f if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _same_process(pid: int, run_started: float | None) -> bool:
+    """A live `pid` that is the run's process: not one that started after the run did (the
+    kernel died and its pid was reused)."""
+    if not pid_alive(pid):
+        return False
+    began = process_started_at(pid)
+    return began is None or run_started is None or began <= run_started + 5.0
+
+
 def mark_lost(
     conn: sqlite3.Connection, heartbeat_timeout: float, now: float | None = None
 ) -> list[str]:
@@ -236,14 +257,14 @@ def mark_lost(
     now = now or time.time()
     host = socket.gethostname()
     lost: list[tuple[str, str]] = []
-    for run_id, run_host, raw_pid, raw_beat, has_token in conn.execute(
+    for run_id, run_host, raw_pid, raw_beat, has_token, raw_start in conn.execute(
         "SELECT id, host, pid, heartbeat_at, EXISTS (SELECT 1 FROM run_tokens t "
-        "WHERE t.run_id = runs.id) FROM runs WHERE status = ?",
+        "WHERE t.run_id = runs.id), COALESCE(started_at, created_at) FROM runs WHERE status = ?",
         (RUNNING,),
     ).fetchall():
         pid, beat = read_int(raw_pid), read_number(raw_beat)
         here = run_host == host and pid is not None and 0 < pid < 2**31
-        alive = here and pid_alive(pid)
+        alive = here and _same_process(pid, read_number(raw_start))
         if here and not alive:
             lost.append((run_id, f"the kernel process {pid} ended without finishing the run"))
         elif beat is None and raw_beat is not None:
