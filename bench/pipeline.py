@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from jupyter_mlp.execution.service import JobService  # noqa: E402
-from jupyter_mlp.pipelines.runner import Driver, submit  # noqa: E402
+from jupyter_mlp.pipelines.dag import Driver, submit  # noqa: E402
 from jupyter_mlp.store import Store  # noqa: E402
 from jupyter_mlp.store import pipelines as P  # noqa: E402
 

@@ -139,8 +139,8 @@ def execution_figures(home: Path, notebook: Path, runs: int) -> dict:
     cold = LocalExecutor(store, warm=False)
     t = time.perf_counter()
     with store.write() as conn:
-        from jupyter_mlp.execution.jobs import enqueue
         from jupyter_mlp.execution.submit import prepare_rerun
+        from jupyter_mlp.store.jobs import enqueue
 
         run_id = enqueue(conn, prepare_rerun(conn, store.blobs, parent, {"x": 99}))
     cold.dispatch()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 # Run statuses. `queued` and `running` are live; the rest are final.
@@ -17,6 +18,10 @@ LOST = "lost"
 CANCELLED = "cancelled"
 STATUSES = (QUEUED, RUNNING, FINISHED, FAILED, INTERRUPTED, LOST, CANCELLED)
 FINAL_STATUSES = frozenset((FINISHED, FAILED, INTERRUPTED, LOST, CANCELLED))
+
+# Job states: a job is queued, then running, then one of the final three.
+JOB_STATES = (QUEUED, RUNNING, FINISHED, FAILED, CANCELLED)
+FINAL_JOB_STATES = frozenset((FINISHED, FAILED, CANCELLED))
 
 # Cell outcomes.
 CELL_OK = "ok"
@@ -60,3 +65,61 @@ def python_type(value: Any) -> str:
     if value is None:
         return "None"
     return type(value).__name__
+
+
+@dataclass
+class Job:
+    """The `jobs` row beside a job's run: what to run, where, and how it went."""
+
+    run_id: str
+    executor: str
+    state: str
+    kernel: str
+    submitted_at: float
+    params: dict[str, Any] = field(default_factory=dict)
+    notebook: str | None = None
+    snapshot: str | None = None
+    cwd: str | None = None
+    gpus_requested: int = 0
+    gpus: list[str] | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    pid: int | None = None
+    pgid: int | None = None
+    proc_start: str | None = None
+    kernel_pid: int | None = None
+    kernel_pgid: int | None = None
+    host: str | None = None
+    cells_total: int | None = None
+    note: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: dict[str, Any] | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_JOB_STATES
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class JobRequest:
+    """A validated job, ready to queue (execution/submit.py builds it, store/jobs.py queues it)."""
+
+    executor: str
+    kernel: str
+    snapshot: str
+    notebook: str | None
+    params: dict[str, Any]  # what papermill injects
+    param_rows: list[tuple[str, str, str, str]]  # the run's params: (key, JSON, type, source)
+    project: str
+    name: str
+    parent_id: str | None = None
+    kind: str = JOB
+    pipeline_run_id: str | None = None
+    stage: str | None = None
+    gpus: int = 0
+    cwd: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)

@@ -20,7 +20,7 @@ from test_server import api, poll, seed, status_of
 
 pytest.importorskip("distributed")
 
-from jupyter_mlp.execution.jobs import JobError  # noqa: E402
+from jupyter_mlp.execution.errors import JobError  # noqa: E402
 from jupyter_mlp.execution.service import JobService  # noqa: E402
 
 PY = sys.executable
@@ -287,7 +287,7 @@ async def test_a_pipeline_on_dask_passes_files_to_remote_stages(jp_fetch, store,
 
     from test_pipelines import STAGE_CODE, pipeline, stage, statuses
 
-    from jupyter_mlp.pipelines.runner import Driver, submit
+    from jupyter_mlp.pipelines.dag import Driver, submit
     from jupyter_mlp.store import pipelines as P
     from jupyter_mlp.store import runs as run_store
 
@@ -360,8 +360,8 @@ async def test_a_job_whose_task_the_scheduler_forgot_fails_when_the_service_star
 ):
     """Its outcome can never arrive (the scheduler restarted, or the task ended while no server
     listened): the next service start fails it with the reason instead of waiting forever."""
-    from jupyter_mlp.execution import jobs
     from jupyter_mlp.execution.submit import prepare_rerun
+    from jupyter_mlp.store import jobs
 
     parent = template(store, "dada00000008", notebook("x = 1"), [("x", "1", "int", "parameters")])
     with store.write() as conn:  # as an earlier server left it
@@ -380,9 +380,8 @@ async def test_a_job_whose_task_the_scheduler_forgot_fails_when_the_service_star
 async def test_job_reports_are_tied_to_one_start_of_the_task(jp_fetch, store):
     """A start repeated by the same attempt (its first answer was lost) is accepted again; a
     start or report from another attempt (Dask retrying the task elsewhere) changes nothing."""
-    from jupyter_mlp.execution import jobs
     from jupyter_mlp.execution.submit import prepare_rerun
-    from jupyter_mlp.store import tokens
+    from jupyter_mlp.store import jobs, tokens
 
     parent = template(store, "dada00000009", notebook("x = 1"), [("x", "1", "int", "parameters")])
     with store.write() as conn:
@@ -443,7 +442,7 @@ async def test_jobs_running_at_once_on_one_worker_get_different_cards(
 
 
 def jobs_gpus(store, run_id: str) -> list[str]:
-    from jupyter_mlp.execution.jobs import get_job
+    from jupyter_mlp.store.jobs import get_job
 
     return get_job(store.connect(), run_id).gpus or []
 

@@ -11,9 +11,10 @@ import pytest
 from conftest import tracked_run, wait_for, write_notebook
 
 from jupyter_mlp import model
-from jupyter_mlp.execution import jobs
-from jupyter_mlp.execution.local import group_alive, process_alive
+from jupyter_mlp.execution.errors import JobError
+from jupyter_mlp.execution.processes import group_alive, process_alive
 from jupyter_mlp.execution.service import JobService
+from jupyter_mlp.store import jobs
 from jupyter_mlp.store import runs as run_store
 from jupyter_mlp.store.records import apply_batch
 
@@ -23,7 +24,7 @@ JOB_TIMEOUT = 90
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def job_of(store, run_id: str) -> jobs.Job:
+def job_of(store, run_id: str) -> model.Job:
     job = jobs.get_job(store.connect(), run_id)
     assert job is not None
     return job
@@ -362,10 +363,10 @@ def test_bad_input_is_refused_before_anything_is_queued(store, tmp_path):
         (dict(run_id=good, params={}, gpus=3), "asks for 3 GPU(s)"),
     ]
     for kwargs, message in cases:
-        with pytest.raises(jobs.JobError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(JobError, match=message.replace("(", r"\(").replace(")", r"\)")):
             svc.submit_rerun(**kwargs)
     (tmp_path / "notes.ipynb").write_text("not JSON")
-    with pytest.raises(jobs.JobError, match="not a notebook"):
+    with pytest.raises(JobError, match="not a notebook"):
         svc.submit_notebook(tmp_path / "notes.ipynb")
     assert jobs.list_jobs(store.connect()) == []
     assert {r["id"] for r in run_store.list_runs(store.connect())} == {good, no_snapshot}

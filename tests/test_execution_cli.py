@@ -10,8 +10,8 @@ from pathlib import Path
 
 from conftest import tracked_run, wait_for, write_notebook
 
-from jupyter_mlp.execution import jobs
-from jupyter_mlp.execution.local import group_alive
+from jupyter_mlp.execution.processes import group_alive
+from jupyter_mlp.store import jobs
 from jupyter_mlp.store import runs as run_store
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -1,15 +1,24 @@
 """Run a notebook snapshot with parameters (papermill), as jobs on pluggable executors.
 
-params      `-p k=v` / `-P file` parsing, the parameters cell, type checks against the parent
-engine      the `mlp` papermill engine: records every cell into the run from the outside
-jobs        the job row, its state machine (the one place status changes), the runner template
-submit      a rerun or a notebook file -> a validated, queued job (errors before anything is queued)
-executors   the Executor interface and the `jupyter_mlp.executors` entry point registry
-local       the local executor: job processes in their own sessions, concurrency, GPUs, cancel
-runner      the job process: snapshot -> papermill -> output notebook, status through a reporter
-run_job     `python -m jupyter_mlp.execution.run_job RUN_ID` and the warm launcher
-service     JobService: what the server (and the CLI) call
-cli_commands  `jupyter mlp rerun | run | cancel`
+params          `-p k=v` / `-P file` parsing, the parameters cell, type checks against the parent
+submit          a rerun or a notebook file -> a validated JobRequest (errors before anything is queued)
+service         JobService: what the server (and the CLI) call to submit, cancel and watch jobs
+service_marker  the marker of the service running for a store on this machine
+executor        the Executor interface
+registry        EXECUTORS: the `jupyter_mlp.executors` entry points, read once, built-ins lazily
+local           the local executor: job processes in their own sessions, concurrency, GPUs, cancel
+dask_executor   the dask executor: jobs as tasks on a `distributed` cluster
+remote          what runs on a Dask worker: the HTTP reporter and the remote notebook job
+job_process     `python -m jupyter_mlp.execution.job_process RUN_ID` and the warm launcher
+lifecycle       JobProcess: the template of one job's life (before_start -> execute -> on_*)
+notebook_job    NotebookJob: snapshot -> papermill -> output notebook, through a reporter
+reporters       StoreReporter: what a job process writes into the store on this machine
+engine          the `mlp` papermill engine: records every cell into the run from the outside
+processes       pids with start times, liveness, process groups
+gpus            the GPU cards of this machine or worker, handed to jobs one at a time
+errors          JobError
+cli_commands    `jupyter mlp rerun | run | cancel`
 
-Nothing here is imported by `import jupyter_mlp` or by the kernel side.
+The job rows and their state machine are in store/jobs.py. Nothing here is imported by
+`import jupyter_mlp` or by the kernel side.
 """

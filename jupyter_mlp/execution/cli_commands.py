@@ -64,7 +64,8 @@ def _job_options(p: argparse.ArgumentParser) -> None:
 
 def _service(args: argparse.Namespace):
     from ..store import Store
-    from .service import JobService, service_running
+    from .service import JobService
+    from .service_marker import service_running
 
     store = Store(args.home)
     return JobService(store, warm=False, dispatch=not service_running(store.home))
@@ -81,7 +82,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _submit(args: argparse.Namespace, submit) -> int:
-    from .jobs import JobError
+    from .errors import JobError
     from .params import ParamError
 
     try:
@@ -122,7 +123,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from .jobs import JobNotFound
+    from ..store.jobs import JobNotFound
 
     service = _service(args)
     try:

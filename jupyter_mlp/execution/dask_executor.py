@@ -34,23 +34,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..model import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, Job, JobRequest
 from ..store import tokens
-from .executors import Executor
-from .jobs import (
-    CANCELLED,
-    FAILED,
-    FINISHED,
-    QUEUED,
-    RUNNING,
-    Job,
-    JobError,
-    JobRequest,
-    get_job,
-    list_jobs,
-    set_output_notebook,
-    transition,
-    update_job,
-)
+from ..store.jobs import get_job, list_jobs, set_output_notebook, transition, update_job
+from .errors import JobError
+from .executor import Executor
 
 CONNECT_TIMEOUT_S = 10.0
 GRACE_S = 30.0  # a task just submitted may not be on the scheduler yet
@@ -175,7 +163,7 @@ class DaskExecutor(Executor):
     def validate(self, request: JobRequest) -> None:
         server: dict[str, Any] = {}
         if not self.api_url():
-            from .service import service_info
+            from .service_marker import service_info
 
             server = service_info(self.store.home) or {}
             if not server.get("dask"):

@@ -367,7 +367,7 @@ class _Standalone:
 
     def __init__(self, kernel_name: str, input_path: Any) -> None:
         from ..tracker.environment import identity
-        from .jobs import StoreReporter
+        from .reporters import StoreReporter
 
         self.reporter = StoreReporter.from_env()
         run_id = os.environ.get("MLP_RUN_ID") or model.new_run_id()

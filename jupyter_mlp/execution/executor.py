@@ -1,4 +1,4 @@
-"""The Executor interface and its registry (entry point group `jupyter_mlp.executors`).
+"""The Executor interface (executors are found through registry.py).
 
 An executor takes queued jobs of its name from the store and gets them run somewhere. The
 JobService drives every executor the same way:
@@ -20,12 +20,9 @@ token dies) + future.cancel().
 
 from __future__ import annotations
 
-from importlib.metadata import entry_points
 from typing import Any
 
-from .jobs import JobError, JobRequest
-
-GROUP = "jupyter_mlp.executors"
+from ..model import JobRequest
 
 
 class Executor:
@@ -55,29 +52,3 @@ class Executor:
 
     def close(self) -> None:
         return None
-
-
-def executor_classes() -> dict[str, type[Executor]]:
-    """Installed executors by name; `local` is always there (even without installed metadata)."""
-    found: dict[str, type[Executor]] = {}
-    for ep in entry_points(group=GROUP):
-        try:
-            found[ep.name] = ep.load()
-        except Exception:  # a broken plugin must not take the others down
-            continue
-    if "local" not in found:
-        from .local import LocalExecutor
-
-        found["local"] = LocalExecutor
-    if "dask" not in found:
-        from .dask_executor import DaskExecutor
-
-        found["dask"] = DaskExecutor
-    return found
-
-
-def make_executor(name: str, store: Any, **config: Any) -> Executor:
-    classes = executor_classes()
-    if name not in classes:
-        raise JobError(f"no executor {name!r} (installed: {', '.join(sorted(classes))})")
-    return classes[name](store, **config)

@@ -1,8 +1,8 @@
 """The job process and the warm launcher.
 
-    python -m jupyter_mlp.execution.run_job RUN_ID      run one claimed job, then start the next
+    python -m jupyter_mlp.execution.job_process RUN_ID      run one claimed job, then start the next
                                                         queued local job if no service is there
-    python -m jupyter_mlp.execution.run_job --launcher  read {"run_id", "env", "log"} lines on
+    python -m jupyter_mlp.execution.job_process --launcher  read {"run_id", "env", "log"} lines on
                                                         stdin, fork a job process for each (own
                                                         session, output to the log), reply {"pid"}
 
@@ -27,8 +27,8 @@ sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 def run(run_id: str) -> int:
     from .. import model
     from ..store import Store
-    from .jobs import StoreReporter
-    from .runner import NotebookJob
+    from .notebook_job import NotebookJob
+    from .reporters import StoreReporter
 
     store = Store()
     reporter = StoreReporter(store)
@@ -46,7 +46,7 @@ def run(run_id: str) -> int:
 
 def _next(store) -> None:
     """Start the next queued local job, unless a service is there to do it."""
-    from .service import service_running
+    from .service_marker import service_running
 
     if service_running(store.home):
         return
@@ -71,7 +71,7 @@ def warm_up() -> None:
     from jupyter_client.provisioning import KernelProvisionerFactory
 
     from ..store import Store  # noqa: F401
-    from . import engine, jobs, local, runner  # noqa: F401
+    from . import engine, local, notebook_job, reporters  # noqa: F401
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 0", metadata={"tags": ["parameters"]})]
@@ -171,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     if args == ["--launcher"]:
         return launcher()
     if len(args) != 1:
-        print("usage: python -m jupyter_mlp.execution.run_job RUN_ID | --launcher", file=sys.stderr)
+        print(
+            "usage: python -m jupyter_mlp.execution.job_process RUN_ID | --launcher",
+            file=sys.stderr,
+        )
         return 2
     return run(args[0])
 

@@ -9,7 +9,7 @@ a Jupyter server restart does not take it down.
 - Starting: claiming a queued job (state -> running, GPUs assigned) is one write transaction, so
   the server, a CLI and a finishing job can all dispatch without starting a job twice. A job
   process is forked by a warm launcher (papermill already imported) when the service runs, or
-  started cold (`python -m jupyter_mlp.execution.run_job RUN_ID`) from the CLI. When a job ends it
+  started cold (`python -m jupyter_mlp.execution.job_process RUN_ID`) from the CLI. When a job ends it
   dispatches the next queued one itself, so a queue drains with no server running.
 - Cancel: SIGTERM to the job's process group (the job kills its kernel and ends `cancelled`),
   SIGKILL to the job's and the kernel's groups after a grace period.
@@ -31,20 +31,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..store.runs import pid_alive
-from .executors import Executor
-from .jobs import (
-    CANCELLED,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    Job,
-    JobError,
-    JobRequest,
-    list_jobs,
-    transition,
-    update_job,
-)
+from ..model import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobRequest
+from ..store.jobs import list_jobs, transition, update_job
+from .errors import JobError
+from .executor import Executor
+from .gpus import detect_gpus, parse_gpus
+from .processes import group_alive, kill_group, proc_start, process_alive
 
 START_GRACE_S = 60.0  # a claimed job whose process never recorded itself is failed after this
 CANCEL_GRACE_S = 5.0
@@ -55,28 +47,6 @@ def _setting(value: Any, env: str, default: Any) -> Any:
     if value is not None:
         return value
     return os.environ.get(env, default)
-
-
-def parse_gpus(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [g.strip() for g in value.split(",") if g.strip()]
-    return [str(g) for g in value]
-
-
-def detect_gpus() -> list[str]:
-    """`$MLP_GPUS` (comma-separated ids, empty for none) or the GPUs NVML sees (by UUID)."""
-    env = os.environ.get("MLP_GPUS")
-    if env is not None:
-        return parse_gpus(env)
-    try:
-        from ..tracker.gpu import probe
-
-        found = probe()
-    except Exception:
-        return []
-    if not found.ok:
-        return []
-    return [str(d.get("uuid") or d.get("index")) for d in found.devices]
 
 
 class LocalExecutor(Executor):
@@ -190,7 +160,7 @@ class LocalExecutor(Executor):
             if pid is None:
                 with open(log, "ab") as out:
                     proc = subprocess.Popen(
-                        [self.python, "-m", "jupyter_mlp.execution.run_job", job.run_id],
+                        [self.python, "-m", "jupyter_mlp.execution.job_process", job.run_id],
                         env={**os.environ, **env}, stdin=subprocess.DEVNULL, stdout=out,
                         stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                     )  # fmt: skip
@@ -296,7 +266,7 @@ class Launcher:
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "launcher.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [python, "-m", "jupyter_mlp.execution.run_job", "--launcher"],
+                [python, "-m", "jupyter_mlp.execution.job_process", "--launcher"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, close_fds=True,
                 env={**os.environ, "MLP_HOME": str(home)},
             )  # fmt: skip
@@ -345,64 +315,3 @@ class Launcher:
         except OSError:
             pass
         threading.Thread(target=self.proc.wait, name="mlp-launcher-reaper", daemon=True).start()
-
-
-# --- processes ------------------------------------------------------------------------------------
-
-
-def _stat(pid: int) -> list[str] | None:
-    """/proc/PID/stat after the command name: [state, ppid, pgrp, session, ...]; None if gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    except OSError:
-        return None
-    return data[data.rindex(b")") + 2 :].decode().split()
-
-
-def proc_start(pid: int) -> str | None:
-    """The process's start time (clock ticks after boot): with the pid, it names one process."""
-    stat = _stat(pid)
-    return stat[19] if stat and len(stat) > 19 else None
-
-
-def process_alive(pid: int, start: str | None = None) -> bool:
-    """Alive and still the same process (a zombie counts as gone)."""
-    if os.path.isdir("/proc"):
-        stat = _stat(pid)
-        if stat is None or stat[0] in ("Z", "X"):
-            return False
-        return start is None or len(stat) <= 19 or stat[19] == start
-    return pid_alive(pid)
-
-
-def group_alive(pgid: int) -> bool:
-    """Any live (non-zombie) process in the process group."""
-    if not os.path.isdir("/proc"):
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    target = str(pgid)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        stat = _stat(int(entry))
-        if stat and len(stat) > 2 and stat[2] == target and stat[0] not in ("Z", "X"):
-            return True
-    return False
-
-
-def kill_group(pgid: int | None, sig: int) -> None:
-    """Signal a process group, never our own (nor init's); gone or foreign groups are skipped."""
-    if not pgid or pgid <= 1 or pgid == os.getpgid(0):
-        return
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

@@ -1,7 +1,7 @@
 """The job process: a temp copy of the snapshot -> papermill (engine `mlp`) -> the executed notebook
 as a blob on the run. Never reads or writes the user's notebook file.
 
-Works through a reporter (jobs.StoreReporter here; an HTTP one on a remote worker), so the same
+Works through a reporter (reporters.StoreReporter here; an HTTP one on a remote worker), so the same
 class serves every executor. Cancel: SIGTERM to the job process kills the kernel's process group;
 papermill then stops and the job ends `cancelled`.
 """
@@ -16,9 +16,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..model import CANCELLED
 from .engine import CellRecorder, JobCancelled
-from .jobs import CANCELLED, JobProcess
-from .local import kill_group
+from .lifecycle import JobProcess
+from .processes import kill_group
 
 
 class NotebookJob(JobProcess):

@@ -16,7 +16,6 @@ record it when the last report did not get through.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import signal
@@ -27,18 +26,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..model import CANCELLED, FAILED, FINAL_JOB_STATES, FINISHED, RUNNING, Job
 from ..tracker.sinks import HttpSink, Kept, default_spool_dir
 from .engine import JobCancelled
-from .jobs import CANCELLED, FAILED, FINAL, FINISHED, RUNNING, Job
-from .local import kill_group
-from .runner import NotebookJob
+from .gpus import CARDS
+from .notebook_job import NotebookJob
+from .processes import kill_group
 
 WATCH_S = 1.0  # how often a running remote job asks whether it should go on
 REPORT_TRIES_S = 600.0  # how long a report is retried while the server cannot be reached
 
 
 class HttpReporter:
-    """The reporter of jobs.StoreReporter's shape, over the server's token routes."""
+    """The reporter of reporters.StoreReporter's shape, over the server's token routes."""
 
     def __init__(
         self, api_url: str, token: str, run_id: str, snapshot: bytes, spool_dir: str | None = None
@@ -110,7 +110,7 @@ class HttpReporter:
         return True
 
     def transition(self, run_id: str, to: str, error: dict[str, Any] | None = None) -> bool:
-        if to in FINAL:
+        if to in FINAL_JOB_STATES:
             self.flush()  # the cells first, then the outcome
         body: dict[str, Any] = {"state": to}
         if error is not None:
@@ -268,44 +268,3 @@ def _outcome(runner: RemoteNotebookJob, reporter: HttpReporter) -> dict[str, Any
     if reporter.output_notebook:
         outcome["output_notebook"] = reporter.output_notebook
     return outcome
-
-
-class Cards:
-    """The GPUs of this worker process, handed to its jobs so that two jobs running at once
-    never share one. Dask's `GPU` resource only counts; this picks the cards. The cards are
-    `$MLP_GPUS`, else the worker's `CUDA_VISIBLE_DEVICES`, else what NVML sees."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._all: list[str] | None = None
-        self._used: set[str] = set()
-
-    def _cards(self) -> list[str]:
-        if self._all is None:
-            from .local import detect_gpus, parse_gpus
-
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            if "MLP_GPUS" not in os.environ and visible:
-                self._all = parse_gpus(visible)
-            else:
-                self._all = detect_gpus()
-        return self._all
-
-    def take(self, n: int) -> list[str] | None:
-        """n free cards ([] for n = 0); None when this worker's cards are unknown or too few
-        (the job then sees what the worker sees)."""
-        if not n:
-            return []
-        with self._lock:
-            free = [c for c in self._cards() if c not in self._used]
-            if len(free) < n:
-                return None
-            self._used.update(free[:n])
-            return free[:n]
-
-    def give_back(self, cards: list[str] | None) -> None:
-        with self._lock:
-            self._used.difference_update(cards or ())
-
-
-CARDS = Cards()

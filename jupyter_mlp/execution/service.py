@@ -11,56 +11,19 @@ The service owns no job state: the store does. Stopping it (or the server) loses
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import threading
-from pathlib import Path
 from typing import Any
 
+from ..model import CANCELLED, JobRequest
 from ..store import runs as run_store
-from .executors import Executor, make_executor
-from .jobs import (
-    CANCELLED,
-    JobError,
-    JobNotFound,
-    JobRequest,
-    enqueue,
-    get_job,
-    reassert,
-    status,
-    transition,
-)
+from ..store.jobs import JobNotFound, enqueue, get_job, reassert, status, transition
+from .executor import Executor
+from .registry import EXECUTORS
+from .service_marker import remove_marker, write_marker
 from .submit import prepare_notebook, prepare_rerun
 
 POLL_S = 0.25
-
-
-def _marker(home: Path) -> Path:
-    return home / "jobs" / "service.json"
-
-
-def service_info(home: Path) -> dict[str, Any] | None:
-    """The JobService running on this machine for this store, if any: {"pid", "host", "dask",
-    "dask_scheduler"} ("dask": it dispatches dask jobs, i.e. it is a Jupyter server that workers
-    report to; "dask_scheduler": its default scheduler)."""
-    from .local import process_alive
-
-    try:
-        data = json.loads(_marker(home).read_text())
-    except (OSError, ValueError):
-        return None
-    if data.get("host") == socket.gethostname() and process_alive(
-        int(data["pid"]), data.get("start")
-    ):
-        return data
-    return None
-
-
-def service_running(home: Path) -> bool:
-    """Is a JobService running on this machine for this store? (Job processes then leave the
-    dispatching to it.)"""
-    return service_info(home) is not None
 
 
 class JobService:
@@ -100,13 +63,14 @@ class JobService:
     def executor(self, name: str) -> Executor:
         with self._lock:
             if name not in self._executors:
-                self._executors[name] = make_executor(name, self.store, **self.config.get(name, {}))
+                self._executors[name] = EXECUTORS.create(
+                    name, self.store, **self.config.get(name, {})
+                )
             return self._executors[name]
 
     def start(self) -> None:
         if self._thread is not None:
             return
-        from .local import proc_start
         from .submit import installed_kernels
 
         installed_kernels()  # so that the first submit does not pay for the kernel list
@@ -117,16 +81,11 @@ class JobService:
                 prestart()
             ex.recover()
         if self.dispatching:  # job processes leave the next dispatch to this service
-            marker = _marker(self.store.home)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            me = {
-                "pid": os.getpid(),
-                "start": proc_start(os.getpid()),
-                "host": socket.gethostname(),
-                "dask": bool(self.config.get("dask", {}).get("api_url")),
-                "dask_scheduler": self.config.get("dask", {}).get("scheduler"),
-            }
-            marker.write_text(json.dumps(me))
+            write_marker(
+                self.store.home,
+                dask=bool(self.config.get("dask", {}).get("api_url")),
+                dask_scheduler=self.config.get("dask", {}).get("scheduler"),
+            )
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="mlp-jobs", daemon=True)
         self._thread.start()
@@ -138,12 +97,7 @@ class JobService:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
-        try:
-            data = json.loads(_marker(self.store.home).read_text())
-            if data.get("pid") == os.getpid():
-                _marker(self.store.home).unlink()
-        except (OSError, ValueError):
-            pass
+        remove_marker(self.store.home)
         with self._lock:
             for ex in self._executors.values():
                 ex.close()
@@ -261,4 +215,4 @@ class JobService:
         return [self.executor(name).capacity() for name in self.config]
 
 
-__all__ = ["JobService", "JobError", "JobNotFound", "service_running"]
+__all__ = ["JobService"]

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import model
+from ..model import JobRequest
 from ..store import runs as run_store
 from ..store.blobs import BlobNotFound, Blobs
+from ..store.jobs import get_job
 from ..tracker.params import encode_value
-from .jobs import JobError, JobRequest, get_job
+from .errors import JobError
 from .params import Given, Known, ParamError, as_given, notebook_parameters, resolve
 
 _KERNELS_TTL_S = 30.0

@@ -95,7 +95,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..execution.params import ParamError, load_file, parse_assignments
     from ..store.pipelines import PipelineRunNotFound
-    from .runner import PipelineError, cancel, run, submit
+    from .dag import PipelineError, cancel, run, submit
     from .spec import SpecError, load
 
     store = _store(args)
@@ -230,7 +230,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..store.pipelines import PipelineRunNotFound
-    from .runner import cancel
+    from .dag import cancel
 
     try:
         cancel(_store(args), args.id)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..execution.jobs import JobError
+from ..execution.errors import JobError
 from ..execution.params import ParamError
 from ..store import pipelines as P
 from ..store.blobs import BlobNotFound
@@ -109,7 +109,8 @@ class Driver:
         self.service = service or self._make_service()
 
     def _make_service(self) -> Any:
-        from ..execution.service import JobService, service_running
+        from ..execution.service import JobService
+        from ..execution.service_marker import service_running
 
         service = JobService(
             self.store, concurrency=self.options.get("concurrency", 2),

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home")
     args = ap.parse_args(argv)
     from ..store import Store
-    from .runner import run
+    from .dag import run
 
     status = run(Store(args.home), args.pipeline_run_id)
     return 0 if status == "succeeded" else 1

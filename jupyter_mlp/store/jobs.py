@@ -1,4 +1,4 @@
-"""Jobs: the `jobs` row beside each job run, the state machine, and the job process template.
+"""Jobs in the store: the `jobs` row beside each job run and its state machine.
 
 `transition()` is the one place a job's state (and its run's status) changes:
 
@@ -7,13 +7,7 @@
 
 A transition that is not allowed from the current state is refused (returns None), so whoever
 gets there first wins: a cancel beats the job's own "failed: kernel died", a job that finished
-is never cancelled after the fact. A tracker inside the notebook writes run fields of its own;
-`reassert()` puts the job's outcome back once the job has ended.
-
-`JobProcess.process()` is the template every executor's job follows (as jupyter-scheduler's
-ExecutionManager): before_start -> execute -> on_complete | on_failure | on_cancel, then cleanup.
-It writes through a reporter: `StoreReporter` on this machine; an HTTP reporter on a remote worker
-(the dask executor) implements the same methods against the server.
+is never cancelled after the fact.
 """
 
 from __future__ import annotations
@@ -23,89 +17,29 @@ import json
 import os
 import sqlite3
 import time
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import fields
 from typing import Any
 
 from .. import model
-from ..store import events
-from ..store.records import apply_batch, cells_of
+from ..model import Job, JobRequest
+from . import events
+from .records import apply_batch
 
 QUEUED, RUNNING = model.QUEUED, model.RUNNING
 FINISHED, FAILED, CANCELLED = model.FINISHED, model.FAILED, model.CANCELLED
-FINAL = frozenset((FINISHED, FAILED, CANCELLED))
+FINAL = model.FINAL_JOB_STATES
 ALLOWED: dict[str, frozenset[str]] = {
     QUEUED: frozenset((RUNNING, FAILED, CANCELLED)),
     RUNNING: frozenset((FINISHED, FAILED, CANCELLED)),
 }
 
 
-class JobError(ValueError):
-    """Bad input for a job, found before anything was queued."""
-
-
 class JobNotFound(LookupError):
     pass
 
 
-@dataclass
-class Job:
-    run_id: str
-    executor: str
-    state: str
-    kernel: str
-    submitted_at: float
-    params: dict[str, Any] = field(default_factory=dict)
-    notebook: str | None = None
-    snapshot: str | None = None
-    cwd: str | None = None
-    gpus_requested: int = 0
-    gpus: list[str] | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    pid: int | None = None
-    pgid: int | None = None
-    proc_start: str | None = None
-    kernel_pid: int | None = None
-    kernel_pgid: int | None = None
-    host: str | None = None
-    cells_total: int | None = None
-    note: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    error: dict[str, Any] | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
 COLUMNS = tuple(f.name for f in fields(Job))
 JSON_COLUMNS = frozenset(("params", "gpus", "options", "error"))
-
-
-@dataclass
-class JobRequest:
-    """A validated job, ready to queue (see submit.py)."""
-
-    executor: str
-    kernel: str
-    snapshot: str
-    notebook: str | None
-    params: dict[str, Any]  # what papermill injects
-    param_rows: list[tuple[str, str, str, str]]  # the run's params: (key, JSON, type, source)
-    project: str
-    name: str
-    parent_id: str | None = None
-    kind: str = model.JOB
-    pipeline_run_id: str | None = None
-    stage: str | None = None
-    gpus: int = 0
-    cwd: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
 
 
 # --- rows ----------------------------------------------------------------------------------------
@@ -383,147 +317,3 @@ def _user() -> str:
         return getpass.getuser()
     except Exception:
         return str(os.getuid())
-
-
-# --- reporting from the job process ---------------------------------------------------------------
-
-
-class StoreReporter:
-    """What a job process writes, straight into the store on this machine."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.home: Path = store.home
-
-    @classmethod
-    def from_env(cls) -> StoreReporter:
-        from ..store import Store
-
-        return cls(Store())
-
-    def write(self, run_id: str, batch: dict[str, Any]) -> None:
-        with self.store.write() as conn:
-            apply_batch(conn, run_id, batch)
-
-    def transition(self, run_id: str, to: str, **kw: Any) -> bool:
-        with self.store.write() as conn:
-            return transition(conn, run_id, to, **kw) is not None
-
-    def update(self, run_id: str, **values: Any) -> None:
-        with self.store.write() as conn:
-            update_job(conn, run_id, **values)
-
-    def job(self, run_id: str) -> Job:
-        job = get_job(self.store.connect(), run_id)
-        if job is None:
-            raise JobNotFound(run_id)
-        return job
-
-    def state(self, run_id: str) -> str:
-        return self.job(run_id).state
-
-    def snapshot(self, digest: str) -> bytes:
-        return self.store.blobs.read_bytes(digest)
-
-    def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
-        return self.store.blobs.put_file(path)
-
-    def set_output_notebook(self, run_id: str, digest: str) -> None:
-        with self.store.write() as conn:
-            set_output_notebook(conn, run_id, digest)
-
-    def keep_running(self, run_id: str) -> None:
-        conn = self.store.connect()
-        row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is not None and row[0] != RUNNING:  # rare: write only then
-            with self.store.write() as wconn:
-                keep_running(wconn, run_id)
-
-    def reassert(self, run_id: str) -> None:
-        with self.store.write() as conn:
-            reassert(conn, run_id)
-
-    def cells(self, run_id: str) -> list[dict[str, Any]]:
-        return cells_of(self.store.connect(), run_id, with_source=False)
-
-
-class JobProcess:
-    """The template of one job's life inside its process. Subclasses implement execute()."""
-
-    def __init__(self, reporter: Any, job: Job) -> None:
-        self.reporter = reporter
-        self.job = job
-        self.run_id = job.run_id
-        self.cancelled = False
-
-    def process(self) -> str:
-        """Run the job to its end; returns the final state."""
-        try:
-            try:
-                self.before_start()
-                self.execute()
-            except BaseException as exc:
-                if self.cancelled or self._state() == CANCELLED:
-                    self.on_cancel()
-                else:
-                    self.on_failure(exc)
-                if not isinstance(exc, Exception):  # SystemExit, KeyboardInterrupt: still leave
-                    raise
-            else:
-                if self.cancelled or self._state() == CANCELLED:
-                    self.on_cancel()
-                else:
-                    self.on_complete()
-        finally:
-            self.cleanup()  # also when reporting the outcome failed
-        return self._state()
-
-    def _state(self) -> str:
-        try:
-            return self.reporter.state(self.run_id)
-        except Exception:
-            return RUNNING
-
-    # hooks -----------------------------------------------------------------------------------
-
-    def before_start(self) -> None:
-        """Claimed (`running`) by the executor before the process started; refuse otherwise."""
-        state = self._state()
-        if state != RUNNING:
-            self.cancelled = state == CANCELLED
-            raise RuntimeError(f"job {self.run_id} is {state}, not running")
-
-    def execute(self) -> None:
-        raise NotImplementedError
-
-    def on_complete(self) -> None:
-        self.reporter.transition(self.run_id, FINISHED)
-
-    def on_failure(self, exc: BaseException) -> None:
-        self.reporter.transition(self.run_id, FAILED, error=self.describe(exc))
-
-    def on_cancel(self) -> None:
-        self.reporter.transition(
-            self.run_id, CANCELLED, error={"ename": "Cancelled", "evalue": "the job was cancelled"}
-        )
-
-    def cleanup(self) -> None:
-        try:
-            self.reporter.reassert(self.run_id)
-        except Exception:
-            pass
-
-    @staticmethod
-    def describe(exc: BaseException) -> dict[str, Any]:
-        ename = getattr(exc, "ename", None) or type(exc).__name__
-        evalue = getattr(exc, "evalue", None)
-        if evalue is None:
-            evalue = str(exc)
-        error: dict[str, Any] = {"ename": str(ename), "evalue": str(evalue)[:2000]}
-        count = getattr(exc, "exec_count", None)
-        if count is not None:
-            error["execution_count"] = count
-        index = getattr(exc, "cell_index", None)
-        if index is not None:
-            error["cell_index"] = index
-        return error

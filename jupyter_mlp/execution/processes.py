@@ -1,0 +1,65 @@
+"""Processes on this machine: one process named by (pid, start time), liveness, process groups."""
+
+from __future__ import annotations
+
+import os
+
+from ..store.runs import pid_alive
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name: [state, ppid, pgrp, session, ...]; None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2 :].decode().split()
+
+
+def proc_start(pid: int) -> str | None:
+    """The process's start time (clock ticks after boot): with the pid, it names one process."""
+    stat = _stat(pid)
+    return stat[19] if stat and len(stat) > 19 else None
+
+
+def process_alive(pid: int, start: str | None = None) -> bool:
+    """Alive and still the same process (a zombie counts as gone)."""
+    if os.path.isdir("/proc"):
+        stat = _stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            return False
+        return start is None or len(stat) <= 19 or stat[19] == start
+    return pid_alive(pid)
+
+
+def group_alive(pgid: int) -> bool:
+    """Any live (non-zombie) process in the process group."""
+    if not os.path.isdir("/proc"):
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    target = str(pgid)
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat = _stat(int(entry))
+        if stat and len(stat) > 2 and stat[2] == target and stat[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def kill_group(pgid: int | None, sig: int) -> None:
+    """Signal a process group, never our own (nor init's); gone or foreign groups are skipped."""
+    if not pgid or pgid <= 1 or pgid == os.getpgid(0):
+        return
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
