@@ -186,3 +186,32 @@ def test_a_newer_store_is_refused_before_anything_could_write_it(tmp_path):
     with pytest.raises(SchemaTooNew, match="newer than this jupyter-mlp"):
         Store(tmp_path).connect()
     assert path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["mlp.sqlite"]
+
+
+def test_two_runs_spooling_the_same_file_during_an_outage_both_keep_it(tmp_path):
+    """The same notebook snapshot or artifact in two runs, both spooled while the server was
+    down: each run uploads its own copy, so each may reference it (and neither loses it)."""
+    import time as _time
+
+    from jupyter_mlp.store import runs as run_store
+    from jupyter_mlp.tracker.sinks import HttpSink, Kept
+
+    server = faults.IngestServer(tmp_path / "home", 3600)
+    try:
+        conn = server.store.connect()
+        made = [run_store.create_run(conn, {"name": f"r{i}"}, True) for i in range(2)]
+        sinks = [HttpSink(server.url, m["token"], tmp_path / "spool") for m in made]
+        server.down = True
+        for sink in sinks:
+            digest = sink.put_bytes(b"the same weights")
+            row = ["model", "artifact", "{}", digest, 16, "model.bin", _time.time()]
+            with pytest.raises(Kept):
+                sink.write(sink.run_id, {"outputs": [row]})
+        server.down = False
+        for sink in sinks[::-1]:  # the second run goes first and removes its copy
+            sink.flush()
+            assert not sink.notes and not sink.refused, (sink.notes, sink.refused)
+        for m in made:
+            assert digest in run_store.run_blobs(conn, m["id"])
+    finally:
+        server.close()

@@ -274,7 +274,7 @@ class StoreSink:
     ) -> None:
         """A blob the store cannot take now: copied beside the spool, else remembered (bytes,
         or the path of the file to copy from) until the store can take it."""
-        target = self.spool_dir / digest
+        target = self._blob_path(digest)
         try:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
             if data is not None:
@@ -291,7 +291,7 @@ class StoreSink:
 
     def _put_spooled_blob(self, item: dict[str, Any]) -> None:
         digest = item["blob"]
-        spooled = self.spool_dir / digest
+        spooled = self._blob_path(digest)
         kept = self._memory_blobs.get(digest)
         if spooled.exists():
             got, _ = self.store.blobs.put_file(spooled)
@@ -305,6 +305,10 @@ class StoreSink:
         self._memory_blobs.pop(digest, None)
         if got != digest:
             self.notes.append(f"{kept} changed before it could be stored (kept as {got[:12]})")
+
+    def _blob_path(self, digest: str) -> Path:
+        """A spooled file, per run: two runs spooling the same content never share one."""
+        return self.spool_dir / f"{self.run_id or 'run'}-{digest}"
 
     def close(self) -> None:
         self._owner.release()
@@ -415,6 +419,10 @@ class HttpSink:
     def close(self) -> None:
         pass
 
+    def _blob_path(self, digest: str) -> Path:
+        """A spooled file, per run: two runs spooling the same content never share one."""
+        return self.spool_dir / f"{self.run_id}-{digest}"
+
     def write(self, run_id: str, batch: dict[str, Any]) -> None:
         with self._lock:
             for piece in _split(batch):
@@ -426,7 +434,7 @@ class HttpSink:
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
             self.spool_dir.mkdir(parents=True, exist_ok=True)
-            (self.spool_dir / digest).write_bytes(data)
+            self._blob_path(digest).write_bytes(data)
             self._queue({"blob": digest})
             try:
                 self._replay()
@@ -456,13 +464,23 @@ class HttpSink:
         try:
             while self.pending:
                 item = self.pending[0]
+                if "blob" in item:
+                    try:
+                        path = self._blob_path(item["blob"])
+                        if not path.exists():  # spooled by an older version: by digest alone
+                            path = self.spool_dir / item["blob"]
+                        data = path.read_bytes()
+                    except OSError as exc:
+                        # gone (another run's sink with the same content sent it and removed
+                        # it, or a crash): say so and go on, never stop the queue behind it
+                        self.notes.append(f"spooled file {item['blob'][:12]} is unreadable ({exc})")
+                        self.pending.popleft()
+                        sent += 1
+                        continue
                 try:
                     if "blob" in item:
-                        blob = self.spool_dir / item["blob"]
                         r = self.http.put(
-                            f"{self.uri}/ingest/blobs/{item['blob']}",
-                            data=blob.read_bytes(),
-                            timeout=60,
+                            f"{self.uri}/ingest/blobs/{item['blob']}", data=data, timeout=60
                         )
                     else:
                         body = json.dumps({"run_id": self.run_id, **item})
@@ -484,7 +502,7 @@ class HttpSink:
                 self.pending.popleft()
                 sent += 1
                 if "blob" in item:
-                    (self.spool_dir / item["blob"]).unlink(missing_ok=True)
+                    self._blob_path(item["blob"]).unlink(missing_ok=True)
                 if r.status_code >= 400:  # this one refused for good (a bad batch): note, go on
                     self.refused.append(f"{r.status_code} {r.text[:200]}")
                     continue
