@@ -215,3 +215,34 @@ def test_two_runs_spooling_the_same_file_during_an_outage_both_keep_it(tmp_path)
             assert digest in run_store.run_blobs(conn, m["id"])
     finally:
         server.close()
+
+
+def test_a_remote_tracker_whose_spool_cannot_be_written_still_delivers(tmp_path):
+    """The spool's own disk is unusable (here: its folder would sit under a file): records wait
+    in memory, nothing raises, and they are sent once the server is back."""
+    import time as _time
+
+    from jupyter_mlp.store import runs as run_store
+    from jupyter_mlp.store.records import metric_series
+    from jupyter_mlp.tracker.sinks import HttpSink, Kept
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    server = faults.IngestServer(tmp_path / "home", 3600)
+    try:
+        conn = server.store.connect()
+        made = run_store.create_run(conn, {"name": "no-spool"}, True)
+        sink = HttpSink(server.url, made["token"], blocker / "spool")
+        server.down = True
+        digest = sink.put_bytes(b"weights")
+        with pytest.raises(Kept):
+            sink.write(made["id"], {"metrics": [["m", 0, 1.0, _time.time()]],
+                                    "outputs": [["w", "artifact", "{}", digest, 7, "w", _time.time()]]})  # fmt: skip
+        assert "held in memory" in " ".join(sink.notes)
+        assert "lost when this process exits" in sink.pending_summary()
+        server.down = False
+        sink.flush()
+        assert len(metric_series(conn, made["id"], "m")) == 1
+        assert digest in run_store.run_blobs(conn, made["id"]) and sink.pending_summary() is None
+    finally:
+        server.close()

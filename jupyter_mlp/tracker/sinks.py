@@ -398,6 +398,8 @@ class HttpSink:
         self.seq = (time.time_ns() // 1_000_000) << 20
         self.notes: list[str] = []
         self.refused: list[str] = []
+        self._memory: dict[str, bytes] = {}  # blobs the spool could not take
+        self._spool_broken = False
         # an earlier process of this run left batches unsent: sent first, in order; a line torn
         # by a crash is skipped with a note and the rest delivered
         items, self.notes = read_spool(self.spool)
@@ -411,6 +413,11 @@ class HttpSink:
     def pending_summary(self) -> str | None:
         if not self.pending:
             return None
+        if self._spool_broken or not self.spool.exists():
+            return (
+                f"{len(self.pending)} batches could not be sent to {self.uri} and the spool "
+                f"{self.spool} could not be written: they are lost when this process exits"
+            )
         return (
             f"{len(self.pending)} batches could not be sent to {self.uri}; they are kept in "
             f"{self.spool} and sent by the next tracker of run {self.run_id}"
@@ -433,8 +440,12 @@ class HttpSink:
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-            self._blob_path(digest).write_bytes(data)
+            try:
+                self.spool_dir.mkdir(parents=True, exist_ok=True)
+                self._blob_path(digest).write_bytes(data)
+            except OSError as exc:  # the spool's disk is full too: held in memory meanwhile
+                self._memory[digest] = data
+                self._spool_failed(exc)
             self._queue({"blob": digest})
             try:
                 self._replay()
@@ -453,9 +464,20 @@ class HttpSink:
 
     def _queue(self, item: dict[str, Any]) -> None:
         self.pending.append(item)
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.spool, "a") as f:
-            f.write(json.dumps(item) + "\n")
+        try:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.spool, "a") as f:
+                f.write(json.dumps(item) + "\n")
+        except OSError as exc:
+            self._spool_failed(exc)
+
+    def _spool_failed(self, exc: OSError) -> None:
+        if not self._spool_broken:
+            self._spool_broken = True
+            self.notes.append(
+                f"the spool {self.spool} cannot be written ({exc}); unsent records are held in "
+                "memory until the server takes them"
+            )
 
     def _replay(self) -> None:
         import requests
@@ -469,7 +491,8 @@ class HttpSink:
                         path = self._blob_path(item["blob"])
                         if not path.exists():  # spooled by an older version: by digest alone
                             path = self.spool_dir / item["blob"]
-                        data = path.read_bytes()
+                        kept = self._memory.get(item["blob"])
+                        data = kept if kept is not None else path.read_bytes()
                     except OSError as exc:
                         # gone (another run's sink with the same content sent it and removed
                         # it, or a crash): say so and go on, never stop the queue behind it
@@ -502,7 +525,9 @@ class HttpSink:
                 self.pending.popleft()
                 sent += 1
                 if "blob" in item:
-                    self._blob_path(item["blob"]).unlink(missing_ok=True)
+                    self._memory.pop(item["blob"], None)
+                    with contextlib.suppress(OSError):
+                        self._blob_path(item["blob"]).unlink(missing_ok=True)
                 if r.status_code >= 400:  # this one refused for good (a bad batch): note, go on
                     self.refused.append(f"{r.status_code} {r.text[:200]}")
                     continue
@@ -517,12 +542,15 @@ class HttpSink:
                 self._rewrite_spool()
 
     def _rewrite_spool(self) -> None:
-        if not self.pending:
-            self.spool.unlink(missing_ok=True)
-            return
-        tmp = self.spool.with_suffix(f".tmp-{os.getpid()}")
-        tmp.write_text("".join(json.dumps(i) + "\n" for i in self.pending))
-        os.replace(tmp, self.spool)
+        try:
+            if not self.pending:
+                self.spool.unlink(missing_ok=True)
+                return
+            tmp = self.spool.with_suffix(f".tmp-{os.getpid()}")
+            tmp.write_text("".join(json.dumps(i) + "\n" for i in self.pending))
+            os.replace(tmp, self.spool)
+        except OSError as exc:
+            self._spool_failed(exc)
 
 
 def _split(batch: dict[str, Any]) -> list[dict[str, Any]]:
