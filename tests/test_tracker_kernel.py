@@ -251,15 +251,20 @@ def test_eight_kernels_tracking_at_once_lose_nothing(start_kernel, store):
 def test_unwritable_store_warns_once_and_the_notebook_keeps_working(start_kernel, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    k = start_kernel(MLP_HOME=str(blocker / "mlp"))  # cannot be created, even as root
+    spool = tmp_path / "spool"
+    # cannot be created, even as root
+    k = start_kernel(MLP_HOME=str(blocker / "mlp"), MLP_SPOOL_DIR=str(spool))
     r = k.run(TRACK)
     assert r.status == "ok"
     assert r.stderr.count("jupyter-mlp warning") == 1 and "cannot write run" in r.stderr
+    assert f"records are kept in {spool}" in r.stderr  # on disk, not in memory
     for i in range(5):
         r = k.run(f"import jupyter_mlp as mlp\nmlp.log_metric('x', {i})\nq = {i}")
         assert r.status == "ok" and "warning" not in r.stderr
     assert k.run("q").status == "ok"
-    assert k.run("%mlp_track stop").status == "ok"
+    r = k.run("%mlp_track stop")
+    assert r.status == "ok" and "could not be written to the store" in r.stderr
+    assert list(spool.rglob("*.jsonl"))  # kept for the next process that can open the store
 
 
 def test_the_status_display_updates_in_place_after_cells(start_kernel, store):
