@@ -440,3 +440,40 @@ def test_lost_means_no_heartbeat_and_no_live_process_of_the_run(store):
                                                "heartbeat_at": stale, **fields}})  # fmt: skip
     assert sorted(run_store.mark_lost(conn, 60)) == ["ffff00000002", "ffff00000003"]
     assert run_store.get_run(conn, "ffff00000001")["status"] == "running"
+
+
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.floats(allow_nan=True), st.integers(-(2**80), 2**80),
+              st.text(max_size=6), st.sampled_from(["running", "finished", "lost", "\ud800", NOW])),
+    lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=8), inner, max_size=5)),
+    max_leaves=25,
+)  # fmt: skip
+sections = st.sampled_from(list(records.BATCH_KEYS) + ["other"])
+run_keys = st.sampled_from(sorted(records.RUN_FIELDS) + ["bogus"])
+remote_batches = st.one_of(
+    st.dictionaries(sections, json_values, max_size=6),
+    st.fixed_dictionaries({"run": st.dictionaries(run_keys, json_values, max_size=6)}),
+    json_values,
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.one_of(st.integers(-(2**70), 2**70), json_values), remote_batches)
+def test_any_ingest_body_is_applied_or_refused_never_an_error(batch_store, seq, batch):
+    from jupyter_mlp.store.records import BadBatch
+
+    conn = batch_store.connect()
+    made = run_store.create_run(conn, {"name": "fuzz", "status": "running"}, with_token=True)
+    try:
+        with write(conn):
+            applied, refused = ingest_batch(conn, made["id"], seq, batch)
+    except BadBatch:
+        assert not isinstance(batch, dict) or not records.fast_step(seq)
+        return
+    assert all(isinstance(e, RecordError) and e.status in (400, 403, 413) for e in refused)
+    run = run_store.get_run(conn, made["id"])  # whatever was written reads back
+    assert run["status"] in records.STATUSES and isinstance(run["tags"], list)
+    run_store.list_runs(conn, limit=5)
+    run_store.mark_lost(conn, 60)
