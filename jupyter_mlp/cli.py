@@ -144,8 +144,9 @@ def runs_show(args: argparse.Namespace) -> int:
     git = run.get("git")
     if isinstance(git, dict) and git:
         dirty = " (dirty, diff stored)" if git.get("dirty") else ""
-        commit = git.get("commit") if isinstance(git.get("commit"), str) else ""
-        out(f"  git       {_t(git.get('branch'))} @ {_t(commit[:12])}{dirty}\n")
+        commit = git.get("commit")
+        commit = commit[:12] if isinstance(commit, str) else ""
+        out(f"  git       {_t(git.get('branch'))} @ {_t(commit)}{dirty}\n")
     gpu = run.get("gpu")
     if isinstance(gpu, dict) and gpu:
         try:
@@ -185,9 +186,9 @@ def runs_show(args: argparse.Namespace) -> int:
                 )
             except (AttributeError, TypeError, ValueError):
                 pass
-        count = c["execution_count"] if c["execution_count"] is not None else "-"
+        shown_count = c["execution_count"] if c["execution_count"] is not None else "-"
         duration = _duration(c["duration"] if isinstance(c["duration"], (int, float)) else None)
-        out(f"  {c['seq']:>4} [{count}] {_t(c['status']):<11} {duration:>8}  {line}{extra}\n")
+        out(f"  {c['seq']:>4} [{shown_count}] {_t(c['status']):<11} {duration:>8}  {line}{extra}\n")
     # lineage of reruns (jupyter_mlp.execution): parent, params changed against it, children
     lineage = runs.lineage_lines(conn, run["id"])
     out("\nlineage:\n" + "".join(f"{_t(line)}\n" for line in lineage) if lineage else "")

@@ -568,7 +568,8 @@ def check_metrics(
         return [], [RecordError(field, f"has {len(points):,} rows (at most {max_rows:,})", 413)]
     if not points:
         return [], []
-    clean, errors = [], []
+    clean: list = []
+    errors: list[RecordError] = []
     good_keys: set[str] = set()
     lo, hi, tlo, thi = INT64_MIN, INT64_MAX, TIME_MIN, TIME_MAX
     append = clean.append
