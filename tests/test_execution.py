@@ -169,7 +169,8 @@ def test_typed_values_arrive_verbatim_and_a_tracked_notebook_attaches(store, ser
     # %mlp_track attached to the job's run: one run, not two, and every cell recorded once
     assert {r["id"] for r in run_store.list_runs(store.connect())} == {parent, child}
     ids = [c["cell_id"] for c in run["cells"]]
-    assert run["name"] == "typed" and len(ids) == 4
+    # the run's name is the job's (its parent's), not the one `%mlp_track typed` gives inside
+    assert run["name"] == "base" and len(ids) == 4
     assert [ids[i] for i in (0, 1, 3)] == ["load", "params", "check"]
 
 
@@ -197,6 +198,40 @@ def test_a_tracked_job_shows_each_cell_once_while_it_runs(store, service, tmp_pa
     assert ids == ["params", "a", "load", "b", "wait"], [(c["seq"], c["cell_id"]) for c in live]
     gate.write_text("go")
     assert wait_final(store, child)["status"] == "finished"
+
+
+def test_the_tracker_inside_a_job_writes_no_status_snapshot_or_cell(store, service, tmp_path):
+    """One owner per run: a `%mlp_track NAME` ... `%mlp_track stop` inside a job's notebook adds
+    its metric, but the run stays `running` (with the job's name and snapshot) until the job
+    ends, and its cells are the engine's: one row per executed cell, in execution order."""
+    gate = tmp_path / "gate"
+    nb = write_notebook(tmp_path / "owned.ipynb", [
+        {"id": "params", "source": "gate = ''", "tags": ["parameters"]},
+        {"id": "load", "source": "%load_ext jupyter_mlp\n%mlp_track inner --tags t"},
+        {"id": "log", "source": "import jupyter_mlp as mlp\nmlp.log_metric('acc', 0.9)"},
+        {"id": "stop", "source": "%mlp_track stop"},
+        {"id": "wait", "source": "import os, time\nwhile not os.path.exists(gate):\n"
+                                 "    time.sleep(0.02)"},
+    ])  # fmt: skip
+    parent = tracked_run(store, nb, {"gate": ""})
+    child = service().submit_rerun(parent, {"gate": str(gate)})
+    snapshot = job_of(store, child).snapshot
+    wait_for(
+        lambda: cell_started(store, child, "os.path.exists(gate)"), timeout=JOB_TIMEOUT,
+        what="the cell after %mlp_track stop",
+    )  # fmt: skip
+    live = run_store.get_run(store.connect(), child)
+    assert live["status"] == "running" and live["ended_at"] is None
+    assert live["name"] == "base" and live["snapshot"] == snapshot and not live["end_snapshot"]
+    assert live["metrics"] == {"acc": 0.9}  # what the tracker may add, it did
+    assert [c["seq"] for c in live["cells"]] == list(range(1, len(live["cells"]) + 1))
+    ids = [c["cell_id"] for c in live["cells"] if c["cell_id"] != live["cells"][1]["cell_id"]]
+    assert ids == ["params", "load", "log", "stop", "wait"]  # less papermill's injected cell
+    gate.write_text("go")
+    run = wait_final(store, child)
+    assert run["status"] == "finished" and job_of(store, child).state == "finished"
+    assert run["name"] == "base" and run["snapshot"] == snapshot and not run["end_snapshot"]
+    assert [c["status"] for c in run["cells"]] == ["ok"] * 6 and run["metrics"] == {"acc": 0.9}
 
 
 def test_in_a_job_the_api_works_without_the_magic(store, service, tmp_path):

@@ -6,9 +6,8 @@ tracked cell by cell. Each execute_request carries JupyterLab's metadata (`cellI
 the kernel gets `MLP_RUN_ID` / `MLP_KERNEL_NAME`, so a `%mlp_track` inside attaches to this run.
 
 Cell rows use the tracker's batch shape (`store.records.apply_batch`); seq is the execution order.
-A tracker inside the kernel writes cell rows of its own; when the notebook ends the engine writes
-its rows again (keeping the tracker's per-cell GPU figures), so the final record is one row per
-executed cell whichever wrote last.
+The engine is the one writer of a job run's cells, status and snapshot: a tracker inside the
+kernel (it sees `MLP_RUN_ID`) adds only metrics, params, outputs, artifacts and GPU figures.
 
 Standalone: `papermill in.ipynb out.ipynb --engine mlp` records into `$MLP_RUN_ID` (or a new job
 run) in the store at `$MLP_HOME`.
@@ -61,7 +60,6 @@ class CellRecorder:
         self.kernel_pid: int | None = None
         self.kernel_pgid: int | None = None
         self.on_total: Callable[[int], None] | None = None
-        self.on_cell_end: Callable[[], None] | None = None
 
     def notebook_start(self, nb: Any) -> None:
         self.total = sum(
@@ -96,8 +94,6 @@ class CellRecorder:
             status = model.CELL_INTERRUPTED if interrupted else model.CELL_ERROR
         took = time.perf_counter() - perf
         self._write(seq, cell, content.get("execution_count"), wall, took, status, error)
-        if self.on_cell_end is not None:
-            self.on_cell_end()
 
     def cell_abort(self, status: str, ename: str, evalue: str) -> None:
         """The running cell ended without a reply: the kernel died or the job was cancelled."""
@@ -107,25 +103,6 @@ class CellRecorder:
         self.current = None
         error = {"ename": ename, "evalue": evalue, "traceback": ""}
         self._write(seq, cell, None, wall, time.perf_counter() - perf, status, error)
-
-    def finish(self) -> None:
-        """Write every row again (a tracker in the kernel numbers its own rows), keeping the
-        per-cell GPU figures the tracker measured inside the kernel."""
-        if not self.rows:
-            return
-        gpu_by_cell: dict[str, Any] = {}
-        read = getattr(self.reporter, "cells", None)
-        if read is not None:
-            try:
-                for row in read(self.run_id):
-                    if row.get("cell_id") and row.get("gpu"):
-                        gpu_by_cell[row["cell_id"]] = row["gpu"]
-            except Exception:
-                gpu_by_cell = {}
-        rows = [
-            (*r[:8], gpu_by_cell.get(r[1]) if r[1] else None) for _, r in sorted(self.rows.items())
-        ]
-        self.reporter.write(self.run_id, {"cells": rows})
 
     def done(self) -> int:
         return sum(1 for r in self.rows.values() if r[6] != CELL_RUNNING)
@@ -171,14 +148,14 @@ class MlpKernelManager(AsyncKernelManager):
         return 1.0
 
 
-# Run in the kernel (silently) before it is shut down: a tracker inside finishes now, while
-# the kernel is surely alive, not in an exit handler racing the shutdown.
+# Run in the kernel (silently) before it is shut down: a tracker inside sends what it holds
+# (metrics, GPU figures) now, while the kernel is surely alive, not in an exit handler racing
+# the shutdown. Only the public API: the tracker writes nothing of the run's lifecycle in a job.
 FINISH_TRACKER = """\
 import sys as _mlp_sys
-_mlp_api = _mlp_sys.modules.get("jupyter_mlp.tracker.api")
-if _mlp_api is not None and _mlp_api._active is not None and not _mlp_api._active.finished:
-    _mlp_api._active.finish()
-del _mlp_sys, _mlp_api
+if "jupyter_mlp" in _mlp_sys.modules:
+    _mlp_sys.modules["jupyter_mlp"].finish()
+del _mlp_sys
 """
 FINISH_TIMEOUT_S = 30.0
 
@@ -345,11 +322,9 @@ def _execute(
         )
         status = model.CELL_INTERRUPTED if stopped else model.CELL_ERROR
         recorder.cell_abort(status, type(exc).__name__, str(exc)[:2000] or "the kernel died")
-        recorder.finish()
         if standalone is not None:
             standalone.end(model.FAILED, {"ename": type(exc).__name__, "evalue": str(exc)[:2000]})
         raise
-    recorder.finish()
     if standalone is not None:
         failed = any(r[6] == model.CELL_ERROR for r in recorder.rows.values())
         standalone.end(model.FAILED if failed else model.FINISHED, None)

@@ -114,7 +114,6 @@ class NotebookJob(JobProcess):
             env["CUDA_VISIBLE_DEVICES"] = ",".join(self.job.gpus)
         recorder = self.recorder
         recorder.on_total = lambda total: self.reporter.update(self.run_id, cells_total=total)
-        recorder.on_cell_end = lambda: self.reporter.keep_running(self.run_id)
         papermill.execute_notebook(
             str(source), str(self.output), parameters=self.job.params or None, engine_name="mlp",
             kernel_name=self.job.kernel, mlp_cwd=str(self.workdir), progress_bar=False,
@@ -147,7 +146,6 @@ class NotebookJob(JobProcess):
 
     def cleanup(self) -> None:
         kill_group(self.recorder.kernel_pgid, signal.SIGKILL)  # normally long gone
-        super().cleanup()
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
 

@@ -167,12 +167,6 @@ class HttpReporter:
             paths[param] = str(target)
         return paths
 
-    def keep_running(self, run_id: str) -> None:
-        """Nothing to do: the server ignores a remote tracker's status for a job's run."""
-
-    def reassert(self, run_id: str) -> None:
-        """Nothing to do (see keep_running)."""
-
 
 class RemoteNotebookJob(NotebookJob):
     """NotebookJob with a watcher that stops the kernel when the server ends the run."""

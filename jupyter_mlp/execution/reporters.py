@@ -7,17 +7,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..model import RUNNING, Job
+from ..model import Job
 from ..store.jobs import (
     JobNotFound,
     get_job,
-    keep_running,
-    reassert,
     set_output_notebook,
     transition,
     update_job,
 )
-from ..store.records import apply_batch, cells_of
+from ..store.records import apply_batch
 
 
 class StoreReporter:
@@ -63,17 +61,3 @@ class StoreReporter:
     def set_output_notebook(self, run_id: str, digest: str) -> None:
         with self.store.write() as conn:
             set_output_notebook(conn, run_id, digest)
-
-    def keep_running(self, run_id: str) -> None:
-        conn = self.store.connect()
-        row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is not None and row[0] != RUNNING:  # rare: write only then
-            with self.store.write() as wconn:
-                keep_running(wconn, run_id)
-
-    def reassert(self, run_id: str) -> None:
-        with self.store.write() as conn:
-            reassert(conn, run_id)
-
-    def cells(self, run_id: str) -> list[dict[str, Any]]:
-        return cells_of(self.store.connect(), run_id, with_source=False)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..model import CANCELLED, JobRequest
 from ..store import runs as run_store
-from ..store.jobs import JobNotFound, enqueue, get_job, reassert, status, transition
+from ..store.jobs import JobNotFound, enqueue, get_job, status, transition
 from .executor import Executor
 from .registry import EXECUTORS
 from .service_marker import remove_marker, write_marker
@@ -202,9 +202,6 @@ class JobService:
                 raise JobNotFound(rid)
             return status(conn, rid)
         self.executor(job.executor).cancel(job, wait=wait)
-        if wait:
-            with self.store.write() as wconn:
-                reassert(wconn, rid)
         return status(conn, rid)
 
     def status(self, run_id: str) -> dict[str, Any]:

@@ -151,59 +151,12 @@ def transition(
         job_values["ended_at"] = run_fields["ended_at"] = now
         if error is not None:
             job_values["error"] = run_fields["error"] = error
-        # a tracker inside the notebook may have rewritten these while it ran
-        run_fields.update(notebook=job.notebook, snapshot=job.snapshot)
-        if job.started_at:
-            run_fields["started_at"] = job.started_at
     conn.execute(
         f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in job_values)} WHERE run_id = ?",
         [*(_encode(k, v) for k, v in job_values.items()), run_id],
     )
     apply_batch(conn, run_id, {"run": run_fields})
     return get_job(conn, run_id)
-
-
-def reassert(conn: sqlite3.Connection, run_id: str) -> None:
-    """After a job ended: if something (a tracker's own finish) rewrote the run's status, put
-    the job's outcome back."""
-    job = get_job(conn, run_id)
-    if job is None or not job.final:
-        return
-    row = conn.execute(
-        "SELECT status, ended_at, notebook, snapshot, started_at FROM runs WHERE id = ?", (run_id,)
-    ).fetchone()
-    if row is None:
-        return
-    want: dict[str, Any] = {
-        "status": job.state,
-        "ended_at": job.ended_at,
-        "notebook": job.notebook,
-        "snapshot": job.snapshot,
-    }
-    if job.started_at:
-        want["started_at"] = job.started_at
-    if any(row[k] != v for k, v in want.items()):
-        if job.error is not None:
-            want["error"] = job.error
-        apply_batch(conn, run_id, {"run": want})
-
-
-def keep_running(conn: sqlite3.Connection, run_id: str) -> bool:
-    """While the job runs, its run says `running`: a tracker inside the notebook that finished
-    its run (`%mlp_track stop`) has not finished the job. Its pid and heartbeat go too, so that a
-    reader does not take the job for a lost kernel. The caller holds the write transaction."""
-    row = conn.execute(
-        "SELECT r.status FROM runs r JOIN jobs j ON j.run_id = r.id WHERE r.id = ? AND j.state = ?",
-        (run_id, RUNNING),
-    ).fetchone()
-    if row is None or row[0] == RUNNING:
-        return False
-    apply_batch(
-        conn,
-        run_id,
-        {"run": {"status": RUNNING, "ended_at": None, "pid": None, "heartbeat_at": None}},
-    )
-    return True
 
 
 def set_output_notebook(conn: sqlite3.Connection, run_id: str, digest: str) -> None:

@@ -56,6 +56,10 @@ class RunSession:
             token.split(".", 1)[0] if token else None
         )
         self.run_id = self.job_run_id or model.new_run_id()
+        # One owner per run: a job's run belongs to the job (its engine writes status, snapshot,
+        # cells, heartbeat); attached to one, this session only adds metrics, params, outputs,
+        # artifacts and GPU figures.
+        self.in_job = bool(os.environ.get("MLP_RUN_ID"))  # set by the papermill engine `mlp`
         self._numbered_by_engine = bool(os.environ.get("MLP_RUN_ID"))  # papermill engine `mlp`
         self.name = name
         self.project = project
@@ -133,7 +137,10 @@ class RunSession:
             fields.update({k: v for k, v in (("name", self.name), ("project", self.project)) if v})
             if self.tags:
                 fields["tags"] = self.tags
-        self._send({"run": fields})  # synchronous: a broken store warns in this very cell
+        if self.in_job:
+            fields = {}
+        else:
+            self._send({"run": fields})  # synchronous: a broken store warns in this very cell
         if self.shell is not None:
             self.shell.events.register("pre_run_cell", self._pre_run_cell)
             self.shell.events.register("post_run_cell", self._post_run_cell)
@@ -181,14 +188,17 @@ class RunSession:
         fields: dict[str, Any] = {"status": status, "ended_at": end, "heartbeat_at": end}
         if error is not None:
             fields["error"] = error
-        snapshot = self._snapshot()
+        snapshot = None if self.in_job else self._snapshot()
         if snapshot:
             fields["end_snapshot"] = snapshot
+        if self.in_job:
+            fields = {}
         if self.gpu is not None:
             fields["gpu"] = self._gpu_record()
         with self._io_lock:
             batch = self._drain()
-            batch.setdefault("run", {}).update(fields)
+            if fields:
+                batch.setdefault("run", {}).update(fields)
             if self.gpu is not None:
                 batch["compact_gpu"] = True
             self._send(batch)
@@ -272,10 +282,11 @@ class RunSession:
             seq = self.cell_count
             if self._numbered_by_engine and result.execution_count:
                 seq = result.execution_count
-            self._cells.append((
-                seq, info.cell_id, result.execution_count, info.raw_cell,
-                pending[0], duration, status, error,
-            ))  # fmt: skip
+            if not self.in_job:  # in a job the engine records the cells
+                self._cells.append((
+                    seq, info.cell_id, result.execution_count, info.raw_cell,
+                    pending[0], duration, status, error,
+                ))  # fmt: skip
             if status == model.CELL_OK and self._is_parameters_cell(info):
                 self._capture_parameters(info.raw_cell, "parameters")
             self._dirty = True
@@ -478,7 +489,7 @@ class RunSession:
                 continue
             with self._io_lock:
                 batch = self._drain()
-                if now - self._last_beat >= self._heartbeat_s:
+                if now - self._last_beat >= self._heartbeat_s and not self.in_job:
                     batch["heartbeat"] = now
                 if self.gpu is not None and now - self._last_compact >= GPU_COMPACT_S:
                     batch["compact_gpu"] = True
@@ -576,7 +587,7 @@ class RunSession:
         if self.notebook_note:
             updates["env"]["notebook_note"] = self.notebook_note
         snapshot = self._snapshot(scan_parameters=True)
-        if snapshot:
+        if snapshot and not self.in_job:
             updates["snapshot"] = snapshot
         folder = Path(self.notebook).parent if self.notebook else Path.cwd()
         git, diff = environment.git_state(folder)
