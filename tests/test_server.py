@@ -15,14 +15,24 @@ import pytest
 import tornado.httpclient
 import yaml
 
-from jupyter_mlp.server.handlers import HANDLERS, handlers, methods
+from jupyter_mlp.server.routes import HANDLERS, handlers, methods
 from jupyter_mlp.store.records import apply_batch, metric_series
 
 HERE = Path(__file__).parent
 
 
 @pytest.fixture
-def jp_server_config(mlp_home):
+def jp_server_config(mlp_home, request):
+    """The server with the extension; a test parametrized with `store_file` (bytes, or a function
+    of the path) gets that store file in place before the server starts."""
+    callspec = getattr(request.node, "callspec", None)
+    make = callspec.params.get("store_file") if callspec is not None else None
+    if make is not None:
+        mlp_home.mkdir(parents=True, exist_ok=True)
+        if callable(make):
+            make(mlp_home / "mlp.sqlite")
+        else:
+            (mlp_home / "mlp.sqlite").write_bytes(make)
     return {"ServerApp": {"jpserver_extensions": {"jupyter_mlp": True}}}
 
 
@@ -52,6 +62,16 @@ async def api(jp_fetch, *path, method="GET", body=None, headers=None, **params):
         if response.body and response.headers.get("Content-Type", "").startswith("application/json")
         else response.body
     )
+
+
+async def refusal(coro) -> dict:
+    """{"code", "body"} of a request that must be refused (its JSON error body)."""
+    try:
+        await coro
+    except tornado.httpclient.HTTPClientError as exc:
+        body = exc.response.body if exc.response is not None else b""
+        return {"code": exc.code, "body": json.loads(body) if body else None}
+    raise AssertionError("the request was accepted")
 
 
 async def status_of(coro) -> int:
@@ -270,19 +290,13 @@ async def test_ingest_with_a_run_token(jp_fetch, store):
         (await ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": batch})).body
     ) == {"applied": False}
     assert len(metric_series(store.connect(), run_id, "loss")) == 10  # the replay did not double
-    # the token cannot write to another run, nor set what a tracker may not
+    # the token cannot write to another run, nor set what a tracker may not (refused alone)
     other = (await api(jp_fetch, "runs", method="POST", body={}))["id"]
     assert await status_of(ingest(jp_fetch, token, {"run_id": other, "seq": 2, "batch": {}})) == 403
-    assert (
-        await status_of(
-            ingest(
-                jp_fetch,
-                token,
-                {"run_id": run_id, "seq": 3, "batch": {"run": {"project": "stolen"}}},
-            )
-        )
-        == 400
-    )
+    stolen = {"run_id": run_id, "seq": 3, "batch": {"run": {"project": "stolen"}}}
+    info = await refusal(ingest(jp_fetch, token, stolen))
+    assert info["code"] == 403 and info["body"]["refused"][0]["field"] == "run.project"
+    assert (await api(jp_fetch, "runs", run_id))["project"] == "r"
     assert await status_of(ingest(jp_fetch, "", {"run_id": run_id, "seq": 4, "batch": {}})) == 401
     assert (
         await status_of(
@@ -290,12 +304,12 @@ async def test_ingest_with_a_run_token(jp_fetch, store):
         )
         == 401
     )
-    # a malformed batch writes nothing at all
+    # a malformed record is refused alone: the good ones of its batch still go in
     half = {"metrics": [["loss", 99, 1.0, 1.0]], "cells": [["not", "a", "cell"]]}
-    assert (
-        await status_of(ingest(jp_fetch, token, {"run_id": run_id, "seq": 5, "batch": half})) == 400
-    )
-    assert len(metric_series(store.connect(), run_id, "loss")) == 10
+    info = await refusal(ingest(jp_fetch, token, {"run_id": run_id, "seq": 5, "batch": half}))
+    assert info["code"] == 400 and info["body"]["applied"] is True
+    assert [r["field"] for r in info["body"]["refused"]] == ["cells[0]"]
+    assert len(metric_series(store.connect(), run_id, "loss")) == 11
     # blobs: the content must match its hash
     data = b"notebook bytes"
     digest = hashlib.sha256(data).hexdigest()
@@ -330,9 +344,9 @@ async def test_ingest_with_a_run_token(jp_fetch, store):
 
 
 async def test_oversized_ingest_is_413_and_writes_nothing(jp_fetch, store, monkeypatch):
-    from jupyter_mlp.server import handlers as h
+    from jupyter_mlp import records
 
-    monkeypatch.setattr(h, "MAX_INGEST_ROWS", 100)
+    monkeypatch.setattr(records, "BATCH_ROWS_MAX", 100)
     created = await api(jp_fetch, "runs", method="POST", body={})
     batch = {"metrics": [["m", i, 1.0, 1.0] for i in range(101)]}
     assert (
@@ -598,3 +612,269 @@ async def test_pipeline_routes(jp_fetch, jp_root_dir, store):
             )
         ) in (400, 404)
     assert await status_of(jp_fetch("mlp", "api", "pipelines", "runs", "ffffffffffff")) == 404
+
+
+# --- issue 11: nothing a caller sends yields a 5xx or a hang ----------------------------------
+
+
+def _cursor(value) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(json.dumps([0, value, "abcd00000001"]).encode()).decode()
+
+
+MALFORMED_QUERIES = [
+    (("runs",), {"filter": " or ".join(["name ~ a"] * 1200)}, "filter"),
+    (("runs",), {"filter": "(" * 1000 + "a" + ")" * 1000}, "filter"),
+    (("runs",), {"filter": "not " * 2000 + "a"}, "filter"),
+    (("runs",), {"filter": "name ~ " + "x" * 60_000}, "filter"),
+    (("runs",), {"cursor": _cursor([1, 2])}, "cursor"),
+    (("runs",), {"cursor": _cursor({"a": 1})}, "cursor"),
+    (("runs",), {"cursor": "!!!"}, "cursor"),
+    (("runs",), {"limit": "nan"}, "limit"),
+    (("runs",), {"limit": "1e999"}, "limit"),
+    (("events",), {"after": "nan"}, "after"),
+    (("events",), {"after": "1e400"}, "after"),
+    (("events",), {"after": "0", "limit": "nan"}, "limit"),
+    (("runs", "abcd00000001", "metrics"), {"key": "acc", "points": "nan"}, "points"),
+    (("runs", "abcd00000001", "metrics"), {"key": "acc", "start": "inf"}, "start"),
+    (("runs", "abcd00000001", "gpu"), {"gpu": "nan"}, "gpu"),
+    (("runs", "abcd00000001", "gpu"), {"gpu": "-1"}, "gpu"),
+    (("runs", "abcd00000001", "gpu"), {"points": "[1]"}, "points"),
+    (("runs", "abcd00000001", "notebook"), {"which": "../x"}, "which"),
+    (("compare",), {"ids": ",".join(["abcd"] * 50)}, "ids"),
+]
+
+
+@pytest.mark.parametrize("path,params,field", MALFORMED_QUERIES)
+async def test_malformed_query_parameters_are_4xx_naming_the_field(
+    jp_fetch, seeded, path, params, field
+):
+    info = await asyncio.wait_for(refusal(jp_fetch("mlp", "api", *path, params=params)), 10)
+    assert 400 <= info["code"] < 500, info
+    assert info["body"]["field"] == field, info["body"]
+
+
+async def test_events_with_a_nan_or_huge_timeout_answer_at_once(jp_fetch, seeded):
+    for timeout in ("nan", "inf", "-inf", "[]"):
+        info = await asyncio.wait_for(
+            refusal(jp_fetch("mlp", "api", "events", params={"after": 0, "timeout": timeout})), 5
+        )
+        assert info["code"] == 400 and info["body"]["field"] == "timeout", info
+    # a finite timeout past the bound is clamped: data present answers at once
+    body = await asyncio.wait_for(api(jp_fetch, "events", after=0, timeout=1e300), 5)
+    assert body["events"]
+
+
+async def _remote_run(jp_fetch, **body):
+    created = await api(jp_fetch, "runs", method="POST", body={"name": "remote", **body})
+    return created["id"], created["token"]
+
+
+async def test_ingest_refuses_bad_records_alone_and_names_them(jp_fetch, store):
+    run_id, token = await _remote_run(jp_fetch, project="r")
+    batch = {
+        "heartbeat": "later",
+        "run": {"status": "running", "git": ["not", "an", "object"], "host": None},
+        "metrics": [["loss", 1, 0.5, 1.0], ["loss", 2**63, 0.5, 1.0], [None, 3, 0.5, 1.0]],
+        "params": [["lr", "0.1", "float", "api"], ["bad", {"x": 1}, "dict", "api"]],
+    }
+    info = await refusal(ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": batch}))
+    assert info["code"] == 400 and info["body"]["applied"] is True
+    fields = {r["field"] for r in info["body"]["refused"]}
+    assert {
+        "heartbeat",
+        "run.git",
+        "metrics[1].step",
+        "metrics[2].key",
+        "params[1].value",
+    } <= fields
+    assert [s for s, _, _ in metric_series(store.connect(), run_id, "loss")] == [1]
+    run = await api(jp_fetch, "runs", run_id)
+    assert run["status"] == "running" and run["params"] == {"lr": 0.1}
+    # the service still answers for everyone: listing, detail, blobs, delete
+    assert (await api(jp_fetch, "runs"))["runs"]
+    assert await status_of(jp_fetch("mlp", "api", "runs", run_id, "blobs", "0" * 64)) == 404
+    assert (await api(jp_fetch, "runs", run_id, method="DELETE"))["deleted"] == run_id
+
+
+@pytest.mark.parametrize(
+    "body,field,code",
+    [
+        ({"run_id": None, "seq": 1, "batch": {}}, "run_id", 400),
+        ({"seq": 1, "batch": {}}, "run_id", 400),
+        ({"run_id": "RUN", "seq": 2**64, "batch": {}}, "seq", 400),
+        ({"run_id": "RUN", "seq": "1", "batch": {}}, "seq", 400),
+        ({"run_id": "RUN", "seq": None, "batch": {}}, "seq", 400),
+        ({"run_id": "RUN", "seq": 1, "batch": None}, "batch", 400),
+        ({"run_id": "RUN", "seq": 1, "batch": [1, 2]}, "batch", 400),
+        ([1, 2, 3], "body", 400),
+    ],
+)
+async def test_ingest_envelope_errors_are_400_naming_the_field(jp_fetch, store, body, field, code):
+    run_id, token = await _remote_run(jp_fetch)
+    if isinstance(body, dict) and body.get("run_id") == "RUN":
+        body["run_id"] = run_id
+    info = await refusal(ingest(jp_fetch, token, body))
+    assert info["code"] == code and info["body"]["field"] == field, info
+
+
+async def test_deeply_nested_json_bodies_are_400(jp_fetch, seeded):
+    deep = "[" * 100_000 + "]" * 100_000
+    for path, method in ((("runs", "abcd00000001"), "PATCH"), (("pipelines", "validate"), "POST")):
+        info = await refusal(jp_fetch("mlp", "api", *path, method=method, body=deep))
+        assert info["code"] == 400 and info["body"]["field"] == "body", info
+    nested = {"spec": json.loads("[" * 30 + "]" * 30)}
+    for _ in range(40):
+        nested = {"spec": nested}
+    info = await refusal(
+        jp_fetch("mlp", "api", "pipelines", "validate", method="POST", body=json.dumps(nested))
+    )
+    assert info["code"] == 400 and info["body"]["field"] == "spec", info
+    run_id, token = await _remote_run(jp_fetch)
+    info = await refusal(ingest(jp_fetch, token, deep))
+    assert info["code"] == 400 and info["body"]["field"] == "body"
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({"name": {"a": 1}}, "name"),
+        ({"name": "x" * 600}, "name"),
+        ({"params": [1]}, "params"),
+        ({"gpus": float("nan")}, "gpus"),
+        ({"gpus": 10**30}, "gpus"),
+        ({"allow_new": "yes"}, "allow_new"),
+        ({"kernel": ["python3"]}, "kernel"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+async def test_rerun_bodies_are_checked_before_anything_is_queued(jp_fetch, seeded, body, field):
+    before = len((await api(jp_fetch, "runs"))["runs"])
+    info = await refusal(
+        jp_fetch(
+            "mlp", "api", "runs", "abcd00000001", "rerun", method="POST", body=json.dumps(body)
+        )
+    )
+    assert 400 <= info["code"] < 500 and info["body"]["field"] == field, info
+    assert len((await api(jp_fetch, "runs"))["runs"]) == before
+
+
+@pytest.mark.parametrize(
+    "method,path,body,field,code",
+    [
+        ("POST", ("runs",), {"name": "x" * 10_000_000}, "name", 413),
+        ("POST", ("runs",), {"tags": ["t"] * 500}, "tags", 413),
+        ("POST", ("runs",), {"tags": [1]}, "tags[0]", 400),
+        ("POST", ("runs",), {"project": {"p": 1}}, "project", 400),
+        ("PATCH", ("runs", "abcd00000001"), {"notes": "n" * 20_000}, "notes", 413),
+        ("PATCH", ("runs", "abcd00000001"), {"name": "\ud800"}, "name", 400),
+        ("PATCH", ("runs", "abcd00000001"), {"pinned": None, "x": 1}, "x", 400),
+        ("POST", ("pipelines", "runs"), {"path": ["p.mlpipe"]}, "path", 400),
+        ("POST", ("pipelines", "runs"), {"path": "p.mlpipe", "no_cache": "no"}, "no_cache", 400),
+        ("POST", ("pipelines", "validate"), {"spec": "x"}, "spec", 400),
+    ],
+)
+async def test_rest_bodies_have_one_bound_per_field(
+    jp_fetch, seeded, method, path, body, field, code
+):
+    info = await refusal(
+        jp_fetch(
+            "mlp",
+            "api",
+            *path,
+            method=method,
+            body=json.dumps(body).encode("utf-8", "surrogatepass"),
+        )
+    )
+    assert (info["code"], info["body"]["field"]) == (code, field), info
+    assert (await api(jp_fetch, "runs", "abcd00000001"))["name"] == "<img src=x onerror=alert(1)>"
+
+
+async def test_blobs_are_downloads_a_browser_never_renders(jp_fetch, store):
+    page = store.blobs.put_bytes(b"<html><script>alert(1)</script></html>")
+    seed(store, "cccc00000001", outputs=[("page", "artifact", "{}", page, 38, "page.html", 1.0)])
+    response = await jp_fetch("mlp", "api", "runs", "cccc00000001", "blobs", page)
+    assert response.headers["Content-Type"] == "application/octet-stream"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="page.html"'
+
+
+async def test_a_run_token_may_name_only_blobs_its_run_uploaded(jp_fetch, store):
+    theirs = store.blobs.put_bytes(b"another run's secret")
+    seed(store, "cccc00000002", outputs=[("secret", "artifact", "{}", theirs, 20, "s.bin", 1.0)])
+    run_id, token = await _remote_run(jp_fetch)
+    mine = b"my own artifact"
+    digest = hashlib.sha256(mine).hexdigest()
+    await jp_fetch("mlp", "api", "ingest", "blobs", digest, method="PUT", body=mine,
+                   headers={"X-MLP-Run-Token": token})  # fmt: skip
+    outputs = [["stolen", "artifact", "{}", theirs, 20, "s.bin", 1.0],
+               ["mine", "artifact", "{}", digest, len(mine), "m.bin", 1.0]]  # fmt: skip
+    batch = {"outputs": outputs, "run": {"snapshot": theirs}}
+    info = await refusal(ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": batch}))
+    assert info["code"] == 403
+    assert {r["field"] for r in info["body"]["refused"]} == {"outputs[0].blob", "run.snapshot"}
+    assert [o["name"] for o in (await api(jp_fetch, "runs", run_id, "outputs"))["outputs"]] == [
+        "mine"
+    ]
+    assert await status_of(jp_fetch("mlp", "api", "runs", run_id, "blobs", theirs)) == 404
+
+
+async def test_failed_token_attempts_are_rate_limited_per_client(jp_fetch, jp_serverapp, store):
+    run_id, token = await _remote_run(jp_fetch)
+    app = jp_serverapp.web_app.settings["mlp"]
+    burst = int(app.token_buckets.burst)
+    codes = [
+        await status_of(
+            ingest(jp_fetch, f"{run_id}.guess{i}", {"run_id": run_id, "seq": i, "batch": {}})
+        )
+        for i in range(burst + 3)
+    ]
+    assert codes[:burst] == [401] * burst and codes[burst:] == [429] * 3
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": {}})
+    assert info.value.code == 429 and int(info.value.response.headers["Retry-After"]) >= 1
+    app.token_buckets._buckets.clear()  # the budget refills with time; here at once
+    assert json.loads(
+        (await ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": {}})).body
+    )["applied"]
+
+
+async def test_a_2mb_url_is_answered_414_not_dropped(jp_fetch, http_server, seeded):
+    from jupyter_mlp.server.app import MAX_HEADER_BYTES, raise_header_limit
+
+    raise_header_limit(http_server, MAX_HEADER_BYTES)  # what the extension does to its server
+    info = await refusal(jp_fetch("mlp", "api", "runs", params={"filter": "x" * 2_000_000}))
+    assert info["code"] == 414 and info["body"]["field"] == "url"
+    assert (await api(jp_fetch, "runs"))["runs"]  # the server still answers
+
+
+def _newer_schema(path):
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    "store_file,says",
+    [
+        (b"this is not a database" * 100, "not a readable SQLite database"),
+        (_newer_schema, "newer than this jupyter-mlp"),
+    ],
+    ids=["corrupt", "newer-schema"],
+)
+async def test_a_broken_store_is_a_json_503_and_the_extension_stops(
+    jp_fetch, jp_serverapp, store_file, says
+):
+    await _assert_503_then_stop(jp_fetch, jp_serverapp, says)
+
+
+async def _assert_503_then_stop(jp_fetch, jp_serverapp, says):
+    for path in (("runs",), ("runs", "abcd00000001"), ("events",), ("executors",)):
+        info = await refusal(jp_fetch("mlp", "api", *path))
+        assert info["code"] == 503 and says in info["body"]["message"], info
+    created = await refusal(jp_fetch("mlp", "api", "runs", method="POST", body="{}"))
+    assert created["code"] == 503
+    await jp_serverapp.web_app.settings["mlp"].stop_extension()  # no AttributeError

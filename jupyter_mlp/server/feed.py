@@ -5,6 +5,7 @@ commits to the store. Kernels write the SQLite file directly, so the server watc
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from typing import Any
 
 from ..store import Store, events
@@ -13,8 +14,9 @@ POLL_S = 0.05
 
 
 class EventFeed:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, executor: Executor | None = None) -> None:
         self.store = store
+        self.executor = executor  # store reads run there, off the event loop
         self._changed = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._waiters = 0
@@ -25,10 +27,15 @@ class EventFeed:
     def last_id(self) -> int:
         return events.last_id(self.store.connect())
 
+    async def _read(self, after: int, limit: int) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, self.read, after, limit)
+
     async def wait(self, after: int, timeout: float, limit: int = 1000) -> list[dict[str, Any]]:
-        """Events with id > after; waits up to `timeout` seconds for the first one."""
-        found = self.read(after, limit)
-        if found or timeout <= 0:
+        """Events with id > after; waits up to `timeout` seconds for the first one (a timeout
+        that is not a finite number waits not at all: it can never make a request hang)."""
+        found = await self._read(after, limit)
+        if found or not timeout > 0 or timeout == float("inf"):
             return found
         self._ensure_watcher()
         loop = asyncio.get_running_loop()
@@ -37,14 +44,14 @@ class EventFeed:
         try:
             while True:
                 self._changed.clear()
-                found = self.read(after, limit)
+                found = await self._read(after, limit)
                 remaining = deadline - loop.time()
                 if found or remaining <= 0:
                     return found
                 try:
                     await asyncio.wait_for(self._changed.wait(), remaining)
                 except asyncio.TimeoutError:
-                    return self.read(after, limit)
+                    return await self._read(after, limit)
         finally:
             self._waiters -= 1
 

@@ -7,12 +7,18 @@
 Fields: `metrics.K`, `params.K`, `outputs.K` (K may be quoted: `metrics."val acc"`) and the run
 columns below. Operators: = == != < <= > >= and ~ / !~ (contains). Values: numbers, quoted strings,
 bare words, true/false, null.
+
+Bounded: at most FILTER_MAX characters, FILTER_TERMS_MAX terms and FILTER_DEPTH_MAX levels of
+parentheses / `not` (records.py); past them a FilterError names the position, so no filter can
+exhaust the parser's stack or SQLite's expression limits.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from ..records import FILTER_DEPTH_MAX, FILTER_MAX, FILTER_TERMS_MAX
 
 # column name in the language -> SQL expression over `runs`
 COLUMNS = {
@@ -99,10 +105,26 @@ def _unquote(text: str) -> str:
 
 class _Parser:
     def __init__(self, expr: str) -> None:
+        if len(expr) > FILTER_MAX:
+            raise FilterError(
+                f"the filter is {len(expr):,} characters long (at most {FILTER_MAX:,})", FILTER_MAX
+            )
         self.expr = expr
         self.tokens = tokenize(expr)
         self.i = 0
         self.args: list[object] = []
+        self.terms = 0
+        self.depth = 0
+
+    def nest(self, tok: Token) -> None:
+        self.depth += 1
+        if self.depth > FILTER_DEPTH_MAX:
+            raise FilterError(f"nested deeper than {FILTER_DEPTH_MAX} levels", tok.pos)
+
+    def term(self, tok: Token) -> None:
+        self.terms += 1
+        if self.terms > FILTER_TERMS_MAX:
+            raise FilterError(f"more than {FILTER_TERMS_MAX} terms", tok.pos)
 
     def peek(self, offset: int = 0) -> Token | None:
         j = self.i + offset
@@ -148,20 +170,26 @@ class _Parser:
 
     def not_expr(self) -> str:
         if self.is_word(self.peek(), "not"):
-            self.take()
-            return f"(NOT {self.not_expr()})"
+            tok = self.take()
+            self.nest(tok)
+            sql = f"(NOT {self.not_expr()})"
+            self.depth -= 1
+            return sql
         return self.atom()
 
     def atom(self) -> str:
         tok = self.take()
         if tok.kind == "lp":
+            self.nest(tok)
             sql = self.or_expr()
             close = self.peek()
             if close is None or close.kind != "rp":
                 raise FilterError("missing ')'", close.pos if close else len(self.expr))
             self.take()
+            self.depth -= 1
             return sql
         if tok.kind in ("word", "str", "num"):
+            self.term(tok)
             nxt = self.peek()
             if nxt is not None and nxt.kind == "op":
                 if tok.kind != "word":

@@ -1,0 +1,28 @@
+"""Every route of the extension, by resource. Each route needs a logged-in Jupyter user, except
+the ingest routes, which need a run token (`X-MLP-Run-Token`) that can write to its own run
+only. The routes are described in ../openapi.yaml; tests check that both agree."""
+
+from __future__ import annotations
+
+import re
+
+from . import events, ingest, pipelines, runs
+from .base import MlpHandler
+
+HANDLERS: list[type[MlpHandler]] = [
+    *runs.HANDLERS, *pipelines.HANDLERS, *events.HANDLERS, *ingest.HANDLERS,
+]  # fmt: skip
+
+
+def methods(handler: type[MlpHandler]) -> set[str]:
+    """The HTTP methods a handler of ours implements (not tornado's 405 defaults)."""
+    own = [c for c in handler.__mro__ if c.__module__.startswith(__name__)]
+    return {m for m in ("get", "post", "put", "patch", "delete") if any(m in vars(c) for c in own)}
+
+
+def handlers() -> list[tuple[str, type[MlpHandler]]]:
+    """(tornado pattern, handler) for every route; `{name}` in a path matches one segment."""
+    return [(r"/mlp/api" + re.sub(r"\{[^}]+\}", "([^/]+)", h.path), h) for h in HANDLERS]
+
+
+__all__ = ["HANDLERS", "handlers", "methods"]

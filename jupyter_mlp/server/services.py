@@ -1,0 +1,201 @@
+"""The service calls behind the routes that need more than one store function. Blocking: the
+routes run them in the server's store thread pool. No HTTP here, and no SQL (that is store/'s)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ..records import RecordError
+from ..store import Store, series, tokens
+from ..store import pipelines as pipeline_store
+from ..store import records as store_records
+from ..store import runs as run_store
+from ..store.db import write
+from ..store.jobs import apply_remote_report, get_job
+from ..store.jobs import progress as job_progress
+
+REFUSED_SHOWN = 100  # refused records listed in one answer (the count is always given)
+
+
+class NotFound(LookupError):
+    """Something a route names that is not there (404)."""
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def run_detail(store: Store, ref: str) -> dict[str, Any]:
+    conn = store.connect()
+    return run_store.get_run(conn, run_store.resolve_id(conn, ref), with_cells=False)
+
+
+def run_part(store: Store, ref: str, part: str) -> dict[str, Any]:
+    """{part: ...} for params, cells, outputs; {"keys": ...} for metric keys."""
+    conn = store.connect()
+    found = run_store.run_part(conn, run_store.resolve_id(conn, ref), part)
+    return {"keys" if part == "metric_keys" else part: found}
+
+
+def metric_series(store: Store, ref: str, key: str, points: int, start: Any, end: Any) -> dict:
+    conn = store.connect()
+    return series.metric(conn, run_store.resolve_id(conn, ref), key, points, start, end)
+
+
+def gpu_series(store: Store, ref: str, points: int, gpu: Any, start: Any, end: Any) -> dict:
+    conn = store.connect()
+    return {"gpus": series.gpu(conn, run_store.resolve_id(conn, ref), points, gpu, start, end)}
+
+
+def patch_run(store: Store, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+    return run_store.patch_run(store.connect(), ref, changes)
+
+
+def delete_run(store: Store, ref: str) -> dict[str, Any]:
+    conn = store.connect()
+    run_id = run_store.resolve_id(conn, ref)
+    removed = run_store.delete_run(conn, run_id, store.blobs)
+    return {"deleted": run_id, "blobs_removed": len(removed)}
+
+
+def compare(store: Store, refs: list[str]) -> dict[str, Any]:
+    return run_store.compare_runs(store.connect(), refs)
+
+
+def notebook(store: Store, ref: str, which: str) -> bytes:
+    """The notebook as it was at the run's start, end, or as executed."""
+    conn = store.connect()
+    run_id = run_store.resolve_id(conn, ref)
+    digest = run_store.run_part(conn, run_id, "notebook_" + which)
+    if not isinstance(digest, str) or not digest:
+        raise NotFound(f"run {run_id} has no {which} notebook")
+    return store.blobs.read_bytes(digest)
+
+
+def run_blob(store: Store, ref: str, digest: str) -> tuple[Any, str]:
+    """(open file, download name) of a blob the run references; NotFound for any other."""
+    conn = store.connect()
+    run_id = run_store.resolve_id(conn, ref)
+    name = run_store.run_blobs(conn, run_id).get(digest)
+    if name is None:
+        raise NotFound("this run references no such blob")
+    return open_blob(store, digest), name
+
+
+def open_blob(store: Store, digest: str) -> Any:
+    try:
+        return open(store.blobs.path(digest), "rb")
+    except FileNotFoundError:
+        raise NotFound("the blob is missing from the store") from None
+
+
+def rerun(store: Store, jobs: Any, ref: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Queue a rerun (a job); in the pool because the dask executor may wait for a scheduler."""
+    run_id = run_store.resolve_id(store.connect(), ref)
+    return {"id": jobs.submit_rerun(run_id, request.pop("params", {}), **request)}
+
+
+def create_remote_run(store: Store, fields: dict[str, Any]) -> dict[str, Any]:
+    """A run for a remote tracker, with its write token."""
+    run = {"name": "remote", "project": "default", "tags": [], **fields, "kind": "interactive"}
+    return run_store.create_run(store.connect(), run, with_token=True)
+
+
+def pipeline_run_detail(store: Store, pipeline_run_id: str) -> dict[str, Any]:
+    """A pipeline run with each stage's cell progress."""
+    conn = store.connect()
+    run = pipeline_store.get(conn, pipeline_run_id)
+    for stage in (run.get("stages") or {}).values():
+        done, total = job_progress(conn, stage["run_id"]) if stage.get("run_id") else (0, None)
+        stage["cells_done"], stage["cells_total"] = done, total
+    return run
+
+
+def validate_pipeline(store: Store, spec: dict[str, Any], folder: Any) -> dict[str, Any]:
+    from ..pipelines import validate
+
+    issues = validate.validate(spec, store.connect(), store.blobs, folder)
+    return {"issues": [i.as_dict() for i in issues]}
+
+
+def pipeline_runs(store: Store, path: str | None) -> dict[str, Any]:
+    return {"runs": pipeline_store.list_runs(store.connect(), path=path)}
+
+
+def start_pipeline(app: Any, spec: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """Record a pipeline run (validated first) and start its driver process."""
+    from ..pipelines import dag
+
+    pid = dag.submit(app.store, spec, params=request.pop("params", {}),
+                     concurrency=app.local_concurrency, **request)  # fmt: skip
+    app.start_pipeline(pid)
+    return {"id": pid}
+
+
+def cancel_pipeline(store: Store, pipeline_run_id: str) -> dict[str, Any]:
+    from ..pipelines import dag
+
+    dag.cancel(store, pipeline_run_id)
+    return pipeline_store.get(store.connect(), pipeline_run_id)
+
+
+# --- ingest (run tokens) -------------------------------------------------------------------------
+
+
+def ingest_batch(store: Store, run_id: str, seq: int, batch: dict[str, Any]) -> dict[str, Any]:
+    """Apply one tracker batch for the token's run, once per `seq`. Bad records (and what a token
+    may not write) are refused alone, the rest written:
+    {"applied": bool, "refused": [{field, message}], "refused_count": n}."""
+    conn = store.connect()
+    with write(conn):
+        applied, refused = store_records.ingest_batch(conn, run_id, seq, batch)
+    answer: dict[str, Any] = {"applied": bool(applied)}
+    if refused:
+        shown = refused[:REFUSED_SHOWN]
+        answer["refused"] = [{"field": e.field, "message": e.message} for e in shown]
+        answer["refused_count"] = len(refused)
+        answer["message"] = f"{len(refused)} record(s) refused; first: {refused[0]}"
+        answer["field"] = refused[0].field
+        answer["status"] = refused[0].status
+    return answer
+
+
+def refused_status(answer: dict[str, Any]) -> int:
+    """200 when every record went in, else the status of the first refused one (400, 403, 413)."""
+    return int(answer.pop("status", 200))
+
+
+def put_blob(store: Store, run_id: str, digest: str, data: bytes) -> str:
+    """Store an uploaded blob (its content must hash to `digest`) as one of this run's own."""
+    if hashlib.sha256(data).hexdigest() != digest:
+        raise RecordError("body", "the content does not match its sha256")
+    stored = store.blobs.put_bytes(data)
+    with write(store.connect()) as conn:
+        tokens.record_upload(conn, run_id, stored)
+    return stored
+
+
+def job_state(store: Store, run_id: str) -> dict[str, Any]:
+    job = get_job(store.connect(), run_id)
+    if job is None:
+        raise NotFound(f"run {run_id} is not a job")
+    return {"run_id": run_id, "state": job.state}
+
+
+def job_report(store: Store, run_id: str, report: dict[str, Any]) -> dict[str, Any]:
+    conn = store.connect()
+    with write(conn):
+        return apply_remote_report(conn, run_id, report, store.blobs.exists)
+
+
+def job_input(store: Store, run_id: str, digest: str) -> str:
+    """`digest` when it is an input artifact of the token's job (a remote stage may read only
+    those), else NotFound."""
+    job = get_job(store.connect(), run_id)
+    options = job.options if job is not None and isinstance(job.options, dict) else {}
+    inputs = options.get("inputs")
+    if isinstance(inputs, dict) and any(
+        isinstance(i, dict) and i.get("blob") == digest for i in inputs.values()
+    ):
+        return digest
+    raise NotFound("not an input of this job")
