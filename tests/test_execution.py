@@ -470,3 +470,24 @@ def test_a_queued_job_can_be_cancelled_and_never_starts(store, tmp_path):
     assert LocalExecutor(store).dispatch() == []
     run = run_store.get_run(store.connect(), run_id)
     assert run["status"] == "cancelled" and run["started_at"] is None and run["cells"] == []
+
+
+def test_run_and_job_statuses_move_only_as_their_tables_allow(store, tmp_path):
+    """A final run is never reopened by a late batch (a tracker's stale `running`), and a job
+    that finished is not cancelled after the fact: the move is refused, nothing is written."""
+    with store.write() as conn:
+        apply_batch(conn, "a1a1a1a1a1a1", {"run": {"name": "r", "status": "running"}})
+        apply_batch(conn, "a1a1a1a1a1a1", {"run": {"status": "finished", "ended_at": 5.0}})
+        apply_batch(conn, "a1a1a1a1a1a1", {"run": {"status": "running", "ended_at": None}})
+    run = run_store.get_run(store.connect(), "a1a1a1a1a1a1")
+    assert run["status"] == "finished" and run["ended_at"] == 5.0
+    nb = write_notebook(tmp_path / "plain.ipynb", PLAIN)
+    svc = JobService(store, dispatch=False)
+    run_id = svc.submit_rerun(tracked_run(store, nb, {"lr": 0.5}), {})
+    with store.write() as conn:
+        assert jobs.transition(conn, run_id, "finished") is None  # queued -> finished: no
+        assert jobs.transition(conn, run_id, "running") is not None
+        assert jobs.transition(conn, run_id, "finished") is not None
+        assert jobs.transition(conn, run_id, "cancelled") is None
+    assert job_of(store, run_id).state == "finished"
+    assert run_store.get_run(store.connect(), run_id)["status"] == "finished"

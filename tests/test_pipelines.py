@@ -370,3 +370,21 @@ def test_unknown_fields_are_kept_on_save(tmp_path):
     S.save(spec, tmp_path / "p.mlpipe")
     again = S.load(tmp_path / "p.mlpipe")
     assert again["x-editor"] == {"zoom": 2} and again["stages"]["a"]["x-note"] == "keep me"
+
+
+def test_stage_and_pipeline_statuses_move_only_as_their_tables_allow(store):
+    """A stage that succeeded is not made running again by a late watcher; a pipeline cancelled
+    before its driver started stays cancelling (the driver then cancels) instead of running."""
+    conn = store.connect()
+    spec = {"name": "t", "stages": {"a": {}, "b": {}}}
+    pid = P.create(conn, spec, "v", None, {}, "local", {})
+    assert P.set_stage(conn, pid, "a", "queued", run_id="aaaaaaaaaaaa")
+    assert P.set_stage(conn, pid, "a", "succeeded")
+    assert not P.set_stage(conn, pid, "a", "running")  # refused: nothing written
+    assert not P.set_stage(conn, pid, "b", "succeeded")  # pending -> succeeded skips the run
+    run = P.get(conn, pid)
+    assert run["stages"]["a"]["status"] == "succeeded" and run["stages"]["b"]["status"] == "pending"
+    assert P.set_status(conn, pid, "cancelling")
+    assert not P.set_status(conn, pid, "running")
+    assert P.set_status(conn, pid, "cancelled") and not P.set_status(conn, pid, "failed")
+    assert P.get(conn, pid)["status"] == "cancelled"

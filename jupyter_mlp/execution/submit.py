@@ -20,6 +20,7 @@ from ..model import JobRequest
 from ..store import runs as run_store
 from ..store.blobs import BlobNotFound, Blobs
 from ..store.jobs import get_job
+from ..store.templates import param_rows, template_run
 from ..tracker.params import encode_value
 from .errors import JobError
 from .params import Given, Known, ParamError, as_given, notebook_parameters, resolve
@@ -118,10 +119,8 @@ def prepare_rerun(
     """A rerun of run `ref` (an id or a unique prefix) with `params` overriding its parameters.
     gpus=None: as many as the parent saw."""
     run_id = run_store.resolve_id(conn, ref)
-    parent = conn.execute(
-        "SELECT id, project, name, notebook, snapshot, kernel, gpu, tags FROM runs WHERE id = ?",
-        (run_id,),
-    ).fetchone()
+    parent = template_run(conn, run_id)
+    assert parent is not None  # resolve_id found it
     if not parent["snapshot"]:
         raise JobError(
             f"run {run_id} has no notebook snapshot (it was not tracked from a saved notebook), "
@@ -134,9 +133,7 @@ def prepare_rerun(
     nb = read_notebook(data, f"the snapshot of run {run_id}")
 
     cell_params = notebook_parameters(nb)
-    stored = conn.execute(
-        "SELECT key, value, type, source FROM params WHERE run_id = ? ORDER BY key", (run_id,)
-    ).fetchall()
+    stored = param_rows(conn, run_id)
     known: dict[str, Known] = {r["key"]: Known(json.loads(r["value"]), r["type"]) for r in stored}
     for key, k in cell_params.items():
         known.setdefault(key, k)

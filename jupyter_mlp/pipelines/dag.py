@@ -17,13 +17,22 @@ from typing import Any
 
 from ..execution.errors import JobError
 from ..execution.params import ParamError
+from ..model import CANCELLED, FAILED, FINISHED, INTERRUPTED, LOST, QUEUED, RUNNING
 from ..store import pipelines as P
 from ..store.blobs import BlobNotFound
+from ..store.templates import output_row
+from ..store.transitions import (
+    CACHED,
+    CANCELLING,
+    PENDING,
+    SKIPPED,
+    SUCCEEDED,
+)
 from . import spec as S
 from .validate import PATH, errors, template, validate
 
 POLL_S = 0.02
-FAILED_RUN = frozenset(("failed", "lost", "interrupted", "cancelled"))
+FAILED_RUN = frozenset((FAILED, LOST, INTERRUPTED, CANCELLED))
 
 
 class PipelineError(ValueError):
@@ -67,7 +76,7 @@ def cancel(store: Any, pipeline_run_id: str) -> None:
     run = P.get(conn, pipeline_run_id)
     if run["status"] in P.FINAL_PIPELINE:
         return
-    P.set_status(conn, pipeline_run_id, "cancelling")
+    P.set_status(conn, pipeline_run_id, CANCELLING)
 
 
 def code_of(snapshot: bytes) -> list[str]:
@@ -123,12 +132,12 @@ class Driver:
     # --- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> str:
-        P.set_status(self.conn, self.id, "running", pid=os.getpid(), host=os.uname().nodename)
+        P.set_status(self.conn, self.id, RUNNING, pid=os.getpid(), host=os.uname().nodename)
         try:
             self._resume_from(self.options.get("resumed_from"))
             while True:
                 status = P.get(self.conn, self.id)
-                if status["status"] == "cancelling":
+                if status["status"] == CANCELLING:
                     return self._cancel_all(status["stages"])
                 stages = status["stages"]
                 self._watch(stages)
@@ -136,9 +145,9 @@ class Driver:
                 stages = P.get(self.conn, self.id)["stages"]
                 if all(s["status"] in P.FINAL_STAGE for s in stages.values()):
                     final = (
-                        "succeeded"
+                        SUCCEEDED
                         if all(s["status"] in P.DONE_STAGE for s in stages.values())
-                        else "failed"
+                        else FAILED
                     )
                     P.set_status(self.conn, self.id, final)
                     return final
@@ -147,7 +156,7 @@ class Driver:
             P.set_status(
                 self.conn,
                 self.id,
-                "failed",
+                FAILED,
                 error={"ename": type(exc).__name__, "evalue": str(exc)},
             )
             raise
@@ -162,31 +171,24 @@ class Driver:
         previous = P.get(self.conn, previous_id)
         for name, stage in previous["stages"].items():
             if name in self.stages and stage["status"] in P.DONE_STAGE and stage["run_id"]:
-                P.set_stage(self.conn, self.id, name, "cached", run_id=stage["run_id"],
+                P.set_stage(self.conn, self.id, name, CACHED, run_id=stage["run_id"],
                             cached_from=stage["cached_from"] or previous_id, cache_key=stage["cache_key"],
                             params=stage["params"])  # fmt: skip
 
     def _watch(self, stages: dict[str, dict[str, Any]]) -> None:
-        active = {name: s for name, s in stages.items() if s["status"] in ("queued", "running")}
+        active = {name: s for name, s in stages.items() if s["status"] in (QUEUED, RUNNING)}
         if not active:
             return
         ids = [s["run_id"] for s in active.values()]
         # A stage's run is a job: it is done when the job is, not when a `%mlp_track stop`
         # inside the notebook wrote `finished` into the run while the job still runs.
-        rows = {
-            r[0]: (r[1], r[2])
-            for r in self.conn.execute(
-                "SELECT r.id, COALESCE(j.state, r.status), COALESCE(j.error, r.error) FROM runs r "
-                f"LEFT JOIN jobs j ON j.run_id = r.id WHERE r.id IN ({', '.join('?' * len(ids))})",
-                ids,
-            )
-        }
+        rows = P.stage_run_outcomes(self.conn, ids)
         for name, stage in active.items():
-            status, error = rows.get(stage["run_id"], ("lost", None))
-            if status == "running" and stage["status"] == "queued":
-                P.set_stage(self.conn, self.id, name, "running")
-            elif status == "finished":
-                P.set_stage(self.conn, self.id, name, "succeeded")
+            status, error = rows.get(stage["run_id"], (LOST, None))
+            if status == RUNNING and stage["status"] == QUEUED:
+                P.set_stage(self.conn, self.id, name, RUNNING)
+            elif status == FINISHED:
+                P.set_stage(self.conn, self.id, name, SUCCEEDED)
             elif status in FAILED_RUN:
                 retries = self.stages[name].get("retries", 0) or 0
                 if stage["attempt"] < retries:
@@ -201,7 +203,7 @@ class Driver:
                         self.conn,
                         self.id,
                         name,
-                        "failed",
+                        FAILED,
                         error=self._why(stage["run_id"], status, error),
                     )
 
@@ -209,29 +211,26 @@ class Driver:
         """The run's error, else its failing cell's, else the status it ended with."""
         if error:
             return json.loads(error)
-        row = self.conn.execute(
-            "SELECT error FROM cells WHERE run_id = ? AND status != 'ok' ORDER BY seq DESC LIMIT 1",
-            (run_id,),
-        ).fetchone()
-        if row and row[0]:
-            found = json.loads(row[0])
+        failed = P.last_failed_cell_error(self.conn, run_id)
+        if failed:
+            found = json.loads(failed)
             return {"ename": found.get("ename"), "evalue": found.get("evalue")}
         return {"ename": status, "evalue": f"the stage's run ended {status}"}
 
     def _start_ready(self, stages: dict[str, dict[str, Any]]) -> None:
         for name, stage in stages.items():
-            if stage["status"] != "pending":
+            if stage["status"] != PENDING:
                 continue
             upstream = [stages[d] for d in self.deps.get(name, ()) if d in stages]
-            if any(u["status"] in ("failed", "skipped", "cancelled") for u in upstream):
+            if any(u["status"] in (FAILED, SKIPPED, CANCELLED) for u in upstream):
                 blocked = sorted(
                     d
                     for d in self.deps[name]
-                    if stages[d]["status"] in ("failed", "skipped", "cancelled")
+                    if stages[d]["status"] in (FAILED, SKIPPED, CANCELLED)
                 )
-                P.set_stage(self.conn, self.id, name, "skipped",
+                P.set_stage(self.conn, self.id, name, SKIPPED,
                             error={"ename": "Skipped", "evalue": f"upstream {', '.join(blocked)} did not succeed"})  # fmt: skip
-                stages[name]["status"] = "skipped"
+                stages[name]["status"] = SKIPPED
                 continue
             if not all(u["status"] in P.DONE_STAGE for u in upstream):
                 continue
@@ -243,21 +242,21 @@ class Driver:
                     self.conn,
                     self.id,
                     name,
-                    "failed",
+                    FAILED,
                     error={"ename": type(exc).__name__, "evalue": str(exc)},
                 )
-                stages[name]["status"] = "failed"
+                stages[name]["status"] = FAILED
                 continue
             use_cache = self.stages[name].get("cache", True) and not self.options.get("no_cache")
             hit = P.cached_stage(self.conn, key) if use_cache else None
             if hit is not None:
-                P.set_stage(self.conn, self.id, name, "cached", run_id=hit["run_id"],
+                P.set_stage(self.conn, self.id, name, CACHED, run_id=hit["run_id"],
                             cached_from=hit["pipeline_run_id"], cache_key=key, params=params)  # fmt: skip
-                stages[name]["status"] = "cached"
+                stages[name]["status"] = CACHED
                 stages[name]["run_id"] = hit["run_id"]
                 continue
             self._submit(name, params, key)
-            stages[name]["status"] = "queued"
+            stages[name]["status"] = QUEUED
 
     def _submit(self, name: str, params: dict[str, Any], key: str | None, attempt: int = 0) -> None:
         stage = self.stages[name]
@@ -283,7 +282,7 @@ class Driver:
                 self.conn,
                 self.id,
                 name,
-                "failed",
+                FAILED,
                 error={"ename": type(exc).__name__, "evalue": str(exc)},
             )
             return
@@ -291,7 +290,7 @@ class Driver:
             self.conn,
             self.id,
             name,
-            "queued",
+            QUEUED,
             run_id=run_id,
             cache_key=key,
             params=params,
@@ -300,15 +299,15 @@ class Driver:
 
     def _cancel_all(self, stages: dict[str, dict[str, Any]]) -> str:
         for name, stage in stages.items():
-            if stage["status"] in ("queued", "running") and stage["run_id"]:
+            if stage["status"] in (QUEUED, RUNNING) and stage["run_id"]:
                 try:
                     self.service.cancel(stage["run_id"], wait=True)
                 except Exception:  # the job may have ended meanwhile
                     pass
             if stage["status"] not in P.FINAL_STAGE:
-                P.set_stage(self.conn, self.id, name, "cancelled")
-        P.set_status(self.conn, self.id, "cancelled")
-        return "cancelled"
+                P.set_stage(self.conn, self.id, name, CANCELLED)
+        P.set_status(self.conn, self.id, CANCELLED)
+        return CANCELLED
 
     # --- parameters, outputs, cache --------------------------------------------------------------
 
@@ -329,10 +328,7 @@ class Driver:
         return params, key_params
 
     def _output(self, run_id: str, ref: S.Ref) -> tuple[Any, Any]:
-        row = self.conn.execute(
-            "SELECT kind, value, blob, filename FROM outputs WHERE run_id = ? AND name = ?",
-            (run_id, ref.name),
-        ).fetchone()
+        row = output_row(self.conn, run_id, ref.name)
         if row is None:
             raise PipelineError(
                 f"{ref}: stage {ref.stage!r} (run {run_id}) did not produce output {ref.name!r}"

@@ -11,6 +11,7 @@ from typing import Any
 from ..execution.params import Given, ParamError, fit, notebook_parameters
 from ..model import is_run_id
 from ..store.blobs import BlobNotFound, Blobs
+from ..store.templates import output_rows, param_rows, template_run
 from . import spec as S
 
 
@@ -64,9 +65,7 @@ def template(
         return _notebook_template(Path(base or ".") / tmpl["notebook"])
     if not isinstance(run_id, str) or not is_run_id(run_id):
         return f"{run_id!r} is not a run id (12 hex digits)"
-    row = conn.execute(
-        "SELECT id, snapshot, kernel, notebook FROM runs WHERE id = ?", (run_id,)
-    ).fetchone()
+    row = template_run(conn, run_id)
     if row is None:
         return f"template run {run_id} does not exist (deleted?)"
     if not row["snapshot"]:
@@ -77,11 +76,9 @@ def template(
         t.params.update({k: v.type for k, v in notebook_parameters(nb).items()})
     except (BlobNotFound, ValueError):
         return f"the snapshot of template run {run_id} is missing or not a notebook"
-    for key, type_name in conn.execute("SELECT key, type FROM params WHERE run_id = ?", (run_id,)):
-        t.params.setdefault(key, type_name)
-    for name, kind, value in conn.execute(
-        "SELECT name, kind, value FROM outputs WHERE run_id = ?", (run_id,)
-    ):
+    for param in param_rows(conn, run_id):
+        t.params.setdefault(param["key"], param["type"])
+    for name, kind, value in output_rows(conn, run_id):
         t.outputs[name] = json.loads(value) if kind == "value" else PATH
     return t
 

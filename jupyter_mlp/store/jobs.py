@@ -1,6 +1,7 @@
 """Jobs in the store: the `jobs` row beside each job run and its state machine.
 
-`transition()` is the one place a job's state (and its run's status) changes:
+`transition()` is the one place a job's state (and its run's status) changes, by the JOB table
+of transitions.py:
 
     queued -> running -> finished | failed | cancelled
     queued -> failed | cancelled
@@ -24,14 +25,11 @@ from .. import model
 from ..model import Job, JobRequest
 from . import events
 from .records import apply_batch
+from .transitions import JOB, allowed
 
 QUEUED, RUNNING = model.QUEUED, model.RUNNING
 FINISHED, FAILED, CANCELLED = model.FINISHED, model.FAILED, model.CANCELLED
 FINAL = model.FINAL_JOB_STATES
-ALLOWED: dict[str, frozenset[str]] = {
-    QUEUED: frozenset((RUNNING, FAILED, CANCELLED)),
-    RUNNING: frozenset((FINISHED, FAILED, CANCELLED)),
-}
 
 
 class JobNotFound(LookupError):
@@ -138,7 +136,7 @@ def transition(
     job = get_job(conn, run_id)
     if job is None:
         raise JobNotFound(run_id)
-    if to not in ALLOWED.get(job.state, ()):
+    if not allowed(JOB, job.state, to):
         return None
     now = now or time.time()
     job_values: dict[str, Any] = {"state": to, **values}

@@ -1,4 +1,5 @@
-"""Pipeline runs and their stages: status transitions in one place, each one an event."""
+"""Pipeline runs and their stages: each status moves through its table (transitions.py) in one
+function here, each move an event; and what the DAG runner reads of its stages' runs."""
 
 from __future__ import annotations
 
@@ -10,10 +11,18 @@ from typing import Any
 from ..model import new_run_id
 from . import events
 from .db import write
+from .transitions import (
+    DONE_STAGE,
+    FINAL_PIPELINE,
+    FINAL_STAGE,
+    NEW,
+    PIPELINE,
+    STAGE,
+    STAGE_STATUSES,
+    allowed,
+)
 
-FINAL_STAGE = frozenset(("cached", "succeeded", "failed", "skipped", "cancelled"))
-DONE_STAGE = frozenset(("cached", "succeeded"))
-FINAL_PIPELINE = frozenset(("succeeded", "failed", "cancelled"))
+__all__ = ["DONE_STAGE", "FINAL_PIPELINE", "FINAL_STAGE", "STAGE_STATUSES"]
 
 
 class PipelineRunNotFound(LookupError):
@@ -26,6 +35,7 @@ def create(
 ) -> str:  # fmt: skip
     run_id = new_run_id()
     now = time.time()
+    assert allowed(PIPELINE, NEW, "queued") and allowed(STAGE, NEW, "pending")
     with write(conn):
         conn.execute(
             "INSERT INTO pipeline_runs (id, name, path, version, spec, params, executor, options, "
@@ -89,7 +99,9 @@ def set_status(
     status: str,
     error: dict | None = None,
     **fields: Any,
-) -> None:
+) -> bool:
+    """Move a pipeline run to `status` (with pid, host, ...); False, writing nothing, when the
+    PIPELINE table does not allow it from where the run is."""
     now = time.time()
     values: dict[str, Any] = {"status": status, **fields}
     if status == "running":
@@ -99,6 +111,13 @@ def set_status(
     if error is not None:
         values["error"] = json.dumps(error)
     with write(conn):
+        row = conn.execute(
+            "SELECT status FROM pipeline_runs WHERE id = ?", (pipeline_run_id,)
+        ).fetchone()
+        if row is None:
+            raise PipelineRunNotFound(f"no pipeline run {pipeline_run_id!r}")
+        if not allowed(PIPELINE, row[0], status):
+            return False
         conn.execute(
             f"UPDATE pipeline_runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
             [*values.values(), pipeline_run_id],
@@ -106,12 +125,14 @@ def set_status(
         events.append(
             conn, None, "pipeline", {"pipeline_run_id": pipeline_run_id, "status": status}, now
         )
+    return True
 
 
 def set_stage(
     conn: sqlite3.Connection, pipeline_run_id: str, stage: str, status: str, **fields: Any
-) -> None:
-    """Move a stage to `status` (and set run_id, cache_key, params, error, ...)."""
+) -> bool:
+    """Move a stage to `status` (and set run_id, cache_key, params, error, ...); False, writing
+    nothing, when the STAGE table does not allow it from where the stage is."""
     now = time.time()
     values: dict[str, Any] = {"status": status}
     for key, value in fields.items():
@@ -123,6 +144,12 @@ def set_stage(
     if status in FINAL_STAGE:
         values["ended_at"] = now
     with write(conn):
+        row = conn.execute(
+            "SELECT status FROM pipeline_stages WHERE pipeline_run_id = ? AND stage = ?",
+            (pipeline_run_id, stage),
+        ).fetchone()
+        if row is None or not allowed(STAGE, row[0], status):
+            return False
         conn.execute(
             f"UPDATE pipeline_stages SET {', '.join(f'{k} = ?' for k in values)} "
             "WHERE pipeline_run_id = ? AND stage = ?",
@@ -132,6 +159,7 @@ def set_stage(
             conn, fields.get("run_id"), "pipeline",
             {"pipeline_run_id": pipeline_run_id, "stage": stage, "status": status}, now,
         )  # fmt: skip
+    return True
 
 
 def cached_stage(conn: sqlite3.Connection, cache_key: str) -> dict[str, Any] | None:
@@ -143,3 +171,29 @@ def cached_stage(conn: sqlite3.Connection, cache_key: str) -> dict[str, Any] | N
         (cache_key,),
     ).fetchone()
     return dict(row) if row else None
+
+
+def stage_run_outcomes(
+    conn: sqlite3.Connection, run_ids: list[str]
+) -> dict[str, tuple[str, str | None]]:
+    """{run id: (status, error JSON)} of stage runs. A stage's run is a job: its state is the
+    job's (the run's own status only for a run without a job row)."""
+    if not run_ids:
+        return {}
+    return {
+        r[0]: (r[1], r[2])
+        for r in conn.execute(
+            "SELECT r.id, COALESCE(j.state, r.status), COALESCE(j.error, r.error) FROM runs r "
+            f"LEFT JOIN jobs j ON j.run_id = r.id WHERE r.id IN ({', '.join('?' * len(run_ids))})",
+            run_ids,
+        )
+    }
+
+
+def last_failed_cell_error(conn: sqlite3.Connection, run_id: str) -> str | None:
+    """The error (JSON text) of the run's last cell that did not end ok, if any."""
+    row = conn.execute(
+        "SELECT error FROM cells WHERE run_id = ? AND status != 'ok' ORDER BY seq DESC LIMIT 1",
+        (run_id,),
+    ).fetchone()
+    return row[0] if row and row[0] else None

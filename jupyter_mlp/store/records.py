@@ -25,7 +25,7 @@ from ..records import (
     fast_key,
     integer,
 )
-from . import events, tokens
+from . import events, tokens, transitions
 
 # Run columns a batch may set; the JSON ones are encoded here.
 RUN_COLUMNS = {
@@ -161,7 +161,7 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
     if run_fields:
 
         def write_run(rows: list) -> None:
-            fields = rows[0]
+            fields = transitions.guard_run_fields(conn, run_id, rows[0])
             status = fields.get("status")
             if status is not None and status != LOST and "error" not in fields:
                 # a run marked lost during an outage comes back: its RunLost note goes

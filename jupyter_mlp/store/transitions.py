@@ -1,0 +1,79 @@
+"""The status transition tables of runs, jobs, pipeline stages and pipeline runs: the one place
+that says which status may follow which. Every status column is written through one function
+that consults its table and refuses a move the table does not allow:
+
+    runs             records.apply_batch (guard_run_fields)   and jobs.transition for a job's run
+    jobs             jobs.transition
+    pipeline_stages  pipelines.set_stage
+    pipeline_runs    pipelines.set_status
+
+A refused move writes nothing and returns False / None, so whoever gets there first wins (a
+cancel beats a late "failed", a finished job is never cancelled after the fact)."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ..model import CANCELLED, FAILED, FINISHED, INTERRUPTED, LOST, QUEUED, RUNNING, STATUSES
+
+NEW = None  # the row does not exist yet
+
+# Runs. A new row may be in any status (a spool replayed whole, a run imported or recorded
+# afterwards). A lost run (no heartbeat for a while) may still come back or end: the reconciler
+# judged from the outside. A final run never changes again.
+RUN: dict[str | None, frozenset[str]] = {
+    NEW: frozenset(STATUSES),
+    QUEUED: frozenset((RUNNING, FAILED, CANCELLED)),
+    RUNNING: frozenset((FINISHED, FAILED, INTERRUPTED, LOST, CANCELLED)),
+    LOST: frozenset((RUNNING, FINISHED, FAILED, INTERRUPTED, CANCELLED)),
+}
+
+# Jobs: queued -> running -> finished | failed | cancelled; queued -> failed | cancelled.
+JOB: dict[str | None, frozenset[str]] = {
+    NEW: frozenset((QUEUED,)),
+    QUEUED: frozenset((RUNNING, FAILED, CANCELLED)),
+    RUNNING: frozenset((FINISHED, FAILED, CANCELLED)),
+}
+
+# Pipeline stages. A retry queues a stage again (queued/running -> queued, with a new run).
+PENDING, SUCCEEDED, CACHED, SKIPPED = "pending", "succeeded", "cached", "skipped"
+STAGE: dict[str | None, frozenset[str]] = {
+    NEW: frozenset((PENDING,)),
+    PENDING: frozenset((QUEUED, CACHED, SKIPPED, FAILED, CANCELLED)),
+    QUEUED: frozenset((QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED)),
+    RUNNING: frozenset((QUEUED, SUCCEEDED, FAILED, CANCELLED)),
+}
+STAGE_STATUSES = (PENDING, QUEUED, RUNNING, SUCCEEDED, CACHED, FAILED, SKIPPED, CANCELLED)
+FINAL_STAGE = frozenset((CACHED, SUCCEEDED, FAILED, SKIPPED, CANCELLED))
+DONE_STAGE = frozenset((CACHED, SUCCEEDED))
+
+# Pipeline runs: the driver moves queued -> running -> succeeded | failed; a cancel asks
+# (cancelling) and the driver answers (cancelled).
+CANCELLING = "cancelling"
+PIPELINE: dict[str | None, frozenset[str]] = {
+    NEW: frozenset((QUEUED,)),
+    QUEUED: frozenset((RUNNING, CANCELLING, FAILED, CANCELLED)),
+    RUNNING: frozenset((SUCCEEDED, FAILED, CANCELLING, CANCELLED)),
+    CANCELLING: frozenset((CANCELLED, FAILED)),
+}
+FINAL_PIPELINE = frozenset((SUCCEEDED, FAILED, CANCELLED))
+
+
+def allowed(table: dict[str | None, frozenset[str]], current: str | None, to: str) -> bool:
+    return to in table.get(current, frozenset())
+
+
+def guard_run_fields(
+    conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """A run's fields with a status move the RUN table refuses taken out (with the end time and
+    error that came with it); the same status again is no move and stays."""
+    to = fields.get("status")
+    if to is None:
+        return fields
+    row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+    current = row[0] if row is not None else NEW
+    if to == current or allowed(RUN, current, to):
+        return fields
+    return {k: v for k, v in fields.items() if k not in ("status", "ended_at", "error")}

@@ -1,0 +1,153 @@
+"""The package's layers, read from its source with `ast` (no module is imported): no import
+circle inside execution/ or pipelines/, and every import points the way DESIGN.md's arrows do:
+
+    model <- store <- tracker, execution <- pipelines <- server, cli
+
+Every import counts, also one inside a function: a lazy import that runs back up a layer is
+still a circle the moment it runs."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "jupyter_mlp"
+NAME = "jupyter_mlp"
+
+# What each layer may import of the package (besides itself). params.py and records.py are the
+# shared definitions (stdlib only) every layer may use; the package root is the public API glue.
+SHARED = {"model", "params", "records", "_version"}
+MAY_IMPORT = {
+    "model": set(),
+    "params": {"model"},
+    "records": {"model", "params"},
+    "store": {"model", "params", "records"},
+    "tracker": {"model", "params", "records", "store"},
+    "execution": {"model", "params", "records", "store", "tracker"},
+    "pipelines": {"model", "params", "records", "store", "tracker", "execution"},
+    "sweeps": {"model", "params", "records", "store", "tracker", "execution", "pipelines"},
+    "server": {
+        "model",
+        "params",
+        "records",
+        "store",
+        "tracker",
+        "execution",
+        "pipelines",
+        "sweeps",
+    },
+    "cli": {"model", "params", "records", "store", "tracker", "execution", "pipelines", "sweeps"},
+}
+# The store knows nothing of Jupyter (jupyter_core's path helper for the default home aside).
+STORE_FORBIDDEN = ("jupyter_server", "jupyter_client", "tornado", "IPython", "ipykernel",
+                   "nbformat", "nbclient", "papermill")  # fmt: skip
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def modules() -> dict[str, Path]:
+    return {
+        module_name(p): p for p in sorted(PACKAGE.rglob("*.py")) if "labextension" not in p.parts
+    }
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """Absolute names of everything `name` imports, a submodule where `from X import sub` is one."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            found.add(target)
+            for alias in node.names:
+                sub = f"{target}.{alias.name}"
+                if sub in known:
+                    found.add(sub)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    return {
+        name: {m for m in imports_of(name, path, known) if m in known and m != name}
+        for name, path in mods.items()
+    }
+
+
+def cycles(edges: dict[str, set[str]], within: str) -> list[list[str]]:
+    """Every import circle among the modules under `within` (one path per circle found)."""
+    nodes = {n for n in edges if n == within or n.startswith(within + ".")}
+    found, state, stack = [], {}, []
+
+    def visit(n: str) -> None:
+        state[n] = "open"
+        stack.append(n)
+        for m in sorted(edges[n] & nodes):
+            if state.get(m) == "open":
+                found.append(stack[stack.index(m) :] + [m])
+            elif m not in state:
+                visit(m)
+        stack.pop()
+        state[n] = "done"
+
+    for n in sorted(nodes):
+        if n not in state:
+            visit(n)
+    return found
+
+
+def layer(name: str) -> str | None:
+    parts = name.split(".")
+    return parts[1] if len(parts) > 1 else None  # the package root is glue, not a layer
+
+
+@pytest.mark.parametrize("package", ["jupyter_mlp.execution", "jupyter_mlp.pipelines"])
+def test_no_import_circle(package):
+    found = cycles(graph(), package)
+    assert not found, "import circles:\n" + "\n".join(" -> ".join(c) for c in found)
+
+
+def test_every_import_points_down_the_layers():
+    wrong = []
+    for name, targets in graph().items():
+        mine = layer(name)
+        if mine is None or mine not in MAY_IMPORT:
+            continue
+        for target in targets:
+            theirs = layer(target)
+            if theirs is not None and theirs != mine and theirs not in MAY_IMPORT[mine]:
+                wrong.append(f"{name} imports {target}")
+    assert not wrong, "imports against DESIGN.md's layers:\n" + "\n".join(sorted(wrong))
+
+
+def test_the_store_imports_nothing_of_jupyter():
+    mods = modules()
+    wrong = []
+    for name, path in mods.items():
+        if layer(name) != "store":
+            continue
+        for target in imports_of(name, path, set(mods)):
+            if target.split(".")[0] in STORE_FORBIDDEN:
+                wrong.append(f"{name} imports {target}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_check_sees_a_circle():
+    """The circle the execution layer had (executors -> local -> executors) is one it finds."""
+    edges = {"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}, "p.d": {"p.a"}}
+    assert cycles(edges, "p") == [["p.a", "p.b", "p.c", "p.a"]]
