@@ -71,7 +71,10 @@ class CellRecorder:
     def _write(
         self, seq: int, cell: Any, count: Any, wall: float, took: float, status: str, error: Any
     ) -> None:
-        row = (seq, cell.get("id"), count, cell.source, wall, took, status, error, None)
+        row = model.Cell(
+            seq, wall, took, status, cell_id=cell.get("id"), execution_count=count,
+            source=cell.source, error=error,
+        ).as_row()  # fmt: skip
         self.rows[seq] = row
         self.reporter.write(self.run_id, {"cells": [row]})
 

@@ -7,7 +7,6 @@ test thread, and a pipeline's state is always what the store says."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,6 +28,7 @@ from ..store.transitions import (
     SUCCEEDED,
 )
 from . import spec as S
+from .cache import cache_key, code_of
 from .validate import PATH, errors, template, validate
 
 POLL_S = 0.02
@@ -77,25 +77,6 @@ def cancel(store: Any, pipeline_run_id: str) -> None:
     if run["status"] in P.FINAL_PIPELINE:
         return
     P.set_status(conn, pipeline_run_id, CANCELLING)
-
-
-def code_of(snapshot: bytes) -> list[str]:
-    """The code a stage runs: its template's code cells, without the parameters cells."""
-    nb = json.loads(snapshot)
-    code = []
-    for cell in nb.get("cells", []):
-        tags = cell.get("metadata", {}).get("tags", [])
-        if cell.get("cell_type") != "code" or "parameters" in tags or "injected-parameters" in tags:
-            continue
-        source = cell.get("source", "")
-        code.append("".join(source) if isinstance(source, list) else source)
-    return code
-
-
-def cache_key(code: list[str], params: dict[str, Any], kernel: str | None) -> str:
-    """hash(code cells, resolved parameters with inputs by content, kernel)."""
-    blob = json.dumps({"code": code, "params": params, "kernel": kernel}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 class Driver:
