@@ -100,16 +100,30 @@ def runs_list(args: argparse.Namespace) -> int:
             + (f" in project {args.project!r}" if args.project else "")
             + f" ({store.home})"
         )
+        for hint in runs.filter_hints(conn, args.filter) if args.filter else []:
+            print(f"hint: {_t(hint['message'])}")
         return 0
-    rows = [["ID", "NAME", "PROJECT", "STATUS", "STARTED", "DURATION", "METRICS"]]
+    now = time.time()
+    rows = [["ID", "NAME", "PROJECT", "STATUS", "STARTED", "TIME", "METRICS"]]
     for r in found:
         metrics = ", ".join(f"{_t(k)}={_value(v)}" for k, v in list(r["metrics"].items())[:4])
+        status = _t(r["status"])
+        if runs.is_idle(r, now):
+            status += f" (idle {_duration(now - (r['last_activity_at'] or r['started_at']))})"
         rows.append([
-            r["id"], _t(r["name"], 80), _t(r["project"], 40), _t(r["status"]) + (" *" if r["pinned"] else ""),
-            _when(r["started_at"]), _duration(r["duration"]), metrics,
+            r["id"], _t(r["name"], 80), _t(r["project"], 40), status + (" *" if r["pinned"] else ""),
+            _when(r["started_at"]), _run_time(r), metrics,
         ])  # fmt: skip
     _table(rows, sys.stdout)
     return 0
+
+
+def _run_time(run: dict[str, Any]) -> str:
+    """TIME: for an interactive run the time spent in cells (its kernel may idle for hours
+    while the run is open), for a job or stage its wall-clock duration."""
+    if run.get("kind") == "interactive" and run.get("cells"):
+        return _duration(run.get("busy_s"))
+    return _duration(run["duration"])
 
 
 def runs_show(args: argparse.Namespace) -> int:
@@ -129,6 +143,9 @@ def runs_show(args: argparse.Namespace) -> int:
     )
     out(f"  started   {_when(run['started_at'])}    ended {_when(run['ended_at'])}"
         f"    duration {_duration(run['duration'])}\n")  # fmt: skip
+    idle = "    (idle)" if runs.is_idle(run) else ""
+    out(f"  in cells  {_duration(run['busy_s'])}    last activity "
+        f"{_when(run['last_activity_at'])}{idle}\n")  # fmt: skip
     error = run.get("error")
     if isinstance(error, dict):
         out(f"  error     {_t(error.get('ename'))}: {_t(error.get('evalue'))}\n")

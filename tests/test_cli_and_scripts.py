@@ -130,7 +130,7 @@ def test_filter_and_errors_from_the_cli(mlp_home, tmp_path):
         ranked = json.loads(cli("runs", "list", "--sort", sort, "--format", "json").stdout)
         assert [r["name"] for r in ranked] == order, sort
     bad = cli("runs", "list", "--filter", "metrics.acc >", check=False)
-    assert bad.returncode == 2 and "position 13" in bad.stderr
+    assert bad.returncode == 2 and "at character 14" in bad.stderr
     missing = cli("runs", "show", "deadbeef0000", check=False)
     assert missing.returncode == 1 and "no run 'deadbeef0000'" in missing.stderr
     empty = cli("runs", "list", "--project", "nothing-here").stdout
@@ -140,3 +140,41 @@ def test_filter_and_errors_from_the_cli(mlp_home, tmp_path):
 def test_list_works_on_a_new_empty_home(tmp_path):
     env = {**os.environ, "MLP_HOME": str(tmp_path / "fresh")}
     assert "no runs" in cli("runs", "list", env=env).stdout
+
+
+def test_an_idle_kernel_run_shows_time_in_cells_and_idle(store):
+    """An interactive run left open reads as 5.5 s of work, idle, not as hours of running."""
+    import time
+
+    from jupyter_mlp.store.records import apply_batch
+
+    long_ago = time.time() - 3 * 3600
+    with store.write() as conn:
+        apply_batch(conn, "dddd00000001", {
+            "run": {"name": "prepare", "status": "running", "kind": "interactive",
+                    "project": "p", "started_at": long_ago},
+            "cells": [(0, "a", 1, "x = 1", long_ago, 2.0, "ok", None, None),
+                      (1, "b", 2, "y = 2", long_ago + 3, 3.5, "ok", None, None)],
+            "metrics": [("acc", 0, 0.9, long_ago + 6)],
+        })  # fmt: skip
+    table = cli("runs", "list").stdout
+    header, row = table.splitlines()[:2]
+    assert "TIME" in header and "DURATION" not in header
+    assert "running (idle 2h59m)" in row and " 5.5s " in row, table
+    shown = cli("runs", "show", "dddd").stdout
+    assert "in cells  5.5s" in shown and "(idle)" in shown
+    listed = json.loads(cli("runs", "list", "--format", "json").stdout)[0]
+    assert listed["busy_s"] == 5.5 and listed["last_activity_at"] == long_ago + 6.5  # the last cell ended last
+
+
+def test_a_filter_that_matches_nothing_hints_at_misspelt_names(store):
+    from jupyter_mlp.store.records import apply_batch
+
+    with store.write() as conn:
+        apply_batch(conn, "eeee00000001", {
+            "run": {"name": "a", "status": "finished", "project": "p", "started_at": 1000.0},
+            "metrics": [("val_acc", 0, 0.9, 1001.0)],
+        })  # fmt: skip
+    out = cli("runs", "list", "--filter", "metrics.val_ac > 0.5").stdout
+    assert "no runs" in out
+    assert "hint: no run has metrics.val_ac; did you mean metrics.val_acc?" in out

@@ -220,3 +220,51 @@ def test_metric_chunks_keep_order_and_latest(store):
         (2, 2.0),
     ]
     assert run_store.get_run(conn, "dddd00000001")["metrics"] == {"a": 2.0, "b": 9.0}
+
+
+def test_an_idle_interactive_run_says_how_long_it_worked_and_since_when(store):
+    """A kernel left open keeps its run `running`; busy_s is the time in cells (a cell still
+    running counts up to now) and last_activity_at the end of the last cell or record."""
+    cells = [
+        (0, "a", 1, "x = 1", 1000.0, 2.0, "ok", None, None),
+        (1, "b", 2, "train()", 1005.0, 3.5, "ok", None, None),
+    ]
+    add_run(store, "cccc00000001", name="open kernel", status="running", kind="interactive",
+            ended_at=None)  # fmt: skip
+    with store.write() as conn:
+        apply_batch(conn, "cccc00000001", {"cells": cells})
+    conn = store.connect()
+    (listed,) = run_store.list_runs(conn, filter="status = running")
+    assert listed["busy_s"] == 5.5 and listed["last_activity_at"] == 1008.5
+    detail = run_store.get_run(conn, "cccc00000001")
+    assert (detail["busy_s"], detail["last_activity_at"]) == (5.5, 1008.5)
+    assert run_store.is_idle(detail, now=1008.5 + run_store.IDLE_AFTER_S + 1)
+    assert not run_store.is_idle(detail, now=1010.0)
+    with store.write() as conn:  # a metric logged later is activity too
+        apply_batch(conn, "cccc00000001", {"metrics": [("loss", 0, 0.5, 2000.0)]})
+    assert run_store.get_run(store.connect(), "cccc00000001")["last_activity_at"] == 2000.0
+    with store.write() as conn:  # a cell that is running now: busy up to now, active now
+        apply_batch(conn, "cccc00000001", {"cells": [(2, "c", 3, "fit()", 3000.0, 0.0, "running", None, None)]})  # fmt: skip
+    got = run_store.activity_of(store.connect(), ["cccc00000001"], now=3010.0)
+    assert got["cccc00000001"] == (15.5, 3010.0)
+
+
+def test_filter_hints_name_misspelt_fields_with_close_matches(runs):
+    conn = runs.connect()
+    assert run_store.list_runs(conn, filter="metrics.accc > 0.9") == []
+    (hint,) = run_store.filter_hints(conn, "metrics.accc > 0.9 and params.lr < 1")
+    assert hint["field"] == "metrics.accc" and hint["suggestions"] == ["metrics.acc"]
+    assert hint["message"] == "no run has metrics.accc; did you mean metrics.acc?"
+    (hint,) = run_store.filter_hints(conn, 'params."zzz" = 1')
+    assert hint["message"] == "no run has params.zzz" and hint["suggestions"] == []
+    assert run_store.filter_hints(conn, "metrics.acc > 2") == []
+    # the listing (and so GET /mlp/api/runs) carries them when nothing matched
+    page = run_store.list_page(conn, filter="metrics.accc > 0.9")
+    assert page["runs"] == [] and page["hints"][0]["suggestions"] == ["metrics.acc"]
+    assert run_store.list_page(conn, filter="metrics.acc > 0.9")["hints"] == []
+
+
+def test_filter_errors_count_characters_from_1_as_the_panel_does():
+    with pytest.raises(FilterError) as info:
+        compile_filter("metrics.acc > 0.9 )")
+    assert info.value.position == 18 and str(info.value) == "unexpected ')' (at character 19)"

@@ -70,10 +70,11 @@ _TOKEN = re.compile(
 
 
 class FilterError(ValueError):
-    """A malformed filter; `position` is the 0-based character offset of the problem."""
+    """A malformed filter; `position` is the 0-based character offset of the problem. The text
+    says "at character N" with N = position + 1 (1-based), the number the runs panel shows."""
 
     def __init__(self, message: str, position: int) -> None:
-        super().__init__(f"{message} (at position {position})")
+        super().__init__(f"{message} (at character {position + 1})")
         self.message = message
         self.position = position
 
@@ -275,6 +276,25 @@ class _Parser:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def record_fields(expr: str | None) -> list[tuple[str, str]]:
+    """The `metrics.K` / `params.K` / `outputs.K` fields a filter compares, as (table, key) in
+    order of appearance (each once); [] for a filter that does not tokenize."""
+    try:
+        tokens = tokenize(expr or "")
+    except FilterError:
+        return []
+    found: list[tuple[str, str]] = []
+    for tok, nxt in zip(tokens, tokens[1:]):
+        if tok.kind != "word" or nxt.kind != "op":
+            continue
+        head, _, key = tok.text.partition(".")
+        if key and head.lower() in RECORDS:
+            field = (head.lower(), _unquote(key) if key.startswith('"') else key)
+            if field not in found:
+                found.append(field)
+    return found
 
 
 def compile_filter(expr: str | None) -> tuple[str, list[object]]:

@@ -22,7 +22,7 @@ from ..records import (
     run_field,
 )
 from . import events, records
-from .filter import COLUMNS, FilterError, compile_filter
+from .filter import COLUMNS, FilterError, compile_filter, record_fields
 
 SUMMARY_COLUMNS = (
     "id, project, name, status, kind, parent_id, pipeline_run_id, stage, notebook, kernel, host, "
@@ -119,7 +119,9 @@ def list_page(
     limit: int = 100,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    """One page of runs, each with its params and latest metrics, plus the cursor of the next.
+    """One page of runs, each with its params, latest metrics, cell count, busy_s and
+    last_activity_at (activity_of), plus the cursor of the next and, when a filter matched
+    nothing, `hints` naming the fields no run has (filter_hints; else []).
 
     Keyset paging in two phases: rows with a sort value (walked in index order, so a
     metric-sorted page of 100k runs reads ~a page of rows), then rows without one (id order)."""
@@ -173,18 +175,99 @@ def list_page(
     params = records.params_of(conn, ids)
     metrics = records.latest_metrics_of(conn, ids)
     counts = records.cell_counts(conn, ids)
+    activity = activity_of(conn, ids)
     for run in runs:
         run.pop("sort_value", None)
         run["params"] = params.get(run["id"], {})
         run["metrics"] = metrics.get(run["id"], {})
         # a count in listings; the cells themselves in detail
         run["cells"] = counts.get(run["id"], 0)
+        run["busy_s"], run["last_activity_at"] = activity.get(run["id"], (0.0, None))
     next_cursor = None
     if more:
         last = rows[-1]
         phase = 0 if last["sort_value"] is not None else 1
         next_cursor = _encode_cursor(phase, last["sort_value"], last["id"])
-    return {"runs": runs, "next": next_cursor}
+    # why a filter matched nothing: misspelt metric/param/output names (filter_hints)
+    hints = filter_hints(conn, filter) if filter and not runs and after is None else []
+    return {"runs": runs, "next": next_cursor, "hints": hints}
+
+
+IDLE_AFTER_S = 300.0  # a running interactive run with no activity for this long reads "idle"
+
+
+def activity_of(
+    conn: sqlite3.Connection, run_ids: list[str], now: float | None = None
+) -> dict[str, tuple[float, float | None]]:
+    """{run id: (busy_s, last_activity_at)} for runs with cells, metrics or outputs.
+
+    busy_s: seconds spent in cells (a cell still running counts up to now, or to the run's end);
+    last_activity_at: the end of the last cell (now while one runs), or the newest metric or
+    output if later. An interactive run stays `running` while its kernel idles; these say how
+    much of that was work and since when it has been idle."""
+    now = time.time() if now is None else now
+    out: dict[str, tuple[float, float | None]] = {}
+    ids = list(run_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ", ".join("?" * len(chunk))
+        for run_id, busy, last in conn.execute(
+            "SELECT c.run_id, SUM(CASE WHEN c.status = 'running' "
+            "THEN MAX(COALESCE(r.ended_at, ?) - c.started_at, 0) ELSE c.duration END), "
+            "MAX(CASE WHEN c.status = 'running' THEN COALESCE(r.ended_at, ?) "
+            "ELSE c.started_at + c.duration END) "
+            f"FROM cells c JOIN runs r ON r.id = c.run_id WHERE c.run_id IN ({marks}) "
+            "GROUP BY c.run_id",
+            [now, now, *chunk],
+        ):
+            out[run_id] = (read_number(busy) or 0.0, read_number(last))
+        for table, column in (("metrics_latest", "time"), ("outputs", "created_at")):
+            for run_id, last in conn.execute(
+                f"SELECT run_id, MAX({column}) FROM {table} WHERE run_id IN ({marks}) "
+                "GROUP BY run_id",
+                chunk,
+            ):
+                busy, seen = out.get(run_id, (0.0, None))
+                last = read_number(last)
+                if last is not None and (seen is None or last > seen):
+                    out[run_id] = (busy, last)
+    return out
+
+
+def is_idle(run: dict[str, Any], now: float | None = None, after: float = IDLE_AFTER_S) -> bool:
+    """A running interactive run whose kernel has done nothing for `after` seconds."""
+    if run.get("status") != RUNNING or run.get("kind") != "interactive":
+        return False
+    last = run.get("last_activity_at") or run.get("started_at")
+    return isinstance(last, (int, float)) and (now or time.time()) - last > after
+
+
+def filter_hints(conn: sqlite3.Connection, expr: str | None) -> list[dict[str, Any]]:
+    """For each `metrics.K` / `params.K` / `outputs.K` a filter names that no run has: {field,
+    message, suggestions} with close names that exist (difflib). Why a filter matched nothing."""
+    import difflib
+
+    hints: list[dict[str, Any]] = []
+    known: dict[str, list[str]] = {}
+    for table, key in record_fields(expr):
+        if table not in known:
+            source, column = {
+                "metrics": ("metrics_latest", "key"), "params": ("params", "key"),
+                "outputs": ("outputs", "name"),
+            }[table]  # fmt: skip
+            known[table] = [
+                r[0] for r in conn.execute(f"SELECT DISTINCT {column} FROM {source}")
+                if isinstance(r[0], str)
+            ]  # fmt: skip
+        if key in known[table]:
+            continue
+        close = difflib.get_close_matches(key, known[table], n=3, cutoff=0.6)
+        suggestions = [f"{table}.{c}" for c in close]
+        message = f"no run has {table}.{key}"
+        if suggestions:
+            message += "; did you mean " + " or ".join(suggestions) + "?"
+        hints.append({"field": f"{table}.{key}", "message": message, "suggestions": suggestions})
+    return hints
 
 
 def list_runs(conn: sqlite3.Connection, **kw: Any) -> list[dict[str, Any]]:
@@ -204,6 +287,7 @@ def get_run(conn: sqlite3.Connection, ref: str, with_cells: bool = True) -> dict
         if with_cells
         else records.cell_counts(conn, [run_id]).get(run_id, 0)
     )
+    run["busy_s"], run["last_activity_at"] = activity_of(conn, [run_id]).get(run_id, (0.0, None))
     return run
 
 
