@@ -78,8 +78,10 @@ def template(
         return f"the snapshot of template run {run_id} is missing or not a notebook"
     for param in param_rows(conn, run_id):
         t.params.setdefault(param["key"], param["type"])
-    for name, kind, value in output_rows(conn, run_id):
-        t.outputs[name] = json.loads(value) if kind == "value" else PATH
+    t.outputs = {
+        name: json.loads(value or "null") if kind == "value" else PATH
+        for name, kind, value in output_rows(conn, run_id)
+    }
     return t
 
 
