@@ -388,3 +388,39 @@ def test_stage_and_pipeline_statuses_move_only_as_their_tables_allow(store):
     assert not P.set_status(conn, pid, "running")
     assert P.set_status(conn, pid, "cancelled") and not P.set_status(conn, pid, "failed")
     assert P.get(conn, pid)["status"] == "cancelled"
+
+
+def test_a_terminal_run_is_in_the_history_the_editor_asks_for(store, tmp_path):
+    """The CLI names the file as typed from anywhere (sub/p.mlpipe), the editor relative to the
+    server's root (p.mlpipe with the root in sub/): one pipeline, one history. The stage's
+    notebook is named relative to the .mlpipe, not to the terminal's working directory."""
+    import shutil
+    import subprocess
+    import sys
+
+    from jupyter_mlp.server import services
+
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    write_notebook(sub / "one.ipynb", [
+        {"id": "params", "source": "x = 0", "tags": ["parameters"]},
+        {"id": "work", "source": "y = x + 1"},
+    ])  # fmt: skip
+    spec = pipeline({"a": {"template": {"notebook": "one.ipynb"}, "parameters": {"x": 2}}})
+    S.save(spec, sub / "p.mlpipe")
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+
+    def mlp(*args, cwd):
+        return subprocess.run([jupyter, "mlp", "pipeline", *args], capture_output=True,
+                              text=True, cwd=cwd, timeout=180)  # fmt: skip
+
+    done = mlp("run", "sub/p.mlpipe", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (ran,) = P.list_runs(store.connect())
+    assert ran["path"] == str((sub / "p.mlpipe").resolve()) and ran["status"] == "succeeded"
+    listed = mlp("runs", "p.mlpipe", cwd=sub)
+    assert ran["id"] in listed.stdout, listed.stdout
+    for path, root in (("p.mlpipe", sub), ("/sub/p.mlpipe", tmp_path)):
+        found = services.pipeline_runs(store, path, str(root))["runs"]
+        assert [r["id"] for r in found] == [ran["id"]], (path, root)
+    assert services.pipeline_runs(store, "other.mlpipe", str(sub))["runs"] == []

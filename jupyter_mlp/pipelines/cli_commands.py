@@ -96,7 +96,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..execution.params import ParamError, load_file, parse_assignments
     from ..store.pipelines import PipelineRunNotFound
     from .dag import PipelineError, cancel, run, submit
-    from .spec import SpecError, load
+    from .spec import SpecError, identity, load
 
     store = _store(args)
     try:
@@ -105,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for path in args.param_files:
             params.update({k: g.value for k, g in load_file(path).items()})
         params.update({k: g.value for k, g in parse_assignments(args.params).items()})
-        pid = submit(store, spec, path=args.file, params=params, executor=args.executor,
+        pid = submit(store, spec, path=identity(args.file), params=params, executor=args.executor,
                      no_cache=args.no_cache, resume=args.resume, concurrency=args.concurrency)  # fmt: skip
     except (SpecError, PipelineError, ParamError, PipelineRunNotFound) as exc:
         return _fail(str(exc))
@@ -194,8 +194,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from ..store import pipelines as P
+    from .spec import identity
 
-    found = P.list_runs(_store(args).connect(), path=args.file)
+    found = P.list_runs(_store(args).connect(), path=identity(args.file) if args.file else None)
     if args.format == "json":
         print(json.dumps(found, indent=2))
         return 0

@@ -90,6 +90,17 @@ def load(path: str | Path) -> dict[str, Any]:
     return loads(text, str(path))
 
 
+def identity(path: str | Path, root: str | Path | None = None) -> str:
+    """What a pipeline file is known by in the store (pipeline_runs.path): its resolved absolute
+    path. A path typed in a terminal resolves against the working directory (root None); a path
+    from the server (relative to its root, as the editor names files) against `root`, the
+    server's root_dir. So `jupyter mlp pipeline run examples/digits.mlpipe` and the editor's
+    `digits.mlpipe` (server started in examples/) are one pipeline with one history."""
+    if root is None:
+        return str(Path(path).expanduser().resolve())
+    return str((Path(root).expanduser() / str(path).lstrip("/")).resolve())
+
+
 def dumps(spec: dict[str, Any]) -> str:
     """Readable, diff-friendly JSON: 2-space indent, keys in the order they came (unknown kept)."""
     return json.dumps(spec, indent=2, ensure_ascii=False) + "\n"

@@ -118,14 +118,29 @@ def validate_pipeline(store: Store, spec: dict[str, Any], folder: Any) -> dict[s
     return {"issues": [i.as_dict() for i in issues]}
 
 
-def pipeline_runs(store: Store, path: str | None) -> dict[str, Any]:
+def pipeline_identity(path: str, root_dir: Any) -> str:
+    """The store's name of a pipeline file the editor names relative to the server's root: the
+    resolved absolute path (pipelines.spec.identity), as the CLI stores it; a contents manager
+    with no folder on disk keeps the contents path."""
+    from ..pipelines.spec import identity
+
+    return identity(path, root_dir) if isinstance(root_dir, str) and root_dir else path
+
+
+def pipeline_runs(store: Store, path: str | None, root_dir: Any = None) -> dict[str, Any]:
+    if path:
+        path = pipeline_identity(path, root_dir)
     return {"runs": pipeline_store.list_runs(store.connect(), path=path)}
 
 
-def start_pipeline(app: Any, spec: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+def start_pipeline(
+    app: Any, spec: dict[str, Any], request: dict[str, Any], root_dir: Any = None
+) -> dict[str, Any]:
     """Record a pipeline run (validated first) and start its driver process."""
     from ..pipelines import dag
 
+    if request.get("path"):
+        request["path"] = pipeline_identity(request["path"], root_dir)
     pid = dag.submit(app.store, spec, params=request.pop("params", {}),
                      concurrency=app.local_concurrency, **request)  # fmt: skip
     app.start_pipeline(pid)

@@ -78,7 +78,8 @@ class PipelineRunsHandler(PipelineHandler):
     @authorized
     async def get(self) -> None:
         path = self.arg_text("path", records.PATH_MAX)
-        self.reply(await self.call(services.pipeline_runs, self.mlp.store, path))
+        root = getattr(self.contents_manager, "root_dir", None)
+        self.reply(await self.call(services.pipeline_runs, self.mlp.store, path, root))
 
     @tornado.web.authenticated
     @authorized
@@ -89,7 +90,8 @@ class PipelineRunsHandler(PipelineHandler):
             raise RecordError("path", "must be the .mlpipe file's path")
         spec, folder = await self.pipeline_file(body["path"])
         request = {"executor": self.mlp.default_executor, **body, "base": folder}
-        self.reply(await self.call(services.start_pipeline, self.mlp, spec, request), 201)
+        root = getattr(self.contents_manager, "root_dir", None)
+        self.reply(await self.call(services.start_pipeline, self.mlp, spec, request, root), 201)
 
 
 class PipelineRunHandler(MlpHandler):
