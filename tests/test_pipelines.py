@@ -424,3 +424,41 @@ def test_a_terminal_run_is_in_the_history_the_editor_asks_for(store, tmp_path):
         found = services.pipeline_runs(store, path, str(root))["runs"]
         assert [r["id"] for r in found] == [ran["id"]], (path, root)
     assert services.pipeline_runs(store, "other.mlpipe", str(sub))["runs"] == []
+
+
+def test_validate_catches_a_misspelt_output_before_anything_runs(store, stage_nb, tmp_path):
+    """`${train.outputs.modle}` is refused by validate with a suggestion, whether the template is
+    a run or a notebook file with an earlier finished run (not after training ran)."""
+    import shutil
+    import subprocess
+    import sys
+
+    params = {"x": 0, "fail": False, "sleep": 0.0, "data_path": "", "attempt_file": ""}
+    train = template_run(store, stage_nb, params, {"model": "m.pkl", "y": 1})
+    for tmpl in ({"run": train}, {"notebook": "stage.ipynb"}):
+        spec = pipeline({
+            "train": {"template": tmpl},
+            "evaluate": {"template": tmpl, "parameters": {"data_path": "${train.outputs.modle}"}},
+        })  # fmt: skip
+        found = messages(spec, store, tmp_path)
+        assert any(
+            m.startswith("error: stage 'evaluate': ${train.outputs.modle} — ")
+            and m.endswith("never produced output 'modle'; did you mean 'model'?")
+            for m in found
+        ), found
+    other = pipeline({
+        "train": {"template": {"notebook": "stage.ipynb"}},
+        "evaluate": {"template": {"notebook": "stage.ipynb"},
+                     "parameters": {"data_path": "${train.outputs.zzz}"}},
+    })  # fmt: skip
+    (warning,) = messages(other, store, tmp_path)
+    assert warning == (
+        f"warning: stage 'evaluate': ${{train.outputs.zzz}} — the last run of stage.ipynb ({train})"
+        " never produced output 'zzz' (it produced: model, y; it may this time)"
+    )
+    S.save(spec, tmp_path / "p.mlpipe")
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+    done = subprocess.run([jupyter, "mlp", "pipeline", "validate", str(tmp_path / "p.mlpipe")],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and "did you mean 'model'?" in done.stdout
+    assert "ok" not in done.stdout.splitlines()[-1]

@@ -87,8 +87,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for i in issues:
         print(f"{i.level}: {i.message}")
     bad = [i for i in issues if i.level == "error"]
-    if not bad:
-        print(f"{args.file}: ok ({len(spec.get('stages', {}))} stages)")
+    warned = len(issues) - len(bad)
+    if bad:
+        print(f"{args.file}: {len(bad)} error(s), {warned} warning(s): it cannot run")
+    else:
+        noted = f", {warned} warning(s) above" if warned else ""
+        print(f"{args.file}: ok ({len(spec.get('stages', {}))} stages{noted})")
     return 1 if bad else 0
 
 

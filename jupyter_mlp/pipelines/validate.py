@@ -135,6 +135,7 @@ def validate(
         warn("the pipeline has no stages yet: drag a pinned run onto the canvas")
 
     templates: dict[str, Template] = {}
+    seen_cache: dict[str, tuple[dict[str, Any], str] | None] = {}
     for name, stage in stages.items():
         if not S.STAGE_NAME.match(name) or name == "pipeline":
             error(
@@ -215,15 +216,29 @@ def validate(
                     name,
                     where,
                 )
-            elif ref.stage in templates and templates[ref.stage].run_id is not None:
-                produced = templates[ref.stage].outputs or {}
+            elif ref.stage in templates and (
+                seen := _seen_outputs(conn, templates[ref.stage], ref.stage, seen_cache)
+            ):
+                produced, source = seen
                 if ref.name not in produced:
-                    warn(
-                        f"stage {name!r}: {ref} — the template run of {ref.stage!r} never produced output {ref.name!r} (it may this time)",
-                        name,
-                        where,
-                    )
-                else:
+                    # A close name is a typo (the stage would fail only after its upstream ran);
+                    # another name may be one the template produces only sometimes.
+                    import difflib
+
+                    close = difflib.get_close_matches(ref.name, list(produced), n=1)
+                    if close:
+                        error(
+                            f"stage {name!r}: {ref} — {source} never produced output {ref.name!r}; did you mean {close[0]!r}?",
+                            name,
+                            where,
+                        )
+                    else:
+                        warn(
+                            f"stage {name!r}: {ref} — {source} never produced output {ref.name!r} (it produced: {', '.join(sorted(produced)) or 'none'}; it may this time)",
+                            name,
+                            where,
+                        )
+                elif templates[ref.stage].run_id is not None:
                     sample = produced[ref.name]
                     _check_fit(
                         error,
@@ -240,6 +255,28 @@ def validate(
         flow = " -> ".join(reversed(cycle))
         error(f"the stages form a cycle: {flow}", cycle[0], "parameters")
     return issues
+
+
+def _seen_outputs(
+    conn: sqlite3.Connection, t: Template, stage: str, cache: dict
+) -> tuple[dict[str, Any], str] | None:
+    """(outputs the stage's template is known to produce, whose they are): a template run's
+    own, or for a notebook template those of the notebook's newest finished run; None when no
+    run of it is known (nothing to check against)."""
+    if stage in cache:
+        return cache[stage]
+    found: tuple[dict[str, Any], str] | None = None
+    if t.run_id is not None:
+        found = (t.outputs or {}), f"the template run of {stage!r}"
+    elif t.notebook:
+        from ..store.runs import notebook_outputs
+
+        earlier = notebook_outputs(conn, str(Path(t.notebook).resolve()))
+        if earlier is not None:
+            run_id, names = earlier
+            found = dict.fromkeys(names), f"the last run of {Path(t.notebook).name} ({run_id})"
+    cache[stage] = found
+    return found
 
 
 def _check_fit(

@@ -270,6 +270,20 @@ def filter_hints(conn: sqlite3.Connection, expr: str | None) -> list[dict[str, A
     return hints
 
 
+def notebook_outputs(conn: sqlite3.Connection, notebook: str) -> tuple[str, list[str]] | None:
+    """(run id, output names) of the newest finished run of the notebook at this absolute path
+    (what a notebook template offers, as far as anyone has seen); None when none finished."""
+    row = conn.execute(
+        "SELECT id FROM runs WHERE notebook = ? AND status = 'finished' "
+        "ORDER BY created_at DESC LIMIT 1",
+        (notebook,),
+    ).fetchone()
+    if row is None:
+        return None
+    names = conn.execute("SELECT name FROM outputs WHERE run_id = ? ORDER BY name", (row[0],))
+    return row[0], [r[0] for r in names if isinstance(r[0], str)]
+
+
 def list_runs(conn: sqlite3.Connection, **kw: Any) -> list[dict[str, Any]]:
     """The first page of `list_page` (same arguments), as a list."""
     return list_page(conn, **kw)["runs"]
