@@ -878,3 +878,29 @@ async def _assert_503_then_stop(jp_fetch, jp_serverapp, says):
     created = await refusal(jp_fetch("mlp", "api", "runs", method="POST", body="{}"))
     assert created["code"] == 503
     await jp_serverapp.web_app.settings["mlp"].stop_extension()  # no AttributeError
+
+
+async def test_runs_stored_with_wrong_shapes_still_list_show_download_and_delete(jp_fetch, store):
+    """Rows an older version (or a token before the checks) wrote: git as a list or a string,
+    env and error of the wrong shape, a heartbeat as text. Readers tolerate them."""
+    art = store.blobs.put_bytes(b"artifact")
+    seed(store, "dddd0000000a", outputs=[("a", "artifact", "{}", art, 8, "a.bin", 1.0)])
+    seed(store, "dddd0000000b")
+    with store.write() as conn:
+        conn.execute(
+            "UPDATE runs SET git = '[1, 2]', env = '\"x\"', error = '[]', heartbeat_at = 'later' "
+            "WHERE id = 'dddd0000000a'"
+        )
+        conn.execute("UPDATE runs SET git = '\"main\"', gpu = '7' WHERE id = 'dddd0000000b'")
+    assert len((await api(jp_fetch, "runs"))["runs"]) == 2
+    assert (await api(jp_fetch, "runs", "dddd0000000a"))["id"] == "dddd0000000a"
+    response = await jp_fetch("mlp", "api", "runs", "dddd0000000a", "blobs", art)
+    assert response.body == b"artifact"
+    for run_id in ("dddd0000000a", "dddd0000000b"):
+        assert (await api(jp_fetch, "runs", run_id, method="DELETE"))["deleted"] == run_id
+
+
+async def test_unknown_paths_under_the_api_are_json_404s(jp_fetch, seeded):
+    for path in (("nope",), ("runs", "abcd00000001", "nope"), ("runs", "E", "6%E1fC")):
+        info = await refusal(jp_fetch("mlp", "api", *path))
+        assert info["code"] in (400, 404) and "message" in info["body"], info

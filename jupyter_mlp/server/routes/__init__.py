@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from . import events, ingest, pipelines, runs
-from .base import MlpHandler
+from .base import MlpHandler, UnknownRouteHandler
 
 HANDLERS: list[type[MlpHandler]] = [
     *runs.HANDLERS, *pipelines.HANDLERS, *events.HANDLERS, *ingest.HANDLERS,
@@ -21,8 +21,10 @@ def methods(handler: type[MlpHandler]) -> set[str]:
 
 
 def handlers() -> list[tuple[str, type[MlpHandler]]]:
-    """(tornado pattern, handler) for every route; `{name}` in a path matches one segment."""
-    return [(r"/mlp/api" + re.sub(r"\{[^}]+\}", "([^/]+)", h.path), h) for h in HANDLERS]
+    """(tornado pattern, handler) for every route; `{name}` in a path matches one segment. Last,
+    a JSON 404 for any other path under /mlp/api."""
+    routes = [(r"/mlp/api" + re.sub(r"\{[^}]+\}", "([^/]+)", h.path), h) for h in HANDLERS]
+    return [*routes, (r"/mlp/api/(.*)", UnknownRouteHandler)]
 
 
 __all__ = ["HANDLERS", "handlers", "methods"]

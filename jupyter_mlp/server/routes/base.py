@@ -313,3 +313,15 @@ class TokenHandler(MlpHandler):
             buckets.failed(client)
             raise Refused(401, "a valid X-MLP-Run-Token for a live run is required")
         return run_id
+
+
+class UnknownRouteHandler(MlpHandler):
+    """Anything else under /mlp/api: a JSON 404 (not Jupyter's HTML page), after the login."""
+
+    path = "/{rest}"
+
+    @tornado.web.authenticated
+    def _unknown(self, *args: Any) -> None:
+        raise NotFound(f"no route {self.request.method} {self.request.path[:200]}")
+
+    get = post = put = patch = delete = _unknown
