@@ -462,3 +462,36 @@ def test_validate_catches_a_misspelt_output_before_anything_runs(store, stage_nb
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1 and "did you mean 'model'?" in done.stdout
     assert "ok" not in done.stdout.splitlines()[-1]
+
+
+def test_pipeline_run_ids_take_a_unique_prefix_like_run_ids(store):
+    import shutil
+    import subprocess
+    import sys
+
+    from jupyter_mlp.server import services
+
+    conn = store.connect()
+    spec = pipeline({"a": {"template": {"run": "0123456789ab"}}})
+    pid = P.create(conn, spec, S.version_hash(spec), None, {}, "local", {})
+    done = P.create(conn, spec, S.version_hash(spec), None, {}, "local", {})
+    P.set_status(conn, done, "running")
+    P.set_status(conn, done, "succeeded")
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+
+    def mlp(*args):
+        return subprocess.run([jupyter, "mlp", "pipeline", *args], capture_output=True,
+                              text=True, timeout=60)  # fmt: skip
+
+    shown = mlp("status", pid[:5])
+    assert shown.returncode == 0 and f"pipeline run {pid}" in shown.stdout, shown.stderr
+    assert services.pipeline_run_detail(store, pid[:4].upper())["id"] == pid
+    short = mlp("status", pid[:3])
+    assert short.returncode == 1 and "give at least 4" in short.stderr
+    ended = mlp("cancel", done[:6])
+    assert ended.returncode == 0
+    assert ended.stdout.strip() == f"pipeline run {done} already ended (succeeded); nothing to cancel"
+    cancelling = mlp("cancel", pid[:6])
+    assert cancelling.returncode == 0 and f"pipeline run {pid}: cancelling" in cancelling.stdout
+    assert P.get(conn, pid)["status"] == "cancelling"
+    assert mlp("diff", pid[:6], done[:6]).stdout.strip() == "same spec and parameters"

@@ -42,7 +42,7 @@ def add_commands(sub: Any) -> None:
     val.set_defaults(func=cmd_validate)
 
     st = psub.add_parser("status", help="each stage's state and time (the newest run by default)")
-    st.add_argument("id", nargs="?", help="pipeline run id")
+    st.add_argument("id", nargs="?", help="pipeline run id (or a unique prefix of 4+ digits)")
     st.add_argument("--format", choices=("text", "json"), default="text")
     st.set_defaults(func=cmd_status)
 
@@ -57,7 +57,7 @@ def add_commands(sub: Any) -> None:
     diff.set_defaults(func=cmd_diff)
 
     cancel = psub.add_parser("cancel", help="cancel a pipeline run and its running stages")
-    cancel.add_argument("id")
+    cancel.add_argument("id", help="pipeline run id (or a unique prefix of 4+ digits)")
     cancel.set_defaults(func=cmd_cancel)
 
 
@@ -98,19 +98,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..execution.params import ParamError, load_file, parse_assignments
-    from ..store.pipelines import PipelineRunNotFound
+    from ..store.pipelines import PipelineRunNotFound, resolve_id
     from .dag import PipelineError, cancel, run, submit
     from .spec import SpecError, identity, load
 
     store = _store(args)
     try:
+        resume = resolve_id(store.connect(), args.resume) if args.resume else None
         spec = load(args.file)
         params: dict[str, Any] = {}
         for path in args.param_files:
             params.update({k: g.value for k, g in load_file(path).items()})
         params.update({k: g.value for k, g in parse_assignments(args.params).items()})
         pid = submit(store, spec, path=identity(args.file), params=params, executor=args.executor,
-                     no_cache=args.no_cache, resume=args.resume, concurrency=args.concurrency)  # fmt: skip
+                     no_cache=args.no_cache, resume=resume, concurrency=args.concurrency)  # fmt: skip
     except (SpecError, PipelineError, ParamError, PipelineRunNotFound) as exc:
         return _fail(str(exc))
     if args.detach:
@@ -184,6 +185,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             return 0
         pid = newest[0]["id"]
     try:
+        pid = P.resolve_id(conn, pid)
         run = P.get(conn, pid)
     except P.PipelineRunNotFound as exc:
         return _fail(str(exc), 1)
@@ -220,7 +222,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     conn = _store(args).connect()
     try:
-        a, b = P.get(conn, args.a), P.get(conn, args.b)
+        a, b = (P.get(conn, P.resolve_id(conn, ref)) for ref in (args.a, args.b))
     except P.PipelineRunNotFound as exc:
         return _fail(str(exc), 1)
     lines = list(difflib.unified_diff(
@@ -234,12 +236,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    from ..store.pipelines import PipelineRunNotFound
+    from ..store import pipelines as P
     from .dag import cancel
 
+    store = _store(args)
     try:
-        cancel(_store(args), args.id)
-    except PipelineRunNotFound as exc:
+        pid = P.resolve_id(store.connect(), args.id)
+        status = P.get(store.connect(), pid)["status"]
+        if status in P.FINAL_PIPELINE:
+            print(f"pipeline run {pid} already ended ({status}); nothing to cancel")
+            return 0
+        cancel(store, pid)
+    except P.PipelineRunNotFound as exc:
         return _fail(str(exc), 1)
-    print(f"pipeline run {args.id}: cancelling")
+    print(f"pipeline run {pid}: cancelling")
     return 0

@@ -104,7 +104,7 @@ def create_remote_run(store: Store, fields: dict[str, Any]) -> dict[str, Any]:
 def pipeline_run_detail(store: Store, pipeline_run_id: str) -> dict[str, Any]:
     """A pipeline run with each stage's cell progress."""
     conn = store.connect()
-    run = pipeline_store.get(conn, pipeline_run_id)
+    run = pipeline_store.get(conn, pipeline_store.resolve_id(conn, pipeline_run_id))
     for stage in (run.get("stages") or {}).values():
         done, total = job_progress(conn, stage["run_id"]) if stage.get("run_id") else (0, None)
         stage["cells_done"], stage["cells_total"] = done, total
@@ -141,6 +141,8 @@ def start_pipeline(
 
     if request.get("path"):
         request["path"] = pipeline_identity(request["path"], root_dir)
+    if request.get("resume"):
+        request["resume"] = pipeline_store.resolve_id(app.store.connect(), request["resume"])
     pid = dag.submit(app.store, spec, params=request.pop("params", {}),
                      concurrency=app.local_concurrency, **request)  # fmt: skip
     app.start_pipeline(pid)
@@ -150,6 +152,7 @@ def start_pipeline(
 def cancel_pipeline(store: Store, pipeline_run_id: str) -> dict[str, Any]:
     from ..pipelines import dag
 
+    pipeline_run_id = pipeline_store.resolve_id(store.connect(), pipeline_run_id)
     dag.cancel(store, pipeline_run_id)
     return pipeline_store.get(store.connect(), pipeline_run_id)
 
@@ -199,8 +202,12 @@ def job_state(store: Store, run_id: str) -> dict[str, Any]:
 
 def job_report(store: Store, run_id: str, report: dict[str, Any]) -> dict[str, Any]:
     conn = store.connect()
+
+    def own_blob(digest: str) -> bool:  # the executed notebook: one this run uploaded
+        return store.blobs.exists(digest) and tokens.may_reference(conn, run_id, digest)
+
     with write(conn):
-        return apply_remote_report(conn, run_id, report, store.blobs.exists)
+        return apply_remote_report(conn, run_id, report, own_blob)
 
 
 def job_input(store: Store, run_id: str, digest: str) -> str:

@@ -51,6 +51,27 @@ def create(
     return run_id
 
 
+def resolve_id(conn: sqlite3.Connection, ref: str) -> str:
+    """A full pipeline run id, or a unique prefix of one (at least 4 hex digits), to the full id
+    (as run ids resolve: store.runs.resolve_id). PipelineRunNotFound otherwise."""
+    ref = (ref or "").strip().lower()
+    if len(ref) < 4 or any(c not in "0123456789abcdef" for c in ref):
+        raise PipelineRunNotFound(
+            f"no pipeline run {ref!r}: pipeline run ids are hex digits (give at least 4)"
+        )
+    rows = conn.execute(
+        "SELECT id FROM pipeline_runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 2",
+        (ref, ref + "g"),
+    ).fetchall()
+    if not rows:
+        raise PipelineRunNotFound(f"no pipeline run {ref!r}")
+    if len(rows) > 1:
+        raise PipelineRunNotFound(
+            f"no pipeline run {ref!r}: the prefix matches several pipeline runs, give more digits"
+        )
+    return rows[0][0]
+
+
 def get(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, Any]:
     row = conn.execute("SELECT * FROM pipeline_runs WHERE id = ?", (pipeline_run_id,)).fetchone()
     if row is None:
