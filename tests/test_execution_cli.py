@@ -79,6 +79,29 @@ def test_rerun_of_a_failing_run_exits_nonzero_and_show_has_the_lineage(store, tm
     lineage = shown.stdout.split("lineage:\n", 1)[1]
     assert f"parent    {parent}  base  (failed)" in lineage
     assert "rate: 0.5 -> 2.0" in lineage and "steps: 1 -> 9" in lineage
+    late = mlp("cancel", child["id"][:6])
+    assert late.returncode == 0, late.stderr
+    assert late.stdout.strip() == f"run {child['id']} already ended (failed); nothing to cancel"
+
+
+def test_dask_without_a_scheduler_says_what_to_configure(store, tmp_path, monkeypatch):
+    import pytest
+
+    from jupyter_mlp.execution.errors import JobError
+    from jupyter_mlp.execution.service import JobService
+
+    monkeypatch.delenv("MLP_DASK_SCHEDULER", raising=False)
+    nb = write_notebook(tmp_path / "one.ipynb", [{"id": "a", "source": "x = 1"}])
+    service = JobService(store, dispatch=False,
+                         executors={"dask": {"api_url": "http://127.0.0.1:9/mlp/api"}})  # fmt: skip
+    with pytest.raises(JobError) as info:
+        service.submit_notebook(nb, {}, executor="dask")
+    said = str(info.value)
+    for name in ("--MlpApp.dask_scheduler=tcp://HOST:PORT", "c.MlpApp.dask_scheduler",
+                 "MLP_DASK_SCHEDULER", "jupyter mlp rerun"):  # fmt: skip
+        assert name in said, said
+    assert not said.startswith("no Dask scheduler: pass --scheduler")
+    assert run_store.list_runs(store.connect()) == []  # nothing was queued
 
 
 def test_bad_parameters_exit_2_before_anything_is_queued(store, tmp_path):

@@ -131,6 +131,9 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     except JobNotFound as exc:
         print(f"jupyter mlp: run {exc.args[0]} is not a job", file=sys.stderr)
         return 1
+    if st["state"] != model.CANCELLED and st["state"] in model.FINAL_STATUSES:
+        print(f"run {st['run_id']} already ended ({st['state']}); nothing to cancel")
+        return 0
     print(f"run {st['run_id']}: {st['state']}")
     return 0 if st["state"] == model.CANCELLED else 1
 

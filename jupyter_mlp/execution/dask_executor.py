@@ -48,6 +48,16 @@ def task_key(run_id: str) -> str:
     return f"mlp-job-{run_id}"
 
 
+NO_SCHEDULER = (
+    "the dask executor has no scheduler address configured. Give the Jupyter server one: start "
+    "it with `jupyter lab --MlpApp.dask_scheduler=tcp://HOST:PORT`, or put "
+    "c.MlpApp.dask_scheduler = \"tcp://HOST:PORT\" in jupyter_server_config.py, or set the "
+    "environment variable MLP_DASK_SCHEDULER=tcp://HOST:PORT where it starts (a running server "
+    "reads these when it is restarted). From a terminal, `jupyter mlp rerun` and `jupyter mlp "
+    "run` also take --scheduler tcp://HOST:PORT"
+)
+
+
 class DaskExecutor(Executor):
     name = "dask"
 
@@ -173,10 +183,7 @@ class DaskExecutor(Executor):
                 )
         address = request.options.get("scheduler") or self.scheduler or server.get("dask_scheduler")
         if not address:
-            raise JobError(
-                "no Dask scheduler: pass --scheduler tcp://HOST:PORT, or set "
-                "c.MlpApp.dask_scheduler (or $MLP_DASK_SCHEDULER) for the server"
-            )
+            raise JobError(NO_SCHEDULER)
         request.options["scheduler"] = address
         self.client(address)  # JobError: unreachable
         if request.gpus:
