@@ -416,6 +416,10 @@ def test_a_terminal_run_is_in_the_history_the_editor_asks_for(store, tmp_path):
 
     done = mlp("run", "sub/p.mlpipe", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
+    # the progress marks are explained once, before the first progress line, and in --help
+    legend = "progress: [pipeline status] stage<mark> ... with marks . pending, q queued, > running"
+    assert done.stderr.splitlines()[1].startswith(legend), done.stderr
+    assert "+ succeeded" in " ".join(mlp("run", "--help", cwd=tmp_path).stdout.split())
     (ran,) = P.list_runs(store.connect())
     assert ran["path"] == str((sub / "p.mlpipe").resolve()) and ran["status"] == "succeeded"
     listed = mlp("runs", "p.mlpipe", cwd=sub)

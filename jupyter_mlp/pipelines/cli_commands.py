@@ -13,13 +13,19 @@ STATUS_MARK = {
     "pending": ".", "queued": "q", "running": ">", "cached": "=", "succeeded": "+",
     "failed": "x", "skipped": "-", "cancelled": "!",
 }  # fmt: skip
+LEGEND = ", ".join(f"{mark} {status}" for status, mark in STATUS_MARK.items())
 
 
 def add_commands(sub: Any) -> None:
     pipe = sub.add_parser("pipeline", help="run and inspect .mlpipe pipelines")
     psub = pipe.add_subparsers(dest="pipeline_command", required=True)
 
-    run = psub.add_parser("run", help="run a pipeline (cached, in parallel) and wait for it")
+    run = psub.add_parser(
+        "run", help="run a pipeline (cached, in parallel) and wait for it",
+        description="Run a pipeline (cached, in parallel) and wait for it. While it runs, a "
+        "progress line '[pipeline status] stage<mark> ...' shows each stage's state by a mark "
+        f"after its name ({LEGEND}); at the end, a table of the stages with times and run ids.",
+    )  # fmt: skip
     run.add_argument("file", help="a .mlpipe file")
     run.add_argument("-p", "--param", action="append", default=[], dest="params", metavar="NAME=VALUE",
                      help="a pipeline parameter (JSON when it parses as JSON, else a string)")  # fmt: skip
@@ -128,6 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         target=lambda: done.setdefault("status", run(store, pid)), daemon=True
     )
     worker.start()
+    print(f"progress: [pipeline status] stage<mark> ... with marks {LEGEND}", file=sys.stderr)
     try:
         shown = None
         while worker.is_alive():
