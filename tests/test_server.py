@@ -822,8 +822,12 @@ async def test_a_run_token_may_name_only_blobs_its_run_uploaded(jp_fetch, store)
 
 async def test_failed_token_attempts_are_rate_limited_per_client(jp_fetch, jp_serverapp, store):
     run_id, token = await _remote_run(jp_fetch)
+    from jupyter_mlp.server.routes.base import TokenBuckets
+
     app = jp_serverapp.web_app.settings["mlp"]
-    burst = int(app.token_buckets.burst)
+    assert app.token_buckets.burst == app.token_failures_burst == 20  # the configured default
+    burst = 5
+    app.token_buckets = TokenBuckets(burst, rate=1e-3)  # no refill while the test runs
     codes = [
         await status_of(
             ingest(jp_fetch, f"{run_id}.guess{i}", {"run_id": run_id, "seq": i, "batch": {}})
@@ -834,7 +838,7 @@ async def test_failed_token_attempts_are_rate_limited_per_client(jp_fetch, jp_se
     with pytest.raises(tornado.httpclient.HTTPClientError) as info:
         await ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": {}})
     assert info.value.code == 429 and int(info.value.response.headers["Retry-After"]) >= 1
-    app.token_buckets._buckets.clear()  # the budget refills with time; here at once
+    app.token_buckets = TokenBuckets(burst, rate=1e-3)  # as if time had passed
     assert json.loads(
         (await ingest(jp_fetch, token, {"run_id": run_id, "seq": 1, "batch": {}})).body
     )["applied"]
