@@ -447,15 +447,25 @@ async def test_every_route_rejects_anonymous_requests(
     jp_serverapp, http_server_client, jp_base_url, seeded
 ):
     """Like the extension template's CI check: no registered handler answers without a login
-    (or, for ingest, a run token)."""
+    (or, for ingest, a run token); a run token opens no route but the ingest ones."""
+    from jupyter_mlp.server.routes.base import TokenHandler
+    from jupyter_mlp.store import tokens
+
+    with seeded.write() as conn:
+        run_token = tokens.issue(conn, "abcd00000001")
+    seeded.connect().execute("UPDATE runs SET status = 'running' WHERE id = 'abcd00000001'")
     for pattern, handler in handlers():
         path = re.sub(r"\([^)]*\)", "abcd00000001", pattern)
         for method in sorted(m.upper() for m in methods(handler)):
             body = b"{}" if method in ("POST", "PUT", "PATCH") else None
-            response = await http_server_client.fetch(
-                jp_base_url.rstrip("/") + path, method=method, body=body, raise_error=False
-            )
-            assert response.code in (401, 403), (method, pattern, response.code)
+            for headers in ({}, {"X-MLP-Run-Token": run_token}):
+                if headers and issubclass(handler, TokenHandler):
+                    continue
+                response = await http_server_client.fetch(
+                    jp_base_url.rstrip("/") + path, method=method, body=body, headers=headers,
+                    raise_error=False,
+                )  # fmt: skip
+                assert response.code in (401, 403), (method, pattern, headers, response.code)
 
 
 async def test_writes_from_a_browser_session_need_the_xsrf_token(
