@@ -60,13 +60,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def python_type(value: Any) -> str:
-    """The type name stored beside a parameter, so reruns can give values back their type."""
-    if value is None:
-        return "None"
-    return type(value).__name__
-
-
 @dataclass
 class Job:
     """The `jobs` row beside a job's run: what to run, where, and how it went."""

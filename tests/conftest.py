@@ -198,8 +198,8 @@ def tracked_run(
 ) -> str:
     """A run as %mlp_track leaves it (snapshot blob, parameters with their types): a rerun template."""
     from jupyter_mlp import model
+    from jupyter_mlp.params import encode_value
     from jupyter_mlp.store.records import apply_batch
-    from jupyter_mlp.tracker.params import encode_value
 
     run_id = model.new_run_id()
     now = time.time()

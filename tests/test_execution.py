@@ -407,44 +407,6 @@ def test_bad_input_is_refused_before_anything_is_queued(store, tmp_path):
     assert {r["id"] for r in run_store.list_runs(store.connect())} == {good, no_snapshot}
 
 
-def test_parameters_parse_as_json_else_text(tmp_path):
-    from jupyter_mlp.execution.params import (
-        Given,
-        Known,
-        ParamError,
-        load_file,
-        parse_assignments,
-        resolve,
-    )
-
-    given = parse_assignments(
-        ["a=5", "b=0.1", "c=true", "d=[1,2]", 'e="5"', "f=hello world", "g=", "h=null"]
-    )
-    assert {k: g.value for k, g in given.items()} == {
-        "a": 5, "b": 0.1, "c": True, "d": [1, 2], "e": "5", "f": "hello world", "g": "", "h": None,
-    }  # fmt: skip
-    # typed against the template: `-p name=5` for a string param is the string "5"; ints widen to float
-    known = {"name": Known("x", "str"), "lr": Known(0.1, "float"), "flag": Known(True, "bool")}
-    assert resolve(parse_assignments(["name=5", "lr=1", "flag=False"]), known) == {
-        "name": "5",
-        "lr": 1.0,
-        "flag": False,
-    }
-    with pytest.raises(ParamError, match="expected NAME=VALUE"):
-        parse_assignments(["lr"])
-    with pytest.raises(ParamError, match="not a valid parameter name"):
-        parse_assignments(["class=1"])
-    (tmp_path / "p.yaml").write_text("lr: 0.01\nlayers: [1, 2]\n")
-    (tmp_path / "bad.json").write_text("{nope")
-    assert {k: g.value for k, g in load_file(tmp_path / "p.yaml").items()} == {
-        "lr": 0.01,
-        "layers": [1, 2],
-    }
-    with pytest.raises(ParamError, match="not valid json"):
-        load_file(tmp_path / "bad.json")
-    assert resolve({"new": Given(1)}, {}, allow_new=True) == {"new": 1}
-
-
 def test_the_mlp_papermill_engine_tracks_any_notebook(store, tmp_path):
     import papermill
 

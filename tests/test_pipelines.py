@@ -13,6 +13,7 @@ from conftest import wait_for, write_notebook
 
 from jupyter_mlp import model
 from jupyter_mlp.execution.service import JobService
+from jupyter_mlp.params import encode_value
 from jupyter_mlp.pipelines import spec as S
 from jupyter_mlp.pipelines.dag import Driver, PipelineError, cancel, submit
 from jupyter_mlp.pipelines.validate import validate
@@ -20,7 +21,6 @@ from jupyter_mlp.store import jobs as jobs_store
 from jupyter_mlp.store import pipelines as P
 from jupyter_mlp.store import runs as run_store
 from jupyter_mlp.store.records import apply_batch
-from jupyter_mlp.tracker.params import encode_value
 
 STAGE_CODE = """\
 import os, time

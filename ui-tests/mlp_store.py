@@ -20,7 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from jupyter_mlp.model import new_run_id, python_type
+from jupyter_mlp.model import new_run_id
+from jupyter_mlp.params import python_type
 from jupyter_mlp.store import Store
 from jupyter_mlp.store.records import apply_batch
 

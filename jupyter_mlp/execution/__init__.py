@@ -1,6 +1,7 @@
 """Run a notebook snapshot with parameters (papermill), as jobs on pluggable executors.
 
-params          `-p k=v` / `-P file` parsing, the parameters cell, type checks against the parent
+param_options   the parameter options (-p both forms, -r, -y, -f/-P, -b); the model is ../params.py
+param_translator papermill's Python translator, taught tuples, sets, complex and bytes
 submit          a rerun or a notebook file -> a validated JobRequest (errors before anything is queued)
 service         JobService: what the server (and the CLI) call to submit, cancel and watch jobs
 service_marker  the marker of the service running for a store on this machine

@@ -45,20 +45,15 @@ def add_commands(sub: Any) -> None:
 
 
 def _job_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE", dest="params",
-                   help="a parameter; the value is JSON when it parses as JSON (5, 0.1, true, [1,2], "
-                        '"5"), else a string')  # fmt: skip
-    p.add_argument("-P", "--param-file", action="append", default=[], metavar="FILE", dest="param_files",
-                   help="parameters from a .json or .yaml file (-p values win)")  # fmt: skip
+    from .param_options import add_options
+
+    add_options(p)  # -p (both forms), -r, -y, -f/-P, -b, --allow-new-params, --no-type-check
     p.add_argument("--executor", default="local", help="where to run: local (default) or dask")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="the Dask scheduler for --executor dask (default: the server's "
                         "c.MlpApp.dask_scheduler or $MLP_DASK_SCHEDULER)")  # fmt: skip
     p.add_argument("--kernel", help="kernel name (default: the notebook's)")
     p.add_argument("--cwd", help="working directory (default: the notebook's folder)")
-    p.add_argument(
-        "--allow-new", action="store_true", help="accept parameter names the notebook does not have"
-    )
     p.add_argument("--detach", action="store_true", help="print the run id and return at once")
 
 
@@ -72,18 +67,14 @@ def _service(args: argparse.Namespace):
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    from .params import load_file, parse_assignments
+    from .param_options import given
 
-    given: dict[str, Any] = {}
-    for path in args.param_files:
-        given.update(load_file(path))
-    given.update(parse_assignments(args.params))
-    return given
+    return dict(given(args))
 
 
 def _submit(args: argparse.Namespace, submit) -> int:
+    from ..params import ParamError
     from .errors import JobError
-    from .params import ParamError
 
     try:
         service = _service(args)
@@ -103,6 +94,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
         lambda service, params: service.submit_rerun(
             args.id, params, executor=args.executor, gpus=args.gpus, allow_new=args.allow_new,
             kernel=args.kernel, name=args.name, cwd=args.cwd, options=_options(args),
+            type_check=args.type_check,
         ),
     )  # fmt: skip
 
@@ -113,7 +105,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         lambda service, params: service.submit_notebook(
             args.notebook, params, project=args.project, name=args.name, executor=args.executor,
             gpus=args.gpus, allow_new=args.allow_new, kernel=args.kernel, cwd=args.cwd,
-            options=_options(args),
+            options=_options(args), type_check=args.type_check,
         ),
     )  # fmt: skip
 

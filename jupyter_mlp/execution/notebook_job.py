@@ -99,8 +99,10 @@ class NotebookJob(JobProcess):
         from papermill.engines import papermill_engines  # type: ignore[import-untyped]
 
         from .engine import MlpEngine
+        from .param_translator import job_parameters, register
 
         papermill_engines.register("mlp", MlpEngine)  # also when the entry point is not installed
+        register()  # tuples, sets, complex, bytes injected as what they are
         assert self.tmp is not None and self.workdir is not None
         name = Path(self.job.notebook).name if self.job.notebook else "notebook.ipynb"
         source = self.tmp / name
@@ -115,9 +117,9 @@ class NotebookJob(JobProcess):
         recorder = self.recorder
         recorder.on_total = lambda total: self.reporter.update(self.run_id, cells_total=total)
         papermill.execute_notebook(
-            str(source), str(self.output), parameters=self.job.params or None, engine_name="mlp",
-            kernel_name=self.job.kernel, mlp_cwd=str(self.workdir), progress_bar=False,
-            mlp_recorder=recorder, mlp_env=env, mlp_should_stop=self._should_stop,
+            str(source), str(self.output), parameters=job_parameters(self.job.params),
+            engine_name="mlp", kernel_name=self.job.kernel, mlp_cwd=str(self.workdir),
+            progress_bar=False, mlp_recorder=recorder, mlp_env=env, mlp_should_stop=self._should_stop,
             mlp_on_kernel=self._kernel_started,
         )  # fmt: skip
 

@@ -17,13 +17,22 @@ from typing import Any
 
 from .. import model
 from ..model import JobRequest
+from ..params import (
+    Given,
+    Known,
+    ParamError,
+    as_given,
+    decode,
+    encode_value,
+    notebook_parameters,
+    resolve,
+    to_json,
+)
 from ..store import runs as run_store
 from ..store.blobs import BlobNotFound, Blobs
 from ..store.jobs import get_job
 from ..store.templates import param_rows, template_run
-from ..tracker.params import encode_value
 from .errors import JobError
-from .params import Given, Known, ParamError, as_given, notebook_parameters, resolve
 
 _KERNELS_TTL_S = 30.0
 _kernels_lock = threading.Lock()
@@ -72,12 +81,17 @@ def notebook_kernel(nb: dict[str, Any]) -> str | None:
 
 
 def _new_values(
-    given: dict[str, Given], known: dict[str, Known], allow_new: bool
+    given: dict[str, Given], known: dict[str, Known], allow_new: bool, type_check: bool = True
 ) -> dict[str, Any]:
     try:
-        return resolve(given, known, allow_new)
+        return resolve(given, known, allow_new, type_check)
     except ParamError as exc:
         raise JobError(str(exc)) from None
+
+
+def _injectable(values: dict[str, Any]) -> dict[str, Any]:
+    """What the job row keeps for papermill to inject: JSON, tuples and sets tagged."""
+    return {k: to_json(v) for k, v in values.items()}
 
 
 def _encoded(name: str, value: Any) -> tuple[str, str]:
@@ -115,6 +129,7 @@ def prepare_rerun(
     kind: str = model.JOB,
     pipeline_run_id: str | None = None,
     stage: str | None = None,
+    type_check: bool = True,
 ) -> JobRequest:
     """A rerun of run `ref` (an id or a unique prefix) with `params` overriding its parameters.
     gpus=None: as many as the parent saw."""
@@ -134,10 +149,12 @@ def prepare_rerun(
 
     cell_params = notebook_parameters(nb)
     stored = param_rows(conn, run_id)
-    known: dict[str, Known] = {r["key"]: Known(json.loads(r["value"]), r["type"]) for r in stored}
+    known: dict[str, Known] = {
+        r["key"]: Known(decode(r["value"], r["type"]), r["type"]) for r in stored
+    }
     for key, k in cell_params.items():
         known.setdefault(key, k)
-    new = _new_values(as_given(params), known, allow_new)
+    new = _new_values(as_given(params), known, allow_new, type_check)
 
     # What papermill injects: the parent's values of the names the notebook takes as parameters
     # (its parameters cell, and what the parent job itself injected), then the new values.
@@ -159,7 +176,8 @@ def prepare_rerun(
     tags = json.loads(parent["tags"]) if parent["tags"] else []
     return JobRequest(
         executor=executor, kernel=kernel, snapshot=parent["snapshot"], notebook=parent["notebook"],
-        params=inject, param_rows=rows, project=parent["project"], name=name or parent["name"],
+        params=_injectable(inject), param_rows=rows, project=parent["project"],
+        name=name or parent["name"],
         parent_id=run_id, kind=kind, pipeline_run_id=pipeline_run_id, stage=stage,
         gpus=_gpu_count(parent["gpu"]) if gpus is None else _check_gpus(gpus), cwd=cwd,
         options=dict(options or {}), tags=tags,
@@ -182,6 +200,7 @@ def prepare_notebook(
     kind: str = model.JOB,
     pipeline_run_id: str | None = None,
     stage: str | None = None,
+    type_check: bool = True,
 ) -> JobRequest:
     """A job from a notebook file: its bytes now become the snapshot (later edits do not count)."""
     source = Path(path).expanduser()
@@ -190,8 +209,10 @@ def prepare_notebook(
     except OSError as exc:
         raise JobError(f"cannot read notebook {str(path)!r}: {exc.strerror or exc}") from None
     nb = read_notebook(data, f"{str(path)!r}")
-    cell_params = notebook_parameters(nb)
-    new = _new_values(as_given(params), cell_params, allow_new)
+    # Nothing new: papermill leaves an injected-parameters cell alone, so its values are the
+    # run's. Something new: papermill replaces that cell, so the parameters cell's are.
+    cell_params = notebook_parameters(nb, injected=not params)
+    new = _new_values(as_given(params), cell_params, allow_new, type_check)
     kernel = check_kernel(kernel or notebook_kernel(nb) or "python3")
     rows: list[tuple[str, str, str, str]] = []
     for key, k in cell_params.items():
@@ -202,7 +223,7 @@ def prepare_notebook(
     snapshot = blobs.put_bytes(data)
     return JobRequest(
         executor=executor, kernel=kernel, snapshot=snapshot, notebook=str(source.resolve()),
-        params=new, param_rows=rows, project=project or model.DEFAULT_PROJECT,
+        params=_injectable(new), param_rows=rows, project=project or model.DEFAULT_PROJECT,
         name=name or source.stem, gpus=_check_gpus(gpus or 0), cwd=cwd, options=dict(options or {}),
         kind=kind, pipeline_run_id=pipeline_run_id, stage=stage,
     )  # fmt: skip

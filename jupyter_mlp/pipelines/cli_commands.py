@@ -27,11 +27,9 @@ def add_commands(sub: Any) -> None:
         f"after its name ({LEGEND}); at the end, a table of the stages with times and run ids.",
     )  # fmt: skip
     run.add_argument("file", help="a .mlpipe file")
-    run.add_argument("-p", "--param", action="append", default=[], dest="params", metavar="NAME=VALUE",
-                     help="a pipeline parameter (JSON when it parses as JSON, else a string)")  # fmt: skip
-    run.add_argument(
-        "-P", "--param-file", action="append", default=[], dest="param_files", metavar="FILE"
-    )
+    from ..execution.param_options import add_options
+
+    add_options(run, checks=False, what="pipeline parameter")  # -p (both forms), -r, -y, -f/-P, -b
     run.add_argument("--executor", default="local", help="where stages run (default: local)")
     run.add_argument(
         "--concurrency", type=int, help="stages at once on the local executor (default 2)"
@@ -103,7 +101,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..execution.params import ParamError, load_file, parse_assignments
+    from ..execution.param_options import json_values
+    from ..params import ParamError
     from ..store.pipelines import PipelineRunNotFound, resolve_id
     from .dag import PipelineError, cancel, run, submit
     from .spec import SpecError, identity, load
@@ -112,10 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         resume = resolve_id(store.connect(), args.resume) if args.resume else None
         spec = load(args.file)
-        params: dict[str, Any] = {}
-        for path in args.param_files:
-            params.update({k: g.value for k, g in load_file(path).items()})
-        params.update({k: g.value for k, g in parse_assignments(args.params).items()})
+        params: dict[str, Any] = json_values(args)
         pid = submit(store, spec, path=identity(args.file), params=params, executor=args.executor,
                      no_cache=args.no_cache, resume=resume, concurrency=args.concurrency)  # fmt: skip
     except (SpecError, PipelineError, ParamError, PipelineRunNotFound) as exc:

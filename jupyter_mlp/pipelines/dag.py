@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..execution.errors import JobError
-from ..execution.params import ParamError
 from ..model import CANCELLED, FAILED, FINISHED, INTERRUPTED, LOST, QUEUED, RUNNING
+from ..params import ParamError
 from ..store import pipelines as P
 from ..store.blobs import BlobNotFound
 from ..store.templates import output_row

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..execution.params import Given, ParamError, fit, notebook_parameters
 from ..model import is_run_id
+from ..params import Given, ParamError, fit, notebook_parameters
 from ..store.blobs import BlobNotFound, Blobs
 from ..store.templates import output_rows, param_rows, template_run
 from . import spec as S

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import model, records
+from ..params import INJECTED_HEADER, assigned_names, capture, encode_value
 from ..records import INT64_MAX, INT64_MIN
 from . import environment
-from .params import INJECTED_HEADER, assigned_names, capture, encode_value
 
 FLUSH_S = 0.05
 RETRY_S = 2.0

@@ -21,8 +21,8 @@ from tornado.ioloop import IOLoop
 
 from ... import records
 from ...execution.errors import JobError
-from ...execution.params import ParamError
 from ...model import json_safe
+from ...params import ParamError
 from ...pipelines.dag import PipelineError
 from ...pipelines.spec import SpecError
 from ...records import RecordError
