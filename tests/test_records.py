@@ -477,3 +477,25 @@ def test_any_ingest_body_is_applied_or_refused_never_an_error(batch_store, seq, 
     assert run["status"] in records.STATUSES and isinstance(run["tags"], list)
     run_store.list_runs(conn, limit=5)
     run_store.mark_lost(conn, 60)
+
+
+def test_a_running_job_is_never_marked_lost_by_heartbeats(store):
+    """A job's run belongs to its job: its executor watches the process or the Dask task. A cell
+    that stays silent on a worker (no tracker heartbeats) must not turn the run `lost`; once the
+    job has ended, the reconciler has nothing to say either way."""
+    from jupyter_mlp.model import JobRequest
+    from jupyter_mlp.store import jobs
+
+    conn = store.connect()
+    stale = time.time() - 3600
+    with write(conn):
+        run_id = jobs.enqueue(
+            conn,
+            JobRequest(executor="dask", kernel="python3", snapshot="0" * 64, notebook=None,
+                       params={}, param_rows=[], project="p", name="long-cell"),
+        )  # fmt: skip
+        jobs.transition(conn, run_id, "running", now=stale)
+        apply_batch(conn, run_id, {"run": {"heartbeat_at": stale}})
+        tokens.issue(conn, run_id)  # a Dask job reports with a token
+    assert run_store.mark_lost(conn, 60) == []
+    assert run_store.get_run(conn, run_id)["status"] == "running"

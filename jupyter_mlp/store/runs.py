@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import FINAL_STATUSES, LOST, RUNNING
+from ..model import FINAL_STATUSES, LOST, QUEUED, RUNNING
 from ..records import (
     RUN_JSON_FIELDS,
     RUN_TIME_FIELDS,
@@ -357,8 +357,11 @@ def mark_lost(
     lost: list[tuple[str, str]] = []
     for run_id, run_host, raw_pid, raw_beat, has_token, raw_start in conn.execute(
         "SELECT id, host, pid, heartbeat_at, EXISTS (SELECT 1 FROM run_tokens t "
-        "WHERE t.run_id = runs.id), COALESCE(started_at, created_at) FROM runs WHERE status = ?",
-        (RUNNING,),
+        "WHERE t.run_id = runs.id), COALESCE(started_at, created_at) FROM runs WHERE status = ? "
+        # A job's run belongs to its job: the executor watches the job's process or task and
+        # ends the run (a silent cell on a Dask worker sends no heartbeat and is not lost).
+        "AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.run_id = runs.id AND j.state IN (?, ?))",
+        (RUNNING, QUEUED, RUNNING),
     ).fetchall():
         pid, beat = read_int(raw_pid), read_number(raw_beat)
         here = run_host == host and pid is not None and 0 < pid < 2**31
@@ -380,7 +383,7 @@ def mark_lost(
     with write(conn):
         if expired:
             tokens.expire(conn, now)
-        for run_id, reason in lost:
+        for run_id, reason in lost:  # the RUN table's running -> lost, guarded by the WHERE
             cur = conn.execute(
                 "UPDATE runs SET status = ?, error = ?, ended_at = CASE WHEN typeof(heartbeat_at) "
                 "IN ('integer', 'real') THEN heartbeat_at ELSE ? END WHERE id = ? AND status = ?",

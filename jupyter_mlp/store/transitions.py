@@ -2,7 +2,8 @@
 that says which status may follow which. Every status column is written through one function
 that consults its table and refuses a move the table does not allow:
 
-    runs             records.apply_batch (guard_run_fields)   and jobs.transition for a job's run
+    runs             records.apply_batch (guard_run_fields), jobs.transition for a job's run,
+                     runs.mark_lost (running -> lost, only for runs no live job owns)
     jobs             jobs.transition
     pipeline_stages  pipelines.set_stage
     pipeline_runs    pipelines.set_status
