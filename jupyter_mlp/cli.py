@@ -170,10 +170,14 @@ def runs_show(args: argparse.Namespace) -> int:
             _show_gpu(gpu, out)
         except (AttributeError, TypeError, ValueError, KeyError):
             out("  gpu       (the stored GPU record is unreadable)\n")
+    types = {p["key"]: p["type"] for p in runs.run_part(conn, run["id"], "params")}
     for title, items in (("params", run["params"]), ("metrics (latest)", run["metrics"])):
         out(f"\n{title}:\n")
-        for k, v in items.items():
-            out(f"  {_t(k)} = {_value(v)}\n")
+        shown = [f"{_t(k)} = {_value(v)}" for k, v in items.items()]
+        width = max(map(len, shown), default=0)
+        for k, line in zip(items, shown):
+            typed = title == "params" and types.get(k)  # the Python type the value was stored with
+            out(f"  {line.ljust(width)}  {_t(typed)}\n" if typed else f"  {line}\n")
         if not items:
             out("  (none)\n")
     out("\noutputs:\n")

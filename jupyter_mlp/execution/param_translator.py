@@ -9,9 +9,10 @@ byte for byte papermill's. papermill is imported on first use, never by the kern
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from ..params import from_json, literal
+from ..params import encode, from_json, literal, needs_literal
 
 _TRANSLATOR: Any = None
 _LITERAL_TYPES = (tuple, set, frozenset, complex, bytes, bytearray)
@@ -25,6 +26,8 @@ def translator() -> Any:
         class MlpPythonTranslator(PythonTranslator):  # type: ignore[misc]
             @classmethod
             def translate(cls, val: Any) -> str:
+                if isinstance(val, _Marked):
+                    return literal(val.value, cls.translate)
                 if isinstance(val, _LITERAL_TYPES) or (
                     isinstance(val, dict) and any(type(k) is not str for k in val)
                 ):
@@ -43,7 +46,35 @@ def register() -> None:
 
 
 def job_parameters(params: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A job's stored parameters (jupyter_mlp.params `to_json` form) as the values to inject."""
+    """A job's stored parameters (jupyter_mlp.params `to_json` form) as the values to inject.
+    papermill also writes them into the notebook's metadata as JSON, so a value JSON lacks goes
+    in as its stored JSON (a tuple as a list) that remembers the value it stands for."""
     if not params:
         return None
-    return {k: from_json(v) for k, v in params.items()}
+    return {k: _marked(from_json(v)) for k, v in params.items()}
+
+
+class _Marked:
+    value: Any
+
+
+class _MarkedList(list, _Marked):  # type: ignore[type-arg]
+    pass
+
+
+class _MarkedDict(dict, _Marked):  # type: ignore[type-arg]
+    pass
+
+
+class _MarkedStr(str, _Marked):
+    pass
+
+
+def _marked(value: Any) -> Any:
+    if not needs_literal(value):
+        return value
+    data = json.loads(encode(value)[0])
+    cls = {list: _MarkedList, dict: _MarkedDict, str: _MarkedStr}[type(data)]
+    marked = cls(data)
+    marked.value = value
+    return marked
