@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -38,7 +39,7 @@ def __getattr__(name: str) -> Any:
 class Store:
     """The home folder: `mlp.sqlite` + `blobs/`. One connection per thread."""
 
-    def __init__(self, home: str | os.PathLike | None = None) -> None:
+    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
         self.home: Path = db.home_dir(home)
         self.path = self.home / "mlp.sqlite"
         self.blobs = Blobs(self.home / "blobs")
@@ -67,7 +68,7 @@ class Store:
             self._local.conn = conn
         return conn
 
-    def write(self):
+    def write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """`with store.write() as conn:` one IMMEDIATE transaction."""
         return db.write(self.connect())
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from ..model import BLOB_HASH_RE
 
@@ -40,7 +43,7 @@ class Blobs:
             self._commit(target, lambda f: f.write(data))
         return digest
 
-    def put_file(self, source: str | os.PathLike) -> tuple[str, int]:
+    def put_file(self, source: str | os.PathLike[str]) -> tuple[str, int]:
         """Copy a file in while hashing it; returns (hash, size)."""
         self.root.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
@@ -71,7 +74,7 @@ class Blobs:
         except FileNotFoundError:
             raise BlobNotFound(digest) from None
 
-    def copy_to(self, digest: str, dest: str | os.PathLike) -> None:
+    def copy_to(self, digest: str, dest: str | os.PathLike[str]) -> None:
         try:
             shutil.copyfile(self.path(digest), dest)
         except FileNotFoundError:
@@ -81,7 +84,7 @@ class Blobs:
         with _suppress():
             self.path(digest).unlink()
 
-    def _commit(self, target: Path, write) -> None:
+    def _commit(self, target: Path, write: Callable[[IO[bytes]], object]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
@@ -94,7 +97,5 @@ class Blobs:
             raise
 
 
-def _suppress():
-    import contextlib
-
+def _suppress() -> contextlib.suppress:
     return contextlib.suppress(OSError, BlobNotFound)

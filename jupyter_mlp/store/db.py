@@ -17,14 +17,14 @@ class StoreUnavailable(RuntimeError):
     or its schema is newer than this code. Nothing is written into it. `path` is the file,
     `advice` what to do; str() is one line saying both. The server answers 503 with it."""
 
-    def __init__(self, path: str | os.PathLike, problem: str, advice: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], problem: str, advice: str) -> None:
         self.path = str(path)
         self.problem = problem
         self.advice = advice
         super().__init__(f"the store {self.path} {problem}; {advice}")
 
 
-def home_dir(home: str | os.PathLike | None = None) -> Path:
+def home_dir(home: str | os.PathLike[str] | None = None) -> Path:
     """$MLP_HOME, else `<jupyter data dir>/mlp`."""
     if home:
         return Path(home)
@@ -36,7 +36,7 @@ def home_dir(home: str | os.PathLike | None = None) -> Path:
     return Path(jupyter_data_dir()) / "mlp"
 
 
-def connect(path: str | os.PathLike) -> sqlite3.Connection:
+def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """A connection in autocommit mode; writes go through `write()` for an explicit IMMEDIATE
     transaction (a deferred one can fail with SQLITE_BUSY on upgrade without waiting)."""
     conn = sqlite3.connect(

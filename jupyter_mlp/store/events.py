@@ -32,4 +32,5 @@ def after(conn: sqlite3.Connection, event_id: int, limit: int = 1000) -> list[di
 
 
 def last_id(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+    last: int = conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()[0]
+    return last

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from typing import Any
 
 _COLUMNS = (
     "gpu",
@@ -28,7 +29,7 @@ _COLUMNS = (
 )
 
 
-def insert_samples(conn: sqlite3.Connection, run_id: str, samples: Iterable[tuple]) -> None:
+def insert_samples(conn: sqlite3.Connection, run_id: str, samples: Iterable[tuple[Any, ...]]) -> None:
     """Store samples as GpuSampler.drain() yields them:
     (gpu, time, util, mem_used, proc_mem, power_w, temp_c, sm_clock_mhz, energy_j or None)."""
     conn.executemany(
@@ -90,7 +91,7 @@ def series(
     run_id: str,
     gpu: int | None = None,
     since: float | None = None,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Samples and buckets of a run, by GPU then time; ``since`` keeps rows that end after it."""
     where = ["run_id = ?"]
     args: list[object] = [run_id]

@@ -69,7 +69,8 @@ def resolve_id(conn: sqlite3.Connection, ref: str) -> str:
         raise PipelineRunNotFound(
             f"no pipeline run {ref!r}: the prefix matches several pipeline runs, give more digits"
         )
-    return rows[0][0]
+    full: str = rows[0][0]
+    return full
 
 
 def get(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, Any]:
@@ -118,7 +119,7 @@ def set_status(
     conn: sqlite3.Connection,
     pipeline_run_id: str,
     status: str,
-    error: dict | None = None,
+    error: dict[str, Any] | None = None,
     **fields: Any,
 ) -> bool:
     """Move a pipeline run to `status` (with pid, host, ...); False, writing nothing, when the

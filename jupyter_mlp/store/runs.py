@@ -70,7 +70,8 @@ def resolve_id(conn: sqlite3.Connection, ref: str) -> str:
         raise RunNotFound(ref)
     if len(rows) > 1:
         raise RunNotFound(ref, ": the prefix matches several runs, give more digits")
-    return rows[0][0]
+    full: str = rows[0][0]
+    return full
 
 
 @dataclass
@@ -286,7 +287,8 @@ def notebook_outputs(conn: sqlite3.Connection, notebook: str) -> tuple[str, list
 
 def list_runs(conn: sqlite3.Connection, **kw: Any) -> list[dict[str, Any]]:
     """The first page of `list_page` (same arguments), as a list."""
-    return list_page(conn, **kw)["runs"]
+    runs: list[dict[str, Any]] = list_page(conn, **kw)["runs"]
+    return runs
 
 
 def get_run(conn: sqlite3.Connection, ref: str, with_cells: bool = True) -> dict[str, Any]:
@@ -365,7 +367,7 @@ def mark_lost(
     ).fetchall():
         pid, beat = read_int(raw_pid), read_number(raw_beat)
         here = run_host == host and pid is not None and 0 < pid < 2**31
-        alive = here and _same_process(pid, read_number(raw_start))
+        alive = here and pid is not None and _same_process(pid, read_number(raw_start))
         if here and not alive:
             lost.append((run_id, f"the kernel process {pid} ended without finishing the run"))
         elif beat is None and raw_beat is not None:

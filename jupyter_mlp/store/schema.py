@@ -246,7 +246,7 @@ def _statements(script: str) -> list[str]:
 
 def migrate(conn: sqlite3.Connection) -> int:
     """Bring the store to SCHEMA_VERSION; safe when several processes open it at once."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version == SCHEMA_VERSION:
         return version
     if version > SCHEMA_VERSION:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 
 from . import gpu as gpu_store
@@ -67,18 +68,18 @@ def gpu(
     return result
 
 
-def _mean(values: list) -> float | None:
+def _mean(values: list[Any]) -> float | None:
     vals = [v for v in values if v is not None]
     return sum(vals) / len(vals) if vals else None
 
 
-def _extreme(values: list, fn) -> float | None:
+def _extreme(values: list[Any], fn: Callable[[list[Any]], Any]) -> float | None:
     vals = [v for v in values if v is not None]
     return fn(vals) if vals else None
 
 
 def _merge_gpu(chunk: list[dict[str, Any]]) -> dict[str, Any]:
-    def col(name: str) -> list:
+    def col(name: str) -> list[Any]:
         return [c.get(name) for c in chunk]
 
     return {

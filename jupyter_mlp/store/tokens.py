@@ -70,7 +70,7 @@ def run_of(conn: sqlite3.Connection, token: str | None, now: float | None = None
         last = max(_number(row[3]) or 0.0, _number(row[4]) or 0.0, issued)
         if last < now - ttl:
             return None
-    return row[0]
+    return run_id  # the token's run, as the row says (checked above)
 
 
 def _number(value: object) -> float | None:
