@@ -552,8 +552,20 @@ def gpu_sample(row: Any, field: str = "gpu") -> tuple:
     )
 
 
-ROW_CHECKS = {"params": param_row, "cells": cell_row, "outputs": output_row, "gpu": gpu_sample}
-BATCH_KEYS = ("run", "heartbeat", "params", "metrics", "cells", "outputs", "gpu", "compact_gpu")
+def cell_gpu_row(row: Any, field: str = "cell_gpu") -> tuple:
+    """(seq, figures): the GPU figures of one cell of a job's run, which a tracker inside the job
+    measures while the engine owns the cell row itself."""
+    seq, figures = _row(row, field, 2)
+    return integer(seq, f"{field}.seq", 0), json_object(figures, f"{field}.gpu", 200_000)
+
+
+ROW_CHECKS = {
+    "params": param_row, "cells": cell_row, "outputs": output_row, "gpu": gpu_sample,
+    "cell_gpu": cell_gpu_row,
+}  # fmt: skip
+BATCH_KEYS = (
+    "run", "heartbeat", "params", "metrics", "cells", "outputs", "gpu", "compact_gpu", "cell_gpu",
+)  # fmt: skip
 
 
 def check_metrics(

@@ -234,6 +234,36 @@ def test_the_tracker_inside_a_job_writes_no_status_snapshot_or_cell(store, servi
     assert [c["status"] for c in run["cells"]] == ["ok"] * 6 and run["metrics"] == {"acc": 0.9}
 
 
+def test_a_job_keeps_the_gpu_figures_of_each_cell(store, service, tmp_path, monkeypatch):
+    """The engine owns a job's cell rows; a tracker inside adds the GPU figures of each cell
+    (NVML faked at the `pynvml` boundary), and the engine's final row for the cell keeps them."""
+    from conftest import FAKE_NVML
+
+    script = tmp_path / "nvml.json"
+    script.write_text(json.dumps({
+        "driver": "550.54.15", "cuda": 12040,
+        "devices": [{"uuid": "GPU-aaaaaaaa-0000-0000-0000-000000000000", "name": "Fake H100",
+                     "memory_total": 80e9, "energy_counter": True}],
+        "readings": {"util": 80, "mem_used": 9e9, "power": 250.0, "temp": 40, "sm_clock": 1410},
+        "processes": [],
+    }))  # fmt: skip
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(FAKE_NVML), os.environ.get("PYTHONPATH")]))
+    )
+    monkeypatch.setenv("MLP_FAKE_NVML", str(script))
+    monkeypatch.setenv("MLP_GPUS", "GPU-aaaaaaaa-0000-0000-0000-000000000000")
+    nb = write_notebook(tmp_path / "gpu.ipynb", [
+        {"id": "p", "source": "x = 1", "tags": ["parameters"]},
+        {"id": "load", "source": "%load_ext jupyter_mlp\n%mlp_track --gpu-interval 0.1"},
+        {"id": "busy", "source": "import time\ntime.sleep(0.6)"},
+    ])  # fmt: skip
+    run = wait_final(store, service().submit_notebook(nb, {"x": 2}, gpus=1))
+    assert run["status"] == "finished", run["error"]
+    busy = next(c for c in run["cells"] if c["cell_id"] == "busy")
+    assert busy["status"] == "ok" and busy["duration"] >= 0.5  # the engine's row ...
+    assert busy["gpu"] and busy["gpu"]["0"]["util_mean"] == pytest.approx(80, abs=1)  # + figures
+
+
 def test_in_a_job_the_api_works_without_the_magic(store, service, tmp_path):
     nb = write_notebook(tmp_path / "plain.ipynb", [
         {"id": "p", "source": "x = 1", "tags": ["parameters"]},

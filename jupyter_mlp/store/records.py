@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import Any
 
 from ..model import DEFAULT_PROJECT, FINAL_STATUSES, LOST
+from .. import records
 from ..records import (
     TIME_MAX,
     TIME_MIN,
@@ -41,7 +42,7 @@ REMOTE_RUN_COLUMNS = {
 }  # fmt: skip
 JOB_OWNED = {"status", "started_at", "ended_at", "pid", "heartbeat_at", "error"}
 REMOTE_STATUSES = {"running", "finished", "failed", "interrupted"}
-BATCH_KEYS = {"run", "heartbeat", "params", "metrics", "cells", "outputs", "gpu", "compact_gpu"}
+BATCH_KEYS = set(records.BATCH_KEYS)
 
 
 def text_hash(text: str) -> str:
@@ -215,6 +216,18 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
             events.append(
                 conn, run_id, "cells", {"count": len(cells), "last_seq": cells[-1][0]}, now
             )
+
+    cell_gpu = batch.get("cell_gpu")
+    if cell_gpu:  # figures only: the row (status, times) stays the engine's
+
+        def write_cell_gpu(rows: list) -> None:
+            conn.executemany(
+                "UPDATE cells SET gpu = ? WHERE run_id = ? AND seq = ?",
+                [(json.dumps(figures), run_id, seq) for seq, figures in rows],
+            )
+
+        if _section(conn, "cell_gpu", cell_gpu, write_cell_gpu, errors):
+            events.append(conn, run_id, "cells", {"gpu": len(cell_gpu)}, now)
 
     outputs = batch.get("outputs")
     if outputs:
@@ -459,8 +472,13 @@ def write_cells(conn: sqlite3.Connection, run_id: str, cells: list) -> None:
         ))  # fmt: skip
     conn.executemany("INSERT OR IGNORE INTO texts (hash, text) VALUES (?, ?)", texts.items())
     conn.executemany(
-        "INSERT OR REPLACE INTO cells (run_id, seq, cell_id, execution_count, source, started_at, "
-        "duration, status, error, gpu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO cells (run_id, seq, cell_id, execution_count, source, started_at, duration, "
+        "status, error, gpu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, seq) DO "
+        "UPDATE SET cell_id = excluded.cell_id, execution_count = excluded.execution_count, "
+        "source = excluded.source, started_at = excluded.started_at, duration = excluded.duration, "
+        "status = excluded.status, error = excluded.error, "
+        # a job's engine rewrites its cell at the end; the figures a tracker inside sent stay
+        "gpu = COALESCE(excluded.gpu, cells.gpu)",
         rows,
     )
 

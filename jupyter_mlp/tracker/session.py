@@ -78,6 +78,7 @@ class RunSession:
 
         self._sink = sink
         self._cells: deque = deque()
+        self._cell_gpu: deque = deque()  # in a job: (seq, start, duration) of ended cells
         self._metrics: deque = deque()
         self._params: deque = deque()
         self._run_updates: dict[str, Any] = {}
@@ -287,6 +288,8 @@ class RunSession:
                     seq, info.cell_id, result.execution_count, info.raw_cell,
                     pending[0], duration, status, error,
                 ))  # fmt: skip
+            elif self.gpu is not None:  # ... and this tracker adds only their GPU figures
+                self._cell_gpu.append((seq, pending[0], duration))
             if status == model.CELL_OK and self._is_parameters_cell(info):
                 self._capture_parameters(info.raw_cell, "parameters")
             self._dirty = True
@@ -509,6 +512,11 @@ class RunSession:
                 (*c, gpu.cell_figures(c[4], c[4] + c[5]) if gpu is not None else None)
                 for c in cells
             ]
+        ended = _pop_all(self._cell_gpu)
+        if ended and self.gpu is not None:
+            gpu = self.gpu
+            figures = [(seq, gpu.cell_figures(t, t + took)) for seq, t, took in ended]
+            batch["cell_gpu"] = [(seq, f) for seq, f in figures if f]
         metrics = _pop_all(self._metrics)
         if metrics:
             batch["metrics"] = metrics
