@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from operator import itemgetter
 from typing import Any
 
-from ..model import DEFAULT_PROJECT, FINAL_STATUSES, LOST
 from .. import records
+from ..model import DEFAULT_PROJECT, FINAL_STATUSES, LOST
 from ..records import (
     TIME_MAX,
     TIME_MIN,
