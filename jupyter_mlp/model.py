@@ -175,7 +175,7 @@ class Cell:
     error: dict[str, Any] | None = None  # {ename, evalue, traceback}
     gpu: dict[str, Any] | None = None  # per-GPU figures of this cell
 
-    def as_row(self) -> tuple:
+    def as_row(self) -> tuple[Any, ...]:
         """The batch shape (store.records.apply_batch `cells`)."""
         return (self.seq, self.cell_id, self.execution_count, self.source, self.started_at,
                 self.duration, self.status, self.error, self.gpu)  # fmt: skip
