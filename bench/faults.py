@@ -621,6 +621,7 @@ def fuzz(n: int) -> dict:
         return {"fuzz_skipped": "bench/fuzz_server.py is not there yet"}
     spec = importlib.util.spec_from_file_location("bench_fuzz_server", path)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  # its dataclasses look it up
     try:
         spec.loader.exec_module(module)  # type: ignore[union-attr]
         return dict(module.run(n))
