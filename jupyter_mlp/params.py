@@ -630,7 +630,7 @@ def tagged_cell(nb: dict[str, Any], tag: str) -> dict[str, Any] | None:
         meta = cell.get("metadata") if isinstance(cell, dict) else None
         tags = meta.get("tags") if isinstance(meta, dict) else None
         if isinstance(tags, list) and tag in tags:
-            return cell
+            return cell if isinstance(cell, dict) else None
     return None
 
 
@@ -660,7 +660,9 @@ def notebook_parameters(nb: dict[str, Any], injected: bool = True) -> dict[str, 
     return found
 
 
-def capture(namespace: dict[str, Any], names: list[str], source: str) -> list[tuple]:
+def capture(
+    namespace: dict[str, Any], names: list[str], source: str
+) -> list[tuple[str, str, str, str]]:
     """Param rows (name, JSON, type, source) for the names whose values can be kept; others
     (modules, arrays, objects) are left out."""
     rows = []

@@ -74,7 +74,7 @@ def _marked(value: Any) -> Any:
     if not needs_literal(value):
         return value
     data = json.loads(encode(value)[0])
-    cls = {list: _MarkedList, dict: _MarkedDict, str: _MarkedStr}[type(data)]
-    marked = cls(data)
+    kinds: dict[type, type] = {list: _MarkedList, dict: _MarkedDict, str: _MarkedStr}
+    marked = kinds[type(data)](data)
     marked.value = value
     return marked
