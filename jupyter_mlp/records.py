@@ -11,7 +11,10 @@ A check raises `RecordError(field, message)`; callers refuse that record alone a
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 # --- bounds: one size limit per field, whatever the route ---------------------------------------
 INT64_MIN = -(2**63)
@@ -109,16 +112,18 @@ def integer(value: Any, field: str, lo: int = INT64_MIN, hi: int = INT64_MAX) ->
         raise RecordError(field, "must be an integer, not a bool")
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
-    if not isinstance(value, int):
+    if isinstance(value, int):
+        n = value
+    else:
         try:  # numpy integers and friends
             import operator
 
-            value = operator.index(value)
+            n = operator.index(value)
         except TypeError:
             raise RecordError(field, f"must be an integer, not {type(value).__name__}") from None
-    if not lo <= value <= hi:
-        raise RecordError(field, f"{value} is outside [{lo}, {hi}]")
-    return value
+    if not lo <= n <= hi:
+        raise RecordError(field, f"{n} is outside [{lo}, {hi}]")
+    return n
 
 
 def number(value: Any, field: str, lo: float = -math.inf, hi: float = math.inf,
@@ -132,16 +137,16 @@ def number(value: Any, field: str, lo: float = -math.inf, hi: float = math.inf,
         if isinstance(value, bool):
             raise RecordError(field, "must be a number, not a bool")
     try:
-        value = float(value)
+        f = float(value)
     except OverflowError:
         raise RecordError(field, "is too large for a float") from None
-    if math.isnan(value) or math.isinf(value):
+    if math.isnan(f) or math.isinf(f):
         if finite:
-            raise RecordError(field, f"must be a finite number, not {value}")
-        return value
-    if not lo <= value <= hi:
-        raise RecordError(field, f"{value} is outside [{lo}, {hi}]")
-    return value
+            raise RecordError(field, f"must be a finite number, not {f}")
+        return f
+    if not lo <= f <= hi:
+        raise RecordError(field, f"{f} is outside [{lo}, {hi}]")
+    return f
 
 
 def timestamp(value: Any, field: str) -> float:
@@ -212,7 +217,8 @@ def json_value(value: Any, field: str, max_bytes: int = JSON_BYTES_MAX) -> Any:
 def json_object(value: Any, field: str, max_bytes: int = JSON_BYTES_MAX) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise RecordError(field, f"must be an object, not {type(value).__name__}")
-    return json_value(value, field, max_bytes)
+    json_value(value, field, max_bytes)  # checks it and gives it back as it is
+    return value
 
 
 def run_id(value: Any, field: str = "run_id") -> str:
@@ -275,7 +281,7 @@ CELL_ID_MAX = 200
 PID_MAX = 2**32
 
 
-def _opt(check):
+def _opt(check: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
     def optional(value: Any, field: str) -> Any:
         return None if value is None else check(value, field)
 
@@ -437,7 +443,7 @@ def _row(value: Any, field: str, width: int) -> Any:
     return value
 
 
-def metric_point(point: Any, field: str = "metric") -> tuple:
+def metric_point(point: Any, field: str = "metric") -> tuple[Any, ...]:
     """(key, step, value, time): a name, an int64 step, a number (NaN/inf kept), a time."""
     k, s, v, t = _row(point, field, 4)
     return (
@@ -448,7 +454,7 @@ def metric_point(point: Any, field: str = "metric") -> tuple:
     )
 
 
-def param_row(row: Any, field: str = "param") -> tuple:
+def param_row(row: Any, field: str = "param") -> tuple[Any, ...]:
     """(key, value as JSON text, Python type name, source)."""
     k, value_json, type_name, source = _row(row, field, 4)
     return (
@@ -463,18 +469,18 @@ def json_text(value: Any, field: str, max_bytes: int = JSON_BYTES_MAX) -> str:
     """A JSON document as text (NaN/Infinity allowed), bounded like json_value."""
     import json
 
-    value = text(value, field, max_bytes)
+    doc = text(value, field, max_bytes)
     try:
-        decoded = json.loads(value)
+        decoded = json.loads(doc)
     except RecursionError:
         raise RecordError(field, f"is nested deeper than {JSON_DEPTH_MAX} levels") from None
     except ValueError as exc:
         raise RecordError(field, f"is not JSON ({exc})") from None
     json_value(decoded, field, max_bytes)
-    return value
+    return doc
 
 
-def output_row(row: Any, field: str = "output") -> tuple:
+def output_row(row: Any, field: str = "output") -> tuple[Any, ...]:
     """(name, kind value|artifact, value JSON text, blob, size, filename, created time)."""
     n, kind, value_json, blob, size, filename, created = _row(row, field, 7)
     kind = choice(kind, f"{field}.kind", OUTPUT_KINDS)
@@ -496,7 +502,7 @@ def output_row(row: Any, field: str = "output") -> tuple:
     )
 
 
-def cell_row(row: Any, field: str = "cell") -> tuple:
+def cell_row(row: Any, field: str = "cell") -> tuple[Any, ...]:
     """(seq, cell_id, execution_count, source, started_at, duration, status, error, gpu)."""
     if type(row) is tuple and len(row) == 9 and _plain_cell(*row):
         return row  # the tracker's own usual tuple: the same bounds, inline (writer-thread cost)
@@ -514,7 +520,8 @@ def cell_row(row: Any, field: str = "cell") -> tuple:
     )
 
 
-def _plain_cell(seq, cell_id, count, source, started, duration, status, error, gpu) -> bool:
+def _plain_cell(seq: Any, cell_id: Any, count: Any, source: Any, started: Any, duration: Any,
+                status: Any, error: Any, gpu: Any) -> bool:  # fmt: skip
     return (
         type(seq) is int
         and 0 <= seq <= INT64_MAX
@@ -540,7 +547,7 @@ def _plain_text(value: str, max_len: int) -> bool:
 GPU_MAX = 1024  # device index
 
 
-def gpu_sample(row: Any, field: str = "gpu") -> tuple:
+def gpu_sample(row: Any, field: str = "gpu") -> tuple[Any, ...]:
     """(gpu, time, util, mem_used, proc_mem, power_w, temp_c, sm_clock_mhz, energy_j): readings
     may be None (not supported by the card) but never NaN."""
     gpu, t, *readings = _row(row, field, 9)
@@ -552,7 +559,7 @@ def gpu_sample(row: Any, field: str = "gpu") -> tuple:
     )
 
 
-def cell_gpu_row(row: Any, field: str = "cell_gpu") -> tuple:
+def cell_gpu_row(row: Any, field: str = "cell_gpu") -> tuple[int, dict[str, Any]]:
     """(seq, figures): the GPU figures of one cell of a job's run, which a tracker inside the job
     measures while the engine owns the cell row itself."""
     seq, figures = _row(row, field, 2)
@@ -570,7 +577,7 @@ BATCH_KEYS = (
 
 def check_metrics(
     points: Any, field: str = "metrics", max_rows: int | None = BATCH_ROWS_MAX
-) -> tuple[list, list[RecordError]]:
+) -> tuple[list[Any], list[RecordError]]:
     """Metric points, each alone. A cheap inline test per point; the full definition
     (`metric_point`) only for a point that fails it, to name the field. The store's writer checks
     the same bounds in C speed while packing (`store.records.write_metrics`)."""
@@ -580,7 +587,7 @@ def check_metrics(
         return [], [RecordError(field, f"has {len(points):,} rows (at most {max_rows:,})", 413)]
     if not points:
         return [], []
-    clean: list = []
+    clean: list[Any] = []
     errors: list[RecordError] = []
     good_keys: set[str] = set()
     lo, hi, tlo, thi = INT64_MIN, INT64_MAX, TIME_MIN, TIME_MAX
@@ -610,7 +617,7 @@ def check_metrics(
 
 def check_rows(
     section: str, rows: Any, max_rows: int | None = BATCH_ROWS_MAX
-) -> tuple[list, list[RecordError]]:
+) -> tuple[list[Any], list[RecordError]]:
     """The rows of one batch section, each alone (max_rows=None: no count limit, for a local
     tracker's own batches)."""
     if section == "metrics":
