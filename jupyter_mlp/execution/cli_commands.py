@@ -52,8 +52,13 @@ def _job_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="the Dask scheduler for --executor dask (default: the server's "
                         "c.MlpApp.dask_scheduler or $MLP_DASK_SCHEDULER)")  # fmt: skip
-    p.add_argument("--kernel", help="kernel name (default: the notebook's)")
-    p.add_argument("--cwd", help="working directory (default: the notebook's folder)")
+    p.add_argument("--kernel", "-k", help="kernel name, as jupyter_client finds it (default: the "
+                   "notebook's; a rerun: its parent's)")  # fmt: skip
+    p.add_argument("--cwd", help="working directory, relative to where you run this (default: the "
+                   "notebook's folder; a rerun: its parent's)")  # fmt: skip
+    from .papermill_options import add_options as add_papermill_options
+
+    add_papermill_options(p)
     p.add_argument("--detach", action="store_true", help="print the run id and return at once")
 
 
@@ -111,7 +116,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
-    return {"scheduler": args.scheduler} if args.scheduler else {}
+    from .papermill_options import KEY, from_args
+
+    options: dict[str, Any] = {"scheduler": args.scheduler} if args.scheduler else {}
+    papermill = from_args(args)
+    if papermill:
+        options[KEY] = papermill
+    return options
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -254,6 +254,29 @@ def _papermill_classes() -> tuple[Any, Any]:
 
     class Engine(NBClientEngine):
         @classmethod
+        def execute_notebook(
+            cls,
+            nb: Any,
+            kernel_name: str,
+            mlp_paths: dict[str, Any] | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            if mlp_paths:  # before papermill's first save of the output notebook
+                nb.metadata.papermill.update(mlp_paths)
+            if kwargs.get("mlp_recorder") is not None:
+                return super().execute_notebook(nb, kernel_name, **kwargs)
+            # `papermill in.ipynb out.ipynb --engine mlp` outside a job: this engine owns the run
+            standalone = _Standalone(kernel_name, kwargs.get("input_path"), nb)
+            kwargs["mlp_recorder"] = standalone.recorder
+            try:
+                result = super().execute_notebook(nb, kernel_name, **kwargs)
+            except BaseException as exc:
+                standalone.end(nb, exc)
+                raise
+            standalone.end(nb, None)
+            return result
+
+        @classmethod
         def execute_managed_notebook(
             cls,
             nb_man: Any,
@@ -296,10 +319,8 @@ def _execute(
     kwargs: dict[str, Any],
     cwd: str | None = None,
 ) -> Any:
-    standalone = None
-    if recorder is None:
-        standalone = _Standalone(kernel_name, kwargs.get("input_path"))
-        recorder = standalone.recorder
+    if recorder is None:  # called without Engine.execute_notebook: record into a new run anyway
+        recorder = _Standalone(kernel_name, kwargs.get("input_path"), None).recorder
     env = dict(os.environ)
     env.update(extra_env or {})
     env["MLP_RUN_ID"] = recorder.run_id
@@ -323,15 +344,39 @@ def _execute(
         stopped = isinstance(exc, (JobCancelled, KeyboardInterrupt)) or (
             should_stop is not None and should_stop()
         )
-        status = model.CELL_INTERRUPTED if stopped else model.CELL_ERROR
-        recorder.cell_abort(status, type(exc).__name__, str(exc)[:2000] or "the kernel died")
-        if standalone is not None:
-            standalone.end(model.FAILED, {"ename": type(exc).__name__, "evalue": str(exc)[:2000]})
+        if stopped:  # the kernel was killed because the job was cancelled: say so, not "died"
+            recorder.cell_abort(model.CELL_INTERRUPTED, "Cancelled", "the job was cancelled")
+        else:
+            recorder.cell_abort(
+                model.CELL_ERROR, type(exc).__name__, str(exc)[:2000] or "the kernel died"
+            )
         raise
-    if standalone is not None:
-        failed = any(r[6] == model.CELL_ERROR for r in recorder.rows.values())
-        standalone.end(model.FAILED if failed else model.FINISHED, None)
     return result
+
+
+def papermill_error(nb: Any) -> dict[str, Any] | None:
+    """What papermill's raise_for_execution_errors would raise for an executed notebook, as
+    {ename, evalue, cell_index, execution_count}, or None when papermill exits 0: an error output
+    anywhere fails it (also in a `raises-exception` cell, though later cells ran), except
+    SystemExit with no code or code 0 (`sys.exit(0)`)."""
+    for index, cell in enumerate(nb.get("cells", [])):
+        has_sys_exit = False
+        for output in cell.get("outputs") or []:
+            if output.get("output_type") != "error":
+                continue
+            if output.get("ename") == "SystemExit" and output.get("evalue") in ("", "0"):
+                has_sys_exit = True
+                continue
+            return {
+                "ename": str(output.get("ename") or "Error"),
+                "evalue": str(output.get("evalue") or "")[:2000],
+                "cell_index": index, "execution_count": cell.get("execution_count"),
+            }  # fmt: skip
+        pm = (cell.get("metadata") or {}).get("papermill") or {}
+        if not has_sys_exit and pm.get("exception") is True:
+            return {"ename": "CellExecutionError", "evalue": "", "cell_index": index,
+                    "execution_count": cell.get("execution_count")}  # fmt: skip
+    return None
 
 
 def _logger() -> Any:
@@ -341,26 +386,86 @@ def _logger() -> Any:
 
 
 class _Standalone:
-    """`papermill --engine mlp` outside a job: record into $MLP_RUN_ID or a new job run."""
+    """`papermill --engine mlp` outside a job: record into $MLP_RUN_ID or a new job run, as a job
+    would: status, cells, the input notebook as the snapshot (so the run can be rerun), its
+    parameters (the parameters cell's defaults and what papermill injected) and the executed
+    notebook. The run ends as papermill exits: `finished` for exit status 0 (`sys.exit(0)`
+    included), `failed` otherwise (an error anywhere, a notebook that interrupts itself)."""
 
-    def __init__(self, kernel_name: str, input_path: Any) -> None:
+    def __init__(self, kernel_name: str, input_path: Any, nb: Any) -> None:
         from ..tracker.environment import identity
         from .reporters import StoreReporter
 
         self.reporter = StoreReporter.from_env()
         run_id = os.environ.get("MLP_RUN_ID") or model.new_run_id()
-        notebook = os.path.abspath(input_path) if isinstance(input_path, str) else None
+        local = isinstance(input_path, str) and os.path.isfile(input_path)
+        notebook = os.path.abspath(input_path) if local else None
         self.run_id = run_id
         now = time.time()
         fields = {"status": model.RUNNING, "started_at": now, "kernel": kernel_name, **identity()}
         if not os.environ.get("MLP_RUN_ID"):
             fields.update(kind=model.JOB, created_at=now, notebook=notebook,
                           name=os.path.splitext(os.path.basename(notebook or "notebook"))[0])  # fmt: skip
-        self.reporter.write(run_id, {"run": fields})
+        batch: dict[str, Any] = {"run": fields}
+        try:
+            batch.update(self._snapshot_and_params(notebook, nb))
+        except Exception:  # never stop papermill for what the record could not keep
+            pass
+        batch["run"].update(batch.pop("snapshot_fields", {}))
+        self.reporter.write(run_id, batch)
         self.recorder = CellRecorder(self.reporter, run_id)
 
-    def end(self, status: str, error: dict | None) -> None:
-        fields: dict[str, Any] = {"status": status, "ended_at": time.time()}
+    def _snapshot_and_params(self, notebook: str | None, nb: Any) -> dict[str, Any]:
+        from ..params import encode, notebook_parameters
+
+        out: dict[str, Any] = {}
+        injected = dict(
+            ((nb or {}).get("metadata") or {}).get("papermill", {}).get("parameters") or {}
+        )
+        rows: list[tuple[str, str, str, str]] = []
+        if notebook is not None:
+            data = open(notebook, "rb").read()
+            digest = self.reporter.store.blobs.put_bytes(data)
+            out["snapshot_fields"] = {"snapshot": digest}
+            source = _as_v4(data)
+            before = (source.get("metadata") or {}).get("papermill", {}).get("parameters")
+            if injected and before == injected:  # a papermill output run again, nothing new:
+                injected = {}  # papermill left its injected cell (and that metadata) alone
+            for key, k in notebook_parameters(source, injected=not injected).items():
+                if key not in injected and k.type is not None:
+                    rows.append((key, *encode(k.value, f"parameter {key!r}"), "parameters"))
+        for key, value in injected.items():
+            try:
+                rows.append((key, *encode(value, f"parameter {key!r}"), "job"))
+            except (TypeError, ValueError, OverflowError, RecursionError):
+                pass
+        if rows:
+            out["params"] = rows
+        return out
+
+    def end(self, nb: Any, exc: BaseException | None) -> None:
+        fields: dict[str, Any] = {"ended_at": time.time()}
+        error = papermill_error(nb) if nb is not None else None
+        if exc is not None and error is None:
+            error = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
+        fields["status"] = model.FAILED if error else model.FINISHED
         if error:
             fields["error"] = error
         self.reporter.write(self.run_id, {"run": fields})
+        if nb is not None:
+            try:
+                import nbformat
+
+                digest = self.reporter.store.blobs.put_bytes(nbformat.writes(nb).encode("utf-8"))
+                self.reporter.set_output_notebook(self.run_id, digest)
+            except Exception:
+                pass
+
+
+def _as_v4(data: bytes) -> dict[str, Any]:
+    """A notebook file as nbformat 4 (papermill upgrades nbformat 3 the same way)."""
+    import json
+
+    import nbformat
+
+    return json.loads(nbformat.writes(nbformat.reads(data.decode("utf-8"), as_version=4)))

@@ -32,6 +32,7 @@ class NotebookJob(JobProcess):
         self.tmp: Path | None = None
         self.workdir: Path | None = None
         self.output: Path | None = None
+        self.output_stored = False
         self.recorder = CellRecorder(reporter, job.run_id)
 
     # --- cancel ------------------------------------------------------------------------------
@@ -64,6 +65,15 @@ class NotebookJob(JobProcess):
         super().before_start()
         self.tmp = Path(tempfile.mkdtemp(prefix=f"mlp-job-{self.run_id}-"))
         self.output = self.tmp / "output.ipynb"
+        # On this machine papermill saves its output where readers find it while the job runs
+        # (store/partial.py); a remote worker keeps it in its temp folder.
+        partial = getattr(self.reporter, "partial_path", None)
+        if partial is not None:
+            try:
+                self.output = Path(partial(self.run_id))
+                self.output.parent.mkdir(parents=True, exist_ok=True)
+            except (OSError, ValueError):
+                self.output = self.tmp / "output.ipynb"
         self.workdir, note = self._workdir()
         updates: dict[str, Any] = {
             "pid": os.getpid(),
@@ -116,18 +126,45 @@ class NotebookJob(JobProcess):
             env["CUDA_VISIBLE_DEVICES"] = ",".join(self.job.gpus)
         recorder = self.recorder
         recorder.on_total = lambda total: self.reporter.update(self.run_id, cells_total=total)
-        papermill.execute_notebook(
-            str(source), str(self.output), parameters=job_parameters(self.job.params),
-            engine_name="mlp", kernel_name=self.job.kernel, mlp_cwd=str(self.workdir),
-            progress_bar=False, mlp_recorder=recorder, mlp_env=env, mlp_should_stop=self._should_stop,
-            mlp_on_kernel=self._kernel_started,
-        )  # fmt: skip
+        options, files = self._papermill_options()
+        try:
+            papermill.execute_notebook(
+                str(source), str(self.output), parameters=job_parameters(self.job.params),
+                engine_name="mlp", kernel_name=self.job.kernel, mlp_cwd=str(self.workdir),
+                progress_bar=False, mlp_recorder=recorder, mlp_env=env,
+                mlp_should_stop=self._should_stop, mlp_on_kernel=self._kernel_started,
+                # metadata.papermill: the notebook the run was made from, not the deleted copy;
+                # the executed notebook is a blob of the run (`runs export` names its file)
+                mlp_paths={"input_path": self.job.notebook, "output_path": None},
+                **options,
+            )  # fmt: skip
+        finally:
+            for f in files:
+                f.close()
+
+    def _papermill_options(self) -> tuple[dict[str, Any], list[Any]]:
+        """papermill.execute_notebook keywords from the job's papermill options (checked when it
+        was submitted), and the files opened for --stdout-file / --stderr-file."""
+        from .papermill_options import KEY, PATHS
+
+        options = dict((self.job.options or {}).get(KEY) or {})
+        files = []
+        for name in PATHS:
+            if options.get(name):
+                files.append(open(options[name], "w", encoding="utf-8"))  # noqa: SIM115
+                options[name] = files[-1]
+        if options.get("log_output"):
+            import logging
+
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
+        return options, files
 
     def _store_output(self) -> None:
         if self.output is not None and self.output.is_file():
             try:
                 digest, _ = self.reporter.put_file(self.output)
                 self.reporter.set_output_notebook(self.run_id, digest)
+                self.output_stored = True
             except Exception:
                 pass
 
@@ -148,6 +185,8 @@ class NotebookJob(JobProcess):
 
     def cleanup(self) -> None:
         kill_group(self.recorder.kernel_pgid, signal.SIGKILL)  # normally long gone
+        if self.output_stored and self.output is not None:
+            self.output.unlink(missing_ok=True)  # the partial file, now a blob of the run
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
 

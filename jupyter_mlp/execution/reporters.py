@@ -58,6 +58,12 @@ class StoreReporter:
     def put_file(self, path: str | os.PathLike) -> tuple[str, int]:
         return self.store.blobs.put_file(path)
 
+    def partial_path(self, run_id: str) -> Path:
+        """Where the job's papermill saves its output notebook while it runs."""
+        from ..store.partial import partial_path
+
+        return partial_path(self.home, run_id)
+
     def set_output_notebook(self, run_id: str, digest: str) -> None:
         with self.store.write() as conn:
             set_output_notebook(conn, run_id, digest)

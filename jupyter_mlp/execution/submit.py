@@ -33,6 +33,9 @@ from ..store.blobs import BlobNotFound, Blobs
 from ..store.jobs import get_job
 from ..store.templates import param_rows, template_run
 from .errors import JobError
+from .papermill_options import KEY as PAPERMILL
+from .papermill_options import check as check_papermill
+from .papermill_options import merged
 
 _KERNELS_TTL_S = 30.0
 _kernels_lock = threading.Lock()
@@ -52,8 +55,12 @@ def installed_kernels(refresh: bool = False) -> dict[str, str]:
 
 
 def check_kernel(name: str) -> str:
-    if name in installed_kernels() or name in installed_kernels(refresh=True):
-        return name
+    """The name as given when jupyter_client (so papermill) finds it: `python` means the native
+    `python3` (KernelManager's own rule) and names match whatever their case (KernelSpecManager)."""
+    wanted = "python3" if name == "python" else name.lower()
+    for refresh in (False, True):
+        if any(k.lower() == wanted for k in installed_kernels(refresh=refresh)):
+            return name
     names = ", ".join(sorted(installed_kernels())) or "none"
     raise JobError(
         f"kernel {name!r} is not installed here (installed: {names}); pick one with --kernel"
@@ -65,13 +72,68 @@ def read_notebook(data: bytes, what: str) -> dict[str, Any]:
         nb = json.loads(data)
     except ValueError as exc:
         raise JobError(f"{what} is not a notebook (not JSON: {exc})") from None
+    if isinstance(nb, dict) and isinstance(nb.get("nbformat"), int) and nb["nbformat"] < 4:
+        nb = _upgraded(nb, what)  # as papermill reads it (the snapshot keeps the bytes as given)
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise JobError(f"{what} is not a notebook (no cells)")
-    if nb.get("nbformat", 4) < 4:
-        raise JobError(
-            f"{what} is an nbformat {nb.get('nbformat')} notebook; save it as nbformat 4"
-        )
     return nb
+
+
+def _upgraded(nb: dict[str, Any], what: str) -> dict[str, Any]:
+    """An nbformat 3 (or older) notebook as nbformat 4, converted as papermill's
+    load_notebook_node converts it (nbformat.reads(as_version=4))."""
+    import nbformat
+
+    try:
+        return json.loads(nbformat.writes(nbformat.reads(json.dumps(nb), as_version=4)))
+    except Exception as exc:
+        raise JobError(
+            f"{what} is an nbformat {nb['nbformat']} notebook that cannot be upgraded: {exc}"
+        ) from None
+
+
+def notebook_language(nb: dict[str, Any], language: str | None = None) -> str | None:
+    """papermill.utils.nb_language without the exception."""
+    meta = nb.get("metadata") or {}
+    found = language or (meta.get("language_info") or {}).get("name")
+    return found or (meta.get("kernelspec") or {}).get("language") or None
+
+
+def check_language(
+    nb: dict[str, Any], kernel: str, options: dict[str, Any], inject: dict[str, Any]
+) -> None:
+    """papermill needs the notebook's language to write the injected cell: find out now, not
+    when the queued job starts."""
+    language = notebook_language(nb, options.get("language"))
+    if not inject and not options.get("language"):
+        return
+    if not language:
+        raise JobError(
+            "the notebook names no language (metadata.language_info.name or "
+            "metadata.kernelspec.language), which papermill needs to inject parameters; "
+            "give one with --language (e.g. --language python)"
+        )
+    from papermill.exceptions import PapermillException  # type: ignore[import-untyped]
+    from papermill.translators import papermill_translators  # type: ignore[import-untyped]
+
+    try:
+        papermill_translators.find_translator(kernel, language)
+    except PapermillException as exc:
+        raise JobError(f"cannot inject parameters into a {language!r} notebook: {exc}") from None
+
+
+def check_cwd(cwd: str | None, executor: str) -> str | None:
+    """A working directory made absolute now (relative: to the folder of whoever submits), not
+    by whichever process later starts the job; for a local job it must exist."""
+    if not cwd:
+        return None
+    path = Path(cwd).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    path = path.resolve()
+    if executor == "local" and not path.is_dir():
+        raise JobError(f"working directory {cwd!r} ({path}) does not exist")
+    return str(path)
 
 
 def notebook_kernel(nb: dict[str, Any]) -> str | None:
@@ -159,6 +221,13 @@ def prepare_rerun(
     # What papermill injects: the parent's values of the names the notebook takes as parameters
     # (its parameters cell, and what the parent job itself injected), then the new values.
     parent_job = get_job(conn, run_id)
+    given_options = dict(options or {})
+    pm_options = merged(
+        parent_job.options.get(PAPERMILL) if parent_job else None,
+        check_papermill(given_options.pop(PAPERMILL, None)),
+    )
+    if pm_options:
+        given_options[PAPERMILL] = pm_options
     injectable = set(cell_params) | set(parent_job.params if parent_job else {})
     inject = {
         k: known[k].value for k in sorted(injectable) if k in known and known[k].type is not None
@@ -172,7 +241,14 @@ def prepare_rerun(
     for key, value in new.items():
         rows.append((key, *_encoded(key, value), "job"))
 
-    kernel = check_kernel(kernel or notebook_kernel(nb) or parent["kernel"] or "python3")
+    # A rerun runs as its parent ran: the parent job's kernel and working directory unless
+    # others are given (an interactive parent: the notebook's kernel, then the one it used).
+    parent_kernel = parent_job.kernel if parent_job else None
+    kernel = check_kernel(
+        kernel or parent_kernel or notebook_kernel(nb) or parent["kernel"] or "python3"
+    )
+    cwd = check_cwd(cwd or (parent_job.cwd if parent_job else None), executor)
+    check_language(nb, kernel, pm_options, inject)
     tags = json.loads(parent["tags"]) if parent["tags"] else []
     return JobRequest(
         executor=executor, kernel=kernel, snapshot=parent["snapshot"], notebook=parent["notebook"],
@@ -180,7 +256,7 @@ def prepare_rerun(
         name=name or parent["name"],
         parent_id=run_id, kind=kind, pipeline_run_id=pipeline_run_id, stage=stage,
         gpus=_gpu_count(parent["gpu"]) if gpus is None else _check_gpus(gpus), cwd=cwd,
-        options=dict(options or {}), tags=tags,
+        options=given_options, tags=tags,
     )  # fmt: skip
 
 
@@ -214,6 +290,11 @@ def prepare_notebook(
     cell_params = notebook_parameters(nb, injected=not params)
     new = _new_values(as_given(params), cell_params, allow_new, type_check)
     kernel = check_kernel(kernel or notebook_kernel(nb) or "python3")
+    options = dict(options or {})
+    if options.get(PAPERMILL) is not None:
+        options[PAPERMILL] = check_papermill(options[PAPERMILL])
+    check_language(nb, kernel, options.get(PAPERMILL) or {}, new)
+    cwd = check_cwd(cwd, executor)
     rows: list[tuple[str, str, str, str]] = []
     for key, k in cell_params.items():
         if key not in new and k.type is not None:
@@ -224,7 +305,7 @@ def prepare_notebook(
     return JobRequest(
         executor=executor, kernel=kernel, snapshot=snapshot, notebook=str(source.resolve()),
         params=_injectable(new), param_rows=rows, project=project or model.DEFAULT_PROJECT,
-        name=name or source.stem, gpus=_check_gpus(gpus or 0), cwd=cwd, options=dict(options or {}),
+        name=name or source.stem, gpus=_check_gpus(gpus or 0), cwd=cwd, options=options,
         kind=kind, pipeline_run_id=pipeline_run_id, stage=stage,
     )  # fmt: skip
 
