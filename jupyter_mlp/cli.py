@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from .model import json_safe
@@ -216,6 +217,43 @@ def runs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def runs_export(args: argparse.Namespace) -> int:
+    """The run's executed notebook (a running job's partial one) into a file, with
+    metadata.papermill.output_path naming that file."""
+    from .store import runs
+    from .store.partial import executed_notebook
+
+    store = _store(args)
+    run = runs.get_run(store.connect(), args.id)
+    found = executed_notebook(store, run["id"])
+    if found is None:
+        print(f"jupyter mlp: run {run['id']} has no executed notebook (only jobs have one)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    data, partial = found
+    stdout = args.output == "-"
+    stem = Path(run["notebook"]).stem if run.get("notebook") else (run["name"] or "run")
+    target = None if stdout else Path(args.output or f"{stem}-{run['id']}.ipynb").resolve()
+    try:
+        nb = json.loads(data)
+        nb.setdefault("metadata", {}).setdefault("papermill", {})["output_path"] = (
+            None if target is None else str(target)
+        )
+        data = (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    except (ValueError, AttributeError):
+        pass  # not JSON: written as stored
+    if target is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        target.write_bytes(data)
+        print(target)
+    if partial:
+        print(f"note: run {run['id']} is {run['status']}; this is its notebook so far",
+              file=sys.stderr)  # fmt: skip
+    return 0
+
+
 def runs_pin(args: argparse.Namespace) -> int:
     from .store import runs
 
@@ -264,6 +302,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("id", help="run id (or a unique prefix of at least 4 digits)")
     show.add_argument("--format", choices=("text", "json"), default="text")
     show.set_defaults(func=runs_show)
+    export = runs_sub.add_parser(
+        "export", help="write a run's executed notebook (a running job's: as far as it got)"
+    )
+    export.add_argument("id", help="run id (or a unique prefix of at least 4 digits)")
+    export.add_argument("--output", "-o", metavar="FILE",
+                        help="where to write it ('-': stdout; default: NAME-ID.ipynb here)")  # fmt: skip
+    export.set_defaults(func=runs_export)
     for verb, value in (("pin", True), ("unpin", False)):
         pin = runs_sub.add_parser(
             verb,
