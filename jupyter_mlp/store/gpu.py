@@ -29,7 +29,9 @@ _COLUMNS = (
 )
 
 
-def insert_samples(conn: sqlite3.Connection, run_id: str, samples: Iterable[tuple[Any, ...]]) -> None:
+def insert_samples(
+    conn: sqlite3.Connection, run_id: str, samples: Iterable[tuple[Any, ...]]
+) -> None:
     """Store samples as GpuSampler.drain() yields them:
     (gpu, time, util, mem_used, proc_mem, power_w, temp_c, sm_clock_mhz, energy_j or None)."""
     conn.executemany(

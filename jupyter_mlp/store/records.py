@@ -10,7 +10,7 @@ import math
 import sqlite3
 import time
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import Any
 
@@ -115,7 +115,13 @@ def _is_store_fault(exc: BaseException) -> bool:
     )  # fmt: skip
 
 
-def _section(conn: sqlite3.Connection, name: str, rows: list, write, errors: list) -> list:
+def _section(
+    conn: sqlite3.Connection,
+    name: str,
+    rows: list[Any],
+    write: Callable[[list[Any]], object],
+    errors: list[RecordError],
+) -> list[Any]:
     """Write one section in a savepoint; when a row fails for a reason of its own, write the rows
     one by one and refuse the failing ones alone. Returns the rows written."""
     conn.execute("SAVEPOINT mlp_section")
@@ -161,7 +167,7 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
         run_fields["heartbeat_at"] = batch["heartbeat"]
     if run_fields:
 
-        def write_run(rows: list) -> None:
+        def write_run(rows: list[Any]) -> None:
             fields = transitions.guard_run_fields(conn, run_id, rows[0])
             status = fields.get("status")
             if status is not None and status != LOST and "error" not in fields:
@@ -187,7 +193,7 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
     params = batch.get("params")
     if params:
 
-        def write_params(rows: list) -> None:
+        def write_params(rows: list[Any]) -> None:
             out = []
             for key, value_json, type_name, source in rows:
                 num, text = _num_text(json.loads(value_json))
@@ -220,7 +226,7 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
     cell_gpu = batch.get("cell_gpu")
     if cell_gpu:  # figures only: the row (status, times) stays the engine's
 
-        def write_cell_gpu(rows: list) -> None:
+        def write_cell_gpu(rows: list[Any]) -> None:
             conn.executemany(
                 "UPDATE cells SET gpu = ? WHERE run_id = ? AND seq = ?",
                 [(json.dumps(figures), run_id, seq) for seq, figures in rows],
@@ -232,7 +238,7 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
     outputs = batch.get("outputs")
     if outputs:
 
-        def write_outputs(rows: list) -> None:
+        def write_outputs(rows: list[Any]) -> None:
             out = []
             for name, kind, value_json, blob, size, filename, created in rows:
                 num, text = _num_text(json.loads(value_json)) if kind == "value" else (None, None)
@@ -379,7 +385,10 @@ def ingest_batch(
 
 
 def write_metrics(
-    conn: sqlite3.Connection, run_id: str, points: list, errors: list | None = None
+    conn: sqlite3.Connection,
+    run_id: str,
+    points: list[Any],
+    errors: list[RecordError] | None = None,
 ) -> int:
     """points: (key, step, value, time), written as one packed chunk per key; returns how many
     were written. Packing checks the bounds at C speed (int64 steps, float values, times, valid
@@ -410,7 +419,9 @@ def write_metrics(
     return len(points)
 
 
-def _pack(run_id: str, points: list) -> tuple[dict, list, list]:
+def _pack(
+    run_id: str, points: list[Any]
+) -> tuple[dict[str, list[Any]], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     if isinstance(points, (str, bytes, dict)):
         raise TypeError("metrics must be a list")
     keys = list(map(_KEY, points))
@@ -457,7 +468,7 @@ def _pack(run_id: str, points: list) -> tuple[dict, list, list]:
     return groups, chunks, latest
 
 
-def write_cells(conn: sqlite3.Connection, run_id: str, cells: list) -> None:
+def write_cells(conn: sqlite3.Connection, run_id: str, cells: list[Any]) -> None:
     """cells: (seq, cell_id, execution_count, source, started_at, duration, status, error, gpu);
     the source text is stored once per distinct text."""
     texts = {}
@@ -512,7 +523,7 @@ def _loads(raw: Any) -> Any:
         return raw
 
 
-def _doc(raw: Any) -> dict | None:
+def _doc(raw: Any) -> dict[str, Any] | None:
     value = _loads(raw) if raw else None
     return value if isinstance(value, dict) else None
 
@@ -526,7 +537,9 @@ def param_details(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]
     ]
 
 
-def latest_metrics_of(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, dict]:
+def latest_metrics_of(
+    conn: sqlite3.Connection, run_ids: Iterable[str]
+) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     ids = list(run_ids)
     for chunk in _chunks(ids):
@@ -551,9 +564,11 @@ def cell_counts(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, i
     return out
 
 
-def metric_series(conn: sqlite3.Connection, run_id: str, key: str) -> list[tuple]:
+def metric_series(
+    conn: sqlite3.Connection, run_id: str, key: str
+) -> list[tuple[int, float, float]]:
     """(step, value, time) in step order (points logged at the same step keep their order)."""
-    points: list[tuple] = []
+    points: list[tuple[int, float, float]] = []
     for s_blob, v_blob, t_blob in conn.execute(
         "SELECT steps, vals, times FROM metrics WHERE run_id = ? AND key = ? ORDER BY rowid",
         (run_id, key),
@@ -573,7 +588,8 @@ def metric_count(conn: sqlite3.Connection, run_id: str, key: str | None = None) 
     if key is not None:
         sql += " AND key = ?"
         args.append(key)
-    return conn.execute(sql, args).fetchone()[0]
+    count: int = conn.execute(sql, args).fetchone()[0]
+    return count
 
 
 def metric_keys(conn: sqlite3.Connection, run_id: str) -> list[str]:
@@ -601,7 +617,9 @@ def outputs_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def cells_of(conn: sqlite3.Connection, run_id: str, with_source: bool = True) -> list[dict]:
+def cells_of(
+    conn: sqlite3.Connection, run_id: str, with_source: bool = True
+) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT c.seq, c.cell_id, c.execution_count, t.text, c.started_at, c.duration, c.status, "
         "c.error, c.gpu FROM cells c LEFT JOIN texts t ON t.hash = c.source "
@@ -622,10 +640,10 @@ def cells_of(conn: sqlite3.Connection, run_id: str, with_source: bool = True) ->
     return cells
 
 
-def _marks(items: list) -> str:
+def _marks(items: list[Any]) -> str:
     return ", ".join("?" * len(items))
 
 
-def _chunks(items: list, size: int = 500):
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
