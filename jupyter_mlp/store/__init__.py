@@ -7,12 +7,16 @@ import os
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import db
 from .blobs import BlobNotFound, Blobs
 from .db import StoreUnavailable
 from .schema import SchemaTooNew, migrate
+
+if TYPE_CHECKING:  # loaded on first use at run time (__getattr__)
+    from .filter import FilterError
+    from .runs import RunNotFound
 
 __all__ = [
     "Store", "BlobNotFound", "FilterError", "RunNotFound", "StoreUnavailable", "SchemaTooNew",

@@ -67,7 +67,9 @@ def track(
     return session
 
 
-def _check_track(name, project, tags, gpu_interval, problems: list[str]):
+def _check_track(
+    name: Any, project: Any, tags: Any, gpu_interval: Any, problems: list[str]
+) -> tuple[str | None, str | None, list[str] | None, float]:
     """track()'s arguments against jupyter_mlp.records: a bad one is replaced by its default
     with a warning (the run still starts)."""
     from .. import records
@@ -143,9 +145,10 @@ def log_metric(key: str, value: float, step: int | None = None) -> None:
     if run is None or run._finished:
         run = _run()
     if type(value) is not float:
-        value = run.check_metric(key, value)
-        if value is None:
+        checked = run.check_metric(key, value)
+        if checked is None:
             return
+        value = checked
     steps = run._steps
     if type(key) is not str or key not in steps:
         if not run.new_metric_key(key):

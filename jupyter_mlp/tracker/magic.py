@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
-from typing import Any
+from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
@@ -15,7 +15,7 @@ USAGE = """%mlp_track [NAME] [--project P] [--tags a,b] [--params x,y] [--gpu-in
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # never sys.exit inside a kernel
+    def error(self, message: str) -> NoReturn:  # never sys.exit inside a kernel
         raise UsageError(f"%mlp_track: {message}\nusage:\n{USAGE}")
 
 

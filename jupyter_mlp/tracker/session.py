@@ -16,12 +16,15 @@ import time
 import traceback
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import model, records
 from ..params import INJECTED_HEADER, assigned_names, capture, encode_value
 from ..records import INT64_MAX, INT64_MIN
 from . import environment
+
+if TYPE_CHECKING:
+    from .gpu import GpuSampler
 
 FLUSH_S = 0.05
 RETRY_S = 2.0
@@ -99,7 +102,7 @@ class RunSession:
         self._heartbeat_s = _env_float("MLP_HEARTBEAT_S", 5.0)
         self._last_beat = 0.0
         self._last_compact = _now()
-        self.gpu = None  # GpuSampler when a GPU is visible
+        self.gpu: GpuSampler | None = None  # when a GPU is visible
         self.gpu_info: dict[str, Any] | None = None
         self.view: Any = None
 
@@ -304,7 +307,9 @@ class RunSession:
             return True
         meta = getattr(info, "cell_meta", None)
         tags = meta.get("tags") if isinstance(meta, dict) else None
-        return bool(tags) and ("parameters" in tags or "injected-parameters" in tags)
+        if not tags:
+            return False
+        return "parameters" in tags or "injected-parameters" in tags
 
     def _capture_parameters(self, source: str, origin: str) -> None:
         if self.shell is None:
