@@ -164,7 +164,9 @@ def test_an_idle_kernel_run_shows_time_in_cells_and_idle(store):
     shown = cli("runs", "show", "dddd").stdout
     assert "in cells  5.5s" in shown and "(idle)" in shown
     listed = json.loads(cli("runs", "list", "--format", "json").stdout)[0]
-    assert listed["busy_s"] == 5.5 and listed["last_activity_at"] == long_ago + 6.5  # the last cell ended last
+    assert (
+        listed["busy_s"] == 5.5 and listed["last_activity_at"] == long_ago + 6.5
+    )  # the last cell ended last
 
 
 def test_a_filter_that_matches_nothing_hints_at_misspelt_names(store):

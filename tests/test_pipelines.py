@@ -494,7 +494,9 @@ def test_pipeline_run_ids_take_a_unique_prefix_like_run_ids(store):
     assert short.returncode == 1 and "give at least 4" in short.stderr
     ended = mlp("cancel", done[:6])
     assert ended.returncode == 0
-    assert ended.stdout.strip() == f"pipeline run {done} already ended (succeeded); nothing to cancel"
+    assert (
+        ended.stdout.strip() == f"pipeline run {done} already ended (succeeded); nothing to cancel"
+    )
     cancelling = mlp("cancel", pid[:6])
     assert cancelling.returncode == 0 and f"pipeline run {pid}: cancelling" in cancelling.stdout
     assert P.get(conn, pid)["status"] == "cancelling"

@@ -51,7 +51,7 @@ def task_key(run_id: str) -> str:
 NO_SCHEDULER = (
     "the dask executor has no scheduler address configured. Give the Jupyter server one: start "
     "it with `jupyter lab --MlpApp.dask_scheduler=tcp://HOST:PORT`, or put "
-    "c.MlpApp.dask_scheduler = \"tcp://HOST:PORT\" in jupyter_server_config.py, or set the "
+    'c.MlpApp.dask_scheduler = "tcp://HOST:PORT" in jupyter_server_config.py, or set the '
     "environment variable MLP_DASK_SCHEDULER=tcp://HOST:PORT where it starts (a running server "
     "reads these when it is restarted). From a terminal, `jupyter mlp rerun` and `jupyter mlp "
     "run` also take --scheduler tcp://HOST:PORT"
