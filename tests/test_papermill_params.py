@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from conftest import write_notebook
+from hypothesis import HealthCheck, given, settings
+from test_params import same, values
 
 from jupyter_mlp import params as P
 from jupyter_mlp.store import runs as run_store
@@ -219,3 +221,24 @@ def test_tuple_set_complex_bytes_and_int_keyed_defaults_survive_a_rerun(store, t
     assert [line.split()[-1] for line in params.splitlines()] == [
         "bytes", "complex", "dict", "frozenset", "None", "set", "tuple",
     ]  # fmt: skip
+
+
+# --- the injected cell: papermill's translator, taught the values JSON lacks -------------------
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(values)
+def test_the_injected_cell_gives_back_each_value_and_is_papermills_for_json(value):
+    from papermill.translators import PythonTranslator
+
+    from jupyter_mlp.execution.param_translator import job_parameters, translator
+
+    injected = job_parameters({"v": P.to_json(value)})
+    assert injected is not None
+    json.dumps(injected, allow_nan=True)  # papermill writes them into the notebook's metadata
+    source = translator().codify(injected)
+    namespace: dict = {}
+    exec(source, namespace)
+    assert same(namespace["v"], value)
+    if not P.needs_literal(value):
+        assert source == PythonTranslator.codify({"v": value})
