@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write_notebook
+from conftest import wait_for, write_notebook
 from hypothesis import HealthCheck, given, settings
 from test_params import same, values
 
@@ -242,3 +242,31 @@ def test_the_injected_cell_gives_back_each_value_and_is_papermills_for_json(valu
     assert same(namespace["v"], value)
     if not P.needs_literal(value):
         assert source == PythonTranslator.codify({"v": value})
+
+
+def test_the_tracker_records_every_default_with_its_type_in_an_interactive_run(
+    start_kernel, store, tmp_path
+):
+    cell = (
+        "%config InlineBackend.figure_format = 'svg'\n"
+        "t = (1, 2)\ns = {1}\nc = 1j\nby = b'x'\nd = {1: 'a'}\nn = None\nlr = 0.1\nimport math\n"
+    )
+    track = "%load_ext jupyter_mlp\n%mlp_track types"
+    nb = write_notebook(tmp_path / "types.ipynb", [
+        {"id": "setup", "source": track}, {"id": "params", "source": cell, "tags": ["parameters"]},
+    ])  # fmt: skip
+    k = start_kernel(JPY_SESSION_NAME=str(nb))
+    k.run(track, cell_id="setup")
+    wait_for(lambda: run_store.list_runs(store.connect()), what="run")
+    run_id = run_store.list_runs(store.connect())[0]["id"]
+    wait_for(lambda: run_store.get_run(store.connect(), run_id)["notebook"], what="snapshot")
+    assert k.run(cell, cell_id="params").status == "ok"
+    k.run("%mlp_track stop")
+    assert _types(store, run_id) == {
+        "t": "tuple", "s": "set", "c": "complex", "by": "bytes", "d": "dict", "n": "None",
+        "lr": "float",
+    }  # fmt: skip
+    assert {
+        p["key"]: P.decode(json.dumps(p["value"]), p["type"])
+        for p in run_store.run_part(store.connect(), run_id, "params")
+    } == {"t": (1, 2), "s": {1}, "c": 1j, "by": b"x", "d": {1: "a"}, "n": None, "lr": 0.1}
