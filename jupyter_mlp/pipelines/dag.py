@@ -248,8 +248,22 @@ class Driver:
             name=f"{self.spec.get('name') or 'pipeline'}:{name}",
         )  # fmt: skip
         inputs = self._inputs(params)
+        options: dict[str, Any] = {}
         if inputs:  # a remote worker fetches these over HTTP (it may not see this disk)
-            common["options"] = {"inputs": inputs}
+            options["inputs"] = inputs
+        if stage.get("papermill"):  # checked by validate(); relative files: the pipeline's folder
+            from ..execution.papermill_options import KEY, check
+
+            options[KEY] = check(stage["papermill"], f"stage {name!r}: papermill", self.base)
+        if options:
+            common["options"] = options
+        for setting in ("kernel", "cwd"):  # how the stage's job runs (default: as its template)
+            if stage.get(setting):
+                common[setting] = stage[setting]
+        if common.get("cwd"):
+            common["cwd"] = str(Path(self.base or ".") / common["cwd"])
+        if stage.get("allow_new_params"):
+            common["allow_new"] = True
         try:
             if tmpl.get("run"):
                 run_id = self.service.submit_rerun(tmpl["run"], params, **common)
@@ -301,7 +315,7 @@ class Driver:
         for key, value in (self.stages[name].get("parameters") or {}).items():
             ref = S.parse_ref(value)
             if ref is None:
-                params[key] = key_params[key] = value
+                params[key] = key_params[key] = S.unescape(value)  # `$${` is a literal `${`
             elif ref.is_pipeline:
                 params[key] = key_params[key] = self.params[ref.name]
             else:
@@ -343,7 +357,8 @@ class Driver:
         found = template(self.conn, self.store.blobs, self.stages[name]["template"], self.base)
         if isinstance(found, str):
             raise PipelineError(f"stage {name!r}: {found}")
-        return cache_key(code_of(found.code(self.store.blobs)), key_params, found.kernel)
+        kernel = self.stages[name].get("kernel") or found.kernel
+        return cache_key(code_of(found.code(self.store.blobs)), key_params, kernel)
 
 
 def run(store: Any, pipeline_run_id: str, service: Any = None) -> str:

@@ -1,7 +1,9 @@
 """The `.mlpipe` format: reading and writing it (unknown fields kept), references, edges.
 
 A parameter value that is exactly `${stage.outputs.name}` or `${pipeline.name}` is a reference;
-references are the edges of the DAG, and a stage's `after` list adds order-only edges."""
+references are the edges of the DAG, and a stage's `after` list adds order-only edges. In any
+other string `$${` stands for a literal `${` (as in a Makefile's `$$`): `"$${HOME}/data"` reaches
+the notebook as `"${HOME}/data"`."""
 
 from __future__ import annotations
 
@@ -41,6 +43,25 @@ class Ref:
             if self.is_pipeline
             else f"${{{self.stage}.outputs.{self.name}}}"
         )
+
+
+ESCAPE = "$${"
+
+
+def bare_dollar_brace(value: Any) -> bool:
+    """A string holding `${` that is not written `$${`: a reference, or a mistake."""
+    return isinstance(value, str) and "${" in value.replace(ESCAPE, "")
+
+
+def unescape(value: Any) -> Any:
+    """A literal value as the notebook gets it: `$${` -> `${` in every string inside it."""
+    if isinstance(value, str):
+        return value.replace(ESCAPE, "${")
+    if isinstance(value, list):
+        return [unescape(v) for v in value]
+    if isinstance(value, dict):
+        return {k: unescape(v) for k, v in value.items()}
+    return value
 
 
 def parse_ref(value: Any) -> Ref | None:

@@ -168,6 +168,7 @@ def validate(
                 error(f"stage {name!r}: {key} must be a whole number >= 0", name, key)
         if "cache" in stage and not isinstance(stage["cache"], bool):
             error(f"stage {name!r}: cache must be true or false", name, "cache")
+        _check_run_settings(error, name, stage, base)
         for other in stage.get("after") or []:
             if other not in stages:
                 error(f"stage {name!r} runs after {other!r}, which is not a stage", name, "after")
@@ -182,6 +183,10 @@ def validate(
             continue
         for key, value in values.items():
             where = f"parameters.{key}"
+            if key not in t.params and stage.get("allow_new_params") is True:
+                if S.bare_dollar_brace(value) and S.parse_ref(value) is None:
+                    error(f"stage {name!r}: {value!r} is not a reference (write $${{ for a literal ${{)", name, where)  # fmt: skip
+                continue  # a new name: papermill injects it as given (no type to fit)
             if key not in t.params:
                 known = ", ".join(sorted(t.params)) or "none"
                 error(
@@ -192,15 +197,15 @@ def validate(
                 continue
             expected = t.params[key]
             ref = S.parse_ref(value)
-            if isinstance(value, str) and "${" in value and ref is None:
+            if S.bare_dollar_brace(value) and ref is None:
                 error(
-                    f"stage {name!r}: {value!r} is not a reference (use ${{stage.outputs.name}} or ${{pipeline.name}})",
+                    f"stage {name!r}: {value!r} is not a reference (use ${{stage.outputs.name}} or ${{pipeline.name}}; write $${{ for a literal ${{)",
                     name,
                     where,
                 )
                 continue
             if ref is None:
-                _check_fit(error, name, key, where, value, expected)
+                _check_fit(error, name, key, where, S.unescape(value), expected)
             elif ref.is_pipeline:
                 if ref.name not in pipeline_params:
                     error(
@@ -277,6 +282,27 @@ def _seen_outputs(
             found = dict.fromkeys(names), f"the last run of {Path(t.notebook).name} ({run_id})"
     cache[stage] = found
     return found
+
+
+RUN_SETTINGS_TEXT = ("kernel", "cwd")
+
+
+def _check_run_settings(error: Any, name: str, stage: dict[str, Any], base: Any) -> None:
+    """How the stage's job runs: kernel, cwd (relative to the pipeline file's folder),
+    allow_new_params, and papermill's options (execution_timeout, start_timeout, ...)."""
+    from ..execution.errors import JobError
+    from ..execution.papermill_options import check
+
+    for key in RUN_SETTINGS_TEXT:
+        if key in stage and not (isinstance(stage[key], str) and stage[key].strip()):
+            error(f"stage {name!r}: {key} must be a non-empty text", name, key)
+    if "allow_new_params" in stage and not isinstance(stage["allow_new_params"], bool):
+        error(f"stage {name!r}: allow_new_params must be true or false", name, "allow_new_params")
+    if "papermill" in stage:
+        try:
+            check(stage["papermill"], f"stage {name!r}: papermill", base=base)
+        except JobError as exc:
+            error(str(exc), name, "papermill")
 
 
 def _check_fit(
