@@ -17,10 +17,69 @@ def notebook_path() -> tuple[str | None, str | None]:
     path = os.environ.get("JPY_SESSION_NAME")
     if path:
         return path, None
+    run = papermill_parent()
+    if run is not None and run.get("input_path"):
+        return run["input_path"], None
     return (
         None,
         "unknown notebook: JPY_SESSION_NAME is not set (kernel not started by Jupyter server)",
     )
+
+
+# papermill 2.x options that take values (the others are flags); `--opt=value` takes none
+_PAPERMILL_VALUES = {
+    "-p": 2, "--parameters": 2, "-r": 2, "--parameters_raw": 2, "-f": 1, "--parameters_file": 1,
+    "-y": 1, "--parameters_yaml": 1, "-b": 1, "--parameters_base64": 1, "--engine": 1,
+    "--autosave-cell-every": 1, "-k": 1, "--kernel": 1, "-l": 1, "--language": 1, "--cwd": 1,
+    "--stdout-file": 1, "--stderr-file": 1, "--log-level": 1, "--start-timeout": 1,
+    "--start_timeout": 1, "--execution-timeout": 1,
+}  # fmt: skip
+
+
+def papermill_parent() -> dict[str, str] | None:
+    """{"input_path", "output_path"} (absolute) when this kernel was started by the `papermill`
+    command line (its default engine: no JPY_SESSION_NAME, no MLP_RUN_ID), read from the parent
+    process's arguments (jupyter_client sets JPY_PARENT_PID); None otherwise. papermill called
+    from Python code leaves no such trace."""
+    pid = os.environ.get("JPY_PARENT_PID")
+    if not pid or not pid.isdigit() or os.environ.get("MLP_RUN_ID"):
+        return None
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace").split("\0")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except OSError:
+        return None
+    start = None
+    for i, arg in enumerate(argv[:3]):
+        if Path(arg).name == "papermill":
+            start = i + 1
+        elif arg == "-m" and i + 1 < len(argv) and argv[i + 1] == "papermill":
+            start = i + 2
+    if start is None:
+        return None
+    positional: list[str] = []
+    i = start
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            positional.extend(argv[i + 1 :])
+            break
+        if arg.startswith("-") and arg != "-":
+            i += 1 + (0 if "=" in arg else _PAPERMILL_VALUES.get(arg, 0))
+            continue
+        if arg:
+            positional.append(arg)
+        i += 1
+    if not positional or "://" in positional[0]:  # a remote notebook: nothing to snapshot here
+        return None
+
+    def absolute(path: str) -> str:
+        return path if "://" in path else os.path.normpath(os.path.join(cwd, path))
+
+    found = {"input_path": absolute(positional[0])}
+    if len(positional) > 1:
+        found["output_path"] = absolute(positional[1])
+    return found
 
 
 def user_name() -> str:

@@ -75,6 +75,16 @@ class RunSession:
         self.started_at = _now()
         self.status = model.RUNNING
         self.notebook, self.notebook_note = environment.notebook_path()
+        # Started by the `papermill` command (its default engine): the run ends as papermill
+        # exits (an error output anywhere fails it, sys.exit(0) does not), and the parameters
+        # cell is known by its source (papermill's client sends no cell ids or tags).
+        self.papermill = (
+            None
+            if self.in_job or os.environ.get("JPY_SESSION_NAME")
+            else environment.papermill_parent()
+        )
+        self._papermill_error: dict[str, Any] | None = None
+        self._param_sources: set[str] = set()
         self.latest_metrics: dict[str, float] = {}
         self.cell_count = 0
         self.last_cell_status: str | None = None
@@ -145,6 +155,8 @@ class RunSession:
             fields = {}
         else:
             self._send({"run": fields})  # synchronous: a broken store warns in this very cell
+        if self.papermill is not None:
+            self._safe(self._read_parameters_sources)
         if self.shell is not None:
             self.shell.events.register("pre_run_cell", self._pre_run_cell)
             self.shell.events.register("post_run_cell", self._post_run_cell)
@@ -182,6 +194,10 @@ class RunSession:
         for thread in (self._start_thread, self._thread):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=30)
+        if status is None and self.papermill is not None:
+            status = model.FAILED if self._papermill_error else model.FINISHED
+            if error is None and self._papermill_error:
+                error = self._papermill_error
         if status is None:
             status = {
                 model.CELL_ERROR: model.FAILED,
@@ -281,6 +297,9 @@ class RunSession:
                 status, error = _describe_error(result)
             self.cell_count += 1
             self.last_cell_status = status
+            if self.papermill is not None and error is not None and self._papermill_error is None:
+                if not (error["ename"] == "SystemExit" and error["evalue"] in ("", "0")):
+                    self._papermill_error = {"ename": error["ename"], "evalue": error["evalue"]}
             # In a job the engine records the same cells from outside, numbered in execution
             # order, which is the kernel's execution count: one row per cell, not two.
             seq = self.cell_count
@@ -304,6 +323,8 @@ class RunSession:
         if source.startswith(INJECTED_HEADER):
             return True
         if info.cell_id and info.cell_id in self._param_cells:
+            return True
+        if source in self._param_sources:  # papermill's default engine: no cell id, no tags
             return True
         meta = getattr(info, "cell_meta", None)
         tags = meta.get("tags") if isinstance(meta, dict) else None
@@ -626,6 +647,20 @@ class RunSession:
         if scan_parameters:
             self._scan_parameters_cell(data)
         return self._sink.put_bytes(data)
+
+    def _read_parameters_sources(self) -> None:
+        """The sources of the cells tagged `parameters` in the notebook papermill runs, read now
+        (before the next cell runs), so that the parameters cell is recognised when it runs."""
+        if not self.notebook:
+            return
+        nb = json.loads(Path(self.notebook).read_bytes())
+        cells = nb.get("cells") or [c for w in nb.get("worksheets", []) for c in w.get("cells", [])]
+        for cell in cells:
+            if cell.get("cell_type") == "code" and "parameters" in (
+                cell.get("metadata", {}).get("tags") or []
+            ):
+                source = cell.get("source", cell.get("input", ""))
+                self._param_sources.add("".join(source) if isinstance(source, list) else source)
 
     def _scan_parameters_cell(self, data: bytes) -> None:
         """Remember the ids of cells tagged `parameters` (the kernel never sees tags), and take
