@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the tests need and run every test: pytest (real kernels, papermill, the Jupyter
-# server), then the Galata UI tests in Debian's Chromium. Works on a fresh Debian machine as root
+# Install what the tests need, run the static checks (ruff, mypy, the lab extension's npm lint
+# scripts; strict tsc runs in its build) and every test: pytest (real kernels, papermill, the
+# Jupyter server), then the Galata UI tests in Debian's Chromium. Works on a fresh Debian machine as root
 # (it apt-installs chromium) or as a user who already has chromium. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,6 +31,26 @@ if ! grep -q "jupyter-mlp.*enabled.*OK" <<<"$extensions"; then
   echo "test.sh: the jupyter-mlp lab extension is not installed and enabled:" >&2
   echo "$extensions" >&2
   exit 1
+fi
+
+# Static checks before the tests; any failure ends the script (set -e). The strict TypeScript
+# compile (tsconfig.json "strict": true) already ran in the extension build of the install above.
+check() {
+  echo "== test.sh: $* ==" >&2
+  "$@"
+}
+python_sources=(jupyter_mlp tests bench ui-tests/*.py)
+check ruff check "${python_sources[@]}"
+check ruff format --check "${python_sources[@]}"
+check mypy jupyter_mlp # the settings, strict ones for the typed core, are in pyproject.toml
+npm_scripts=$(npm run)
+if grep -qE '^  lint:check$' <<<"$npm_scripts"; then
+  check npm run --silent lint:check # eslint (and prettier) over the lab extension
+else
+  echo "== test.sh: no npm script lint:check yet: eslint not run ==" >&2
+fi
+if grep -qE '^  format:check$' <<<"$npm_scripts"; then
+  check npm run --silent format:check # prettier --check
 fi
 
 python -m pytest -q -p no:cacheprovider "$@"
