@@ -147,8 +147,8 @@ def test_bad_api_calls_warn_once_and_never_raise_into_the_cell(start_kernel, sto
         "mlp.log_metric('loss', 1.0, step=2**63)": "outside",
         "mlp.log_metric('bad\\ud800', 1.0)": "lone surrogate",
         "mlp.log_metric('x' * 10_000_000, 1.0)": "characters long",
-        "mlp.log_params({'f': open})": "JSON data",
-        "mlp.output('x', object())": "JSON data",
+        "mlp.log_params({'f': open})": "cannot be stored",
+        "mlp.output('x', object())": "cannot be stored",
         "mlp.log_artifact('missing.bin')": "no such file",
         "mlp.log_metrics([1, 2])": "must be a dict",
     }

@@ -394,7 +394,7 @@ class RunSession:
     def refuse(self, call: str, subject: Any, exc: BaseException) -> None:
         """One warning per call and field: what was refused and why; the call is dropped and
         every later call works. Never raises into the user's cell."""
-        field = getattr(exc, "field", "") or type(exc).__name__
+        field = getattr(exc, "field", "")  # a RecordError names its field; a TypeError says all
         message = getattr(exc, "message", None) or str(exc)
         where = (call, field, _kind_of(message))
         count = self._refusals.get(where, 0)
@@ -403,7 +403,8 @@ class RunSession:
             return
         shown = _shown(subject)
         self._print(
-            f"jupyter-mlp warning: mlp.{call}({shown}) was not recorded: {field} {message}. "
+            f"jupyter-mlp warning: mlp.{call}({shown}) was not recorded: "
+            f"{f'{field} {message}' if field else message}. "
             "Tracking goes on; further calls refused for the same reason are counted, not shown."
         )
 
