@@ -172,6 +172,6 @@ const pipelineEditorPlugin: JupyterFrontEndPlugin<void> = {
 };
 
 /** Every plugin of the pipeline editor (spread into the extension's default export). */
-export const pipelinePlugins: JupyterFrontEndPlugin<any>[] = [
+export const pipelinePlugins: JupyterFrontEndPlugin<void>[] = [
   pipelineEditorPlugin
 ];
