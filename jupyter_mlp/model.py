@@ -16,12 +16,13 @@ FAILED = "failed"
 INTERRUPTED = "interrupted"
 LOST = "lost"
 CANCELLED = "cancelled"
-STATUSES = (QUEUED, RUNNING, FINISHED, FAILED, INTERRUPTED, LOST, CANCELLED)
-FINAL_STATUSES = frozenset((FINISHED, FAILED, INTERRUPTED, LOST, CANCELLED))
+PRUNED = "pruned"  # a sweep trial its pruner stopped early (the curve was worse than the median)
+STATUSES = (QUEUED, RUNNING, FINISHED, FAILED, INTERRUPTED, LOST, CANCELLED, PRUNED)
+FINAL_STATUSES = frozenset((FINISHED, FAILED, INTERRUPTED, LOST, CANCELLED, PRUNED))
 
-# Job states: a job is queued, then running, then one of the final three.
-JOB_STATES = (QUEUED, RUNNING, FINISHED, FAILED, CANCELLED)
-FINAL_JOB_STATES = frozenset((FINISHED, FAILED, CANCELLED))
+# Job states: a job is queued, then running, then one of the final ones.
+JOB_STATES = (QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, PRUNED)
+FINAL_JOB_STATES = frozenset((FINISHED, FAILED, CANCELLED, PRUNED))
 
 # Cell outcomes.
 CELL_OK = "ok"

@@ -266,7 +266,9 @@ def fast_step(value: Any) -> bool:
 
 # --- run fields: every column a batch, a route or a reader may touch -----------------------------
 
-STATUSES = ("queued", "running", "finished", "failed", "interrupted", "lost", "cancelled")
+STATUSES = (
+    "queued", "running", "finished", "failed", "interrupted", "lost", "cancelled", "pruned",
+)  # fmt: skip
 KINDS = ("interactive", "job", "stage")
 CELL_STATUSES = (
     "ok",

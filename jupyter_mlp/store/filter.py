@@ -31,6 +31,7 @@ COLUMNS = {
     "parent_id": "runs.parent_id",
     "pipeline_run": "runs.pipeline_run_id",
     "stage": "runs.stage",
+    "sweep": "runs.sweep_id",
     "notebook": "runs.notebook",
     "host": "runs.host",
     "user": "runs.user",

@@ -222,6 +222,57 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, hash)
     ) WITHOUT ROWID;
     """,
+    # 4 -> 5: sweeps (a parameter search over a template run) and their trials; a trial is an
+    # ordinary job run that carries its sweep's id.
+    """
+    ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+    CREATE INDEX runs_sweep ON runs(sweep_id);
+
+    CREATE TABLE sweeps (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        template_id TEXT NOT NULL,        -- the run whose notebook every trial reruns
+        space TEXT NOT NULL,              -- JSON: {param: {kind, low, high, log, step, choices, value}}
+        objective TEXT NOT NULL,          -- JSON: {direction, source, key, agg, text}
+        sampler TEXT NOT NULL,            -- grid | random | tpe
+        seed INTEGER,
+        budget INTEGER NOT NULL,          -- trials at most
+        timeout_s REAL,                   -- no new trial after this many seconds
+        concurrency INTEGER NOT NULL,
+        executor TEXT NOT NULL,
+        gpus INTEGER,                     -- per trial (NULL: as many as the template had)
+        options TEXT NOT NULL DEFAULT '{}', -- JSON: pruner, kernel, ...
+        status TEXT NOT NULL,             -- queued | running | finished | failed | cancelling | cancelled
+        user TEXT,
+        pid INTEGER,                      -- the driver process
+        host TEXT,
+        best_trial INTEGER,
+        best_run_id TEXT,
+        best_value REAL,
+        note TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        ended_at REAL,
+        error TEXT
+    );
+    CREATE INDEX sweeps_created ON sweeps(created_at);
+
+    CREATE TABLE sweep_trials (
+        sweep_id TEXT NOT NULL,
+        number INTEGER NOT NULL,          -- Optuna's trial number
+        run_id TEXT,
+        status TEXT NOT NULL,             -- running | finished | pruned | failed | cancelled
+        params TEXT NOT NULL,             -- JSON: the searched values, as the sampler chose them
+        system TEXT NOT NULL DEFAULT '{}', -- JSON: the sampler's own marks (the grid point)
+        value REAL,                       -- the objective
+        step INTEGER,                     -- the last intermediate step reported (pruning)
+        error TEXT,
+        started_at REAL NOT NULL,
+        ended_at REAL,
+        PRIMARY KEY (sweep_id, number)
+    ) WITHOUT ROWID;
+    CREATE INDEX sweep_trials_run ON sweep_trials(run_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,6 +7,8 @@ that consults its table and refuses a move the table does not allow:
     jobs             jobs.transition
     pipeline_stages  pipelines.set_stage
     pipeline_runs    pipelines.set_status
+    sweeps           sweeps.set_status
+    sweep_trials     sweeps.set_trial
 
 A refused move writes nothing and returns False / None, so whoever gets there first wins (a
 cancel beats a late "failed", a finished job is never cancelled after the fact)."""
@@ -16,7 +18,17 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
-from ..model import CANCELLED, FAILED, FINISHED, INTERRUPTED, LOST, QUEUED, RUNNING, STATUSES
+from ..model import (
+    CANCELLED,
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    LOST,
+    PRUNED,
+    QUEUED,
+    RUNNING,
+    STATUSES,
+)
 
 NEW = None  # the row does not exist yet
 
@@ -26,15 +38,16 @@ NEW = None  # the row does not exist yet
 RUN: dict[str | None, frozenset[str]] = {
     NEW: frozenset(STATUSES),
     QUEUED: frozenset((RUNNING, FAILED, CANCELLED)),
-    RUNNING: frozenset((FINISHED, FAILED, INTERRUPTED, LOST, CANCELLED)),
-    LOST: frozenset((RUNNING, FINISHED, FAILED, INTERRUPTED, CANCELLED)),
+    RUNNING: frozenset((FINISHED, FAILED, INTERRUPTED, LOST, CANCELLED, PRUNED)),
+    LOST: frozenset((RUNNING, FINISHED, FAILED, INTERRUPTED, CANCELLED, PRUNED)),
 }
 
-# Jobs: queued -> running -> finished | failed | cancelled; queued -> failed | cancelled.
+# Jobs: queued -> running -> finished | failed | cancelled | pruned (a sweep trial's pruner);
+# queued -> failed | cancelled.
 JOB: dict[str | None, frozenset[str]] = {
     NEW: frozenset((QUEUED,)),
     QUEUED: frozenset((RUNNING, FAILED, CANCELLED)),
-    RUNNING: frozenset((FINISHED, FAILED, CANCELLED)),
+    RUNNING: frozenset((FINISHED, FAILED, CANCELLED, PRUNED)),
 }
 
 # Pipeline stages. A retry queues a stage again (queued/running -> queued, with a new run).
@@ -59,6 +72,26 @@ PIPELINE: dict[str | None, frozenset[str]] = {
     CANCELLING: frozenset((CANCELLED, FAILED)),
 }
 FINAL_PIPELINE = frozenset((SUCCEEDED, FAILED, CANCELLED))
+
+# Sweeps: the driver moves queued -> running -> finished | failed; a cancel asks (cancelling)
+# and the driver answers (cancelled). A new driver takes over a running sweep whose driver died,
+# or resumes a failed one (running -> running, failed -> running).
+SWEEP: dict[str | None, frozenset[str]] = {
+    NEW: frozenset((QUEUED,)),
+    QUEUED: frozenset((RUNNING, CANCELLING, FAILED, CANCELLED)),
+    RUNNING: frozenset((RUNNING, FINISHED, FAILED, CANCELLING, CANCELLED)),
+    FAILED: frozenset((RUNNING,)),
+    CANCELLING: frozenset((CANCELLED, FAILED)),
+}
+FINAL_SWEEP = frozenset((FINISHED, CANCELLED))  # failed can be resumed
+
+# Sweep trials: asked (its job queued) -> told. A trial is `running` from the sampler's view
+# while its job is queued or running.
+TRIAL: dict[str | None, frozenset[str]] = {
+    NEW: frozenset((RUNNING, FAILED)),
+    RUNNING: frozenset((FINISHED, PRUNED, FAILED, CANCELLED)),
+}
+FINAL_TRIAL = frozenset((FINISHED, PRUNED, FAILED, CANCELLED))
 
 
 def allowed(table: dict[str | None, frozenset[str]], current: str | None, to: str) -> bool:
