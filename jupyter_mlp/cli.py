@@ -318,9 +318,11 @@ def build_parser() -> argparse.ArgumentParser:
         pin.set_defaults(func=runs_pin, pinned=value)
     from .execution.cli_commands import add_commands
     from .pipelines.cli_commands import add_commands as add_pipeline_commands
+    from .sweeps.cli_commands import add_commands as add_sweep_commands
 
     add_commands(sub)
     add_pipeline_commands(sub)
+    add_sweep_commands(sub)
     return p
 
 
