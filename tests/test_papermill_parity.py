@@ -481,6 +481,7 @@ def test_papermill_options_partial_notebook_export_and_name(tmp_path):
     assert all(c["metadata"]["jupyter"]["source_hidden"] for c in code)  # --report-mode
     assert "slept" in json.dumps(executed)
     assert "started" in log.read_text()  # --stdout-file
+    assert "Executing Cell 3" in (home / "jobs" / f"{run_id}.log").read_text()  # --log-output
     assert not (home / "partial" / f"{run_id}.ipynb").exists()  # now a blob of the run
 
     slow = run(JUPYTER, "mlp", "run", str(nb), "-p", "wait=30", "--execution-timeout", "1", env=env)
