@@ -24,7 +24,7 @@ import {
 } from '@jupyterlab/translation';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { EventFeed, getNotebook, NotebookWhich } from './api';
+import { EventFeed, getNotebook, NotebookWhich, sharedFeed } from './api';
 import { showRerunDialog } from './components/RerunDialog';
 import { pipelineIcon } from './icons';
 import { RunsModel } from './model/RunsModel';
@@ -105,7 +105,7 @@ const corePlugin: JupyterFrontEndPlugin<IMlp> = {
     translator: ITranslator | null
   ): Promise<IMlp> => {
     const trans = (translator ?? nullTranslator).load('jupyter_mlp');
-    const feed = new EventFeed();
+    const feed = sharedFeed();
     let settings: ISettingRegistry.ISettings | null = null;
     try {
       settings = registry ? await registry.load(PLUGIN_ID) : null;
@@ -124,19 +124,13 @@ const corePlugin: JupyterFrontEndPlugin<IMlp> = {
       const current = mlp.update(readSettings(settings));
       runs.setProject(current.defaultProject);
       runs.setMetricColumns(current.metricColumns);
-      if (current.liveUpdates) {
-        feed.start();
-        if (!before.liveUpdates) {
-          runs.refresh(); // events were missed while paused
-        }
-      } else {
-        feed.stop();
+      runs.follow(current.liveUpdates);
+      if (current.liveUpdates && !before.liveUpdates) {
+        runs.refresh(); // events were missed while paused
       }
     };
     settings?.changed.connect(apply);
-    if (mlp.settings.liveUpdates) {
-      feed.start();
-    }
+    runs.follow(mlp.settings.liveUpdates);
     return mlp;
   }
 };

@@ -8,6 +8,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
+import { IExecutor } from '../api';
 import { FieldError, IRerunField, RerunModel } from '../model/RerunModel';
 import { useSignal } from './hooks';
 
@@ -104,8 +105,16 @@ export function RerunForm({
                 <option value="">{trans.__('default')}</option>
               )}
               {model.executors.map(ex => (
-                <option key={ex.name} value={ex.name}>
+                <option
+                  key={ex.name}
+                  value={ex.name}
+                  disabled={ex.available === false}
+                  title={ex.reason ?? undefined}
+                >
                   {ex.name}
+                  {ex.available === false
+                    ? ' ' + trans.__('(unavailable)')
+                    : ''}
                   {typeof ex.running === 'number'
                     ? ' ' +
                       trans.__(
@@ -118,6 +127,7 @@ export function RerunForm({
               ))}
             </select>
           </label>
+          <ExecutorNotes executors={model.executors} trans={trans} />
           {model.executorsError && (
             <p className="jp-mlp-Muted">
               {trans.__(
@@ -169,6 +179,35 @@ export function RerunForm({
         </button>
       </div>
     </form>
+  );
+}
+
+/** Why an executor cannot be chosen, or may not start jobs at once, in a line each. */
+export function ExecutorNotes({
+  executors,
+  trans
+}: {
+  executors: readonly IExecutor[] | null;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const notes = (executors ?? []).filter(e => e.reason);
+  if (!notes.length) {
+    return null;
+  }
+  return (
+    <ul className="jp-mlp-ExecutorNotes">
+      {notes.map(e => (
+        <li key={e.name} data-executor={e.name}>
+          {e.available === false
+            ? trans.__('%1 cannot be chosen: %2.', e.name, e.reason ?? '')
+            : trans.__(
+                '%1: %2; its jobs wait until it is back.',
+                e.name,
+                e.reason ?? ''
+              )}
+        </li>
+      ))}
+    </ul>
   );
 }
 
@@ -276,6 +315,7 @@ export function showRerunDialog(options: {
     const done = (id: string | null) => {
       document.removeEventListener('keydown', onKey, true);
       body.dispose();
+      model.dispose();
       host.dispose();
       resolve(id);
     };

@@ -25,8 +25,10 @@ export const ROW_HEIGHT = 26;
 const OVERSCAN = 8;
 /** Ask for the next page when this few loaded rows are left below the view. */
 const PREFETCH_ROWS = 60;
-/** The drag data type of a run (the pipeline editor accepts it). */
-export const RUN_MIME = 'application/x-mlp-run';
+
+import { RUN_MIME } from '../mime';
+
+export { RUN_MIME };
 
 interface IColumn {
   id: string;

@@ -2,9 +2,6 @@
  * Several runs side by side: params (which differ), latest metrics, and each metric's curves of
  * every run, overlaid and zoomable.
  */
-import { IDisposable } from '@lumino/disposable';
-import { ISignal, Signal } from '@lumino/signaling';
-
 import {
   compareRuns,
   EventFeed,
@@ -13,7 +10,7 @@ import {
   IMetricSeries,
   IRunEvent
 } from '../api';
-import { errorMessage } from './RunsModel';
+import { LiveModel } from './LiveModel';
 import { CHART_POINTS, rangeParams, StepRange } from './series';
 
 /** Metrics charted at most. */
@@ -27,28 +24,16 @@ export interface ICompareSeries {
   loading: boolean;
 }
 
-export class CompareModel implements IDisposable {
+export class CompareModel extends LiveModel {
   constructor(
     readonly ids: string[],
-    private readonly _feed: EventFeed | null
+    feed: EventFeed | null
   ) {
-    this._feed?.received.connect(this._onEvents, this);
-  }
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
+    super(feed);
   }
 
   get data(): ICompare | null {
     return this._data;
-  }
-
-  get error(): string | null {
-    return this._error;
   }
 
   get onlyDifferences(): boolean {
@@ -57,7 +42,7 @@ export class CompareModel implements IDisposable {
 
   setOnlyDifferences(value: boolean): void {
     this._onlyDifferences = value;
-    this._emit();
+    this.emit();
   }
 
   /** The params to show: all, or only those whose values differ between the runs. */
@@ -87,19 +72,18 @@ export class CompareModel implements IDisposable {
   }
 
   async load(): Promise<void> {
-    const signal = this._controller.signal;
+    const signal = this.signal;
     try {
       this._data = await compareRuns(this.ids, signal);
       this._differ = new Set(this._data.params_differ);
-      this._error = null;
+      this.setError(null);
     } catch (error) {
       if (!signal.aborted) {
-        this._error = errorMessage(error);
-        this._emit();
+        this.setError(error);
       }
       return;
     }
-    this._emit();
+    this.emit();
     await Promise.all(this.chartedKeys.map(key => this._loadSeries(key)));
   }
 
@@ -109,24 +93,13 @@ export class CompareModel implements IDisposable {
     void this._loadSeries(key);
   }
 
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
-    this._controller.abort();
-    clearTimeout(this._timer);
-    this._feed?.received.disconnect(this._onEvents, this);
-    Signal.clearData(this);
-  }
-
   private async _loadSeries(key: string): Promise<void> {
-    const signal = this._controller.signal;
+    const signal = this.signal;
     const state = this.series(key);
     const token = (this._tokens.get(key) ?? 0) + 1;
     this._tokens.set(key, token);
     this._series.set(key, { ...state, loading: true });
-    this._emit();
+    this.emit();
     const runs = this._data?.runs ?? [];
     const results = await Promise.all(
       runs
@@ -153,12 +126,11 @@ export class CompareModel implements IDisposable {
       }
     }
     this._series.set(key, { series, range: state.range, loading: false });
-    this._emit();
+    this.emit();
   }
 
-  private _onEvents(_: EventFeed, events: IRunEvent[]): void {
+  protected onEvents(events: IRunEvent[]): void {
     if (
-      this._timer === undefined &&
       events.some(
         e =>
           e.run_id &&
@@ -166,35 +138,14 @@ export class CompareModel implements IDisposable {
           (e.type === 'metrics' || e.type === 'params' || e.type === 'run')
       )
     ) {
-      this._timer = window.setTimeout(() => {
-        this._timer = undefined;
-        void this.load();
-      }, LIVE_DELAY_MS);
+      this._reload.schedule(LIVE_DELAY_MS);
     }
   }
 
-  private _emit(): void {
-    if (this._emitQueued || this._isDisposed) {
-      return;
-    }
-    this._emitQueued = true;
-    queueMicrotask(() => {
-      this._emitQueued = false;
-      if (!this._isDisposed) {
-        this._changed.emit();
-      }
-    });
-  }
-
+  private _reload = this.later(() => this.load());
   private _data: ICompare | null = null;
   private _differ = new Set<string>();
-  private _error: string | null = null;
   private _onlyDifferences = false;
   private _series = new Map<string, ICompareSeries>();
   private _tokens = new Map<string, number>();
-  private _controller = new AbortController();
-  private _timer: number | undefined;
-  private _emitQueued = false;
-  private _isDisposed = false;
-  private _changed = new Signal<this, void>(this);
 }

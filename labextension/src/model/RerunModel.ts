@@ -3,47 +3,38 @@
  * recorded (ints stay ints, bools are checkboxes, lists and dicts are JSON), the executor and the
  * GPUs. Invalid values are refused in the form; the server's own refusal is shown too.
  */
-import { ISignal, Signal } from '@lumino/signaling';
-
 import {
   ApiError,
-  getExecutors,
+  errorText,
   getParams,
   IExecutor,
   IParam,
   JSONValue,
   rerun
 } from '../api';
-import { BOOL_TYPES, FLOAT_TYPES, INT_TYPES, LIST_TYPES } from '../pytypes';
-import { errorMessage } from './RunsModel';
+import { isSequenceKind, typeKind } from '../paramTypes';
+import { ExecutorChoices } from './ExecutorChoices';
+import { LiveModel } from './LiveModel';
 
 /** How a parameter is edited. */
 export type FieldKind =
   'int' | 'float' | 'bool' | 'str' | 'list' | 'dict' | 'json';
 
 export function fieldKind(type: string | null, value: JSONValue): FieldKind {
-  if (type && INT_TYPES.has(type)) {
-    return 'int';
+  const kind = typeKind(type);
+  switch (kind) {
+    case 'int':
+    case 'float':
+    case 'bool':
+    case 'str':
+    case 'dict':
+      return kind;
+    default:
+      if (isSequenceKind(kind)) {
+        return 'list';
+      }
+      return type === null && typeof value === 'string' ? 'str' : 'json';
   }
-  if (type && FLOAT_TYPES.has(type)) {
-    return 'float';
-  }
-  if (type && BOOL_TYPES.has(type)) {
-    return 'bool';
-  }
-  if (type === 'str') {
-    return 'str';
-  }
-  if (type && LIST_TYPES.has(type)) {
-    return 'list';
-  }
-  if (type === 'dict') {
-    return 'dict';
-  }
-  if (type === null && typeof value === 'string') {
-    return 'str';
-  }
-  return 'json';
 }
 
 /** The text a field starts with. */
@@ -146,11 +137,18 @@ function sameValue(a: JSONValue, b: JSONValue): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-export class RerunModel {
-  constructor(readonly runId: string) {}
+export class RerunModel extends LiveModel {
+  constructor(readonly runId: string) {
+    super(null);
+    this.executorChoices.changed.connect(() => this.emit());
+  }
 
-  get changed(): ISignal<this, void> {
-    return this._changed;
+  /** Where the rerun can go (the one executor list of the front end). */
+  readonly executorChoices = new ExecutorChoices();
+
+  dispose(): void {
+    this.executorChoices.dispose();
+    super.dispose();
   }
 
   get fields(): readonly IRerunField[] {
@@ -158,11 +156,11 @@ export class RerunModel {
   }
 
   get executors(): readonly IExecutor[] {
-    return this._executors;
+    return this.executorChoices.executors ?? [];
   }
 
   get executor(): string {
-    return this._executor;
+    return this.executorChoices.chosen ?? '';
   }
 
   /** GPUs as typed; empty means "as many as the run had". */
@@ -185,7 +183,7 @@ export class RerunModel {
 
   /** The executors could not be listed (the default one is used). */
   get executorsError(): string | null {
-    return this._executorsError;
+    return this.executorChoices.error;
   }
 
   get submitting(): boolean {
@@ -220,16 +218,13 @@ export class RerunModel {
 
   async load(): Promise<void> {
     this._loading = true;
-    this._changed.emit();
-    const [params, executors] = await Promise.all([
-      getParams(this.runId).catch((error: unknown) => {
-        this._loadError = errorMessage(error);
+    this.emit();
+    const [params] = await Promise.all([
+      getParams(this.runId, this.signal).catch((error: unknown) => {
+        this._loadError = errorText(error);
         return [] as IParam[];
       }),
-      getExecutors().catch((error: unknown) => {
-        this._executorsError = errorMessage(error);
-        return null;
-      })
+      this.executorChoices.load()
     ]);
     this._fields = params.map(p => {
       const kind = fieldKind(p.type, p.value);
@@ -242,12 +237,8 @@ export class RerunModel {
         error: null
       };
     });
-    if (executors) {
-      this._executors = executors.executors;
-      this._executor = executors.default || executors.executors[0]?.name || '';
-    }
     this._loading = false;
-    this._changed.emit();
+    this.emit();
   }
 
   setText(key: string, text: string): void {
@@ -259,17 +250,16 @@ export class RerunModel {
       return { ...f, text, error: 'error' in parsed ? parsed.error : null };
     });
     this._submitError = null;
-    this._changed.emit();
+    this.emit();
   }
 
   setExecutor(name: string): void {
-    this._executor = name;
-    this._changed.emit();
+    this.executorChoices.choose(name || null);
   }
 
   setGpus(text: string): void {
     this._gpus = text;
-    this._changed.emit();
+    this.emit();
   }
 
   /** Queue the rerun; returns the new run's id, or null (the reason is in `submitError`). */
@@ -279,12 +269,12 @@ export class RerunModel {
     }
     this._submitting = true;
     this._submitError = null;
-    this._changed.emit();
+    this.emit();
     try {
       const gpus = this._gpus.trim();
       const { id } = await rerun(this.runId, {
         params: this.changes,
-        executor: this._executor || undefined,
+        executor: this.executor || undefined,
         gpus: gpus === '' ? undefined : Number(gpus),
         allow_new: false
       });
@@ -295,22 +285,18 @@ export class RerunModel {
         error.status === 404 &&
         error.message === 'Not Found'
           ? 'This server has no rerun route (POST /mlp/api/runs/{id}/rerun).'
-          : errorMessage(error);
+          : errorText(error);
       return null;
     } finally {
       this._submitting = false;
-      this._changed.emit();
+      this.emit();
     }
   }
 
   private _fields: IRerunField[] = [];
-  private _executors: IExecutor[] = [];
-  private _executor = '';
   private _gpus = '';
   private _loading = true;
   private _loadError: string | null = null;
-  private _executorsError: string | null = null;
   private _submitting = false;
   private _submitError: string | null = null;
-  private _changed = new Signal<this, void>(this);
 }

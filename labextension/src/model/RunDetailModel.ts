@@ -2,11 +2,9 @@
  * One run's detail view state: the run, its typed params, cells, metric series (zoomable), GPU
  * timeline and lineage, kept current by the event feed while the view is open.
  */
-import { IDisposable } from '@lumino/disposable';
-import { ISignal, Signal } from '@lumino/signaling';
-
 import {
   cancelRun,
+  errorText,
   EventFeed,
   getCells,
   getGpuSeries,
@@ -23,7 +21,7 @@ import {
   listRuns,
   patchRun
 } from '../api';
-import { errorMessage } from './RunsModel';
+import { Later, LiveModel } from './LiveModel';
 import {
   CHART_POINTS,
   emptySeries,
@@ -42,20 +40,12 @@ const CHILDREN_LIMIT = 50;
 type Part =
   'run' | 'cells' | 'metrics' | 'params' | 'gpu' | 'children' | 'parent';
 
-export class RunDetailModel implements IDisposable {
+export class RunDetailModel extends LiveModel {
   constructor(
     readonly id: string,
-    private readonly _feed: EventFeed | null
+    feed: EventFeed | null
   ) {
-    this._feed?.received.connect(this._onEvents, this);
-  }
-
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
+    super(feed);
   }
 
   get run(): IRun | null {
@@ -87,17 +77,12 @@ export class RunDetailModel implements IDisposable {
     return this._parent;
   }
 
-  /** The run could not be loaded (it does not exist, or the server failed). */
-  get error(): string | null {
-    return this._error;
-  }
-
   get actionError(): string | null {
     return this._actionError;
   }
 
   get loading(): boolean {
-    return this._run === null && this._error === null;
+    return this._run === null && this.error === null;
   }
 
   /** The series of a charted metric. */
@@ -131,9 +116,9 @@ export class RunDetailModel implements IDisposable {
     try {
       this._run = { ...(await patchRun(this.id, { pinned })), cells: null };
     } catch (error) {
-      this._actionError = errorMessage(error);
+      this._actionError = errorText(error);
     }
-    this._emit();
+    this.emit();
   }
 
   /** Cancel the run (a queued or running job). */
@@ -142,31 +127,18 @@ export class RunDetailModel implements IDisposable {
     try {
       await cancelRun(this.id);
     } catch (error) {
-      this._actionError = errorMessage(error);
+      this._actionError = errorText(error);
     }
     void this._load('run');
   }
 
-  dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
-    this._controller.abort();
-    for (const timer of this._timers.values()) {
-      clearTimeout(timer);
-    }
-    this._feed?.received.disconnect(this._onEvents, this);
-    Signal.clearData(this);
-  }
-
   private async _load(part: Part): Promise<void> {
-    const signal = this._controller.signal;
+    const signal = this.signal;
     try {
       switch (part) {
         case 'run':
           this._run = await getRun(this.id, signal);
-          this._error = null;
+          this.setError(null);
           if (this._run.parent_id && this._parent?.id !== this._run.parent_id) {
             void this._load('parent');
           }
@@ -213,20 +185,20 @@ export class RunDetailModel implements IDisposable {
         return;
       }
       if (part === 'run') {
-        this._error = errorMessage(error);
+        this.setError(error);
       }
     }
-    this._emit();
+    this.emit();
   }
 
   private async _loadSeries(key: string): Promise<void> {
-    const signal = this._controller.signal;
+    const signal = this.signal;
     const state = this._series.get(key) ?? emptySeries();
     const range = state.range;
     const token = (this._seriesTokens.get(key) ?? 0) + 1;
     this._seriesTokens.set(key, token);
     this._series.set(key, { ...state, loading: true });
-    this._emit();
+    this.emit();
     try {
       const series = await getMetricSeries(
         this.id,
@@ -245,13 +217,13 @@ export class RunDetailModel implements IDisposable {
       this._series.set(key, {
         ...state,
         loading: false,
-        error: errorMessage(error)
+        error: errorText(error)
       });
     }
-    this._emit();
+    this.emit();
   }
 
-  private _onEvents(_: EventFeed, events: IRunEvent[]): void {
+  protected onEvents(events: IRunEvent[]): void {
     for (const event of events) {
       if (event.run_id === this.id) {
         switch (event.type) {
@@ -288,29 +260,12 @@ export class RunDetailModel implements IDisposable {
 
   /** Load a part after `delay` ms, once however many events asked for it meanwhile. */
   private _later(part: Part, delay: number): void {
-    if (this._timers.has(part)) {
-      return;
+    let later = this._laterParts.get(part);
+    if (!later) {
+      later = this.later(() => this._load(part));
+      this._laterParts.set(part, later);
     }
-    this._timers.set(
-      part,
-      window.setTimeout(() => {
-        this._timers.delete(part);
-        void this._load(part);
-      }, delay)
-    );
-  }
-
-  private _emit(): void {
-    if (this._emitQueued || this._isDisposed) {
-      return;
-    }
-    this._emitQueued = true;
-    queueMicrotask(() => {
-      this._emitQueued = false;
-      if (!this._isDisposed) {
-        this._changed.emit();
-      }
-    });
+    later.schedule(delay);
   }
 
   private _run: IRun | null = null;
@@ -322,11 +277,6 @@ export class RunDetailModel implements IDisposable {
   private _gpu: IGpuSeries | null = null;
   private _children: IRun[] = [];
   private _parent: IRun | null = null;
-  private _error: string | null = null;
   private _actionError: string | null = null;
-  private _controller = new AbortController();
-  private _timers = new Map<Part, number>();
-  private _emitQueued = false;
-  private _isDisposed = false;
-  private _changed = new Signal<this, void>(this);
+  private _laterParts = new Map<Part, Later>();
 }

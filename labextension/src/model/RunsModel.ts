@@ -3,17 +3,16 @@
  * and live updates from the event feed. Components read it and call its methods; it never polls
  * the full list: the feed says which runs changed and only those rows are fetched again.
  */
-import { IDisposable } from '@lumino/disposable';
-import { ISignal, Signal } from '@lumino/signaling';
-
 import {
   ApiError,
+  errorText,
   EventFeed,
   IRun,
   IRunEvent,
   listRuns,
   patchRun
 } from '../api';
+import { LiveModel } from './LiveModel';
 import { comparator, DEFAULT_SORT, parseSort } from './sort';
 
 /** Rows of the first page: enough to fill any sidebar, small enough to paint at once. */
@@ -57,25 +56,15 @@ function pinnedFilter(filter: string): string {
   return filter.trim() ? `pinned = true and (${filter})` : 'pinned = true';
 }
 
-export class RunsModel implements IDisposable {
+export class RunsModel extends LiveModel {
   constructor(options: IRunsModelOptions) {
-    this._feed = options.feed;
+    super(options.feed);
     this._project = options.project ?? '';
     this._configuredColumns = options.metricColumns ?? [];
     this._pageSizes = options.pageSizes ?? {
       first: FIRST_PAGE,
       next: NEXT_PAGE
     };
-    this._feed?.received.connect(this._onEvents, this);
-  }
-
-  /** Emitted (at most once per microtask) whenever anything shown changed. */
-  get changed(): ISignal<this, void> {
-    return this._changed;
-  }
-
-  get isDisposed(): boolean {
-    return this._isDisposed;
   }
 
   /** Pinned runs first, then the others in the sort order; as loaded so far. */
@@ -288,7 +277,7 @@ export class RunsModel implements IDisposable {
           });
         } else {
           this._loaded = true;
-          this._loadError = errorMessage(error);
+          this._loadError = errorText(error);
         }
         this._emit();
       }
@@ -329,7 +318,7 @@ export class RunsModel implements IDisposable {
           return;
         }
         this._loadingMore = false;
-        this._loadError = errorMessage(error);
+        this._loadError = errorText(error);
         this._emit();
       }
     );
@@ -351,7 +340,7 @@ export class RunsModel implements IDisposable {
       if (run) {
         this._place(run);
       }
-      this._actionError = errorMessage(error);
+      this._actionError = errorText(error);
       this._emit();
     }
   }
@@ -361,21 +350,14 @@ export class RunsModel implements IDisposable {
   }
 
   dispose(): void {
-    if (this._isDisposed) {
-      return;
-    }
-    this._isDisposed = true;
     this._controller?.abort();
     this._refetchController?.abort();
-    clearTimeout(this._refetchTimer);
-    clearTimeout(this._errorTimer);
-    this._feed?.received.disconnect(this._onEvents, this);
-    Signal.clearData(this);
+    super.dispose();
   }
 
   // --- live updates ------------------------------------------------------------------------------
 
-  private _onEvents(_: EventFeed, events: IRunEvent[]): void {
+  protected onEvents(events: IRunEvent[]): void {
     if (!this._loaded) {
       return;
     }
@@ -420,16 +402,7 @@ export class RunsModel implements IDisposable {
   }
 
   private _scheduleRefetch(delay: number): void {
-    const due = Date.now() + delay;
-    if (this._refetchTimer !== undefined && this._refetchDue <= due) {
-      return;
-    }
-    clearTimeout(this._refetchTimer);
-    this._refetchDue = due;
-    this._refetchTimer = window.setTimeout(() => {
-      this._refetchTimer = undefined;
-      void this._refetch();
-    }, delay);
+    this._refetchLater.schedule(delay);
   }
 
   /**
@@ -460,7 +433,7 @@ export class RunsModel implements IDisposable {
         },
         controller.signal
       );
-      if (generation !== this._generation || this._isDisposed) {
+      if (generation !== this._generation || this.isDisposed) {
         return;
       }
       const found = new Map(page.runs.map(r => [r.id, r]));
@@ -544,39 +517,32 @@ export class RunsModel implements IDisposable {
   }
 
   private _setFilterError(error: IFilterError | null): void {
-    clearTimeout(this._errorTimer);
+    this._pendingFilterError = error;
     if (error === null) {
+      this._errorLater.cancel();
       this._shownFilterError = null;
       return;
     }
-    this._errorTimer = window.setTimeout(() => {
-      this._shownFilterError = error;
-      this._emit();
-    }, FILTER_ERROR_DELAY_MS);
+    this._errorLater.restart(FILTER_ERROR_DELAY_MS);
   }
 
   private _emit(): void {
     this._rows = null;
-    if (this._emitQueued || this._isDisposed) {
-      return;
-    }
-    this._emitQueued = true;
-    queueMicrotask(() => {
-      this._emitQueued = false;
-      if (!this._isDisposed) {
-        this._changed.emit();
-      }
-    });
+    this.emit();
   }
 
-  private _feed: EventFeed | null;
+  private _refetchLater = this.later(() => this._refetch());
+  private _errorLater = this.later(() => {
+    this._shownFilterError = this._pendingFilterError;
+    this._emit();
+  });
+  private _pendingFilterError: IFilterError | null = null;
   private _project: string;
   private _configuredColumns: string[];
   private _pageSizes: { first: number; next: number };
   private _filter = '';
   private _appliedFilter = '';
   private _shownFilterError: IFilterError | null = null;
-  private _errorTimer: number | undefined;
   private _sort = DEFAULT_SORT;
   private _main: IRun[] = [];
   private _pinned: IRun[] = [];
@@ -593,15 +559,6 @@ export class RunsModel implements IDisposable {
   private _selection = new Set<string>();
   private _cellCounts = new Map<string, number>();
   private _pending = new Set<string>();
-  private _refetchTimer: number | undefined;
-  private _refetchDue = 0;
   private _refetching = false;
   private _refetchController: AbortController | null = null;
-  private _emitQueued = false;
-  private _isDisposed = false;
-  private _changed = new Signal<this, void>(this);
-}
-
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -15,7 +15,7 @@ import {
 } from '@xyflow/react';
 import * as React from 'react';
 
-import { RUN_MIME } from './api';
+import { RUN_MIME } from '../mime';
 import { GraphBuilder, NODE_WIDTH, StageNode as StageNodeType } from './graph';
 import { layoutGraph } from './layout';
 import { IPipelineState, PipelineModel } from './model';
@@ -312,10 +312,47 @@ export function Canvas(props: ICanvasProps): JSX.Element {
     [props.viewport]
   );
   const initialViewport = React.useRef(props.viewport.current);
-  // Fit once on open (not when the first stage of an empty pipeline appears).
-  const fitOnInit = React.useRef(
-    !initialViewport.current && graph.nodes.length > 0
+  // Fit on open, and again while the nodes or the canvas change size (templates bring ports,
+  // the dock settles its layout), until the user moves the view. Not for a pipeline that opened
+  // empty (its first stage lands where it was dropped) nor when a viewport was kept.
+  const autoFit = React.useRef<boolean | null>(
+    initialViewport.current ? false : null
   );
+  if (autoFit.current === null && state.ready && state.spec) {
+    autoFit.current = graph.nodes.length > 0;
+  }
+  const [box, setBox] = React.useState('');
+  React.useLayoutEffect(() => {
+    const node = wrapper.current;
+    if (!node) {
+      return;
+    }
+    const observer = new ResizeObserver(() =>
+      setBox(`${node.clientWidth}x${node.clientHeight}`)
+    );
+    observer.observe(node);
+    return () => observer.disconnect();
+  }, []);
+  const measuredKey = nodes
+    .map(n => `${n.measured?.width ?? 0}x${n.measured?.height ?? 0}`)
+    .join(',');
+  const allMeasured =
+    nodes.length > 0 &&
+    nodes.every(n => n.measured?.width && n.measured?.height);
+  React.useLayoutEffect(() => {
+    if (autoFit.current && allMeasured && box && !box.startsWith('0x')) {
+      void flow.fitView(FIT_OPTIONS).then(() => {
+        if (wrapper.current) {
+          wrapper.current.dataset.fitted = 'true';
+        }
+      });
+    }
+  }, [flow, allMeasured, measuredKey, box]);
+  const onMoveStart = React.useCallback((event: unknown) => {
+    if (event) {
+      autoFit.current = false; // the user panned or zoomed
+    }
+  }, []);
 
   return (
     <div
@@ -336,12 +373,11 @@ export function Canvas(props: ICanvasProps): JSX.Element {
         onEdgesChange={onEdgesChange}
         onConnect={onConnect}
         onNodeDragStop={onNodeDragStop}
+        onMoveStart={onMoveStart}
         onMoveEnd={onMoveEnd}
         deleteKeyCode={null}
         selectionKeyCode="Shift"
         multiSelectionKeyCode={['Meta', 'Control']}
-        fitView={fitOnInit.current}
-        fitViewOptions={FIT_OPTIONS}
         defaultViewport={initialViewport.current ?? undefined}
         minZoom={0.05}
         maxZoom={2}

@@ -1,7 +1,7 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { IRunInfo, IStageStatus, ITemplateInfo, IValidationIssue } from './api';
+import { IRun, IStageStatus, ITemplateInfo, IValidationIssue } from '../api';
 import { IPipelineState, PipelineModel } from './model';
 import * as S from './spec';
 import { IPipelineSpec, IStageSpec, JSONValue } from './spec';
@@ -536,7 +536,7 @@ function TemplateSection(props: {
 }): JSX.Element {
   const { model, name, stage, template, trans } = props;
   const notebook = template?.notebook ?? stage.template?.notebook ?? null;
-  const [runs, setRuns] = React.useState<IRunInfo[] | null>(null);
+  const [runs, setRuns] = React.useState<IRun[] | null>(null);
   const [error, setError] = React.useState<string | null>(null);
   const loadRuns = async () => {
     if (!notebook) {

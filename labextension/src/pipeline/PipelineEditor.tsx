@@ -9,7 +9,8 @@ import {
 import { ReactFlowProvider, Viewport } from '@xyflow/react';
 import * as React from 'react';
 
-import { IPipelineRunSummary, IRunInfo, RUN_MIME } from './api';
+import { IPipelineRunSummary, IRun } from '../api';
+import { RUN_MIME } from '../mime';
 import { Canvas, ICanvasHandle } from './Canvas';
 import { Inspector } from './Inspector';
 import { IPipelineState, PipelineModel } from './model';
@@ -74,7 +75,7 @@ export function PipelineEditor(props: IPipelineEditorProps): JSX.Element {
       </div>
     );
   }
-  const addRun = (run: IRunInfo, index: number) => {
+  const addRun = (run: IRun, index: number) => {
     const at = canvas.current?.center() ?? { x: 0, y: 0 };
     void model.addStageFromRun(run.id, {
       x: at.x - 120 + (index % 5) * 30,
@@ -288,10 +289,10 @@ function Message(props: {
 
 const PinnedRuns = React.memo(function PinnedRuns(props: {
   model: PipelineModel;
-  pinned: readonly IRunInfo[] | null;
+  pinned: readonly IRun[] | null;
   error: string | null;
   trans: TranslationBundle;
-  onAdd: (run: IRunInfo, index: number) => void;
+  onAdd: (run: IRun, index: number) => void;
 }): JSX.Element {
   const { model, pinned, error, trans } = props;
   const added = React.useRef(0);

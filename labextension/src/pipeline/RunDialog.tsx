@@ -2,7 +2,8 @@ import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { IExecutorInfo, listExecutors } from './api';
+import { ExecutorNotes } from '../components/RerunDialog';
+import { ExecutorChoices } from '../model/ExecutorChoices';
 import { formatLiteral, JSONValue, parseLiteral, pythonType } from './spec';
 
 export interface IRunRequest {
@@ -13,7 +14,6 @@ export interface IRunRequest {
 
 interface IFormState {
   texts: Record<string, string>;
-  executor: string | null;
   noCache: boolean;
 }
 
@@ -21,6 +21,7 @@ interface IFormState {
 class RunForm extends ReactWidget {
   constructor(
     private readonly _params: Record<string, JSONValue>,
+    private readonly _choices: ExecutorChoices,
     private readonly _trans: TranslationBundle
   ) {
     super();
@@ -29,19 +30,8 @@ class RunForm extends ReactWidget {
     for (const [key, value] of Object.entries(_params)) {
       texts[key] = formatLiteral(value, pythonType(value));
     }
-    this._state = { texts, executor: null, noCache: false };
-    listExecutors().then(
-      found => {
-        this._executors = found.executors;
-        this._state.executor =
-          found.default ?? found.executors[0]?.name ?? null;
-        this.update();
-      },
-      () => {
-        this._executors = [];
-        this.update();
-      }
-    );
+    this._state = { texts, noCache: false };
+    _choices.changed.connect(() => this.update(), this);
   }
 
   getValue(): IRunRequest | { error: string } {
@@ -57,7 +47,7 @@ class RunForm extends ReactWidget {
     }
     return {
       params,
-      executor: this._state.executor,
+      executor: this._choices.chosen,
       noCache: this._state.noCache
     };
   }
@@ -65,6 +55,7 @@ class RunForm extends ReactWidget {
   protected render(): JSX.Element {
     const trans = this._trans;
     const keys = Object.keys(this._params);
+    const executors = this._choices.executors;
     const set = (changes: Partial<IFormState>) => {
       this._state = { ...this._state, ...changes };
       this.update();
@@ -103,29 +94,37 @@ class RunForm extends ReactWidget {
           <select
             className="jp-mlp-Field-input"
             aria-label={trans.__('Executor')}
-            value={this._state.executor ?? ''}
-            onChange={e => set({ executor: e.target.value || null })}
+            value={this._choices.chosen ?? ''}
+            onChange={e => this._choices.choose(e.target.value || null)}
           >
-            {this._executors === null ? (
+            {executors === null ? (
               <option value="">{trans.__('loading…')}</option>
             ) : null}
-            {this._executors !== null && !this._executors.length ? (
+            {executors !== null && !executors.length ? (
               <option value="">{trans.__('the server default')}</option>
             ) : null}
-            {(this._executors ?? []).map(e => (
-              <option key={e.name} value={e.name}>
-                {e.slots
-                  ? trans.__(
-                      '%1 (%2 slots, %3 running)',
-                      e.name,
-                      e.slots,
-                      e.running ?? 0
-                    )
-                  : e.name}
+            {(executors ?? []).map(e => (
+              <option
+                key={e.name}
+                value={e.name}
+                disabled={e.available === false}
+                title={e.reason ?? undefined}
+              >
+                {e.available === false
+                  ? trans.__('%1 (unavailable)', e.name)
+                  : e.slots
+                    ? trans.__(
+                        '%1 (%2 slots, %3 running)',
+                        e.name,
+                        e.slots,
+                        e.running ?? 0
+                      )
+                    : e.name}
               </option>
             ))}
           </select>
         </label>
+        <ExecutorNotes executors={executors} trans={trans} />
         <label className="jp-mlp-Field jp-mlp-Field-check">
           <input
             type="checkbox"
@@ -139,7 +138,6 @@ class RunForm extends ReactWidget {
   }
 
   private _state: IFormState;
-  private _executors: IExecutorInfo[] | null = null;
 }
 
 /** Ask for the pipeline parameters and the executor; null when cancelled. */
@@ -147,14 +145,16 @@ export async function askRunOptions(
   params: Record<string, JSONValue>,
   trans: TranslationBundle
 ): Promise<IRunRequest | { error: string } | null> {
+  const choices = new ExecutorChoices();
+  void choices.load();
   const result = await showDialog({
     title: trans.__('Run pipeline'),
-    body: new RunForm(params, trans),
+    body: new RunForm(params, choices, trans),
     buttons: [
       Dialog.cancelButton({ label: trans.__('Cancel') }),
       Dialog.okButton({ label: trans.__('Run') })
     ]
-  });
+  }).finally(() => choices.dispose());
   if (!result.button.accept || !result.value) {
     return null;
   }

@@ -2,7 +2,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Handle, NodeProps, Position } from '@xyflow/react';
 import * as React from 'react';
 
-import { IStageStatus } from './api';
+import { IStageStatus } from '../api';
 import { IPortView, StageNode as StageNodeType } from './graph';
 import { AFTER_IN, AFTER_OUT, inHandle, outHandle } from './model';
 

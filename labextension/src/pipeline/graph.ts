@@ -5,7 +5,7 @@
  */
 import type { Edge, Node } from '@xyflow/react';
 
-import { IStageStatus, ITemplateInfo, IValidationIssue } from './api';
+import { IStageStatus, ITemplateInfo, IValidationIssue } from '../api';
 import {
   AFTER_IN,
   AFTER_OUT,

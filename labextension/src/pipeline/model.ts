@@ -1,45 +1,36 @@
 /**
- * The state of one open pipeline editor, outside React: the spec (parsed from and written back
- * to the document's text model, which stays the one source of truth), undo/redo, the template
- * runs behind the stages, server validation, pinned runs, the pipeline's run history and the
- * run shown on the canvas (live from the event feed). Components read `state` (an immutable
- * snapshot that changes identity on every change) and call the methods; they never fetch.
+ * The state of one open pipeline editor, outside React: the document (the spec parsed from and
+ * written back to the text model, which stays the one source of truth), undo/redo, the edits and
+ * server validation; with the stage templates and pinned runs (./templates.ts) and the file's
+ * runs (./runs.ts). Components read `state` (an immutable snapshot that changes identity on every
+ * change) and call the methods; they never fetch.
  */
+import { PageConfig } from '@jupyterlab/coreutils';
 import { DocumentRegistry } from '@jupyterlab/docregistry';
 import { IDisposable } from '@lumino/disposable';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { ApiError } from '../api';
-import * as api from './api';
 import {
-  IPipelineRunDetail,
-  IPipelineRunSummary,
-  IRunEvent,
-  IRunInfo,
-  IStageStatus,
+  errorText,
+  EventFeed,
+  IRun,
   ITemplateInfo,
-  IValidationIssue
-} from './api';
+  IValidationIssue,
+  listRunsOfNotebook,
+  validatePipeline
+} from '../api';
+import { Later } from '../model/LiveModel';
+import { IPipelineRunsState, PipelineRuns } from './runs';
 import * as S from './spec';
 import { IPipelineSpec, IStageSpec, JSONValue } from './spec';
+import { ITemplatesState, StageTemplates } from './templates';
 
-/** Stage states after which nothing changes. */
-export const FINAL_STAGE_STATES = new Set([
-  'cached',
-  'succeeded',
-  'failed',
-  'skipped',
-  'cancelled'
-]);
-/** Pipeline run states after which nothing changes. */
-export const FINAL_RUN_STATES = new Set([
-  'succeeded',
-  'finished',
-  'failed',
-  'cancelled',
-  'lost',
-  'interrupted'
-]);
+export {
+  FINAL_RUN_STATES,
+  FINAL_STAGE_STATES,
+  isFinished,
+  type IRunView
+} from './runs';
 
 export interface IMessage {
   text: string;
@@ -48,30 +39,15 @@ export interface IMessage {
   seq: number;
 }
 
-export interface IRunView {
-  id: string;
-  /** Follow the event feed (a run started here or one still active). */
-  live: boolean;
-  detail: IPipelineRunDetail | null;
-  error: string | null;
-}
-
-export interface IPipelineState {
+export interface IPipelineState extends ITemplatesState, IPipelineRunsState {
   ready: boolean;
   spec: IPipelineSpec | null;
   /** Why the file could not be read as a pipeline (then `spec` is null). */
   parseError: string | null;
   warning: string | null;
-  templates: ReadonlyMap<string, ITemplateInfo>;
-  templateErrors: ReadonlyMap<string, string>;
   issues: readonly IValidationIssue[];
   /** null: not validated yet; else when the server could not validate, why. */
   validation: 'pending' | 'ok' | 'unavailable';
-  pinned: readonly IRunInfo[] | null;
-  pinnedError: string | null;
-  history: readonly IPipelineRunSummary[] | null;
-  historyError: string | null;
-  runView: IRunView | null;
   message: IMessage | null;
   selected: string | null;
   canUndo: boolean;
@@ -80,33 +56,30 @@ export interface IPipelineState {
 
 const HISTORY_LIMIT = 200;
 const VALIDATE_DELAY_MS = 400;
-const REFRESH_DELAY_MS = 120;
-const POLL_MS = 2000;
 
 export interface IPipelineModelOptions {
   context: DocumentRegistry.Context;
   /** Opens a run in the main area (the runs UI's command), if there is one. */
   openRun?: (id: string) => boolean;
+  /** The page's event feed (stage colours, history and pinned runs follow it). */
+  feed: EventFeed | null;
 }
 
 export class PipelineModel implements IDisposable {
   constructor(options: IPipelineModelOptions) {
     this.context = options.context;
     this._openRun = options.openRun ?? null;
+    this.templates = new StageTemplates(options.feed);
+    this.runs = new PipelineRuns(options.feed, () => this.path);
     this._state = {
       ready: false,
       spec: null,
       parseError: null,
       warning: null,
-      templates: new Map(),
-      templateErrors: new Map(),
+      ...this.templates.state,
+      ...this.runs.state,
       issues: [],
       validation: 'pending',
-      pinned: null,
-      pinnedError: null,
-      history: null,
-      historyError: null,
-      runView: null,
       message: null,
       selected: null,
       canUndo: false,
@@ -124,10 +97,15 @@ export class PipelineModel implements IDisposable {
       void this.refreshPinned();
       void this.refreshHistory();
     });
-    this._events = api.subscribeEvents(events => this._onEvents(events));
+    this.templates.changed.connect(() => this._set(this.templates.state));
+    this.runs.changed.connect(() => this._set(this.runs.state));
   }
 
   readonly context: DocumentRegistry.Context;
+  /** The stage templates and the pinned runs. */
+  readonly templates: StageTemplates;
+  /** The runs of this file: history and the one on the canvas. */
+  readonly runs: PipelineRuns;
 
   get state(): IPipelineState {
     return this._state;
@@ -147,10 +125,10 @@ export class PipelineModel implements IDisposable {
       return;
     }
     this._disposed = true;
-    this._events.dispose();
+    this.templates.dispose();
+    this.runs.dispose();
     this._validateAbort?.abort();
-    this._stopWatching();
-    clearTimeout(this._validateTimer);
+    this._validateLater.dispose();
     this.context.model.contentChanged.disconnect(this._onContentChanged, this);
     this.context.fileChanged.disconnect(this._onFileChanged, this);
     Signal.clearData(this);
@@ -208,12 +186,11 @@ export class PipelineModel implements IDisposable {
   ): Promise<string | null> {
     let template: ITemplateInfo;
     try {
-      template = await api.getTemplate(runId);
+      template = await this.templates.get(runId);
     } catch (error) {
       this.say(`Could not add run ${runId}: ${errorText(error)}`, 'error');
       return null;
     }
-    this._rememberTemplate(template);
     const spec = this._state.spec;
     if (!spec) {
       return null;
@@ -225,7 +202,7 @@ export class PipelineModel implements IDisposable {
     const stage: IStageSpec = {
       template: {
         run: template.id,
-        notebook: template.notebook,
+        notebook: this._notebookPath(template.notebook),
         snapshot: template.snapshot
       },
       parameters: {},
@@ -371,19 +348,18 @@ export class PipelineModel implements IDisposable {
   async replaceTemplate(stage: string, runId: string): Promise<void> {
     let template: ITemplateInfo;
     try {
-      template = await api.getTemplate(runId);
+      template = await this.templates.get(runId);
     } catch (error) {
       this.say(`Could not load run ${runId}: ${errorText(error)}`, 'error');
       return;
     }
-    this._rememberTemplate(template);
     this.edit(spec =>
       S.updateStage(spec, stage, s => ({
         ...s,
         template: {
           ...s.template,
           run: template.id,
-          notebook: template.notebook,
+          notebook: this._notebookPath(template.notebook),
           snapshot: template.snapshot
         }
       }))
@@ -391,8 +367,8 @@ export class PipelineModel implements IDisposable {
   }
 
   /** Runs of the notebook behind a stage's template (to replace it with a newer one). */
-  async runsOfNotebook(notebook: string): Promise<IRunInfo[]> {
-    return api.listRunsOfNotebook(notebook);
+  async runsOfNotebook(notebook: string): Promise<IRun[]> {
+    return listRunsOfNotebook(notebook);
   }
 
   /** Write positions (the end of a drag, auto-layout). */
@@ -432,27 +408,12 @@ export class PipelineModel implements IDisposable {
 
   // --- pinned runs, history ----------------------------------------------------------------------
 
-  async refreshPinned(): Promise<void> {
-    try {
-      const pinned = await api.listPinnedRuns();
-      this._set({ pinned, pinnedError: null });
-    } catch (error) {
-      this._set({ pinnedError: errorText(error) });
-    }
+  refreshPinned(): Promise<void> {
+    return this.templates.refreshPinned();
   }
 
-  async refreshHistory(): Promise<void> {
-    try {
-      const history = await api.listPipelineRuns(this.path);
-      this._set({ history, historyError: null });
-    } catch (error) {
-      this._set({
-        historyError:
-          error instanceof ApiError && error.status === 404
-            ? 'The server has no pipeline routes yet.'
-            : errorText(error)
-      });
-    }
+  refreshHistory(): Promise<void> {
+    return this.runs.refreshHistory();
   }
 
   // --- running ---------------------------------------------------------------------------------
@@ -467,18 +428,12 @@ export class PipelineModel implements IDisposable {
       if (this.context.model.dirty) {
         await this.context.save();
       }
-      const request: api.IStartPipelineRun = {
+      return await this.runs.start({
         path: this.path,
         params,
-        no_cache: noCache
-      };
-      if (executor) {
-        request.executor = executor;
-      }
-      const { id } = await api.startPipelineRun(request);
-      this.show(id, true);
-      void this.refreshHistory();
-      return id;
+        no_cache: noCache,
+        ...(executor ? { executor } : {})
+      });
     } catch (error) {
       this.say(`Could not start the pipeline: ${errorText(error)}`, 'error');
       return null;
@@ -486,13 +441,8 @@ export class PipelineModel implements IDisposable {
   }
 
   async cancel(): Promise<void> {
-    const view = this._state.runView;
-    if (!view) {
-      return;
-    }
     try {
-      await api.cancelPipelineRun(view.id);
-      this._scheduleRefresh();
+      await this.runs.cancel();
     } catch (error) {
       this.say(`Could not cancel: ${errorText(error)}`, 'error');
     }
@@ -500,19 +450,12 @@ export class PipelineModel implements IDisposable {
 
   /** Show a pipeline run's stage states on the canvas (live: follow it while it runs). */
   show(id: string, live = true): void {
-    this._stopWatching();
-    this._set({ runView: { id, live, detail: null, error: null } });
-    this._stageEventSeq.clear();
-    void this._refresh();
-    if (live) {
-      this._poll = setInterval(() => void this._refresh(), POLL_MS);
-    }
+    this.runs.show(id, live);
   }
 
   /** Back to plain editing: no run's states on the canvas. */
   closeRun(): void {
-    this._stopWatching();
-    this._set({ runView: null });
+    this.runs.closeRun();
   }
 
   /** Open a stage's run with the runs UI (if present). */
@@ -532,6 +475,15 @@ export class PipelineModel implements IDisposable {
   }
 
   // --- internals -------------------------------------------------------------------------------
+
+  /** A template's notebook relative to this file's folder (as the file stores it). */
+  private _notebookPath(notebook: string | null): string | null {
+    return S.notebookPathForSpec(
+      notebook,
+      this.path,
+      PageConfig.getOption('serverRoot')
+    );
+  }
 
   private _set(changes: Partial<IPipelineState>): void {
     this._state = { ...this._state, ...changes };
@@ -612,58 +564,18 @@ export class PipelineModel implements IDisposable {
   }
 
   private _loadTemplates(spec: IPipelineSpec): void {
+    const ids = new Set<string>();
     for (const stage of Object.values(spec.stages)) {
       const id = stage.template?.run;
-      if (
-        typeof id !== 'string' ||
-        this._state.templates.has(id) ||
-        this._templatesLoading.has(id) ||
-        this._state.templateErrors.has(id)
-      ) {
-        continue;
+      if (typeof id === 'string') {
+        ids.add(id);
       }
-      this._templatesLoading.add(id);
-      api.getTemplate(id).then(
-        template => {
-          this._templatesLoading.delete(id);
-          this._rememberTemplate(template, id);
-        },
-        error => {
-          this._templatesLoading.delete(id);
-          if (!this._disposed) {
-            const errors = new Map(this._state.templateErrors);
-            errors.set(id, errorText(error));
-            this._set({ templateErrors: errors });
-          }
-        }
-      );
     }
-  }
-
-  private _rememberTemplate(template: ITemplateInfo, id = template.id): void {
-    if (this._disposed || this._state.templates.get(id) === template) {
-      return;
-    }
-    // Templates arriving together (one per distinct run) are published in one change.
-    this._pendingTemplates.set(id, template);
-    if (this._pendingTemplates.size === 1) {
-      queueMicrotask(() => {
-        if (this._disposed) {
-          return;
-        }
-        const templates = new Map(this._state.templates);
-        for (const [key, value] of this._pendingTemplates) {
-          templates.set(key, value);
-        }
-        this._pendingTemplates.clear();
-        this._set({ templates });
-      });
-    }
+    this.templates.load(ids);
   }
 
   private _scheduleValidation(delay = VALIDATE_DELAY_MS): void {
-    clearTimeout(this._validateTimer);
-    this._validateTimer = setTimeout(() => void this._validate(), delay);
+    this._validateLater.restart(delay);
   }
 
   private async _validate(): Promise<void> {
@@ -675,11 +587,7 @@ export class PipelineModel implements IDisposable {
     const controller = new AbortController();
     this._validateAbort = controller;
     try {
-      const issues = await api.validatePipeline(
-        spec,
-        this.path,
-        controller.signal
-      );
+      const issues = await validatePipeline(spec, this.path, controller.signal);
       if (!controller.signal.aborted && this._state.spec === spec) {
         this._set({ issues, validation: 'ok' });
       }
@@ -695,128 +603,6 @@ export class PipelineModel implements IDisposable {
     return false;
   }
 
-  private _onEvents(events: IRunEvent[]): void {
-    const view = this._state.runView;
-    let pinnedChanged = false;
-    for (const event of events) {
-      // `PATCH /runs/{id}` writes {fields: [...]}; a deleted run {deleted: true}.
-      const data = (event.data ?? {}) as Record<string, unknown>;
-      if (
-        event.type === 'run' &&
-        ((Array.isArray(data.fields) && data.fields.includes('pinned')) ||
-          data.deleted === true)
-      ) {
-        pinnedChanged = true;
-      }
-    }
-    if (pinnedChanged) {
-      void this.refreshPinned();
-    }
-    if (!view) {
-      return;
-    }
-    const stageRuns = new Set<string>();
-    for (const status of Object.values(view.detail?.stages ?? {})) {
-      if (status.run_id) {
-        stageRuns.add(status.run_id);
-      }
-    }
-    let stages: Record<string, IStageStatus> | null = null;
-    let refresh = false;
-    for (const event of events) {
-      const data = (event.data ?? {}) as Record<string, unknown>;
-      if (event.type === 'pipeline' && data.pipeline_run_id === view.id) {
-        refresh = true;
-        const stage = data.stage;
-        const status = data.status;
-        if (
-          typeof stage === 'string' &&
-          typeof status === 'string' &&
-          view.detail
-        ) {
-          // The colour changes now; the detail (run id, times, progress) follows.
-          stages = stages ?? { ...view.detail.stages };
-          this._stageEventSeq.set(stage, ++this._refreshSeq);
-          stages[stage] = { ...(stages[stage] ?? {}), status };
-          if (status === 'running' && !stages[stage].started_at) {
-            stages[stage].started_at = event.time;
-          }
-        }
-      } else if (event.run_id && stageRuns.has(event.run_id)) {
-        refresh = true;
-      }
-    }
-    if (stages && view.detail) {
-      this._set({
-        runView: { ...view, detail: { ...view.detail, stages } }
-      });
-    }
-    if (refresh) {
-      this._scheduleRefresh();
-    }
-  }
-
-  private _scheduleRefresh(): void {
-    if (this._refreshTimer) {
-      return;
-    }
-    this._refreshTimer = setTimeout(() => {
-      this._refreshTimer = undefined;
-      void this._refresh();
-    }, REFRESH_DELAY_MS);
-  }
-
-  private async _refresh(): Promise<void> {
-    const view = this._state.runView;
-    if (!view || this._disposed) {
-      return;
-    }
-    const seq = this._refreshSeq;
-    let detail: IPipelineRunDetail;
-    try {
-      detail = await api.getPipelineRun(view.id);
-    } catch (error) {
-      const current = this._state.runView;
-      if (current && current.id === view.id) {
-        this._set({ runView: { ...current, error: errorText(error) } });
-      }
-      return;
-    }
-    const current = this._state.runView;
-    if (!current || current.id !== view.id || this._disposed) {
-      return;
-    }
-    // A stage whose state an event changed while this was in flight keeps the newer state.
-    for (const [stage, eventSeq] of this._stageEventSeq) {
-      const known = current.detail?.stages[stage];
-      if (eventSeq > seq && known && detail.stages?.[stage]) {
-        detail.stages[stage] = {
-          ...detail.stages[stage],
-          status: known.status
-        };
-      }
-    }
-    this._set({
-      runView: {
-        ...current,
-        detail: keepIdentity(current.detail, detail),
-        error: null
-      }
-    });
-    if (current.live && isFinished(detail)) {
-      this._stopWatching();
-      this._set({ runView: { ...this._state.runView!, live: false } });
-      void this.refreshHistory();
-    }
-  }
-
-  private _stopWatching(): void {
-    clearInterval(this._poll);
-    this._poll = undefined;
-    clearTimeout(this._refreshTimer);
-    this._refreshTimer = undefined;
-  }
-
   private _state: IPipelineState;
   private _stateChanged = new Signal<this, IPipelineState>(this);
   private _disposed = false;
@@ -825,47 +611,10 @@ export class PipelineModel implements IDisposable {
   private _lastText: string | null = null;
   private _changedOutside = false;
   private _diskText: string | null = null;
-  private _templatesLoading = new Set<string>();
-  private _pendingTemplates = new Map<string, ITemplateInfo>();
-  private _validateTimer: ReturnType<typeof setTimeout> | undefined;
+  private _validateLater = new Later(() => this._validate());
   private _validateAbort: AbortController | null = null;
-  private _refreshTimer: ReturnType<typeof setTimeout> | undefined;
-  private _refreshSeq = 0;
-  private _stageEventSeq = new Map<string, number>();
-  private _poll: ReturnType<typeof setInterval> | undefined;
   private _messageSeq = 0;
-  private _events: IDisposable;
   private _openRun: ((id: string) => boolean) | null;
-}
-
-/** A run whose pipeline or every stage reached a final state. */
-export function isFinished(detail: IPipelineRunDetail): boolean {
-  if (FINAL_RUN_STATES.has(detail.status)) {
-    return true;
-  }
-  const states = Object.values(detail.stages ?? {});
-  return (
-    states.length > 0 &&
-    states.every(s => FINAL_STAGE_STATES.has(String(s.status))) &&
-    detail.status !== 'running' &&
-    detail.status !== 'queued'
-  );
-}
-
-/** The new detail, with the stage objects that did not change kept (memoized nodes). */
-function keepIdentity(
-  prev: IPipelineRunDetail | null,
-  next: IPipelineRunDetail
-): IPipelineRunDetail {
-  if (!prev || prev.id !== next.id) {
-    return next;
-  }
-  const stages: Record<string, IStageStatus> = {};
-  for (const [name, status] of Object.entries(next.stages ?? {})) {
-    const old = prev.stages?.[name];
-    stages[name] = old && S.jsonEqual(old, status) ? old : status;
-  }
-  return { ...next, stages };
 }
 
 const PLAIN_TYPES = new Set(['int', 'float', 'str', 'bool', 'list', 'dict']);
@@ -931,9 +680,4 @@ export function parseEdgeId(id: string): EdgeRef | null {
   return null;
 }
 
-export function errorText(error: unknown): string {
-  if (error instanceof Error) {
-    return error.message;
-  }
-  return String(error);
-}
+export { errorText };

@@ -6,7 +6,15 @@
  * Fields this module does not know are carried along untouched.
  */
 
-import { BOOL_TYPES, FLOAT_TYPES, INT_TYPES, LIST_TYPES } from '../pytypes';
+import {
+  describeKind,
+  expectedKind,
+  fits,
+  pythonType,
+  typeKind
+} from '../paramTypes';
+
+export { describeKind, expectedKind, fits, pythonType };
 
 export const FORMAT = 'jupyter-mlp.pipeline';
 export const FORMAT_VERSION = 1;
@@ -591,103 +599,7 @@ export function jsonEqual(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-// --- types (mirrors jupyter_mlp/execution/params.py `fit`) -----------------------------------
-
-/** The Python type name a JSON value arrives as in the notebook. */
-export function pythonType(value: unknown): string {
-  if (value === null || value === undefined) {
-    return 'NoneType';
-  }
-  if (typeof value === 'boolean') {
-    return 'bool';
-  }
-  if (typeof value === 'number') {
-    return Number.isInteger(value) ? 'int' : 'float';
-  }
-  if (typeof value === 'string') {
-    return 'str';
-  }
-  return Array.isArray(value) ? 'list' : 'dict';
-}
-
-/** A short description of the kind of a value ("an int", "a string"). */
-export function describeKind(value: unknown): string {
-  switch (pythonType(value)) {
-    case 'NoneType':
-      return 'null';
-    case 'bool':
-      return 'a bool';
-    case 'int':
-      return 'an int';
-    case 'float':
-      return 'a float';
-    case 'str':
-      return 'a string';
-    case 'list':
-      return 'a list';
-    default:
-      return 'a dict';
-  }
-}
-
-/** What a type name expects, for messages; null for types that take anything. */
-export function expectedKind(
-  typeName: string | null | undefined
-): string | null {
-  if (!typeName || typeName === 'None' || typeName === 'NoneType') {
-    return null;
-  }
-  if (INT_TYPES.has(typeName)) {
-    return 'an int';
-  }
-  if (FLOAT_TYPES.has(typeName)) {
-    return 'a float';
-  }
-  if (BOOL_TYPES.has(typeName)) {
-    return 'a bool';
-  }
-  if (typeName === 'str') {
-    return 'a string';
-  }
-  if (LIST_TYPES.has(typeName)) {
-    return 'a list';
-  }
-  if (typeName === 'dict') {
-    return 'a dict';
-  }
-  return null;
-}
-
-/** Whether a value fits a parameter of the given Python type (ints fit floats). */
-export function fits(
-  typeName: string | null | undefined,
-  value: unknown
-): boolean {
-  if (
-    value === null ||
-    value === undefined ||
-    expectedKind(typeName) === null
-  ) {
-    return true;
-  }
-  const t = typeName as string;
-  if (INT_TYPES.has(t)) {
-    return typeof value === 'number' && Number.isInteger(value);
-  }
-  if (FLOAT_TYPES.has(t)) {
-    return typeof value === 'number';
-  }
-  if (BOOL_TYPES.has(t)) {
-    return typeof value === 'boolean';
-  }
-  if (t === 'str') {
-    return typeof value === 'string';
-  }
-  if (LIST_TYPES.has(t)) {
-    return Array.isArray(value);
-  }
-  return isObject(value);
-}
+// --- literals typed into fields ----------------------------------------------------------------
 
 /**
  * A literal typed into a field, as the value it means for a parameter of `typeName`: text for
@@ -697,7 +609,7 @@ export function parseLiteral(
   text: string,
   typeName: string | null | undefined
 ): { value: JSONValue } | { error: string } {
-  if (typeName === 'str') {
+  if (typeKind(typeName) === 'str') {
     return { value: text };
   }
   let value: JSONValue;
@@ -734,4 +646,54 @@ export function formatLiteral(
     return '';
   }
   return JSON.stringify(value);
+}
+
+// --- notebook paths ----------------------------------------------------------------------------
+
+/**
+ * A template's notebook as the `.mlpipe` file stores it: relative to the pipeline's folder (the
+ * file moves with its notebooks, and the command line resolves it the same way). `notebook` is
+ * what the run recorded (an absolute path, or one relative to the Jupyter root); `pipelinePath`
+ * is the file relative to the Jupyter root; `serverRoot` the root's absolute path (page config,
+ * possibly with `~` for the home folder). A notebook outside the root keeps its absolute path.
+ */
+export function notebookPathForSpec(
+  notebook: string | null,
+  pipelinePath: string,
+  serverRoot: string
+): string | null {
+  if (!notebook) {
+    return notebook;
+  }
+  let inRoot: string | null = null;
+  if (!notebook.startsWith('/') && !/^[A-Za-z]:[\\/]/.test(notebook)) {
+    inRoot = notebook;
+  } else {
+    const root = serverRoot.replace(/\\/g, '/').replace(/\/+$/, '');
+    const path = notebook.replace(/\\/g, '/');
+    const tail = root.startsWith('~') ? root.slice(1) : null;
+    if (root && path.startsWith(root + '/')) {
+      inRoot = path.slice(root.length + 1);
+    } else if (tail !== null) {
+      // `~/work` in the page config: the notebook's path holds `/work/` after the home folder.
+      const at = path.indexOf(tail + '/');
+      if (at > 0) {
+        inRoot = path.slice(at + tail.length + 1);
+      }
+    }
+  }
+  if (inRoot === null) {
+    return notebook;
+  }
+  const from = pipelinePath.split('/').slice(0, -1);
+  const to = inRoot.split('/').filter(p => p && p !== '.');
+  let common = 0;
+  while (
+    common < from.length &&
+    common < to.length - 1 &&
+    from[common] === to[common]
+  ) {
+    common++;
+  }
+  return [...from.slice(common).map(() => '..'), ...to.slice(common)].join('/');
 }

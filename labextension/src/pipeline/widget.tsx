@@ -8,6 +8,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
+import { sharedFeed } from '../api';
 import { pipelineIcon } from '../icons';
 import { PipelineModel } from './model';
 import { PipelineEditor } from './PipelineEditor';
@@ -82,7 +83,11 @@ export class PipelineFactory extends ABCWidgetFactory<
   protected createNewWidget(
     context: DocumentRegistry.Context
   ): PipelineDocument {
-    const model = new PipelineModel({ context, openRun: this._openRun });
+    const model = new PipelineModel({
+      context,
+      openRun: this._openRun,
+      feed: sharedFeed()
+    });
     const content = new PipelineEditorPanel(model, this._trans);
     const widget = new PipelineDocument({ content, context });
     widget.addClass('jp-mlp-PipelineDocument');

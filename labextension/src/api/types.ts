@@ -1,0 +1,350 @@
+/** The JSON shapes of the server routes (one definition each: runs, pipelines, executors, events). */
+import type { IPipelineSpec } from '../pipeline/spec';
+
+/**
+ * A metric value as the server reports it: non-finite floats arrive as the strings
+ * `'NaN'`, `'Infinity'` and `'-Infinity'`.
+ */
+export type MetricValue = number | string | null;
+
+export type RunStatus =
+  | 'queued'
+  | 'running'
+  | 'finished'
+  | 'failed'
+  | 'interrupted'
+  | 'lost'
+  | 'cancelled';
+
+/** A JSON value (parameters and output values are JSON data). */
+export type JSONValue =
+  null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
+
+export interface IRunError {
+  ename: string;
+  evalue: string;
+}
+
+export interface IOutput {
+  name: string;
+  kind: 'value' | 'artifact';
+  value?: JSONValue;
+  blob?: string;
+  size?: number;
+  filename?: string;
+  created_at?: number;
+}
+
+export interface IGitInfo {
+  commit?: string | null;
+  branch?: string | null;
+  dirty?: boolean | null;
+  /** Hash of the diff's blob. */
+  diff?: string | null;
+  [key: string]: unknown;
+}
+
+export interface IEnvironment {
+  python?: string;
+  packages?: Record<string, string>;
+  [key: string]: unknown;
+}
+
+export interface IGpuDevice {
+  index: number;
+  name?: string;
+  memory_total?: number;
+}
+
+export interface IGpuRunFigures {
+  util_mean?: number | null;
+  util_max?: number | null;
+  mem_peak?: number | null;
+  proc_mem_peak?: number | null;
+  energy_j?: number | null;
+}
+
+export interface IGpuInfo {
+  enabled?: boolean;
+  reason?: string | null;
+  devices?: IGpuDevice[];
+  run?: Record<string, IGpuRunFigures>;
+  notes?: string[] | string | null;
+}
+
+/** One tracked run: a listing row carries the summary fields, `GET /runs/{id}` all of them. */
+export interface IRun {
+  id: string;
+  name: string;
+  project: string;
+  status: RunStatus | string;
+  kind?: string;
+  parent_id?: string | null;
+  pipeline_run_id?: string | null;
+  stage?: string | null;
+  notebook?: string | null;
+  /** Hash of the notebook snapshot (the template of reruns and stages). */
+  snapshot?: string | null;
+  kernel?: string | null;
+  host?: string | null;
+  user?: string | null;
+  /** Seconds since the epoch. */
+  created_at?: number | null;
+  started_at: number | null;
+  ended_at: number | null;
+  heartbeat_at?: number | null;
+  duration?: number | null;
+  /** Seconds spent in cells (an interactive run's kernel idles between them). */
+  busy_s?: number | null;
+  /** The last cell, metric or output (seconds since the epoch). */
+  last_activity_at?: number | null;
+  pinned?: boolean;
+  tags?: string[];
+  notes?: string | null;
+  error?: IRunError | null;
+  params?: Record<string, JSONValue>;
+  metrics: Record<string, MetricValue>;
+  /** How many cells ran, where the server reports it. */
+  cells?: number | null;
+  outputs?: IOutput[];
+  env?: IEnvironment | null;
+  git?: IGitInfo | null;
+  gpu?: IGpuInfo | null;
+}
+
+/** One page of runs; `next` is the cursor of the following page, if any. */
+export interface IRunsPage {
+  runs: IRun[];
+  next: string | null;
+}
+
+export interface IListRunsParams {
+  project?: string;
+  /** An expression in the run filter language. */
+  filter?: string;
+  /** A run column, `metrics.NAME` or `params.NAME`; `-` first for descending. */
+  sort?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export interface IRunPatch {
+  name?: string;
+  tags?: string[];
+  pinned?: boolean;
+  notes?: string;
+}
+
+/** A parameter with the Python type it was recorded with and where it came from. */
+export interface IParam {
+  key: string;
+  value: JSONValue;
+  type: string | null;
+  source?: string | null;
+}
+
+export interface ICellGpu {
+  util_mean?: number | null;
+  util_max?: number | null;
+  mem_peak?: number | null;
+  proc_mem_peak?: number | null;
+  energy_j?: number | null;
+}
+
+export interface ICell {
+  seq: number;
+  cell_id: string | null;
+  execution_count: number | null;
+  source?: string | null;
+  started_at: number | null;
+  duration: number | null;
+  status: 'ok' | 'error' | 'interrupted' | string;
+  error?: { ename?: string; evalue?: string; [key: string]: unknown } | null;
+  gpu?: Record<string, ICellGpu> | null;
+}
+
+export interface IMetricKey {
+  key: string;
+  step: number;
+  value: MetricValue;
+  count: number;
+}
+
+/** `[step, value, min, max, time]`, one per bucket of the downsampled series. */
+export type MetricPoint = [
+  number,
+  MetricValue,
+  MetricValue,
+  MetricValue,
+  number
+];
+
+export interface IMetricSeries {
+  key: string;
+  /** Points in the requested step range before downsampling. */
+  total: number;
+  points: MetricPoint[];
+}
+
+export interface IMetricSeriesParams {
+  points?: number;
+  /** First step (zoom). */
+  start?: number;
+  /** Last step (zoom). */
+  end?: number;
+}
+
+export interface IGpuSample {
+  time: number;
+  util?: number | null;
+  util_min?: number | null;
+  util_max?: number | null;
+  mem_used?: number | null;
+  mem_used_max?: number | null;
+  proc_mem?: number | null;
+  power?: number | null;
+  temp?: number | null;
+  sm_clock?: number | null;
+}
+
+export interface IGpuSeries {
+  gpus: Record<string, IGpuSample[]>;
+}
+
+export interface ICompareRun {
+  id: string;
+  name: string;
+  project: string;
+  status: string;
+  started_at: number | null;
+  ended_at: number | null;
+  duration: number | null;
+  params: Record<string, JSONValue>;
+  metrics: Record<string, MetricValue>;
+  tags: string[];
+  pinned: boolean;
+}
+
+export interface ICompare {
+  runs: ICompareRun[];
+  params: string[];
+  params_differ: string[];
+  metrics: string[];
+}
+
+export type EventType = 'run' | 'cells' | 'metrics' | 'params' | 'outputs';
+
+export interface IRunEvent {
+  id: number;
+  time: number;
+  run_id: string | null;
+  type: EventType | string;
+  data: Record<string, unknown>;
+}
+
+export interface IEventsPage {
+  events: IRunEvent[];
+  last: number;
+}
+
+export interface IExecutor {
+  name: string;
+  /** Jobs it runs at once. */
+  slots?: number | null;
+  running?: number | null;
+  queued?: number | null;
+  /** Dask: the scheduler address (null: none configured). */
+  scheduler?: string | null;
+  /** Why it cannot take jobs now (e.g. not connected to its scheduler). */
+  error?: string | null;
+  workers?: number | null;
+  /** Set by the server where it says so itself; else derived (see executors.ts). */
+  available?: boolean;
+  reason?: string | null;
+}
+
+export interface IExecutors {
+  executors: IExecutor[];
+  default: string | null;
+}
+
+export interface IRerunRequest {
+  /** New values of the parameters to change (the others stay as the run had them). */
+  params: Record<string, JSONValue>;
+  executor?: string;
+  /** GPUs for the new run; left out: as many as the run had. */
+  gpus?: number;
+  allow_new?: boolean;
+}
+
+export type NotebookWhich = 'start' | 'end' | 'output';
+
+// --- pipelines ---------------------------------------------------------------------------------
+
+/** What a stage's ports come from: its template run, with typed parameters and outputs. */
+export interface ITemplateInfo {
+  id: string;
+  name: string;
+  status: string;
+  notebook: string | null;
+  snapshot: string | null;
+  params: IParam[];
+  outputs: IOutput[];
+  gpus: number;
+}
+
+export type StageState =
+  | 'pending'
+  | 'queued'
+  | 'running'
+  | 'cached'
+  | 'succeeded'
+  | 'failed'
+  | 'skipped'
+  | 'cancelled';
+
+export interface IStageStatus {
+  status: StageState | string;
+  run_id?: string | null;
+  cached_from?: string | null;
+  started_at?: number | null;
+  ended_at?: number | null;
+  error?: unknown;
+  cells_done?: number | null;
+  cells_total?: number | null;
+  attempts?: number | null;
+  [key: string]: unknown;
+}
+
+export interface IPipelineRunSummary {
+  id: string;
+  name?: string | null;
+  path?: string | null;
+  /** The spec's hash: the pipeline version. */
+  version?: string | null;
+  status: string;
+  params?: Record<string, JSONValue>;
+  created_at?: number | null;
+  started_at?: number | null;
+  ended_at?: number | null;
+}
+
+export interface IPipelineRunDetail extends IPipelineRunSummary {
+  spec?: IPipelineSpec | null;
+  stages: Record<string, IStageStatus>;
+}
+
+export interface IValidationIssue {
+  level: 'error' | 'warning' | string;
+  stage: string | null;
+  field: string | null;
+  message: string;
+}
+
+export interface IStartPipelineRun {
+  /** The file's path relative to the Jupyter root. */
+  path: string;
+  params: Record<string, JSONValue>;
+  executor?: string;
+  no_cache?: boolean;
+}
