@@ -401,6 +401,13 @@ def test_relative_cwd_kernel_language_and_nbformat3_are_settled_before_queueing(
     assert rerun.options["papermill"] == {**req.options["papermill"], "report_mode": True}
     other = prepare_rerun(store.connect(), store.blobs, parent, {}, cwd="..", kernel="python")
     assert (other.cwd, other.kernel) == (str(tmp_path), "python")
+    (tmp_path / "gone").mkdir()
+    with store.write() as conn:
+        gone = jobs_store.enqueue(
+            conn, prepare_notebook(store.blobs, nb, {}, cwd=str(tmp_path / "gone"))
+        )
+    (tmp_path / "gone").rmdir()  # an inherited folder gone since: the job notes it and runs on
+    assert prepare_rerun(store.connect(), store.blobs, gone, {}).cwd == str(tmp_path / "gone")
 
     # no language in the metadata: papermill could not inject, so say so now; --language helps
     bare = json.loads(nb.read_text())

@@ -247,7 +247,8 @@ def prepare_rerun(
     kernel = check_kernel(
         kernel or parent_kernel or notebook_kernel(nb) or parent["kernel"] or "python3"
     )
-    cwd = check_cwd(cwd or (parent_job.cwd if parent_job else None), executor)
+    # an inherited folder that is gone by now is the job's to note (it runs in a temp folder)
+    cwd = check_cwd(cwd, executor) or (parent_job.cwd if parent_job else None)
     check_language(nb, kernel, pm_options, inject)
     tags = json.loads(parent["tags"]) if parent["tags"] else []
     return JobRequest(
