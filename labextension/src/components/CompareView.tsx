@@ -40,7 +40,7 @@ export function CompareView({
     );
   }
   const runs = data.runs;
-  const labels = runs.map(r => ({ id: r.id, label: r.name || r.id }));
+  const labels = model.labels;
   const shown = model.shownParams;
   return (
     <div className="jp-mlp-Compare">
@@ -70,14 +70,14 @@ export function CompareView({
           <table className="jp-mlp-Table jp-mlp-Compare-table">
             <thead>
               <tr>
-                <th />
+                <th scope="col">{trans.__('Parameter')}</th>
                 {runs.map((r, i) => (
-                  <th key={r.id} data-color={i}>
+                  <th key={r.id} scope="col" data-color={i}>
                     <button
                       className="jp-mlp-Link"
                       onClick={() => openRun(r.id)}
                     >
-                      {r.name || r.id}
+                      {labels[i].label}
                     </button>
                     <div className="jp-mlp-Muted">
                       <code>{r.id}</code>{' '}
@@ -126,7 +126,17 @@ export function CompareView({
         ) : (
           <>
             <div className="jp-mlp-Compare-scroll">
-              <table className="jp-mlp-Table jp-mlp-Compare-table">
+              <table className="jp-mlp-Table jp-mlp-Compare-table jp-mlp-Compare-metrics">
+                <thead>
+                  <tr>
+                    <th scope="col">{trans.__('Metric (latest)')}</th>
+                    {runs.map((r, i) => (
+                      <th key={r.id} scope="col" data-color={i}>
+                        {labels[i].label}
+                      </th>
+                    ))}
+                  </tr>
+                </thead>
                 <tbody>
                   {data.metrics.map(key => (
                     <tr key={key} data-metric={key}>

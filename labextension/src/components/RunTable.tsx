@@ -7,7 +7,11 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { IRun } from '../api';
-import { RunsModel } from '../model/RunsModel';
+import {
+  OPTIONAL_COLUMNS,
+  OptionalColumn,
+  RunsModel
+} from '../model/RunsModel';
 import { formatSort, parseSort } from '../model/sort';
 import {
   formatAgo,
@@ -15,9 +19,10 @@ import {
   formatDuration,
   formatMetric,
   gpuPeak,
+  idleSeconds,
   runDuration
 } from './format';
-import { useSize } from './hooks';
+import { useNow, useSize } from './hooks';
 
 /** Row height in px (keep in sync with `.jp-mlp-RunTable-row` in style/index.css). */
 export const ROW_HEIGHT = 26;
@@ -78,6 +83,7 @@ function columns(
 
 function allColumns(model: RunsModel, trans: TranslationBundle): IColumn[] {
   const sorted = parseSort(model.sort).field;
+  const optional = new Set<string>(OPTIONAL_COLUMNS);
   return [
     {
       id: 'select',
@@ -95,10 +101,10 @@ function allColumns(model: RunsModel, trans: TranslationBundle): IColumn[] {
     },
     {
       id: 'name',
-      min: 90,
+      min: 120,
       label: trans.__('Name'),
       sort: 'name',
-      width: 'minmax(90px, 1fr)',
+      width: 'minmax(120px, 1fr)',
       className: 'jp-mlp-RunTable-name'
     },
     {
@@ -109,9 +115,49 @@ function allColumns(model: RunsModel, trans: TranslationBundle): IColumn[] {
       width: '66px',
       className: 'jp-mlp-RunTable-status'
     },
+    ...(model.isColumnShown('kind')
+      ? [
+          {
+            id: 'kind',
+            min: 46,
+            drop: 7,
+            label: trans.__('Kind'),
+            width: '46px',
+            className: 'jp-mlp-RunTable-kind',
+            title: trans.__('interactive (a notebook), job (a rerun) or stage')
+          }
+        ]
+      : []),
+    ...(model.isColumnShown('stage')
+      ? [
+          {
+            id: 'stage',
+            min: 60,
+            drop: 8,
+            label: trans.__('Stage'),
+            width: 'minmax(60px, 0.5fr)',
+            className: 'jp-mlp-RunTable-stage',
+            title: trans.__('The pipeline stage the run was')
+          }
+        ]
+      : []),
+    ...(model.isColumnShown('parent')
+      ? [
+          {
+            id: 'parent',
+            min: 70,
+            drop: 9,
+            label: trans.__('Parent'),
+            width: 'minmax(70px, 0.5fr)',
+            className: 'jp-mlp-RunTable-parent',
+            title: trans.__('The run this one reran')
+          }
+        ]
+      : []),
     {
       id: 'cells',
       min: 40,
+      drop: 3,
       label: trans.__('Cells'),
       width: '40px',
       className: 'jp-mlp-RunTable-cells',
@@ -167,7 +213,12 @@ function allColumns(model: RunsModel, trans: TranslationBundle): IColumn[] {
       numeric: true,
       title: trans.__('Latest %1', key)
     }))
-  ];
+  ].filter(
+    c =>
+      !optional.has(c.id) ||
+      model.isColumnShown(c.id as OptionalColumn) ||
+      (c.sort !== undefined && c.sort === sorted)
+  );
 }
 
 export function RunTable({
@@ -180,7 +231,7 @@ export function RunTable({
   const frame = React.useRef(0);
   const rows = model.rows;
   // Stable while scrolling, so that rows already on screen skip re-rendering (RunRow is memo).
-  const columnKey = `${model.metricColumns.join('\n')}\n${model.sort}\n${size.width}\n${model.hasGpuFigures}`;
+  const columnKey = `${model.metricColumns.join('\n')}\n${model.sort}\n${size.width}\n${model.hasGpuFigures}\n${OPTIONAL_COLUMNS.map(c => model.isColumnShown(c)).join()}`;
   const cols = React.useMemo(
     () => columns(model, trans, size.width),
     [columnKey]
@@ -232,6 +283,13 @@ export function RunTable({
     model.setSort(formatSort({ field, desc }));
   };
 
+  // Ages and running durations count on screen: every second while a shown run is running,
+  // every 30 s otherwise (an age in minutes).
+  let anyRunning = false;
+  for (let i = first; i < last && !anyRunning; i++) {
+    anyRunning = rows[i].status === 'running';
+  }
+  const now = useNow(anyRunning ? 1000 : 30000);
   const visible: JSX.Element[] = [];
   for (let i = first; i < last; i++) {
     const run = rows[i];
@@ -244,6 +302,7 @@ export function RunTable({
         template={template}
         selected={model.selection.has(run.id)}
         cells={model.cellCount(run)}
+        now={now}
         model={model}
         trans={trans}
         onOpen={onOpen}
@@ -318,6 +377,8 @@ interface IRunRowProps {
   template: string;
   selected: boolean;
   cells: number | null;
+  /** The clock (seconds): rows re-render as it ticks. */
+  now: number;
   model: RunsModel;
   trans: TranslationBundle;
   onOpen: (id: string) => void;
@@ -325,6 +386,7 @@ interface IRunRowProps {
 
 const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
   const { run, model, trans, onOpen } = props;
+  const now = props.now;
   const cell = (col: IColumn): React.ReactNode => {
     switch (col.id) {
       case 'select':
@@ -358,23 +420,78 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
         return (
           <span
             className="jp-mlp-RunTable-text"
-            title={`${run.name} (${run.id})`}
+            title={[
+              `${run.name} (${run.id})`,
+              run.kind ? trans.__('kind: %1', run.kind) : '',
+              run.stage ? trans.__('stage: %1', run.stage) : '',
+              run.notebook ? trans.__('notebook: %1', run.notebook) : ''
+            ]
+              .filter(Boolean)
+              .join('\n')}
           >
             {run.name || run.id}
           </span>
         );
-      case 'status':
-        return (
+      case 'status': {
+        const idle = idleSeconds(run, now);
+        return idle === null ? (
           <span className="jp-mlp-Status" data-status={run.status}>
             {run.status}
           </span>
+        ) : (
+          <span
+            className="jp-mlp-Status"
+            data-status="idle"
+            title={trans.__(
+              'Kernel alive, idle for %1 (running: the run ends with %mlp_track stop or when the kernel stops)',
+              formatDuration(idle)
+            )}
+          >
+            {trans.__('idle')}
+          </span>
         );
+      }
+      case 'kind':
+        return (
+          <span className="jp-mlp-RunTable-text" title={run.kind ?? ''}>
+            {run.kind === 'interactive' ? trans.__('nb') : (run.kind ?? '')}
+          </span>
+        );
+      case 'stage':
+        return (
+          <span
+            className="jp-mlp-RunTable-text"
+            title={
+              run.stage
+                ? trans.__(
+                    'Stage %1 of pipeline run %2',
+                    run.stage,
+                    run.pipeline_run_id ?? ''
+                  )
+                : ''
+            }
+          >
+            {run.stage ?? ''}
+          </span>
+        );
+      case 'parent': {
+        const parent = run.parent_id ? model.getRun(run.parent_id) : undefined;
+        return (
+          <span className="jp-mlp-RunTable-text" title={run.parent_id ?? ''}>
+            {run.parent_id
+              ? parent
+                ? parent.name
+                : run.parent_id.slice(0, 8)
+              : ''}
+          </span>
+        );
+      }
       case 'cells':
         return props.cells ?? '';
       case 'duration':
-        return formatDuration(runDuration(run));
+        return formatDuration(runDuration(run, now));
       case 'created':
-        return formatAgo(run.created_at ?? run.started_at);
+        return formatAgo(run.created_at ?? run.started_at, now);
       case 'gpu':
         return formatBytes(gpuPeak(run));
       default: {

@@ -2,7 +2,12 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Button, refreshIcon } from '@jupyterlab/ui-components';
 import * as React from 'react';
 
-import { IFilterError, RunsModel } from '../model/RunsModel';
+import {
+  IFilterError,
+  OPTIONAL_COLUMNS,
+  OptionalColumn,
+  RunsModel
+} from '../model/RunsModel';
 import { useSignal } from './hooks';
 import { RunTable } from './RunTable';
 
@@ -61,6 +66,7 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
             ? trans.__('Compare (%1)', selected.length)
             : trans.__('Compare')}
         </Button>
+        <ColumnsMenu model={model} trans={trans} />
         <Button
           minimal
           small
@@ -201,8 +207,50 @@ function RunsBody(props: IRunsPanelProps): JSX.Element {
         {model.appliedFilter.trim()
           ? trans.__('No runs match this filter.')
           : trans.__('No runs yet.')}
+        {model.filterHint ? (
+          <span className="jp-mlp-Filter-hint" role="status">
+            {' ' + model.filterHint}
+          </span>
+        ) : null}
       </p>
     );
   }
   return <RunTable model={model} trans={trans} onOpen={props.onOpen} />;
+}
+
+/** Show or hide the optional columns of the table. */
+function ColumnsMenu({
+  model,
+  trans
+}: {
+  model: RunsModel;
+  trans: TranslationBundle;
+}): JSX.Element {
+  const labels: Record<OptionalColumn, string> = {
+    kind: trans.__('Kind'),
+    stage: trans.__('Stage'),
+    parent: trans.__('Parent'),
+    cells: trans.__('Cells'),
+    duration: trans.__('Time'),
+    created: trans.__('Age')
+  };
+  return (
+    <details className="jp-mlp-ColumnsMenu">
+      <summary title={trans.__('Choose the columns')}>
+        {trans.__('Columns')}
+      </summary>
+      <div className="jp-mlp-ColumnsMenu-list" role="group">
+        {OPTIONAL_COLUMNS.map(id => (
+          <label key={id}>
+            <input
+              type="checkbox"
+              checked={model.isColumnShown(id)}
+              onChange={e => model.toggleColumn(id, e.currentTarget.checked)}
+            />
+            {labels[id]}
+          </label>
+        ))}
+      </div>
+    </details>
+  );
 }

@@ -20,16 +20,59 @@ export function formatMetric(value: MetricValue | undefined): string {
   return n.toPrecision(4).replace(/\.?0+$/, '');
 }
 
-/** How long a run took, or has been running (its duration stops at the last heartbeat). */
-export function runDuration(run: {
-  status: string;
-  started_at: number | null;
-  duration?: number | null;
-}): number | null {
+/** How long a running interactive run's kernel has been idle before it reads "idle". */
+export const IDLE_AFTER_S = 60;
+
+/** An interactive run: its kernel stays alive between cells (and the run `running`). */
+export function isInteractive(run: { kind?: string | null }): boolean {
+  return !run.kind || run.kind === 'interactive';
+}
+
+/**
+ * How long a run took, or has been running. For an interactive run the time spent in cells
+ * (`busy_s`, when the server reports it): its kernel may idle for hours between cells.
+ */
+export function runDuration(
+  run: {
+    status: string;
+    kind?: string | null;
+    started_at: number | null;
+    duration?: number | null;
+    busy_s?: number | null;
+  },
+  now = Date.now() / 1000
+): number | null {
+  if (isInteractive(run) && typeof run.busy_s === 'number') {
+    return run.busy_s;
+  }
   if (run.status === 'running' && run.started_at) {
-    return Math.max(run.duration ?? 0, Date.now() / 1000 - run.started_at);
+    return Math.max(run.duration ?? 0, now - run.started_at);
   }
   return run.duration ?? null;
+}
+
+/**
+ * Seconds a running interactive run's kernel has been idle (no cell, metric or output since
+ * `last_activity_at`), or null when it is working or not an idle-able run.
+ */
+export function idleSeconds(
+  run: {
+    status: string;
+    kind?: string | null;
+    started_at: number | null;
+    last_activity_at?: number | null;
+  },
+  now = Date.now() / 1000
+): number | null {
+  if (run.status !== 'running' || !isInteractive(run)) {
+    return null;
+  }
+  const last = run.last_activity_at ?? run.started_at;
+  if (!last) {
+    return null;
+  }
+  const idle = now - last;
+  return idle >= IDLE_AFTER_S ? idle : null;
 }
 
 export function formatDuration(seconds: number | null | undefined): string {
@@ -39,12 +82,17 @@ export function formatDuration(seconds: number | null | undefined): string {
   if (seconds < 1) {
     return `${Math.round(seconds * 1000)} ms`;
   }
-  if (seconds < 60) {
-    return `${seconds.toFixed(seconds < 10 ? 1 : 0)} s`;
+  if (seconds < 10) {
+    return `${seconds.toFixed(1)} s`;
   }
-  const m = Math.floor(seconds / 60);
+  // Round once, then split: 119.6 s is "2m 0s", never "1m 60s".
+  const total = Math.round(seconds);
+  if (total < 60) {
+    return `${total} s`;
+  }
+  const m = Math.floor(total / 60);
   if (m < 60) {
-    return `${m}m ${Math.round(seconds % 60)}s`;
+    return `${m}m ${total % 60}s`;
   }
   const h = Math.floor(m / 60);
   return h < 48 ? `${h}h ${m % 60}m` : `${Math.floor(h / 24)}d ${h % 24}h`;

@@ -1,3 +1,4 @@
+import { Poll } from '@lumino/polling';
 import { ISignal } from '@lumino/signaling';
 import * as React from 'react';
 
@@ -38,4 +39,25 @@ export function useSize<E extends HTMLElement>(): [
     return () => observer.disconnect();
   }, []);
   return [ref, size];
+}
+
+/**
+ * The time now (seconds since the epoch), ticking every `intervalMs` (a `Poll`), so that ages
+ * and running durations count on screen between data changes. `intervalMs` null: no ticking.
+ */
+export function useNow(intervalMs: number | null): number {
+  const [now, setNow] = React.useState(() => Date.now() / 1000);
+  React.useEffect(() => {
+    if (intervalMs === null) {
+      return;
+    }
+    const poll = new Poll({
+      factory: async () => setNow(Date.now() / 1000),
+      frequency: { interval: intervalMs, backoff: false },
+      standby: 'when-hidden',
+      name: 'jupyter-mlp:clock'
+    });
+    return () => poll.dispose();
+  }, [intervalMs]);
+  return now;
 }

@@ -45,6 +45,27 @@ export class CompareModel extends LiveModel {
     this.emit();
   }
 
+  /**
+   * A label per run for headers and legends: the name, with a short id where two compared
+   * runs share a name (`train · 3f2a91c0`).
+   */
+  get labels(): { id: string; label: string }[] {
+    const runs = this._data?.runs ?? [];
+    const count = new Map<string, number>();
+    for (const r of runs) {
+      const name = r.name || r.id;
+      count.set(name, (count.get(name) ?? 0) + 1);
+    }
+    return runs.map(r => {
+      const name = r.name || r.id;
+      return {
+        id: r.id,
+        label:
+          (count.get(name) ?? 0) > 1 ? `${name} · ${r.id.slice(0, 8)}` : name
+      };
+    });
+  }
+
   /** The params to show: all, or only those whose values differ between the runs. */
   get shownParams(): string[] {
     if (!this._data) {

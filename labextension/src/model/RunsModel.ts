@@ -32,6 +32,19 @@ const REFETCH_CHUNK = 50;
 /** Metric columns picked when the settings name none. */
 const AUTO_METRIC_COLUMNS = 3;
 
+/** Columns of the runs table the user can show or hide. */
+export type OptionalColumn =
+  'kind' | 'stage' | 'parent' | 'cells' | 'duration' | 'created';
+
+export const OPTIONAL_COLUMNS: readonly OptionalColumn[] = [
+  'kind',
+  'stage',
+  'parent',
+  'cells',
+  'duration',
+  'created'
+];
+
 export interface IFilterError {
   message: string;
   /** 0-based character offset in the filter text, when the server named one. */
@@ -152,6 +165,50 @@ export class RunsModel extends LiveModel {
       columns = [...columns, field.slice(8)];
     }
     return columns;
+  }
+
+  /** Whether the optional column `id` (kind, stage, parent, cells, created, duration) shows. */
+  isColumnShown(id: OptionalColumn): boolean {
+    return !this._hiddenColumns.has(id);
+  }
+
+  /** Show or hide an optional column (the panel's Columns menu). */
+  toggleColumn(id: OptionalColumn, shown?: boolean): void {
+    const on = shown ?? this._hiddenColumns.has(id);
+    if (on) {
+      this._hiddenColumns.delete(id);
+    } else {
+      this._hiddenColumns.add(id);
+    }
+    this._emit();
+  }
+
+  /**
+   * Metric names seen in any loaded page (with the filter's own): a filter that names another
+   * one gets a hint, since the server answers it with no rows rather than an error.
+   */
+  get knownMetrics(): string[] {
+    return [...this._knownMetrics].sort();
+  }
+
+  /**
+   * A hint for a filter that matched nothing because it names a metric no loaded run has
+   * (a typo: `metrics.acuracy`), else null.
+   */
+  get filterHint(): string | null {
+    if (!this._loaded || this.rows.length || !this._appliedFilter.trim()) {
+      return null;
+    }
+    const known = this._knownMetrics;
+    const unknown = [
+      ...this._appliedFilter.matchAll(/\bmetrics\.([A-Za-z_][\w./-]*)/g)
+    ]
+      .map(m => m[1])
+      .filter(name => !known.has(name));
+    if (!unknown.length || !known.size) {
+      return null;
+    }
+    return `No run has metric "${unknown[0]}"; known: ${this.knownMetrics.slice(0, 12).join(', ')}`;
   }
 
   /** Whether listed runs carry GPU figures (then the panel shows a GPU column). */
@@ -506,6 +563,16 @@ export class RunsModel extends LiveModel {
 
   private _reindex(): void {
     this._rows = null;
+    for (const run of this._main.length < 2000 ? this._main : []) {
+      for (const key of Object.keys(run.metrics ?? {})) {
+        this._knownMetrics.add(key);
+      }
+    }
+    for (const run of this._pinned) {
+      for (const key of Object.keys(run.metrics ?? {})) {
+        this._knownMetrics.add(key);
+      }
+    }
     this._byId = new Map();
     for (const run of this._main) {
       this._byId.set(run.id, run);
@@ -537,6 +604,8 @@ export class RunsModel extends LiveModel {
     this._emit();
   });
   private _pendingFilterError: IFilterError | null = null;
+  private _hiddenColumns = new Set<OptionalColumn>(['parent']);
+  private _knownMetrics = new Set<string>();
   private _project: string;
   private _configuredColumns: string[];
   private _pageSizes: { first: number; next: number };

@@ -252,20 +252,7 @@ function Message(props: {
 }): JSX.Element | null {
   const { model, state, trans } = props;
   const message = state.message;
-  React.useEffect(() => {
-    if (!message) {
-      return;
-    }
-    const timer = setTimeout(
-      () => {
-        if (model.state.message === message) {
-          model.clearMessage();
-        }
-      },
-      message.level === 'error' ? 15000 : 6000
-    );
-    return () => clearTimeout(timer);
-  }, [message, model]);
+
   if (!message) {
     return null;
   }

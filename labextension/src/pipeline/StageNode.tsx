@@ -2,6 +2,8 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import { Handle, NodeProps, Position } from '@xyflow/react';
 import * as React from 'react';
 
+import { useNow } from '../components/hooks';
+
 import { IStageStatus } from '../api';
 import { IPortView, StageNode as StageNodeType } from './graph';
 import { AFTER_IN, AFTER_OUT, inHandle, outHandle } from './model';
@@ -60,15 +62,7 @@ export function formatDuration(seconds: number): string {
 export function Elapsed(props: { status: IStageStatus }): JSX.Element | null {
   const { started_at, ended_at, status } = props.status;
   const running = status === 'running' && !ended_at;
-  const [now, setNow] = React.useState(() => Date.now() / 1000);
-  React.useEffect(() => {
-    if (!running) {
-      return;
-    }
-    setNow(Date.now() / 1000);
-    const timer = setInterval(() => setNow(Date.now() / 1000), 1000);
-    return () => clearInterval(timer);
-  }, [running]);
+  const now = useNow(running ? 1000 : null);
   if (!started_at) {
     return null;
   }

@@ -129,6 +129,7 @@ export class PipelineModel implements IDisposable {
     this.runs.dispose();
     this._validateAbort?.abort();
     this._validateLater.dispose();
+    this._messageLater.dispose();
     this.context.model.contentChanged.disconnect(this._onContentChanged, this);
     this.context.fileChanged.disconnect(this._onFileChanged, this);
     Signal.clearData(this);
@@ -382,8 +383,10 @@ export class PipelineModel implements IDisposable {
     }
   }
 
+  /** Show a message above the canvas; it goes by itself (errors stay longer). */
   say(text: string, level: 'error' | 'info' = 'info'): void {
     this._set({ message: { text, level, seq: ++this._messageSeq } });
+    this._messageLater.restart(level === 'error' ? 15000 : 6000);
   }
 
   clearMessage(): void {
@@ -614,6 +617,7 @@ export class PipelineModel implements IDisposable {
   private _validateLater = new Later(() => this._validate());
   private _validateAbort: AbortController | null = null;
   private _messageSeq = 0;
+  private _messageLater = new Later(() => this.clearMessage());
   private _openRun: ((id: string) => boolean) | null;
 }
 
