@@ -251,10 +251,14 @@ class Driver:
         options: dict[str, Any] = {}
         if inputs:  # a remote worker fetches these over HTTP (it may not see this disk)
             options["inputs"] = inputs
-        if stage.get("papermill"):  # checked by validate(); relative files: the pipeline's folder
-            from ..execution.papermill_options import KEY, check
+        if isinstance(stage.get("papermill"), dict):  # checked when submitted (below)
+            from ..execution.papermill_options import KEY, PATHS
 
-            options[KEY] = check(stage["papermill"], f"stage {name!r}: papermill", self.base)
+            papermill = dict(stage["papermill"])
+            for option in PATHS:  # relative files: the pipeline's folder
+                if isinstance(papermill.get(option), str):
+                    papermill[option] = str(Path(self.base or ".") / papermill[option])
+            options[KEY] = papermill
         if options:
             common["options"] = options
         for setting in ("kernel", "cwd"):  # how the stage's job runs (default: as its template)
