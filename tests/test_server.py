@@ -155,6 +155,13 @@ async def test_parts_series_and_notebook(jp_fetch, store):
         )
         == 404
     )
+    # while a job runs, its output notebook is papermill's partial save (README: runs export)
+    from jupyter_mlp.store.partial import partial_path
+
+    partial = partial_path(store.home, "ffff00000001")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(nb)
+    assert await api(jp_fetch, "runs", "ffff00000001", "notebook", which="output") == nb
 
 
 async def test_blob_download_only_for_blobs_the_run_references(jp_fetch, store, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ..store.runs import pid_alive
 
@@ -63,3 +64,19 @@ def kill_group(pgid: int | None, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def spawn_detached(module: str, args: list[str], home: Path, log: Path) -> int:
+    """`python -m module args` in its own process session, so it outlives the terminal or server
+    that started it (a pipeline or sweep driver); output appended to `log`. Returns its pid."""
+    import subprocess
+    import sys
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args, "--home", str(home)],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+            env={**os.environ, "MLP_HOME": str(home)},
+        )  # fmt: skip
+    return proc.pid

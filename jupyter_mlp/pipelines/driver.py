@@ -4,23 +4,16 @@ in its own process session, so it outlives the server or terminal that started i
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 
 def spawn(home: Path, pipeline_run_id: str) -> int:
     """Start the driver detached; returns its pid."""
-    log = home / "pipelines" / f"{pipeline_run_id}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlp.pipelines.driver", pipeline_run_id, "--home", str(home)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-            env={**os.environ, "MLP_HOME": str(home)},
-        )  # fmt: skip
-    return proc.pid
+    from ..execution.processes import spawn_detached
+
+    log = Path(home) / "pipelines" / f"{pipeline_run_id}.log"
+    return spawn_detached("jupyter_mlp.pipelines.driver", [pipeline_run_id], Path(home), log)
 
 
 def main(argv: list[str] | None = None) -> int:

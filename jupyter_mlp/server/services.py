@@ -66,6 +66,13 @@ def notebook(store: Store, ref: str, which: str) -> bytes:
     """The notebook as it was at the run's start, end, or as executed."""
     conn = store.connect()
     run_id = run_store.resolve_id(conn, ref)
+    if which == "output":  # a running job's partial output notebook until its blob is stored
+        from ..store.partial import executed_notebook
+
+        found = executed_notebook(store, run_id)
+        if found is None:
+            raise NotFound(f"run {run_id} has no output notebook")
+        return found[0]
     digest = run_store.run_part(conn, run_id, "notebook_" + which)
     if not isinstance(digest, str) or not digest:
         raise NotFound(f"run {run_id} has no {which} notebook")

@@ -24,7 +24,6 @@ import json
 import os
 import random
 import socket
-import subprocess
 import sys
 import time
 import warnings
@@ -509,15 +508,10 @@ def run(store: Any, sweep_id: str, service: Any = None) -> str:
 
 def spawn(home: Path, sweep_id: str) -> int:
     """Start the driver in its own process session (it outlives the terminal); its pid."""
+    from ..execution.processes import spawn_detached
+
     log = Path(home) / "sweeps" / f"{sweep_id}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyter_mlp.sweeps.driver", sweep_id, "--home", str(home)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-            env={**os.environ, "MLP_HOME": str(home)},
-        )  # fmt: skip
-    return proc.pid
+    return spawn_detached("jupyter_mlp.sweeps.driver", [sweep_id], Path(home), log)
 
 
 def main(argv: list[str] | None = None) -> int:
