@@ -433,7 +433,7 @@ art = Path(os.environ["ART_DIR"])
 mlp.track("disk-full")
 mlp.log_metric("warm", 0.0)
 mlp.flush()
-with open(home / "filler", "wb") as f:   # fill the disk under the store
+with open(home / "filler", "wb", buffering=0) as f:  # fill the disk (unbuffered: close never writes)
     try:
         while True:
             f.write(b"x" * 65536)
