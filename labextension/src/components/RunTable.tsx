@@ -157,7 +157,7 @@ function allColumns(model: RunsModel, trans: TranslationBundle): IColumn[] {
     {
       id: 'cells',
       min: 40,
-      drop: 3,
+      // never dropped: the cell count is what shows a tracked notebook is alive
       label: trans.__('Cells'),
       width: '40px',
       className: 'jp-mlp-RunTable-cells',
