@@ -11,15 +11,15 @@ from typing import Any
 GIT_DIFF_LIMIT = 5 * 1024 * 1024
 
 
-def notebook_path() -> tuple[str | None, str | None]:
+def notebook_path(papermill: dict[str, str] | None = None) -> tuple[str | None, str | None]:
     """(path, note). jupyter_server sets JPY_SESSION_NAME for the kernels it starts; elsewhere
     (VS Code, Colab, a terminal) the path is unknown and we say so instead of guessing."""
     path = os.environ.get("JPY_SESSION_NAME")
     if path:
         return path, None
-    run = papermill_parent()
-    if run is not None and run.get("input_path"):
-        return run["input_path"], None
+    # the papermill command line, read once by the caller (papermill_parent)
+    if papermill is not None and papermill.get("input_path"):
+        return papermill["input_path"], None
     return (
         None,
         "unknown notebook: JPY_SESSION_NAME is not set (kernel not started by Jupyter server)",

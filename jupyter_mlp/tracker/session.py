@@ -63,7 +63,6 @@ class RunSession:
         # cells, heartbeat); attached to one, this session only adds metrics, params, outputs,
         # artifacts and GPU figures.
         self.in_job = bool(os.environ.get("MLP_RUN_ID"))  # set by the papermill engine `mlp`
-        self._numbered_by_engine = bool(os.environ.get("MLP_RUN_ID"))  # papermill engine `mlp`
         self.name = name
         self.project = project
         self.tags = list(tags or [])
@@ -74,7 +73,6 @@ class RunSession:
         self.gpu_interval = gpu_interval
         self.started_at = _now()
         self.status = model.RUNNING
-        self.notebook, self.notebook_note = environment.notebook_path()
         # Started by the `papermill` command (its default engine): the run ends as papermill
         # exits (an error output anywhere fails it, sys.exit(0) does not), and the parameters
         # cell is known by its source (papermill's client sends no cell ids or tags).
@@ -83,6 +81,7 @@ class RunSession:
             if self.in_job or os.environ.get("JPY_SESSION_NAME")
             else environment.papermill_parent()
         )
+        self.notebook, self.notebook_note = environment.notebook_path(self.papermill)
         self._papermill_error: dict[str, Any] | None = None
         self._param_sources: set[str] = set()
         self.latest_metrics: dict[str, float] = {}
@@ -303,7 +302,7 @@ class RunSession:
             # In a job the engine records the same cells from outside, numbered in execution
             # order, which is the kernel's execution count: one row per cell, not two.
             seq = self.cell_count
-            if self._numbered_by_engine and result.execution_count:
+            if self.in_job and result.execution_count:
                 seq = result.execution_count
             if not self.in_job:  # in a job the engine records the cells
                 self._cells.append((
