@@ -43,7 +43,9 @@ NOTEBOOK = {
 }  # fmt: skip
 
 
-def parent_run(store, notebook: Path) -> str:
+def parent_run(store, notebook: Path, params: list | None = None) -> str:
+    """A finished interactive run of `notebook` to rerun (params: its (key, JSON, type, source)
+    rows; by default one int `x`)."""
     from jupyter_mlp import model
     from jupyter_mlp.store.records import apply_batch
 
@@ -54,7 +56,7 @@ def parent_run(store, notebook: Path) -> str:
             "run": {"status": "finished", "kind": "interactive", "name": "bench", "notebook": str(notebook),
                     "snapshot": store.blobs.put_bytes(notebook.read_bytes()), "kernel": "python3",
                     "created_at": now, "started_at": now, "ended_at": now},
-            "params": [("x", "0", "int", "parameters")],
+            "params": params or [("x", "0", "int", "parameters")],
         })  # fmt: skip
     return run_id
 

@@ -66,20 +66,14 @@ open(out, "w").write(str(-(x - 3) ** 2))
 
 
 def template(store, path: Path) -> str:
-    from jupyter_mlp import model
-    from jupyter_mlp.store.records import apply_batch
+    """The run a sweep starts from (bench/rerun.py's parent run, with this notebook's params)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rerun import parent_run
 
-    run_id = model.new_run_id()
-    now = time.time()
-    with store.write() as conn:
-        apply_batch(conn, run_id, {
-            "run": {"status": "finished", "kind": "interactive", "name": "bench", "notebook": str(path),
-                    "snapshot": store.blobs.put_bytes(path.read_bytes()), "kernel": "python3",
-                    "created_at": now, "started_at": now, "ended_at": now},
-            "params": [("x", "0", "int", "parameters"), ("sleep", "0.0", "float", "parameters"),
-                       ("out", '""', "str", "parameters")],
-        })  # fmt: skip
-    return run_id
+    return parent_run(store, path, [
+        ("x", "0", "int", "parameters"), ("sleep", "0.0", "float", "parameters"),
+        ("out", '""', "str", "parameters"),
+    ])  # fmt: skip
 
 
 def job_times(conn, run_id: str) -> tuple[float | None, float | None]:
