@@ -4,6 +4,7 @@ functions, so that UI tests start from known runs. Called by the specs through `
     python mlp_store.py clear                  # every run and its records (events stay: ids go on)
     python mlp_store.py runs                   # a few finished runs of project "ui" -> JSON {name: id}
     python mlp_store.py bulk 10000 --project bench   # many small runs at once (the 10k figure)
+    python mlp_store.py mixed                  # project "mix": kinds, a stage, a rerun, an idle kernel
 
 The runs arrive as tracker batches (`records.apply_batch`), so the server's event feed sees them
 like runs written by a kernel.
@@ -132,11 +133,74 @@ def seed_bulk(store: Store, n: int, project: str) -> None:
     conn.execute("ANALYZE")
 
 
+def seed_mixed(store: Store) -> dict[str, str]:
+    """Runs a new user's list holds after a day: an interactive run whose kernel idles (one 5 s
+    cell 19 min ago), one still working (a metric just now), a rerun of it with the same name
+    (a job, 119.6 s: "2m 0s"), and a pipeline stage. Names as users give them: alike."""
+    now = time.time()
+    ids: dict[str, str] = {}
+    art = store.blobs.put_bytes(b"model bytes")
+    specs = [
+        # key, name, status, started, ended, cells [(start, duration, status)], outputs
+        ("idle", "train_digits", "running", now - 1200, None, [(now - 1150, 5.0, "ok")], []),
+        ("busy", "train_digits", "running", now - 40, None, [], []),
+        ("rerun", "train_digits", "finished", now - 400, now - 400 + 119.6, [], [
+            ["model", "artifact", "null", art, 11, "model.pkl", now - 281],
+            ["acc", "value", json.dumps(0.97), None, None, None, now - 281],
+        ]),
+        ("stage", "evaluate_digits", "finished", now - 300, now - 290, [], []),
+    ]  # fmt: skip
+    for key, name, status, started, ended, cells, outputs in specs:
+        run_id = new_run_id()
+        batch = {
+            "run": {
+                "name": name, "project": "mix", "status": status, "kind": "interactive",
+                "created_at": started, "started_at": started, "ended_at": ended,
+                "heartbeat_at": now, "tags": [],
+            },
+            "params": [["epochs", json.dumps(60 if key == "rerun" else 30), "int", "parameters"]],
+            # the working kernel logged a metric just now
+            "metrics": [["acc", 0, 0.9 + len(ids) / 100, now if key == "busy" else started + 1]],
+            "cells": [
+                [i + 1, f"c{i}", i + 1, "fit()", start, duration, cstatus, None, None]
+                for i, (start, duration, cstatus) in enumerate(cells)
+            ],
+            "outputs": outputs,
+        }  # fmt: skip
+        with store.write() as conn:
+            apply_batch(conn, run_id, batch)
+        ids[key] = run_id
+    conn = store.connect()
+    with store.write():
+        conn.execute(
+            "UPDATE runs SET kind = 'job', parent_id = ? WHERE id = ?", (ids["idle"], ids["rerun"])
+        )
+        conn.execute(
+            "UPDATE runs SET kind = 'stage', stage = 'evaluate', pipeline_run_id = 'p-ui' WHERE id = ?",
+            (ids["stage"],),
+        )
+    return ids
+
+
+# number, status, lr, depth, val_acc (None: the trial failed before any)
+SWEEP_TRIALS = [
+    (0, "finished", 0.0004, 3, 0.71),
+    (1, "finished", 0.02, 5, 0.88),
+    (2, "pruned", 0.09, 8, 0.35),
+    (3, "finished", 0.006, 5, 0.93),
+    (4, "failed", 0.0001, 3, None),
+    (5, "finished", 0.001, 8, 0.80),
+    (6, "pruned", 0.05, 3, 0.41),
+    (7, "finished", 0.01, 8, 0.90),
+]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("clear")
     sub.add_parser("runs")
+    sub.add_parser("mixed")
     bulk = sub.add_parser("bulk")
     bulk.add_argument("n", type=int)
     bulk.add_argument("--project", default="bench")
@@ -146,6 +210,8 @@ def main() -> None:
         clear(store)
     elif args.command == "runs":
         json.dump(seed_runs(store), sys.stdout)
+    elif args.command == "mixed":
+        json.dump(seed_mixed(store), sys.stdout)
     else:
         seed_bulk(store, args.n, args.project)
     store.close()

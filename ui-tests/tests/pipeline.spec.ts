@@ -138,6 +138,15 @@ function editor(page: IJupyterLabPageFixture): Locator {
   return page.locator('.jp-mlp-PipelineDocument:not(.lm-mod-hidden)');
 }
 
+/** With the file browser closed the editor is wide: both side columns follow and open. */
+async function sidesOpen(page: IJupyterLabPageFixture): Promise<void> {
+  for (const name of ['Runs', 'Properties']) {
+    await expect(
+      editor(page).getByRole('button', { name, exact: true })
+    ).toHaveAttribute('aria-pressed', 'true');
+  }
+}
+
 function stage(page: IJupyterLabPageFixture, name: string): Locator {
   return editor(page).locator(`.jp-mlp-StageNode[data-stage="${name}"]`);
 }
@@ -232,7 +241,9 @@ function writeFigures(figures: Record<string, unknown>) {
   console.log('pipeline figures: ' + JSON.stringify(figures));
 }
 
-test.use({ viewport: { width: 1200, height: 800 } });
+// A laptop screen: with the left sidebar closed the editor is wide enough for both side columns
+// (firstrun.spec.ts opens the editor narrow, where they start closed).
+test.use({ viewport: { width: 1280, height: 800 } });
 
 test.describe('pipeline editor', () => {
   test.setTimeout(180_000);
@@ -262,6 +273,7 @@ test.describe('pipeline editor', () => {
 
     // Room for the canvas: the file browser folds away.
     await page.sidebar.close('left');
+    await sidesOpen(page);
 
     // Drag the two pinned runs from the palette onto the canvas.
     const canvas = editor(page).locator('.jp-mlp-PipelineCanvas');
@@ -359,6 +371,7 @@ test.describe('pipeline editor', () => {
     await page.sidebar.openTab('filebrowser');
     await page.filebrowser.open(file);
     await page.sidebar.close('left');
+    await sidesOpen(page);
     await expect(stage(page, 'prepare')).toBeInViewport();
     await expect(stage(page, 'train')).toBeInViewport();
     await expect(editor(page).locator('.react-flow__edge')).toHaveCount(1);
@@ -616,6 +629,7 @@ test.describe('pipeline editor', () => {
     await page.contents.uploadContent(JSON.stringify(original), 'text', file);
     await page.filebrowser.open(file);
     await page.sidebar.close('left');
+    await sidesOpen(page);
     await expect(stage(page, 'train')).toBeInViewport();
     const edges = editor(page).locator('.react-flow__edge');
     await expect(edges).toHaveCount(1);

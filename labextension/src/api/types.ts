@@ -14,7 +14,9 @@ export type RunStatus =
   | 'failed'
   | 'interrupted'
   | 'lost'
-  | 'cancelled';
+  | 'cancelled'
+  /** a sweep trial its pruner stopped early */
+  | 'pruned';
 
 /** A JSON value (parameters and output values are JSON data). */
 export type JSONValue =

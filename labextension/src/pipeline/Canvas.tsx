@@ -11,6 +11,7 @@ import {
   NodeChange,
   ReactFlow,
   useReactFlow,
+  useStore,
   Viewport
 } from '@xyflow/react';
 import * as React from 'react';
@@ -321,18 +322,8 @@ export function Canvas(props: ICanvasProps): JSX.Element {
   if (autoFit.current === null && state.ready && state.spec) {
     autoFit.current = graph.nodes.length > 0;
   }
-  const [box, setBox] = React.useState('');
-  React.useLayoutEffect(() => {
-    const node = wrapper.current;
-    if (!node) {
-      return;
-    }
-    const observer = new ResizeObserver(() =>
-      setBox(`${node.clientWidth}x${node.clientHeight}`)
-    );
-    observer.observe(node);
-    return () => observer.disconnect();
-  }, []);
+  // The size React Flow itself measured for the pane (fitting with any other is stale).
+  const box = useStore(s => `${s.width}x${s.height}`);
   const measuredKey = nodes
     .map(n => `${n.measured?.width ?? 0}x${n.measured?.height ?? 0}`)
     .join(',');
@@ -340,7 +331,12 @@ export function Canvas(props: ICanvasProps): JSX.Element {
     nodes.length > 0 &&
     nodes.every(n => n.measured?.width && n.measured?.height);
   React.useLayoutEffect(() => {
-    if (autoFit.current && allMeasured && box && !box.startsWith('0x')) {
+    if (
+      autoFit.current &&
+      allMeasured &&
+      !box.startsWith('0x') &&
+      !box.endsWith('x0')
+    ) {
       void flow.fitView(FIT_OPTIONS).then(() => {
         if (wrapper.current) {
           wrapper.current.dataset.fitted = 'true';

@@ -15,6 +15,7 @@ import { Canvas, ICanvasHandle } from './Canvas';
 import { Inspector } from './Inspector';
 import { IPipelineState, PipelineModel } from './model';
 import { askRunOptions } from './RunDialog';
+import { FINAL_RUN_STATES } from './runs';
 import { jsonEqual } from './spec';
 import { NodeContext, stateLabel } from './StageNode';
 
@@ -50,6 +51,50 @@ export function PipelineEditor(props: IPipelineEditorProps): JSX.Element {
     () => ({ trans, openRun: (id: string) => model.openRun(id) }),
     [trans, model]
   );
+  const body = React.useRef<HTMLDivElement | null>(null);
+  const [sides, setSides] = React.useState<ISides | null>(null);
+  // The side columns open where the canvas keeps room to be read (the shipped example drawn at
+  // a legible zoom) and close on a narrow editor, following its width (the file browser opened
+  // or closed) until the user toggles one; selecting a stage shows its properties.
+  const manual = React.useRef(false);
+  const selected = React.useRef(state.selected);
+  selected.current = state.selected;
+  const hasBody = state.ready && !!state.spec;
+  React.useLayoutEffect(() => {
+    const node = body.current;
+    if (!node) {
+      return;
+    }
+    const follow = () => {
+      const width = node.clientWidth;
+      if (manual.current || width <= 0) {
+        return;
+      }
+      const fits = sidesFor(width);
+      setSides(s => {
+        const right = fits.right || (!!selected.current && !!s?.right);
+        return s && s.left === fits.left && s.right === right
+          ? s
+          : { left: fits.left, right };
+      });
+    };
+    follow();
+    const observer = new ResizeObserver(follow);
+    observer.observe(node);
+    return () => observer.disconnect();
+  }, [hasBody]);
+  React.useEffect(() => {
+    if (state.selected) {
+      setSides(s => (s && !s.right ? { ...s, right: true } : s));
+    }
+  }, [state.selected]);
+  const toggle = (side: keyof ISides) => {
+    manual.current = true;
+    setSides(s => {
+      const now = s ?? { left: true, right: true };
+      return { ...now, [side]: !now[side] };
+    });
+  };
 
   if (!state.ready) {
     return (
@@ -84,9 +129,19 @@ export function PipelineEditor(props: IPipelineEditorProps): JSX.Element {
   };
   return (
     <div className="jp-mlp-PipelineEditor">
-      <Toolbar model={model} state={state} trans={trans} canvas={canvas} />
-      <div className="jp-mlp-PipelineEditor-body">
-        <div className="jp-mlp-PipelineEditor-left">
+      <Toolbar
+        model={model}
+        state={state}
+        trans={trans}
+        canvas={canvas}
+        sides={sides ?? { left: true, right: true }}
+        toggle={toggle}
+      />
+      <div className="jp-mlp-PipelineEditor-body" ref={body}>
+        <div
+          className="jp-mlp-PipelineEditor-left"
+          hidden={sides?.left === false}
+        >
           <PinnedRuns
             model={model}
             pinned={state.pinned}
@@ -121,7 +176,10 @@ export function PipelineEditor(props: IPipelineEditorProps): JSX.Element {
             </NodeContext.Provider>
           ) : null}
         </div>
-        <div className="jp-mlp-PipelineEditor-right">
+        <div
+          className="jp-mlp-PipelineEditor-right"
+          hidden={sides?.right === false}
+        >
           <Inspector model={model} state={state} trans={trans} />
         </div>
       </div>
@@ -129,13 +187,33 @@ export function PipelineEditor(props: IPipelineEditorProps): JSX.Element {
   );
 }
 
+/** Which side columns are open: pinned runs and history (left), properties (right). */
+interface ISides {
+  left: boolean;
+  right: boolean;
+}
+
+/** The canvas width the example needs to be drawn legibly (3 stages at zoom 0.6 or more). */
+const CANVAS_MIN = 660;
+const LEFT_WIDTH = 220;
+const RIGHT_WIDTH = 290;
+
+function sidesFor(width: number): ISides {
+  return {
+    left: width - LEFT_WIDTH >= CANVAS_MIN,
+    right: width - LEFT_WIDTH - RIGHT_WIDTH >= CANVAS_MIN
+  };
+}
+
 function Toolbar(props: {
   model: PipelineModel;
   state: IPipelineState;
   trans: TranslationBundle;
   canvas: React.MutableRefObject<ICanvasHandle | null>;
+  sides: ISides;
+  toggle: (side: keyof ISides) => void;
 }): JSX.Element {
-  const { model, state, trans, canvas } = props;
+  const { model, state, trans, canvas, sides, toggle } = props;
   const [busy, setBusy] = React.useState(false);
   const live = state.runView?.live ?? false;
   const errors = state.issues.filter(i => i.level === 'error').length;
@@ -166,6 +244,16 @@ function Toolbar(props: {
       role="toolbar"
       aria-label={trans.__('Pipeline')}
     >
+      <button
+        className="jp-mlp-Button jp-mlp-SideToggle"
+        aria-pressed={sides.left}
+        onClick={() => toggle('left')}
+        title={trans.__(
+          'Show or hide pinned runs and the runs of this pipeline'
+        )}
+      >
+        {trans.__('Runs')}
+      </button>
       <button
         className="jp-mlp-Button jp-mod-accept"
         onClick={() => void onRun()}
@@ -241,6 +329,14 @@ function Toolbar(props: {
           {trans.__('format version')}
         </span>
       ) : null}
+      <button
+        className="jp-mlp-Button jp-mlp-SideToggle"
+        aria-pressed={sides.right}
+        onClick={() => toggle('right')}
+        title={trans.__('Show or hide the properties of the pipeline or stage')}
+      >
+        {trans.__('Properties')}
+      </button>
     </div>
   );
 }
@@ -396,7 +492,7 @@ const History = React.memo(function History(props: {
                 onClick={() =>
                   run.id === shown
                     ? model.closeRun()
-                    : model.show(run.id, !FINAL.has(run.status))
+                    : model.show(run.id, !FINAL_RUN_STATES.has(run.status))
                 }
               >
                 <span className="jp-mlp-PipelineHistory-time">
@@ -426,15 +522,6 @@ const History = React.memo(function History(props: {
     </section>
   );
 });
-
-const FINAL = new Set([
-  'succeeded',
-  'finished',
-  'failed',
-  'cancelled',
-  'lost',
-  'interrupted'
-]);
 
 function RunBanner(props: {
   model: PipelineModel;

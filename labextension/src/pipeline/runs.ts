@@ -37,7 +37,8 @@ export const FINAL_RUN_STATES = new Set([
   'failed',
   'cancelled',
   'lost',
-  'interrupted'
+  'interrupted',
+  'pruned'
 ]);
 
 export interface IRunView {

@@ -1,0 +1,459 @@
+/**
+ * The first ten minutes of a new user (issue 13): the shipped example opens readable, runs from
+ * the terminal show in the editor, notebooks open unmodified, the runs list tells runs apart and
+ * keeps its clock, dialogs are laid out as JupyterLab's, and the dark theme stays readable.
+ * Screenshots of the example pipeline (light and dark) go to docs/.
+ */
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import type { Locator, Page } from '@playwright/test';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as path from 'path';
+
+import {
+  docsPath,
+  MLP_HOME,
+  openSidebar,
+  REPO,
+  runRow,
+  store
+} from './helpers';
+
+const EXAMPLES = path.join(REPO, 'examples');
+const EXAMPLE_FILES = [
+  'digits.mlpipe',
+  'prepare_digits.ipynb',
+  'train_digits.ipynb',
+  'evaluate_digits.ipynb'
+];
+
+function editor(page: Page): Locator {
+  return page.locator('.jp-mlp-PipelineDocument:not(.lm-mod-hidden)');
+}
+
+function stage(page: Page, name: string): Locator {
+  return editor(page).locator(`.jp-mlp-StageNode[data-stage="${name}"]`);
+}
+
+async function uploadExamples(
+  page: IJupyterLabPageFixture,
+  dir: string
+): Promise<void> {
+  for (const name of EXAMPLE_FILES) {
+    await page.contents.uploadFile(path.join(EXAMPLES, name), `${dir}/${name}`);
+  }
+}
+
+/** The server's root folder on disk (the page config says it). */
+async function serverRoot(page: Page): Promise<string> {
+  const root = await page.evaluate(
+    () =>
+      JSON.parse(
+        document.getElementById('jupyter-config-data')?.textContent ?? '{}'
+      ).serverRoot as string
+  );
+  return root.startsWith('~')
+    ? path.join(process.env.HOME ?? '/root', root.slice(1))
+    : root;
+}
+
+/** WCAG 2 contrast of an element's text against the background it is drawn on. */
+async function contrast(locator: Locator): Promise<number> {
+  return locator.evaluate((node: Element) => {
+    const parse = (c: string): number[] | null => {
+      const m = c.match(/rgba?\(([^)]+)\)/);
+      if (!m) {
+        return null;
+      }
+      const parts = m[1]
+        .split(/[ ,/]+/)
+        .filter(Boolean)
+        .map(Number);
+      return [parts[0], parts[1], parts[2], parts.length > 3 ? parts[3] : 1];
+    };
+    const lum = ([r, g, b]: number[]) => {
+      const f = (v: number) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const fg = parse(getComputedStyle(node).color)!;
+    let bg: number[] | null = null;
+    for (let el: Element | null = node; el; el = el.parentElement) {
+      const c = parse(getComputedStyle(el).backgroundColor);
+      if (c && c[3] > 0.5) {
+        bg = c;
+        break;
+      }
+    }
+    bg = bg ?? [255, 255, 255, 1];
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    return (a + 0.05) / (b + 0.05);
+  });
+}
+
+test.describe('the shipped example pipeline', () => {
+  test('digits.mlpipe opens with its stages readable and fitted', async ({
+    page,
+    tmpPath
+  }) => {
+    await uploadExamples(page, tmpPath);
+    await page.filebrowser.openDirectory(tmpPath);
+    await page
+      .locator('.jp-DirListing-item', { hasText: 'digits.mlpipe' })
+      .dblclick();
+    for (const name of ['prepare', 'train', 'evaluate']) {
+      const node = stage(page, name);
+      await expect(node).toBeInViewport({ ratio: 1 });
+      await expect
+        .poll(async () => (await node.boundingBox())?.width ?? 0)
+        .toBeGreaterThanOrEqual(120);
+    }
+    await expect(
+      editor(page).locator('.jp-mlp-PipelineCanvas')
+    ).toHaveAttribute('data-fitted', 'true');
+    // Readable text: a stage name at least 10 px high on screen.
+    const name = stage(page, 'train').locator('.jp-mlp-StageNode-name');
+    await expect
+      .poll(async () => (await name.boundingBox())?.height ?? 0)
+      .toBeGreaterThanOrEqual(10);
+    await page.screenshot({ path: docsPath('pipeline.png') });
+  });
+
+  test('example notebooks are not modified right after opening', async ({
+    page,
+    tmpPath
+  }) => {
+    // The examples carry the metadata JupyterLab writes when the kernel connects (kernelspec,
+    // language_info). Only the Python version is the machine's: JupyterLab marks any notebook
+    // saved under another Python as modified, so the copies take this machine's version.
+    const version = execFileSync(
+      'python3',
+      ['-c', 'import platform; print(platform.python_version())'],
+      { encoding: 'utf-8' }
+    ).trim();
+    for (const name of EXAMPLE_FILES.filter(n => n.endsWith('.ipynb'))) {
+      const nb = JSON.parse(
+        fs.readFileSync(path.join(EXAMPLES, name), 'utf-8')
+      );
+      nb.metadata.language_info.version = version;
+      await page.contents.uploadContent(
+        JSON.stringify(nb, null, 1) + '\n',
+        'text',
+        `${tmpPath}/${name}`
+      );
+      await page.filebrowser.open(`${tmpPath}/${name}`);
+      // What could make it dirty has happened: the kernel's language_info reached the model
+      // and our toolbar button rendered.
+      await expect
+        .poll(() =>
+          page.evaluate(async () => {
+            const panel = (window as any).jupyterapp.shell.currentWidget;
+            const kernel = panel?.sessionContext?.session?.kernel;
+            if (!kernel) {
+              return null;
+            }
+            await kernel.spec; // the panel writes kernelspec from it
+            const info = await kernel.info; // and language_info from this
+            return info.language_info.version;
+          })
+        )
+        .toBe(version);
+      await expect(
+        page.locator(
+          '.jp-NotebookPanel-toolbar [data-jp-item-name="jupyter-mlp-track"]'
+        )
+      ).toBeVisible();
+      const tab = page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab', {
+        hasText: name
+      });
+      await expect(tab).not.toHaveClass(/jp-mod-dirty/);
+      await page.activity.closePanel(name);
+    }
+  });
+});
+
+test.describe('pipeline runs from the terminal', () => {
+  test.setTimeout(240_000);
+
+  test('a run from the command line shows in the editor history; dark theme contrast', async ({
+    page,
+    tmpPath
+  }) => {
+    const dir = `${tmpPath}/cli`;
+    const nb = (cells: string[]) =>
+      JSON.stringify({
+        cells: cells.map((source, i) => ({
+          cell_type: 'code',
+          execution_count: null,
+          id: `c${i}`,
+          metadata: i === 0 ? { tags: ['parameters'] } : {},
+          outputs: [],
+          source
+        })),
+        metadata: {
+          kernelspec: {
+            display_name: 'Python 3',
+            language: 'python',
+            name: 'python3'
+          },
+          language_info: { name: 'python' }
+        },
+        nbformat: 4,
+        nbformat_minor: 5
+      });
+    await page.contents.uploadContent(
+      nb([
+        'n = 1',
+        "%load_ext jupyter_mlp\n%mlp_track one\nimport jupyter_mlp as mlp\nmlp.output('x', n + 1)",
+        '%mlp_track stop'
+      ]),
+      'text',
+      `${dir}/one.ipynb`
+    );
+    const spec = {
+      format: 'jupyter-mlp.pipeline',
+      version: 1,
+      name: 'cli',
+      stages: {
+        one: {
+          template: { notebook: 'one.ipynb' },
+          parameters: { n: 2 },
+          position: { x: 0, y: 0 }
+        },
+        two: {
+          template: { notebook: 'one.ipynb' },
+          parameters: { n: '${one.outputs.x}' },
+          position: { x: 320, y: 0 }
+        }
+      }
+    };
+    await page.contents.uploadContent(
+      JSON.stringify(spec),
+      'text',
+      `${dir}/cli.mlpipe`
+    );
+    // As README says: from the folder above, the path typed as it is.
+    const root = await serverRoot(page);
+    const cwd = path.join(root, tmpPath);
+    execFileSync(
+      process.env.MLP_JUPYTER || 'jupyter',
+      ['mlp', 'pipeline', 'run', 'cli/cli.mlpipe'],
+      {
+        cwd,
+        env: { ...process.env, MLP_HOME },
+        encoding: 'utf-8',
+        timeout: 180_000
+      }
+    );
+
+    await page.filebrowser.open(`${dir}/cli.mlpipe`);
+    // With the file browser open the editor is narrow: the side columns start closed, so the
+    // canvas keeps its room; the Runs toggle shows pinned runs and this pipeline's history.
+    const runsToggle = editor(page).getByRole('button', {
+      name: 'Runs',
+      exact: true
+    });
+    await expect(runsToggle).toHaveAttribute('aria-pressed', 'false');
+    await runsToggle.click();
+    const history = editor(page).locator('.jp-mlp-PipelineHistory-run');
+    await expect(history.first()).toBeInViewport();
+    await expect(history).toHaveCount(1, { timeout: 20_000 });
+    await expect(history.first()).toContainText('succeeded');
+    await history.first().click();
+    await expect(history.first()).toHaveAttribute('aria-pressed', 'true');
+    await expect(stage(page, 'one')).toHaveAttribute(
+      'data-status',
+      'succeeded'
+    );
+
+    await expect(stage(page, 'two')).toHaveAttribute(
+      'data-status',
+      'succeeded'
+    );
+
+    await page.theme.setDarkTheme();
+    expect(await contrast(history.first())).toBeGreaterThanOrEqual(4.5);
+    // A stage error box in the dark theme: a reference to a stage that does not exist.
+    const bad = {
+      ...spec,
+      name: 'bad',
+      stages: {
+        ...spec.stages,
+        two: { ...spec.stages.two, parameters: { n: '${ghost.outputs.x}' } }
+      }
+    };
+    await page.contents.uploadContent(
+      JSON.stringify(bad),
+      'text',
+      `${dir}/bad.mlpipe`
+    );
+    await page.filebrowser.open(`${dir}/bad.mlpipe`);
+    const box = stage(page, 'two').locator(
+      '.jp-mlp-StageNode-issue[data-level="error"]'
+    );
+    await expect(box.first()).toBeVisible({ timeout: 15_000 });
+    expect(await contrast(box.first())).toBeGreaterThanOrEqual(4.5);
+  });
+});
+
+test.describe('the runs list', () => {
+  test.beforeEach(() => {
+    store('clear');
+  });
+
+  test('kind, stage and parent columns; a live clock; idle kernels; names readable', async ({
+    page
+  }) => {
+    const ids = JSON.parse(store('mixed')) as Record<string, string>;
+    const panel = await openSidebar(page);
+    await expect(panel.locator('.jp-mlp-RunTable-row')).toHaveCount(4);
+
+    // At the default sidebar width the names keep room to be read, with a tooltip.
+    const name = panel
+      .locator(`[data-run-id="${ids.rerun}"] .jp-mlp-RunTable-name`)
+      .first();
+    expect((await name.boundingBox())!.width).toBeGreaterThanOrEqual(110);
+    await expect(name.locator('.jp-mlp-RunTable-text')).toHaveAttribute(
+      'title',
+      new RegExp(ids.rerun)
+    );
+
+    // Durations formatted right: 119.6 s is "2m 0s".
+    const row = (key: string) => panel.locator(`[data-run-id="${ids[key]}"]`);
+    await panel.getByText('Columns').click();
+    await panel.getByRole('checkbox', { name: 'Parent' }).check();
+    await panel.getByText('Columns').click();
+    const widen = page.locator('#jp-main-split-panel > .lm-SplitPanel-handle');
+    const box = (await widen.first().boundingBox())!;
+    await page.mouse.move(box.x + 1, box.y + 200);
+    await page.mouse.down();
+    await page.mouse.move(box.x + 400, box.y + 200, { steps: 5 });
+    await page.mouse.up();
+    await expect(row('rerun').locator('.jp-mlp-RunTable-duration')).toHaveText(
+      '2m 0s'
+    );
+    await expect(row('rerun').locator('.jp-mlp-RunTable-kind')).toHaveText(
+      'job'
+    );
+    await expect(row('rerun').locator('.jp-mlp-RunTable-parent')).toHaveText(
+      'train_digits'
+    );
+    await expect(row('stage').locator('.jp-mlp-RunTable-stage')).toHaveText(
+      'evaluate'
+    );
+    // The idle kernel reads idle, and its Time is the time in cells (5 s), not 20 min.
+    await expect(row('idle').locator('.jp-mlp-Status')).toHaveText('idle');
+    await expect(row('idle').locator('.jp-mlp-RunTable-duration')).toHaveText(
+      '5.0 s'
+    );
+    await expect(row('busy').locator('.jp-mlp-Status')).toHaveText('running');
+    // The clock ticks without any data change: the busy run's Age moves on.
+    const age = row('busy').locator('.jp-mlp-RunTable-created');
+    const before = await age.innerText();
+    await expect
+      .poll(() => age.innerText(), { timeout: 8000 })
+      .not.toBe(before);
+    await page.screenshot({ path: docsPath('panel.png') });
+  });
+
+  test('a misspelt metric in a filter gets a hint', async ({ page }) => {
+    store('mixed');
+    const panel = await openSidebar(page);
+    await expect(panel.locator('.jp-mlp-RunTable-row')).toHaveCount(4);
+    await panel.getByLabel('Filter runs').fill('metrics.acuracy > 0.5');
+    await expect(panel.locator('.jp-mlp-Filter-hint')).toContainText(
+      'No run has metric "acuracy"; known: acc'
+    );
+  });
+
+  test('compare same-named runs: labels apart, headers, dark theme contrast', async ({
+    page
+  }) => {
+    const ids = JSON.parse(store('mixed')) as Record<string, string>;
+    const panel = await openSidebar(page);
+    await panel
+      .locator(`[data-run-id="${ids.idle}"]`)
+      .getByRole('checkbox')
+      .check();
+    await panel
+      .locator(`[data-run-id="${ids.rerun}"]`)
+      .getByRole('checkbox')
+      .check();
+    await panel.getByRole('button', { name: 'Compare (2)' }).click();
+    const compare = page.locator('.jp-mlp-Compare');
+    const heads = compare.locator('.jp-mlp-Compare-metrics thead th');
+    await expect(heads).toHaveCount(3);
+    const labels = await heads.allInnerTexts();
+    expect(labels[1]).not.toEqual(labels[2]);
+    expect(labels[1]).toContain(ids.idle.slice(0, 8));
+    await expect(compare.locator('.u-legend').first()).toContainText(
+      ids.rerun.slice(0, 8)
+    );
+    // The rerun changed epochs: that row is marked, and stays readable in the dark theme.
+    const differ = compare.locator('tr[data-param="epochs"]');
+    await expect(differ).toHaveClass(/jp-mlp-mod-differ/);
+    await page.theme.setDarkTheme();
+    for (const cell of await differ.locator('td, th').all()) {
+      expect(await contrast(cell)).toBeGreaterThanOrEqual(4.5);
+    }
+    expect(await contrast(heads.nth(1))).toBeGreaterThanOrEqual(4.5);
+  });
+
+  test('artifacts look like links; the rerun dialog is laid out as JupyterLab dialogs; dask needs a scheduler', async ({
+    page
+  }) => {
+    const ids = JSON.parse(store('mixed')) as Record<string, string>;
+    const panel = await openSidebar(page);
+    await runRow(panel, 'evaluate_digits').waitFor();
+    await panel.locator(`[data-run-id="${ids.rerun}"]`).click();
+    const detail = page.locator('.jp-mlp-RunDetail:visible');
+    const link = detail.locator('a.jp-mlp-Download');
+    await expect(link).toHaveText(/model\.pkl/);
+    const style = await link.evaluate(node => {
+      const s = getComputedStyle(node);
+      return { line: s.textDecorationLine, cursor: s.cursor };
+    });
+    expect(style.line).toContain('underline');
+    expect(style.cursor).toBe('pointer');
+
+    await detail.getByRole('button', { name: 'Rerun…' }).click();
+    const dialog = page.locator('.jp-mlp-RerunDialog');
+    const cancel = dialog.getByRole('button', { name: 'Cancel' });
+    const rerun = dialog.locator('.jp-mlp-Rerun-submit');
+    await expect(rerun).toBeVisible();
+    const [c, r, d] = await Promise.all([
+      cancel.boundingBox(),
+      rerun.boundingBox(),
+      dialog.locator('.jp-Dialog-content').boundingBox()
+    ]);
+    expect(Math.abs(c!.y - r!.y)).toBeLessThan(4); // one row
+    expect(c!.x + c!.width).toBeLessThanOrEqual(r!.x); // Cancel left of Rerun
+    expect(r!.x + r!.width).toBeGreaterThan(d!.x + d!.width - 40); // on the right
+    const dask = dialog.locator('select[name="executor"] option[value="dask"]');
+    await expect(dask).toBeDisabled();
+    await expect(dialog.locator('.jp-mlp-ExecutorNotes')).toContainText(
+      'dask cannot be chosen: no Dask scheduler is configured'
+    );
+    await cancel.click();
+  });
+});
+
+test('README screenshots: the example pipeline in the dark theme', async ({
+  page,
+  tmpPath
+}) => {
+  await uploadExamples(page, tmpPath);
+  await page.theme.setDarkTheme();
+  await page.filebrowser.open(`${tmpPath}/digits.mlpipe`);
+  await expect(stage(page, 'evaluate')).toBeInViewport({ ratio: 1 });
+  await expect(editor(page).locator('.jp-mlp-PipelineCanvas')).toHaveAttribute(
+    'data-fitted',
+    'true'
+  );
+  await page.screenshot({ path: docsPath('pipeline-dark.png') });
+  // The stage names stay readable on the dark canvas.
+  const name = stage(page, 'train').locator('.jp-mlp-StageNode-name');
+  expect(await contrast(name)).toBeGreaterThanOrEqual(4.5);
+});
