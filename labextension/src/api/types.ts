@@ -350,3 +350,94 @@ export interface IStartPipelineRun {
   executor?: string;
   no_cache?: boolean;
 }
+
+/** A sweep's status (jupyter_mlp/store/transitions.py, SWEEP). */
+export type SweepStatus =
+  'queued' | 'running' | 'finished' | 'failed' | 'cancelling' | 'cancelled';
+
+/** A trial's status (transitions.py, TRIAL). */
+export type TrialStatus =
+  'running' | 'finished' | 'pruned' | 'failed' | 'cancelled';
+
+/** One searched (or fixed) parameter of a sweep's space. */
+export interface ISweepDimension {
+  kind: 'range' | 'choice' | 'fixed' | string;
+  low?: number | null;
+  high?: number | null;
+  log?: boolean | null;
+  step?: number | null;
+  int?: boolean | null;
+  choices?: JSONValue[] | null;
+  value?: JSONValue;
+  type?: string | null;
+}
+
+export interface ISweepObjective {
+  direction: 'maximize' | 'minimize';
+  source: 'auto' | 'metric' | 'output';
+  key: string;
+  agg: 'last' | 'min' | 'max';
+  text: string;
+}
+
+export interface ISweepTrial {
+  number: number;
+  run_id: string | null;
+  status: TrialStatus | string;
+  params: Record<string, JSONValue> | null;
+  value: number | null;
+  step: number | null;
+  error: JSONValue;
+  started_at: number | null;
+  ended_at: number | null;
+  run_status?: string | null;
+  job_state?: string | null;
+}
+
+/** `GET /sweeps/{id}` (the list rows have no `trials`). */
+export interface ISweep {
+  id: string;
+  name: string | null;
+  template_id: string;
+  space: Record<string, ISweepDimension> | null;
+  objective: ISweepObjective | null;
+  sampler: string;
+  seed: number | null;
+  budget: number;
+  timeout_s: number | null;
+  concurrency: number;
+  executor: string | null;
+  gpus: number | null;
+  options: Record<string, JSONValue> | null;
+  status: SweepStatus | string;
+  best_trial: number | null;
+  best_run_id: string | null;
+  best_value: number | null;
+  note: string | null;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  error: JSONValue;
+  counts: Partial<Record<TrialStatus | string, number>>;
+  trials?: ISweepTrial[];
+}
+
+/** `POST /sweeps`: params and objective are the CLI's `-p` and `--objective` texts. */
+export interface IStartSweepRequest {
+  template: string;
+  params: Record<string, string>;
+  objective: string;
+  trials?: number;
+  concurrency?: number;
+  sampler?: 'tpe' | 'random' | 'grid';
+  seed?: number;
+  prune?: boolean;
+  prune_startup?: number;
+  prune_warmup?: number;
+  timeout?: number;
+  executor?: string;
+  gpus?: number;
+  allow_new?: boolean;
+  kernel?: string;
+  name?: string;
+}
