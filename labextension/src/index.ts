@@ -5,6 +5,7 @@ import {
 } from '@jupyterlab/application';
 import {
   ICommandPalette,
+  InputDialog,
   Notification,
   ToolbarButton,
   WidgetTracker
@@ -30,6 +31,7 @@ import { pipelineIcon } from './icons';
 import { RunsModel } from './model/RunsModel';
 import { pipelinePlugins } from './pipeline';
 import { RunsSidebar } from './sidebar';
+import { showSweepDialog, SweepWidget } from './sweeps';
 import { DEFAULT_SETTINGS, IMlp, IMlpSettings } from './tokens';
 import { CompareWidget, RunDetailWidget } from './widgets';
 
@@ -40,6 +42,8 @@ namespace CommandIDs {
   export const openRun = 'jupyter-mlp:open-run';
   export const compareRuns = 'jupyter-mlp:compare-runs';
   export const rerun = 'jupyter-mlp:rerun';
+  export const sweep = 'jupyter-mlp:sweep';
+  export const openSweep = 'jupyter-mlp:open-sweep';
   export const openNotebook = 'jupyter-mlp:open-run-notebook';
   export const trackNotebook = 'jupyter-mlp:track-notebook';
 }
@@ -218,6 +222,8 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
     const actions = {
       rerun: (id: string) =>
         void app.commands.execute(CommandIDs.rerun, { id }),
+      sweep: (id: string) =>
+        void app.commands.execute(CommandIDs.sweep, { id }),
       openRun,
       openNotebook: (id: string, which: NotebookWhich) =>
         void app.commands.execute(CommandIDs.openNotebook, { id, which }),
@@ -310,6 +316,66 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    const sweeps = new WidgetTracker<SweepWidget>({
+      namespace: 'jupyter-mlp-sweep'
+    });
+    app.commands.addCommand(CommandIDs.openSweep, {
+      label: trans.__('Open Sweep'),
+      describedBy: {
+        args: {
+          type: 'object',
+          properties: { id: { type: 'string' } }
+        }
+      },
+      execute: async args => {
+        let id = String(args.id ?? '').trim();
+        if (!id) {
+          id =
+            (
+              await InputDialog.getText({
+                title: trans.__('Open Sweep'),
+                label: trans.__('Sweep id (or its first digits)'),
+                okLabel: trans.__('Open')
+              })
+            ).value?.trim() ?? '';
+        }
+        if (!id) {
+          return;
+        }
+        let widget = sweeps.find(w => w.sweepId === id);
+        if (!widget) {
+          widget = new SweepWidget({ id, openRun, trans });
+          void sweeps.add(widget);
+          app.shell.add(widget, 'main');
+        }
+        app.shell.activateById(widget.id);
+        return widget;
+      }
+    });
+
+    app.commands.addCommand(CommandIDs.sweep, {
+      label: trans.__('Sweep…'),
+      execute: async args => {
+        const id = String(args.id ?? '');
+        if (!id) {
+          return;
+        }
+        const name =
+          runs.getRun(id)?.name ??
+          details.find(w => w.runId === id)?.title.label ??
+          id;
+        const sweepId = await showSweepDialog({
+          runId: id,
+          runName: name,
+          trans
+        });
+        if (sweepId) {
+          await app.commands.execute(CommandIDs.openSweep, { id: sweepId });
+        }
+        return sweepId;
+      }
+    });
+
     app.commands.addCommand(CommandIDs.openNotebook, {
       label: args =>
         args.which === 'output'
@@ -346,6 +412,10 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
       command: CommandIDs.compareRuns,
       category: trans.__('jupyter-mlp')
     });
+    palette?.addItem({
+      command: CommandIDs.openSweep,
+      category: trans.__('jupyter-mlp')
+    });
     runs.changed.connect(() =>
       app.commands.notifyCommandChanged(CommandIDs.compareRuns)
     );
@@ -355,6 +425,11 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
         command: CommandIDs.openRun,
         args: w => ({ id: w.runId }),
         name: w => w.runId
+      });
+      void restorer.restore(sweeps, {
+        command: CommandIDs.openSweep,
+        args: w => ({ id: w.sweepId }),
+        name: w => w.sweepId
       });
       void restorer.restore(compares, {
         command: CommandIDs.compareRuns,

@@ -22,6 +22,8 @@ import { useSignal } from './hooks';
 
 export interface IRunDetailActions {
   rerun: (id: string) => void;
+  /** Start a parameter sweep from the run (the Sweep… dialog). */
+  sweep?: (id: string) => void;
   openRun: (id: string) => void;
   openNotebook: (id: string, which: NotebookWhich) => void;
   /** Show runs matching a filter in the runs panel. */
@@ -156,6 +158,15 @@ function Header({
         >
           {trans.__('Rerun…')}
         </Button>
+        {actions.sweep && (
+          <Button
+            small
+            className="jp-mlp-SweepButton"
+            onClick={() => actions.sweep?.(run.id)}
+          >
+            {trans.__('Sweep…')}
+          </Button>
+        )}
         <Button
           small
           minimal

@@ -1,0 +1,2 @@
+export { showSweepDialog } from './SweepDialog';
+export { SweepWidget } from './widget';
