@@ -5,6 +5,7 @@ functions, so that UI tests start from known runs. Called by the specs through `
     python mlp_store.py runs                   # a few finished runs of project "ui" -> JSON {name: id}
     python mlp_store.py bulk 10000 --project bench   # many small runs at once (the 10k figure)
     python mlp_store.py mixed                  # project "mix": kinds, a stage, a rerun, an idle kernel
+    python mlp_store.py sweep                  # a finished sweep of 8 trials -> JSON {sweep, template, best}
 
 The runs arrive as tracker batches (`records.apply_batch`), so the server's event feed sees them
 like runs written by a kernel.
@@ -195,12 +196,88 @@ SWEEP_TRIALS = [
 ]
 
 
+def seed_sweep(store: Store) -> dict[str, str | int | float]:
+    """A finished sweep of project "sweep" through the sweep store's own functions: a template run
+    (lr, depth, optimizer; metric val_acc), lr on a log range, depth among 3,5,8, and 8 trial runs
+    (5 finished, 2 pruned, 1 failed). The best is trial 3 (val_acc 0.93)."""
+    from jupyter_mlp.store import sweeps as sweep_store
+    from jupyter_mlp.store.db import write
+    from jupyter_mlp.sweeps.space import CHOICE, FIXED, RANGE, Dimension, space_json
+
+    now = time.time()
+    started = now - 900
+
+    def run(name: str, params: dict, status: str, acc: float | None, t0: float, t1: float) -> str:
+        run_id = new_run_id()
+        metrics = [] if acc is None else [
+            ["val_acc", s, acc * (s + 1) / 10, t0 + s] for s in range(10)
+        ]  # fmt: skip
+        batch = {
+            "run": {"name": name, "project": "sweep", "status": status, "kind": "job",
+                    "created_at": t0, "started_at": t0, "ended_at": t1, "heartbeat_at": t1},
+            "params": [[k, json.dumps(v), python_type(v), "parameters"] for k, v in params.items()],
+            "metrics": metrics,
+        }  # fmt: skip
+        with store.write() as conn:
+            apply_batch(conn, run_id, batch)
+        return run_id
+
+    template = run(
+        "sweep-template", {"lr": 0.01, "depth": 5, "optimizer": "adam"}, "finished", 0.85,
+        started - 300, started - 240,
+    )  # fmt: skip
+    space = {
+        "lr": Dimension("lr", RANGE, "float", low=1e-4, high=1e-1, log=True),
+        "depth": Dimension("depth", CHOICE, "int", choices=[3, 5, 8]),
+        "optimizer": Dimension("optimizer", FIXED, "str", value="adam"),
+    }
+    objective = {"direction": "maximize", "key": "val_acc", "source": "metric", "agg": "last",
+                 "text": "max:metric.val_acc"}  # fmt: skip
+    conn = store.connect()
+    sweep_id = sweep_store.create(
+        conn, name="lr-depth search", template_id=template, space=space_json(space),
+        objective=objective, sampler="tpe", seed=0, budget=len(SWEEP_TRIALS), timeout_s=None,
+        concurrency=2, executor="local", gpus=None, options={"prune": True},
+    )  # fmt: skip
+    sweep_store.set_status(conn, sweep_id, "running")
+    best = max((t for t in SWEEP_TRIALS if t[1] == "finished"), key=lambda t: t[4] or 0)
+    best_run = ""
+    for number, status, lr, depth, acc in SWEEP_TRIALS:
+        t0 = started + number * 60
+        params = {"lr": lr, "depth": depth, "optimizer": "adam"}
+        run_status = "failed" if status == "failed" else status
+        run_id = run(f"sweep-template #{number}", params, run_status, acc, t0, t0 + 30 + number)
+        with write(conn):
+            conn.execute("UPDATE runs SET sweep_id = ?, parent_id = ? WHERE id = ?",
+                         (sweep_id, template, run_id))  # fmt: skip
+            sweep_store._insert_trial(
+                conn, sweep_id, number, "running", run_id, params, None, None, t0
+            )
+        error = {"ename": "ValueError", "evalue": "diverged"} if status == "failed" else None
+        sweep_store.set_trial(
+            conn, sweep_id, number, status, value=acc, step=None if acc is None else 9,
+            error=error,
+        )  # fmt: skip
+        conn.execute(
+            "UPDATE sweep_trials SET ended_at = ? WHERE sweep_id = ? AND number = ?",
+            (t0 + 30 + number, sweep_id, number),
+        )
+        conn.commit()
+        if number == best[0]:
+            best_run = run_id
+    sweep_store.update(conn, sweep_id, best_trial=best[0], best_run_id=best_run, best_value=best[4])
+    sweep_store.set_status(conn, sweep_id, "finished")
+    return {"sweep": sweep_id, "template": template, "best_trial": best[0],
+            "best_run": best_run, "best_value": best[4]}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("clear")
     sub.add_parser("runs")
     sub.add_parser("mixed")
+    sub.add_parser("sweep")
     bulk = sub.add_parser("bulk")
     bulk.add_argument("n", type=int)
     bulk.add_argument("--project", default="bench")
@@ -212,6 +289,8 @@ def main() -> None:
         json.dump(seed_runs(store), sys.stdout)
     elif args.command == "mixed":
         json.dump(seed_mixed(store), sys.stdout)
+    elif args.command == "sweep":
+        json.dump(seed_sweep(store), sys.stdout)
     else:
         seed_bulk(store, args.n, args.project)
     store.close()

@@ -1,0 +1,292 @@
+/**
+ * Sweeps: a finished sweep (seeded through the sweep store) opens in its view with the best trial
+ * in the header and marked in the table, its three charts drawn, a brush on the parallel plot
+ * narrowing the table, and readable text in the dark theme; the Sweep… dialog on a real run
+ * refuses a bad range with the server's words, then starts a grid sweep whose trials finish live.
+ */
+import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
+import type { Locator } from '@playwright/test';
+
+import {
+  codeCell,
+  docsPath,
+  notebookJson,
+  openSidebar,
+  runRow,
+  store
+} from './helpers';
+
+test.use({ viewport: { width: 1280, height: 900 } });
+
+test.beforeAll(() => {
+  store('clear');
+});
+
+interface ISeeded {
+  sweep: string;
+  template: string;
+  best_trial: number;
+  best_run: string;
+  best_value: number;
+}
+
+/** WCAG 2 contrast of an element's text against the background it is drawn on. */
+async function contrast(locator: Locator): Promise<number> {
+  return locator.evaluate((node: Element) => {
+    const parse = (c: string): number[] | null => {
+      const m = c.match(/rgba?\(([^)]+)\)/);
+      if (!m) {
+        return null;
+      }
+      const parts = m[1]
+        .split(/[ ,/]+/)
+        .filter(Boolean)
+        .map(Number);
+      return [parts[0], parts[1], parts[2], parts.length > 3 ? parts[3] : 1];
+    };
+    const lum = ([r, g, b]: number[]) => {
+      const f = (v: number) => {
+        const s = v / 255;
+        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
+      };
+      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const fg = parse(getComputedStyle(node).color)!;
+    let bg: number[] | null = null;
+    for (let el: Element | null = node; el; el = el.parentElement) {
+      const c = parse(getComputedStyle(el).backgroundColor);
+      if (c && c[3] > 0.5) {
+        bg = c;
+        break;
+      }
+    }
+    bg = bg ?? [255, 255, 255, 1];
+    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+    return (a + 0.05) / (b + 0.05);
+  });
+}
+
+async function openSweep(
+  page: IJupyterLabPageFixture,
+  id: string
+): Promise<Locator> {
+  await page.evaluate(
+    id => window.jupyterapp.commands.execute('jupyter-mlp:open-sweep', { id }),
+    id
+  );
+  const view = page.locator(`.jp-mlp-Sweep[data-sweep-id="${id}"]`);
+  await expect(view).toBeVisible();
+  return view;
+}
+
+/** A chart's canvas is on screen and big enough to read. */
+async function expectChartShown(canvas: Locator): Promise<void> {
+  await canvas.scrollIntoViewIfNeeded();
+  await expect(canvas).toBeInViewport();
+  const box = await canvas.boundingBox();
+  expect(box?.width ?? 0).toBeGreaterThanOrEqual(200);
+  expect(box?.height ?? 0).toBeGreaterThanOrEqual(150);
+}
+
+test('a finished sweep: best trial, table, charts, brushing, dark theme', async ({
+  page
+}) => {
+  const seeded = JSON.parse(store('sweep')) as ISeeded;
+  const view = await openSweep(page, seeded.sweep);
+
+  await expect(view.getByRole('heading', { level: 1 })).toHaveText(
+    'lr-depth search'
+  );
+  await expect(view.locator('.jp-mlp-Status').first()).toHaveText('finished');
+  await expect(view.locator('.jp-mlp-Sweep-objectiveText')).toHaveText(
+    'max:metric.val_acc'
+  );
+  await expect(view.locator('.jp-mlp-Sweep-counts')).toHaveText(
+    '5 done, 0 running, 2 pruned, 1 failed of 8'
+  );
+  const best = view.locator('.jp-mlp-Sweep-best');
+  await expect(best.locator('.jp-mlp-Sweep-bestValue')).toHaveText('0.93');
+  await expect(best).toContainText('at trial 3');
+  await expect(view.getByRole('button', { name: 'Cancel sweep' })).toHaveCount(
+    0
+  );
+
+  const rows = view.locator('.jp-mlp-SweepTable-row');
+  await expect(rows).toHaveCount(8);
+  const bestRow = view.locator('.jp-mlp-SweepTable-row[data-best="true"]');
+  await expect(bestRow).toHaveCount(1);
+  await expect(bestRow).toHaveAttribute('data-trial', '3');
+  await expect(bestRow.locator('.jp-mlp-SweepTable-star')).toBeVisible();
+  await expect(bestRow.locator('.jp-mlp-SweepTable-value')).toHaveText('0.93');
+  // The searched parameters are columns (optimizer was fixed: no column).
+  await expect(view.locator('.jp-mlp-SweepTable thead th')).toHaveText([
+    '#',
+    'Status',
+    'lr',
+    'depth',
+    'val_acc',
+    'Duration'
+  ]);
+  await expect(rows.locator('[data-status="pruned"]')).toHaveCount(2);
+
+  const objective = view.locator('.jp-mlp-SweepObjective canvas').first();
+  const parallel = view.locator('.jp-mlp-SweepParallel canvas').first();
+  const scatter = view.locator('.jp-mlp-SweepScatter canvas').first();
+  await expect(
+    view.locator('.jp-mlp-SweepParallel [data-lines]')
+  ).toHaveAttribute('data-lines', '7');
+  await page.screenshot({ path: docsPath('sweep.png') });
+  for (const canvas of [objective, parallel, scatter]) {
+    await expectChartShown(canvas);
+  }
+  // The scatter's parameter is picked in its select.
+  await view.locator('.jp-mlp-SweepScatter-param').selectOption('depth');
+  await expectChartShown(scatter);
+
+  // Brush the objective axis (the last, at the plot's right edge) from its top down to its middle:
+  // the table keeps the trials inside, the best among them; the failed one (no value) leaves.
+  const box = (await parallel.boundingBox())!;
+  const axisX = box.x + box.width - 72; // parallel.right in charts.tsx
+  const top = box.y + 40; // parallel.top
+  const bottom = box.y + box.height - 28; // parallel.bottom
+  await page.mouse.move(axisX, top + 2);
+  await page.mouse.down();
+  await page.mouse.move(axisX, (top + bottom) / 2, { steps: 8 });
+  await page.mouse.up();
+  await expect.poll(() => rows.count()).toBeLessThan(8);
+  const kept = await rows.count();
+  expect(kept).toBeGreaterThan(0);
+  await expect(bestRow).toHaveCount(1);
+  await expect(
+    view.locator('.jp-mlp-SweepTable-row[data-status="failed"]')
+  ).toHaveCount(0);
+  await expect(view.locator('.jp-mlp-Sweep-trials h2')).toContainText(
+    `Trials (${kept} of 8, brushed)`
+  );
+  await view.getByRole('button', { name: 'show all' }).click();
+  await expect(rows).toHaveCount(8);
+
+  // Dark theme: the header and table text stay readable; the charts are drawn again.
+  await page.evaluate(() =>
+    window.jupyterapp.commands.execute('apputils:change-theme', {
+      theme: 'JupyterLab Dark'
+    })
+  );
+  await expect(page.locator('body')).toHaveAttribute(
+    'data-jp-theme-light',
+    'false'
+  );
+  for (const text of [
+    view.getByRole('heading', { level: 1 }),
+    view.locator('.jp-mlp-Sweep-counts'),
+    view.locator('.jp-mlp-Sweep-objectiveText'),
+    view.locator('.jp-mlp-SweepTable thead th').first(),
+    bestRow.locator('.jp-mlp-SweepTable-value'),
+    rows.last().locator('.jp-mlp-SweepTable-param').first()
+  ]) {
+    await expect.poll(() => contrast(text)).toBeGreaterThanOrEqual(4.5);
+  }
+  await expectChartShown(view.locator('.jp-mlp-SweepParallel canvas').first());
+  await page.evaluate(() =>
+    window.jupyterapp.commands.execute('apputils:change-theme', {
+      theme: 'JupyterLab Light'
+    })
+  );
+  await expect(page.locator('body')).toHaveAttribute(
+    'data-jp-theme-light',
+    'true'
+  );
+
+  // A row opens its run, as the runs panel does.
+  await bestRow.click();
+  await expect(
+    page.locator(`.jp-mlp-RunDetail[data-run-id="${seeded.best_run}"]`)
+  ).toBeVisible();
+});
+
+const TINY = notebookJson([
+  codeCell('x = 1', ['parameters']),
+  codeCell(
+    '%load_ext jupyter_mlp\n%mlp_track tiny\nimport jupyter_mlp as mlp\nmlp.log_metric("score", x)'
+  ),
+  codeCell('%mlp_track stop')
+]);
+
+test('Sweep… on a real run: a bad range is refused, a grid sweep finishes live', async ({
+  page,
+  tmpPath
+}) => {
+  await page.contents.uploadContent(TINY, 'text', `${tmpPath}/tiny.ipynb`);
+  await page.notebook.openByPath(`${tmpPath}/tiny.ipynb`);
+  await page.notebook.activate('tiny.ipynb');
+  await page.notebook.run();
+
+  const panel = await openSidebar(page);
+  const row = runRow(panel, 'tiny');
+  await expect(row.locator('.jp-mlp-Status')).toHaveText('finished', {
+    timeout: 30_000
+  });
+  await row.click();
+  const detail = page.locator('.jp-mlp-RunDetail').filter({
+    has: page.getByRole('heading', { level: 1, name: 'tiny' })
+  });
+  await expect(detail).toBeVisible();
+
+  await detail.getByRole('button', { name: 'Sweep…' }).click();
+  const dialog = page.locator('.jp-mlp-SweepDialog');
+  const x = dialog.locator('.jp-mlp-SweepParam[data-param="x"]');
+  const mode = x.locator('select[name="x.mode"]');
+  await expect(mode).toHaveValue('fixed');
+  await expect(x).toContainText('int');
+  await expect(dialog.locator('select[name="objective"]')).toHaveValue(
+    'metric:score'
+  );
+  const submit = dialog.getByRole('button', { name: 'Start sweep' });
+
+  // low > high: the server's message, next to the parameter; the dialog stays.
+  await mode.selectOption('range');
+  await x.locator('input[name="x.low"]').fill('3');
+  await x.locator('input[name="x.high"]').fill('1');
+  await submit.click();
+  await expect(x.locator('.jp-mlp-Sweep-serverError')).toContainText(
+    'inverted (low > high)'
+  );
+  await expect(dialog).toBeVisible();
+
+  await mode.selectOption('choices');
+  await x.locator('input[name="x.choices"]').fill('1,2,3');
+  await expect(x.locator('.jp-mlp-Sweep-serverError')).toHaveCount(0);
+  await dialog.locator('select[name="direction"]').selectOption('max');
+  await dialog.locator('select[name="agg"]').selectOption('last');
+  await dialog.locator('select[name="sampler"]').selectOption('grid');
+  await dialog.locator('input[name="trials"]').fill('');
+  await expect(submit).toBeEnabled();
+  await submit.click();
+  await expect(dialog).toHaveCount(0);
+
+  // The sweep view opens and follows the trials until they finish.
+  const view = page.locator('.jp-mlp-Sweep');
+  await expect(view).toBeVisible();
+  await expect(view.locator('.jp-mlp-Sweep-objectiveText')).toHaveText(
+    'max:metric.score'
+  );
+  const trials = view.locator('.jp-mlp-SweepTable-row');
+  await expect(trials).toHaveCount(3, { timeout: 60_000 });
+  await expect(
+    view.locator('.jp-mlp-SweepTable-row[data-status="finished"]')
+  ).toHaveCount(3, {
+    timeout: 120_000
+  });
+  await expect(view).toHaveAttribute('data-status', 'finished', {
+    timeout: 30_000
+  });
+  await expect(view.locator('.jp-mlp-Sweep-bestValue')).toHaveText('3');
+  await expect(
+    view.locator(
+      '.jp-mlp-SweepTable-row[data-best="true"] .jp-mlp-SweepTable-param'
+    )
+  ).toHaveText('3');
+  await expect(view.locator('.jp-mlp-Sweep-counts')).toHaveText(
+    '3 done, 0 running, 0 pruned, 0 failed of 3'
+  );
+});
