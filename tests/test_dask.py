@@ -88,6 +88,26 @@ def worker(scheduler, tmp_path):
     yield start
     for proc in procs:
         _stop(proc)
+    _forget_tasks(scheduler)
+
+
+def _forget_tasks(address: str) -> None:
+    """The scheduler outlives a test: a task the test left (fire-and-forget, queued when its
+    server stopped) would run on the next test's worker and hold its GPU slot while it tries to
+    reach a server that is gone. Take every task off, and wait for the killed workers to leave."""
+    from distributed import Client, Future
+
+    def tasks(dask_scheduler=None) -> list:
+        return list(dask_scheduler.tasks)
+
+    with Client(address, timeout=30, set_as_default=False) as client:
+        keys = client.run_on_scheduler(tasks)
+        if keys:
+            client.cancel([Future(k, client) for k in keys], force=True)
+        wait_for(
+            lambda: not client.run_on_scheduler(tasks) and not client.scheduler_info()["workers"],
+            timeout=30, interval=0.1, what="the scheduler to forget this test's tasks and workers",
+        )  # fmt: skip
 
 
 @pytest.fixture
