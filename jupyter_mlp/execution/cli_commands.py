@@ -14,8 +14,6 @@ from typing import Any
 
 from .. import model
 
-FINAL = (model.FINISHED, model.FAILED, model.CANCELLED)
-
 
 def add_commands(sub: Any) -> None:
     rerun = sub.add_parser(
@@ -162,7 +160,7 @@ def wait(service, run_id: str, out=None, interval: float = 0.2) -> int:
                     flush=True,
                 )
                 shown = line
-            if st["state"] in FINAL:
+            if st["state"] in model.FINAL_JOB_STATES:
                 break
             time.sleep(interval)
     except KeyboardInterrupt:

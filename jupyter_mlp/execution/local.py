@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..model import CANCELLED, FAILED, QUEUED, RUNNING, Job, JobRequest
+from ..model import CANCELLED, FAILED, PRUNED, QUEUED, RUNNING, Job, JobRequest
 from ..store.jobs import list_jobs, transition, update_job
 from .errors import JobError
 from .executor import Executor
@@ -218,9 +218,10 @@ class LocalExecutor(Executor):
             kill_group(job.kernel_pgid, signal.SIGKILL)
 
     def recover(self) -> None:
-        """After a restart: fail the dead, kill what is left of cancelled jobs, then poll."""
+        """After a restart: fail the dead, kill what is left of cancelled and pruned jobs (a
+        service that stopped between the decision and the kill), then poll."""
         conn = self.store.connect()
-        for job in list_jobs(conn, self.name, (CANCELLED,)):
+        for job in list_jobs(conn, self.name, (CANCELLED, PRUNED)):
             if job.host == self.host and job.pid and process_alive(job.pid, job.proc_start):
                 self.cancel(job)
         self.poll()

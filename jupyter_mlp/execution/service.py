@@ -123,7 +123,9 @@ class JobService:
 
                 logging.getLogger("jupyter_mlp").exception("executor %s failed", ex.name)
 
-    def _kick(self, executor: Executor) -> None:
+    def kick(self, executor: Executor) -> None:
+        """Dispatch now what was queued for `executor` (a job, or a sweep trial queued in its own
+        transaction), not at the next poll."""
         if self._thread is not None:
             self._wake.set()
         elif self.dispatching:  # no thread (the CLI): start it now
@@ -179,7 +181,7 @@ class JobService:
         ex.validate(request)
         with self.store.write() as conn:
             new_id = enqueue(conn, request)
-        self._kick(ex)
+        self.kick(ex)
         return new_id
 
     # --- cancel and status ---------------------------------------------------------------------

@@ -67,9 +67,15 @@ def submit(
 ) -> str:  # fmt: skip
     """Check everything and record the sweep (`queued`); returns its id. SweepError (or
     RunNotFound) on bad input, before anything is queued."""
+    import importlib.util
+
     from ..execution.submit import prepare_rerun
     from ..store import runs as run_store
 
+    if importlib.util.find_spec("optuna") is None:
+        raise SweepError(
+            "sweeps need Optuna, which is not installed: pip install 'jupyter-mlp[sweeps]'"
+        )
     if sampler not in SAMPLERS:
         raise SweepError(f"--sampler {sampler!r}: pick one of {', '.join(SAMPLERS)}")
     if trials is not None and (
@@ -373,7 +379,7 @@ class Driver:
             self._told(trial, state=TrialState.FAIL)
             return
         self.active[number] = Active(trial, run_id)
-        self.service._kick(ex)  # start it now, not at the service's next poll
+        self.service.kick(ex)  # start it now, not at the service's next poll
 
     def _watch(self) -> None:
         if not self.active:
