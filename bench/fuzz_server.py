@@ -44,6 +44,7 @@ QUERY_NAMES = {
     "/compare": ["ids"],
     "/events": ["after", "timeout", "limit"],
     "/pipelines/runs": ["path"],
+    "/sweeps": ["limit"],
 }
 BODY_FIELDS = {
     ("/runs", "post"): ["name", "project", "tags"],
@@ -51,6 +52,24 @@ BODY_FIELDS = {
     ("/runs/{run_id}/rerun", "post"): ["params", "executor", "gpus", "allow_new", "kernel", "name"],
     ("/pipelines/validate", "post"): ["spec", "path"],
     ("/pipelines/runs", "post"): ["path", "params", "executor", "no_cache", "resume"],
+    ("/sweeps", "post"): [
+        "template",
+        "params",
+        "objective",
+        "trials",
+        "concurrency",
+        "sampler",
+        "seed",
+        "prune",
+        "prune_startup",
+        "prune_warmup",
+        "timeout",
+        "executor",
+        "gpus",
+        "allow_new",
+        "kernel",
+        "name",
+    ],  # fmt: skip
     ("/ingest/job", "post"): [
         "state",
         "error",
@@ -239,7 +258,11 @@ def strategies(routes: list[tuple[str, str]], ids: Ids) -> Any:
             token_run, body = sent
             if route == "/ingest/blobs/{hash}" and digest == "SELF":
                 digest = hashlib.sha256(body).hexdigest()
-            path = route.replace("{run_id}", run).replace("{pipeline_run_id}", run)
+            path = (
+                route.replace("{run_id}", run)
+                .replace("{pipeline_run_id}", run)
+                .replace("{sweep_id}", run)
+            )
             path = path.replace("{hash}", digest)
             if route == "/events":  # the feed may wait as long as asked: ask briefly
                 query = [(k, v) for k, v in query if k != "timeout"] + [("timeout", EVENTS_WAIT)]

@@ -41,6 +41,9 @@ EVENTS_TIMEOUT_MAX = 60.0  # seconds an event long-poll may wait
 TIME_MIN = 0.0  # a wall-clock time (seconds since the epoch)
 TIME_MAX = 32_503_680_000.0  # year 3000
 DURATION_MAX = 10 * 365 * 86_400.0
+SWEEP_TRIALS_MAX = 100_000  # trials of one sweep (the grid's GRID_MAX points at most too)
+SWEEP_CONCURRENCY_MAX = 1_000
+SWEEP_SPEC_MAX = 10_000  # one parameter's search text (`log:1e-4..1e-1`, `3,5,8`)
 
 
 class RecordError(ValueError):
@@ -219,6 +222,27 @@ def json_object(value: Any, field: str, max_bytes: int = JSON_BYTES_MAX) -> dict
         raise RecordError(field, f"must be an object, not {type(value).__name__}")
     json_value(value, field, max_bytes)  # checks it and gives it back as it is
     return value
+
+
+def space_specs(value: Any, field: str = "params") -> dict[str, str]:
+    """A sweep's search space as `-p` writes it: {parameter: "log:1e-4..1e-1" | "3,5,8" | "20"}.
+    A number or bool stands for its fixed value; sweeps.space reads the texts."""
+    if not isinstance(value, dict):
+        raise RecordError(
+            field, f"must be an object of parameter: text, not {type(value).__name__}"
+        )
+    if len(value) > LIST_MAX:
+        raise RecordError(field, f"has more than {LIST_MAX:,} parameters")
+    out = {}
+    for name_, spec in value.items():
+        where = f"{field}.{name_[:60]}"
+        key(name_, where)
+        if isinstance(spec, bool):
+            spec = "True" if spec else "False"
+        elif isinstance(spec, (int, float)):
+            spec = repr(number(spec, where))
+        out[name_] = text(spec, where, SWEEP_SPEC_MAX, empty=False)
+    return out
 
 
 def run_id(value: Any, field: str = "run_id") -> str:

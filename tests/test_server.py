@@ -925,3 +925,90 @@ async def test_unknown_paths_under_the_api_are_json_404s(jp_fetch, seeded):
     for path in (("nope",), ("runs", "abcd00000001", "nope"), ("runs", "E", "6%E1fC")):
         info = await refusal(jp_fetch("mlp", "api", *path))
         assert info["code"] in (400, 404) and "message" in info["body"], info
+
+
+SCORED = {
+    **TINY,
+    "cells": [
+        {**TINY["cells"][0], "source": "x = 1\ngate = ''"},
+        {"id": "g", "cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": "import os, time\nimport jupyter_mlp as mlp\n"
+                   "mlp.log_metric('score', x * 10)\nmlp.flush()\n"
+                   "while gate and not os.path.exists(gate):\n    time.sleep(0.05)"},
+    ],
+}  # fmt: skip
+
+
+async def test_sweep_routes_start_show_list_and_cancel(jp_fetch, store, tmp_path):
+    """A sweep started over HTTP runs its trials (a driver process of its own, the server's
+    job service), shows them live, is listed, and a cancel stops the running trials; a bad
+    body is 400 naming the field, nothing recorded."""
+    pytest.importorskip("optuna")
+    snapshot = store.blobs.put_bytes(json.dumps(SCORED).encode())
+    seed(store, "5e5e00000001", run={"snapshot": snapshot, "kernel": "python3"},
+         params=[("x", "1", "int", "parameters"), ("gate", '""', "str", "parameters")])  # fmt: skip
+
+    async def refused(body) -> dict:
+        return await refusal(api(jp_fetch, "sweeps", method="POST", body=body))
+
+    base = {"template": "5e5e00000001", "objective": "max:score", "sampler": "grid"}
+    for body, field, words in [
+        ({**base, "params": {"x": "3..1"}}, None, "parameter 'x'"),
+        ({**base, "params": {"x": "1,2"}, "objective": "maybe:score"}, None, "objective"),
+        ({**base, "params": {"x": "1,2"}, "trials": 0}, "trials", "outside [1, 100000]"),
+        ({**base, "params": {"x": "1,2"}, "sampler": "anneal"}, "sampler", "not one of"),
+        ({**base, "params": ["x=1,2"]}, "params", "must be an object"),
+        ({**base, "params": {"x": "1,2"}, "lr": 1}, "lr", "not a field"),
+        ({"template": "5e5e00000001", "params": {"x": "1"}}, "objective", "is required"),
+    ]:
+        answer = await refused(body)
+        assert answer["code"] == 400, (body, answer)
+        assert words in answer["body"]["message"], (body, answer)
+        if field:
+            assert answer["body"]["field"] == field, answer
+    missing = await refused({**base, "template": "ffff00000009", "params": {"x": "1"}})
+    assert missing["code"] == 404
+    assert (await api(jp_fetch, "sweeps"))["sweeps"] == []  # none of those was recorded
+
+    created = await api(
+        jp_fetch, "sweeps", method="POST", body={**base, "params": {"x": "1,2,3"}, "concurrency": 2}
+    )
+    done = await poll(
+        lambda: api(jp_fetch, "sweeps", created["id"][:6]),
+        lambda s: s["status"] in ("finished", "failed", "cancelled"),
+        what="the sweep to end",
+    )
+    assert done["status"] == "finished", done
+    assert done["counts"] == {"finished": 3} and done["best_value"] == 30
+    best = next(t for t in done["trials"] if t["number"] == done["best_trial"])
+    assert best["params"] == {"x": 3} and best["run_id"] == done["best_run_id"]
+    assert {t["run_status"] for t in done["trials"]} == {"finished"}
+    (listed,) = (await api(jp_fetch, "sweeps"))["sweeps"]
+    assert listed["id"] == created["id"] and listed["counts"] == {"finished": 3}
+    trial_run = await api(jp_fetch, "runs", best["run_id"])
+    assert trial_run["parent_id"] == "5e5e00000001" and trial_run["params"]["x"] == 3
+
+    # Cancel: two trials wait on a gate that never opens.
+    gate = str(tmp_path / "never")
+    held = await api(jp_fetch, "sweeps", method="POST", body={
+        **base, "params": {"x": "1,2", "gate": gate}, "concurrency": 2,
+    })  # fmt: skip
+    await poll(
+        lambda: api(jp_fetch, "sweeps", held["id"]),
+        lambda s: (
+            s["counts"].get("running") == 2
+            and all(t["run_status"] == "running" for t in s["trials"])
+        ),
+        what="both trials to run",
+    )
+    answer = await api(jp_fetch, "sweeps", held["id"], "cancel", method="POST", body="{}")
+    assert answer["status"] in ("cancelling", "cancelled")
+    ended = await poll(
+        lambda: api(jp_fetch, "sweeps", held["id"]),
+        lambda s: s["status"] == "cancelled" and not s["counts"].get("running"),
+        what="the sweep and its trials to be cancelled",
+    )
+    assert {t["status"] for t in ended["trials"]} == {"cancelled"}
+    assert {t["job_state"] for t in ended["trials"]} == {"cancelled"}
+    gone = await refusal(api(jp_fetch, "sweeps", "0123456789ab"))
+    assert gone["code"] == 404 and "no sweep" in gone["body"]["message"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,29 @@ def test_resume_after_the_driver_is_killed_goes_on_to_the_budget(store, sleepy, 
     best = max(trials, key=lambda t: t["value"])
     assert (row["best_value"], row["best_run_id"]) == (best["value"], best["run_id"])
     assert f"run {best['run_id']}" in out
+
+
+def test_a_starting_server_drives_again_the_sweeps_whose_driver_is_gone(store, sleepy):
+    """What the Jupyter server does as it starts (MlpApp runs services.resume_sweeps): a sweep
+    whose driver was killed is driven on to its budget by a new driver process; a finished
+    sweep and one whose driver lives are left alone."""
+    from jupyter_mlp.server.services import resume_sweeps
+
+    sweep_id = submit(store, sleepy, ["x=0..10", "s=0.5"], "max:score", trials=3,
+                      concurrency=2, sampler="random", seed=3)  # fmt: skip
+    driver = spawn(store.home, sweep_id)
+    _running_trials(store, sweep_id, 1)
+    os.kill(driver, signal.SIGKILL)
+    wait_for(lambda: _reap(driver), 15, what="the killed driver")
+    queued = submit(store, sleepy, ["x=0..10", "s=0.0"], "max:score", trials=1, sampler="random")
+    S.set_status(store.connect(), queued, "running", pid=os.getpid(), host=socket.gethostname())
+    assert resume_sweeps(store) == [sweep_id]  # the other one's "driver" (this process) lives
+    wait_for(
+        lambda: S.get(store.connect(), sweep_id)["status"] in S.FINAL_SWEEP, 90,
+        what="the resumed sweep to end",
+    )  # fmt: skip
+    row = S.get(store.connect(), sweep_id)
+    trials = S.trials(store.connect(), sweep_id)
+    assert row["status"] == "finished" and [t["status"] for t in trials] == ["finished"] * 3
+    assert row["pid"] != driver
+    assert resume_sweeps(store) == []  # nothing left to drive

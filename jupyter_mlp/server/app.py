@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -87,11 +88,23 @@ class MlpApp(ExtensionApp):
         }
         self.jobs = JobService(self.store, concurrency=self.local_concurrency, executors=executors)
         self.jobs.start()
+        threading.Thread(target=self._resume_sweeps, name="mlp-resume-sweeps", daemon=True).start()
         self._reconciler = PeriodicCallback(
             self._reconcile_tick, max(1.0, min(self.heartbeat_timeout / 4, 15.0)) * 1000
         )
         self._reconciler.start()
         self.log.info("jupyter-mlp: store at %s", self.store.home)
+
+    def _resume_sweeps(self) -> None:
+        from . import services
+
+        try:
+            resumed = services.resume_sweeps(self.store)
+        except Exception:
+            self.log.exception("jupyter-mlp: could not resume the unfinished sweeps")
+            return
+        if resumed:
+            self.log.info("jupyter-mlp: sweeps driven again: %s", ", ".join(resumed))
 
     def check_store(self) -> None:
         """Raise StoreUnavailable (the routes answer 503) when the store could not be opened."""

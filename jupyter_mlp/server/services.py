@@ -228,3 +228,72 @@ def job_input(store: Store, run_id: str, digest: str) -> str:
     ):
         return digest
     raise NotFound("not an input of this job")
+
+
+# --- sweeps --------------------------------------------------------------------------------------
+
+
+def list_sweeps(conn: Any, limit: int) -> list[dict[str, Any]]:
+    """The newest sweeps, each with its trials counted by status."""
+    from ..store import sweeps as sweep_store
+
+    return [
+        {**s, "counts": sweep_store.counts(conn, s["id"])}
+        for s in sweep_store.list_sweeps(conn, limit)
+    ]
+
+
+def sweep_detail(conn: Any, ref: str) -> dict[str, Any]:
+    """A sweep (id or prefix) with its counts and every trial (parameters, status, objective)."""
+    from ..store import sweeps as sweep_store
+
+    sweep = sweep_store.get(conn, sweep_store.resolve_id(conn, ref))
+    return {
+        **sweep,
+        "counts": sweep_store.counts(conn, sweep["id"]),
+        "trials": sweep_store.trials(conn, sweep["id"]),
+    }
+
+
+def start_sweep(store: Store, body: dict[str, Any]) -> dict[str, Any]:
+    """Check and record the sweep, then start its driver in a process of its own (it outlives
+    this server; the server dispatches the trials' jobs while it runs)."""
+    from ..sweeps.driver import spawn, submit
+
+    options = dict(body)
+    template, params, objective = (options.pop(k) for k in ("template", "params", "objective"))
+    sweep_id = submit(store, template, params, objective, **options)
+    spawn(store.home, sweep_id)
+    return {"id": sweep_id}
+
+
+def cancel_sweep(store: Store, jobs: Any, ref: str) -> dict[str, Any]:
+    from ..store import sweeps as sweep_store
+    from ..sweeps.driver import cancel
+
+    sweep_id = sweep_store.resolve_id(store.connect(), ref)
+    return {"id": sweep_id, "status": cancel(store, sweep_id, jobs)}
+
+
+def resume_sweeps(store: Store) -> list[str]:
+    """At server start: every unfinished sweep of this machine whose driver is gone (killed, or
+    the machine restarted) is driven again in a process of its own (it replays its trials from
+    the store); a cancel that was asked of a dead driver is carried out. Their ids."""
+    import importlib.util
+
+    from ..store import sweeps as sweep_store
+    from ..sweeps.driver import cancel, driver_alive, spawn
+
+    if importlib.util.find_spec("optuna") is None:
+        return []
+    conn = store.connect()
+    resumed = []
+    for sweep in sweep_store.unfinished(conn):
+        if driver_alive(sweep):
+            continue
+        if sweep["status"] == "cancelling":
+            cancel(store, sweep["id"])
+        else:
+            spawn(store.home, sweep["id"])
+        resumed.append(sweep["id"])
+    return resumed

@@ -103,6 +103,17 @@ def list_sweeps(conn: sqlite3.Connection, limit: int = 50) -> list[dict[str, Any
     ]
 
 
+def unfinished(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Sweeps still queued, running or cancelling (a driver should be at them)."""
+    return [
+        _decode(r, JSON_FIELDS)
+        for r in conn.execute(
+            "SELECT * FROM sweeps WHERE status IN ('queued', 'running', 'cancelling') "
+            "ORDER BY created_at"
+        )
+    ]
+
+
 def set_status(
     conn: sqlite3.Connection, sweep_id: str, status: str, error: dict[str, Any] | None = None,
     **fields: Any,

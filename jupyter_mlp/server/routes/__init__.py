@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 
-from . import events, ingest, pipelines, runs
+from . import events, ingest, pipelines, runs, sweeps
 from .base import MlpHandler, UnknownRouteHandler
 
 HANDLERS: list[type[MlpHandler]] = [
-    *runs.HANDLERS, *pipelines.HANDLERS, *events.HANDLERS, *ingest.HANDLERS,
+    *runs.HANDLERS, *pipelines.HANDLERS, *sweeps.HANDLERS, *events.HANDLERS, *ingest.HANDLERS,
 ]  # fmt: skip
 
 

@@ -30,6 +30,8 @@ from ...store import BlobNotFound, FilterError, RunNotFound, StoreUnavailable
 from ...store.jobs import BadReport, JobNotFound
 from ...store.pipelines import PipelineRunNotFound
 from ...store.records import BadBatch
+from ...store.sweeps import SweepNotFound
+from ...sweeps.space import SweepError
 from ..services import NotFound
 
 try:
@@ -68,12 +70,14 @@ ERROR_STATUS: list[tuple[type[BaseException], int]] = [
     (PipelineRunNotFound, 404),
     (BlobNotFound, 404),
     (NotFound, 404),
+    (SweepNotFound, 404),
     (JobNotFound, 400),  # cancel of a run that is not a job
     (PermissionError, 403),
     (JobError, 400),
     (ParamError, 400),
     (PipelineError, 400),
     (SpecError, 400),
+    (SweepError, 400),
     (BadReport, 400),
     (BadBatch, 400),
     (sqlite3.OperationalError, 503),  # locked past the busy timeout, disk full, read-only
