@@ -953,8 +953,10 @@ async def test_sweep_routes_start_show_list_and_cancel(jp_fetch, store, tmp_path
 
     base = {"template": "5e5e00000001", "objective": "max:score", "sampler": "grid"}
     for body, field, words in [
-        ({**base, "params": {"x": "3..1"}}, None, "parameter 'x'"),
-        ({**base, "params": {"x": "1,2"}, "objective": "maybe:score"}, None, "objective"),
+        ({**base, "params": {"x": "3..1"}}, "params.x", "parameter 'x'"),
+        ({**base, "params": {"x": "1,2"}, "objective": "maybe:score"}, "objective", "objective"),
+        ({**base, "params": {"x": "1"}}, "params", "nothing to search"),
+        ({**base, "params": {"x": "1,2"}, "sampler": "tpe"}, "trials", "--trials is required"),
         ({**base, "params": {"x": "1,2"}, "trials": 0}, "trials", "outside [1, 100000]"),
         ({**base, "params": {"x": "1,2"}, "sampler": "anneal"}, "sampler", "not one of"),
         ({**base, "params": ["x=1,2"]}, "params", "must be an object"),
@@ -964,8 +966,7 @@ async def test_sweep_routes_start_show_list_and_cancel(jp_fetch, store, tmp_path
         answer = await refused(body)
         assert answer["code"] == 400, (body, answer)
         assert words in answer["body"]["message"], (body, answer)
-        if field:
-            assert answer["body"]["field"] == field, answer
+        assert answer["body"]["field"] == field, answer
     missing = await refused({**base, "template": "ffff00000009", "params": {"x": "1"}})
     assert missing["code"] == 404
     assert (await api(jp_fetch, "sweeps"))["sweeps"] == []  # none of those was recorded
@@ -979,7 +980,8 @@ async def test_sweep_routes_start_show_list_and_cancel(jp_fetch, store, tmp_path
         what="the sweep to end",
     )
     assert done["status"] == "finished", done
-    assert done["counts"] == {"finished": 3} and done["best_value"] == 30
+    assert done["counts"] == {"finished": 3}, [(t["status"], t["error"]) for t in done["trials"]]
+    assert done["best_value"] == 30
     best = next(t for t in done["trials"] if t["number"] == done["best_trial"])
     assert best["params"] == {"x": 3} and best["run_id"] == done["best_run_id"]
     assert {t["run_status"] for t in done["trials"]} == {"finished"}

@@ -77,37 +77,54 @@ def submit(
             "sweeps need Optuna, which is not installed: pip install 'jupyter-mlp[sweeps]'"
         )
     if sampler not in SAMPLERS:
-        raise SweepError(f"--sampler {sampler!r}: pick one of {', '.join(SAMPLERS)}")
+        raise SweepError(f"--sampler {sampler!r}: pick one of {', '.join(SAMPLERS)}", "sampler")
     if trials is not None and (
         isinstance(trials, bool) or not isinstance(trials, int) or trials < 1
     ):
-        raise SweepError(f"--trials must be a whole number of at least 1 (got {trials!r})")
+        raise SweepError(
+            f"--trials must be a whole number of at least 1 (got {trials!r})", "trials"
+        )
     if trials is None and sampler != "grid":
         raise SweepError(
-            "--trials is required (the grid sampler alone defaults to the grid's size)"
+            "--trials is required (the grid sampler alone defaults to the grid's size)", "trials"
         )
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise SweepError(
-            f"--concurrency must be a whole number of at least 1 (got {concurrency!r})"
+            f"--concurrency must be a whole number of at least 1 (got {concurrency!r})",
+            "concurrency",
         )
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise SweepError(f"--timeout must be a number of seconds above 0 (got {timeout!r})")
+        raise SweepError(
+            f"--timeout must be a number of seconds above 0 (got {timeout!r})", "timeout"
+        )
     for option, value in (("--prune-startup", prune_startup), ("--prune-warmup", prune_warmup)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise SweepError(f"{option} must be a whole number >= 0 (got {value!r})")
+            raise SweepError(
+                f"{option} must be a whole number >= 0 (got {value!r})",
+                option[2:].replace("-", "_"),
+            )
     conn = store.connect()
     template_id = run_store.resolve_id(conn, template)
     known = template_parameters(conn, store.blobs, template_id)
     space = parse_space(params, known, allow_new)
-    goal = parse_objective(objective)
+    try:
+        goal = parse_objective(objective)
+    except SweepError as exc:
+        exc.field = exc.field or "objective"
+        raise
     if prune and not goal.has_curve:
         raise SweepError(
             f"--prune needs a metric objective (the pruner reads its points while a trial runs); "
-            f"{goal.text} is an output"
+            f"{goal.text} is an output",
+            "prune",
         )
     note = None
     if sampler == "grid":
-        size = check_grid(space)
+        try:
+            size = check_grid(space)
+        except SweepError as exc:
+            exc.field = exc.field or "sampler"
+            raise
         if trials is None or trials > size:
             if trials is not None:
                 note = f"the grid has {size} points: {size} trials, not {trials}"

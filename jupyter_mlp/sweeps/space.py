@@ -42,7 +42,13 @@ OPTUNA_SCALARS = (type(None), bool, int, float, str)
 
 
 class SweepError(ValueError):
-    """Bad sweep input: a message naming the parameter (or the option) and what to write."""
+    """Bad sweep input: a message naming the parameter (or the option) and what to write;
+    `field` says which part of a sweep request it is about (`params.lr`, `objective`,
+    `trials`, ...), for the routes' error body."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 RANGE = "range"
@@ -327,20 +333,25 @@ def parse_space(
     items = list(specs.items()) if isinstance(specs, dict) else [split_assignment(s) for s in specs]
     space: Space = {}
     for name, spec in items:
-        _name(name)
-        if name in space:
-            raise SweepError(f"parameter {name!r} is given twice")
-        if name not in known and not allow_new:
-            names = ", ".join(sorted(known)) or "none"
-            raise SweepError(
-                f"unknown parameter {name!r}; the template run has: {names} "
-                "(pass --allow-new-params to add new ones)"
-            )
-        space[name] = parse_dimension(name, spec, known.get(name))
+        try:
+            _name(name)
+            if name in space:
+                raise SweepError(f"parameter {name!r} is given twice")
+            if name not in known and not allow_new:
+                names = ", ".join(sorted(known)) or "none"
+                raise SweepError(
+                    f"unknown parameter {name!r}; the template run has: {names} "
+                    "(pass --allow-new-params to add new ones)"
+                )
+            space[name] = parse_dimension(name, spec, known.get(name))
+        except SweepError as exc:
+            exc.field = exc.field or f"params.{name}"
+            raise
     if not any(d.searched for d in space.values()):
         raise SweepError(
             "nothing to search: give at least one parameter choices (-p depth=3,5,8) or a range "
-            "(-p lr=log:1e-4..1e-1)"
+            "(-p lr=log:1e-4..1e-1)",
+            "params",
         )
     return space
 

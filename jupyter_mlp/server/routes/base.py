@@ -99,6 +99,8 @@ def status_of(exc: BaseException) -> int | None:
 def error_body(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, RecordError):
         return {"message": str(exc), "field": exc.field}
+    if isinstance(exc, SweepError) and exc.field:
+        return {"message": str(exc), "field": exc.field}
     if isinstance(exc, FilterError):
         return {"message": exc.message, "position": exc.position, "field": "filter"}
     if isinstance(exc, Refused):

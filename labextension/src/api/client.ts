@@ -6,12 +6,16 @@
 import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-/** An error status from a route, with the server's `message` and, for filters, `position`. */
+/**
+ * An error status from a route, with the server's `message`, the request `field` it names
+ * (`name`, `params.lr`, `objective`, ...) when it names one, and for filters `position`.
+ */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
-    readonly position: number | null = null
+    readonly position: number | null = null,
+    readonly field: string | null = null
   ) {
     super(message);
     this.name = 'ApiError';
@@ -45,7 +49,8 @@ export async function requestAPI<T>(
     throw new ApiError(
       response.status,
       body.message ?? (response.statusText || `HTTP ${response.status}`),
-      body.position
+      body.position,
+      body.field
     );
   }
   return (text ? JSON.parse(text) : undefined) as T;
@@ -72,21 +77,24 @@ export function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** The `message` and `position` of a server error body, if the body is JSON and has them. */
+/** The `message`, `position` and `field` of a server error body, where it is JSON and has them. */
 function errorBody(text: string): {
   message?: string;
   position: number | null;
+  field: string | null;
 } {
   try {
-    const { message, position } = JSON.parse(text) as {
+    const { message, position, field } = JSON.parse(text) as {
       message?: unknown;
       position?: unknown;
+      field?: unknown;
     };
     return {
       message: typeof message === 'string' && message ? message : undefined,
-      position: typeof position === 'number' ? position : null
+      position: typeof position === 'number' ? position : null,
+      field: typeof field === 'string' && field ? field : null
     };
   } catch {
-    return { position: null };
+    return { position: null, field: null };
   }
 }

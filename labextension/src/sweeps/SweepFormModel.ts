@@ -138,34 +138,16 @@ export function objectiveText(
   return `${direction}:${option.source}.${option.key}${suffix}`;
 }
 
-/** Which form field a server message names ('param:NAME', 'objective', 'trials', ...). */
-export function errorField(message: string, params: string[]): string | null {
-  const record = /^([\w.[\]-]+): /.exec(message);
-  if (record) {
-    const [head, ...rest] = record[1].split('.');
-    if (head === 'params' && rest.length) {
-      return `param:${rest.join('.')}`;
-    }
-    return head;
+/**
+ * The form field a refusal is about, from the request field the server names (`params.lr`,
+ * `objective`, `trials`, ...): 'param:NAME' for a parameter, else the field itself.
+ */
+export function errorField(field: string | null): string | null {
+  if (!field) {
+    return null;
   }
-  const param = /parameter '([^']+)'/.exec(message);
-  if (param && params.includes(param[1])) {
-    return `param:${param[1]}`;
-  }
-  for (const [flag, field] of [
-    ['--objective', 'objective'],
-    ['--prune', 'prune'],
-    ['--trials', 'trials'],
-    ['--concurrency', 'concurrency'],
-    ['--sampler', 'sampler'],
-    ['the grid', 'sampler'],
-    ['nothing to search', 'params']
-  ] as const) {
-    if (message.includes(flag)) {
-      return field;
-    }
-  }
-  return null;
+  const [head, ...rest] = field.split('.');
+  return head === 'params' && rest.length ? `param:${rest.join('.')}` : head;
 }
 
 function guessDirection(key: string): Direction {
@@ -432,13 +414,7 @@ export class SweepFormModel extends LiveModel {
           : errorText(error);
       this._submitError = {
         message,
-        field:
-          error instanceof ApiError
-            ? errorField(
-                message,
-                this._fields.map(f => f.key)
-              )
-            : null
+        field: error instanceof ApiError ? errorField(error.field) : null
       };
       return null;
     } finally {
