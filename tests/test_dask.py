@@ -486,3 +486,67 @@ async def test_the_cli_queues_a_dask_job_that_the_server_runs(jp_fetch, store, w
     child = next(r for r in (await api(jp_fetch, "runs"))["runs"] if r["parent_id"] == parent)
     assert child["status"] == "finished" and child["params"]["x"] == 5
     assert f"run {child['id']}: finished" in err.decode()
+
+
+async def test_a_sweep_prunes_a_trial_running_on_a_dask_worker(jp_fetch, store, worker, scheduler):
+    """Pruning over HTTP: a trial on a Dask worker logs its curve to the server, the sweep's
+    driver (a process of its own) reads it from the store, prunes the worse trial, and the
+    worker's job stops its kernel (the job's state is final, so its token is dead)."""
+    pytest.importorskip("optuna")
+    worker("w-sweep", threads=2)
+    nb = notebook(
+        "q = 1",
+        "import time\nimport jupyter_mlp as mlp\nfor step in range(10):\n"
+        "    mlp.log_metric('score', q * (step + 1), step=step)\n    mlp.flush()\n"
+        "    time.sleep(0.4 if q > 1 else 1.0)",
+    )
+    parent = template(store, "dada0000000c", nb, [("q", "1", "int", "parameters")])
+    # GridSampler with seed 1 asks q = 6 first, then q = 1 (one at a time): the first curve sets
+    # the median, the second falls below it at its first report after the warm-up step.
+    created = await api(jp_fetch, "sweeps", method="POST", body={
+        "template": parent, "params": {"q": "6,1"}, "objective": "max:score", "sampler": "grid",
+        "seed": 1, "concurrency": 1, "prune": True, "prune_startup": 1, "prune_warmup": 1,
+        "executor": "dask",
+    })  # fmt: skip
+    done = await poll(
+        lambda: api(jp_fetch, "sweeps", created["id"]),
+        lambda s: s["status"] in ("finished", "failed", "cancelled"),
+        timeout=120, what="the sweep to end",
+    )  # fmt: skip
+    trials = {t["params"]["q"]: t for t in done["trials"]}
+    assert done["status"] == "finished", done
+    assert trials[6]["status"] == "finished" and done["best_value"] == 60
+    low = trials[1]
+    assert (low["status"], low["job_state"], low["run_status"]) == ("pruned",) * 3, low
+    run = await api(jp_fetch, "runs", low["run_id"])
+    assert "pruned at step" in run["error"]["evalue"]
+    points = (
+        store.connect()
+        .execute(
+            "SELECT COALESCE(SUM(count), 0) FROM metrics WHERE run_id = ? AND key = 'score'",
+            (low["run_id"],),
+        )
+        .fetchone()[0]
+    )
+    assert 2 <= points < 10, points
+    # The worker's task ends soon after: the job saw its final state and stopped its kernel.
+    from distributed import Client
+
+    from jupyter_mlp.store.jobs import get_job
+
+    key = get_job(store.connect(), low["run_id"]).options["dask_key"]
+
+    def state(dask_scheduler=None, key=key):
+        task = dask_scheduler.tasks.get(key)
+        return task.state if task is not None else None
+
+    import asyncio
+
+    def ended() -> bool:  # off the event loop: the server must answer the worker meanwhile
+        with Client(scheduler, timeout=30, set_as_default=False) as client:
+            return client.run_on_scheduler(state) in (None, "memory", "released", "forgotten")
+
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await asyncio.to_thread(ended):
+        assert asyncio.get_running_loop().time() < deadline, "the pruned trial's task still runs"
+        await asyncio.sleep(0.2)
