@@ -284,6 +284,12 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
       }
     });
 
+    /** A run's name for a dialog title: from the list, an open detail, else its id. */
+    const runName = (id: string): string =>
+      runs.getRun(id)?.name ??
+      details.find(w => w.runId === id)?.title.label ??
+      id;
+
     app.commands.addCommand(CommandIDs.rerun, {
       label: trans.__('Rerun…'),
       execute: async args => {
@@ -291,10 +297,7 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
         if (!id) {
           return;
         }
-        const name =
-          runs.getRun(id)?.name ??
-          details.find(w => w.runId === id)?.title.label ??
-          id;
+        const name = runName(id);
         const newId = await showRerunDialog({
           runId: id,
           runName: name,
@@ -360,10 +363,7 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
         if (!id) {
           return;
         }
-        const name =
-          runs.getRun(id)?.name ??
-          details.find(w => w.runId === id)?.title.label ??
-          id;
+        const name = runName(id);
         const sweepId = await showSweepDialog({
           runId: id,
           runName: name,

@@ -11,8 +11,11 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import {
+  codeCell,
+  contrast,
   docsPath,
   MLP_HOME,
+  notebookJson,
   openSidebar,
   REPO,
   runRow,
@@ -55,42 +58,6 @@ async function serverRoot(page: Page): Promise<string> {
   return root.startsWith('~')
     ? path.join(process.env.HOME ?? '/root', root.slice(1))
     : root;
-}
-
-/** WCAG 2 contrast of an element's text against the background it is drawn on. */
-async function contrast(locator: Locator): Promise<number> {
-  return locator.evaluate((node: Element) => {
-    const parse = (c: string): number[] | null => {
-      const m = c.match(/rgba?\(([^)]+)\)/);
-      if (!m) {
-        return null;
-      }
-      const parts = m[1]
-        .split(/[ ,/]+/)
-        .filter(Boolean)
-        .map(Number);
-      return [parts[0], parts[1], parts[2], parts.length > 3 ? parts[3] : 1];
-    };
-    const lum = ([r, g, b]: number[]) => {
-      const f = (v: number) => {
-        const s = v / 255;
-        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
-      };
-      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-    };
-    const fg = parse(getComputedStyle(node).color)!;
-    let bg: number[] | null = null;
-    for (let el: Element | null = node; el; el = el.parentElement) {
-      const c = parse(getComputedStyle(el).backgroundColor);
-      if (c && c[3] > 0.5) {
-        bg = c;
-        break;
-      }
-    }
-    bg = bg ?? [255, 255, 255, 1];
-    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-    return (a + 0.05) / (b + 0.05);
-  });
 }
 
 test.describe('the shipped example pipeline', () => {
@@ -183,26 +150,11 @@ test.describe('pipeline runs from the terminal', () => {
   }) => {
     const dir = `${tmpPath}/cli`;
     const nb = (cells: string[]) =>
-      JSON.stringify({
-        cells: cells.map((source, i) => ({
-          cell_type: 'code',
-          execution_count: null,
-          id: `c${i}`,
-          metadata: i === 0 ? { tags: ['parameters'] } : {},
-          outputs: [],
-          source
-        })),
-        metadata: {
-          kernelspec: {
-            display_name: 'Python 3',
-            language: 'python',
-            name: 'python3'
-          },
-          language_info: { name: 'python' }
-        },
-        nbformat: 4,
-        nbformat_minor: 5
-      });
+      notebookJson(
+        cells.map((source, i) =>
+          codeCell(source, i === 0 ? ['parameters'] : [])
+        )
+      );
     await page.contents.uploadContent(
       nb([
         'n = 1',

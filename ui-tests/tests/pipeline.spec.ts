@@ -8,6 +8,7 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { APIRequestContext, Locator } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
+import { codeCell, notebookJson } from './helpers';
 
 const FACTORY = 'jupyter-mlp Pipeline Editor';
 const TEMPLATE_DIR = 'mlp-templates';
@@ -24,47 +25,22 @@ interface ITemplates {
   train: string;
 }
 
-function cell(source: string, tags: string[] = []) {
-  return {
-    cell_type: 'code',
-    execution_count: null,
-    id: Math.random().toString(16).slice(2, 10),
-    metadata: tags.length ? { tags } : {},
-    outputs: [],
-    source
-  };
-}
-
-function notebook(cells: ReturnType<typeof cell>[]) {
-  return JSON.stringify({
-    cells,
-    metadata: {
-      kernelspec: {
-        display_name: 'Python 3',
-        language: 'python',
-        name: 'python3'
-      },
-      language_info: { name: 'python' }
-    },
-    nbformat: 4,
-    nbformat_minor: 5
-  });
-}
-
 const NOTEBOOKS: Record<keyof ITemplates, string> = {
-  prepare: notebook([
-    cell('n = 10', ['parameters']),
-    cell('%load_ext jupyter_mlp\n%mlp_track prepare'),
-    cell(
+  prepare: notebookJson([
+    codeCell('n = 10', ['parameters']),
+    codeCell('%load_ext jupyter_mlp\n%mlp_track prepare'),
+    codeCell(
       "import jupyter_mlp as mlp\nrows = 100 // n  # n = 0 breaks this stage\nmlp.output('data_path', 'data.csv')"
     ),
-    cell('%mlp_track stop')
+    codeCell('%mlp_track stop')
   ]),
-  train: notebook([
-    cell("data_path = 'x'\nepochs = 1", ['parameters']),
-    cell('%load_ext jupyter_mlp\n%mlp_track train'),
-    cell("import jupyter_mlp as mlp\nmlp.output('acc', 0.5 + epochs / 100)"),
-    cell('%mlp_track stop')
+  train: notebookJson([
+    codeCell("data_path = 'x'\nepochs = 1", ['parameters']),
+    codeCell('%load_ext jupyter_mlp\n%mlp_track train'),
+    codeCell(
+      "import jupyter_mlp as mlp\nmlp.output('acc', 0.5 + epochs / 100)"
+    ),
+    codeCell('%mlp_track stop')
   ])
 };
 

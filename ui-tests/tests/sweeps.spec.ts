@@ -9,6 +9,7 @@ import type { Locator } from '@playwright/test';
 
 import {
   codeCell,
+  contrast,
   docsPath,
   notebookJson,
   openSidebar,
@@ -28,42 +29,6 @@ interface ISeeded {
   best_trial: number;
   best_run: string;
   best_value: number;
-}
-
-/** WCAG 2 contrast of an element's text against the background it is drawn on. */
-async function contrast(locator: Locator): Promise<number> {
-  return locator.evaluate((node: Element) => {
-    const parse = (c: string): number[] | null => {
-      const m = c.match(/rgba?\(([^)]+)\)/);
-      if (!m) {
-        return null;
-      }
-      const parts = m[1]
-        .split(/[ ,/]+/)
-        .filter(Boolean)
-        .map(Number);
-      return [parts[0], parts[1], parts[2], parts.length > 3 ? parts[3] : 1];
-    };
-    const lum = ([r, g, b]: number[]) => {
-      const f = (v: number) => {
-        const s = v / 255;
-        return s <= 0.03928 ? s / 12.92 : ((s + 0.055) / 1.055) ** 2.4;
-      };
-      return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
-    };
-    const fg = parse(getComputedStyle(node).color)!;
-    let bg: number[] | null = null;
-    for (let el: Element | null = node; el; el = el.parentElement) {
-      const c = parse(getComputedStyle(el).backgroundColor);
-      if (c && c[3] > 0.5) {
-        bg = c;
-        break;
-      }
-    }
-    bg = bg ?? [255, 255, 255, 1];
-    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
-    return (a + 0.05) / (b + 0.05);
-  });
 }
 
 async function openSweep(

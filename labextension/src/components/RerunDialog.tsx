@@ -293,25 +293,28 @@ function ParamField({
 }
 
 /**
- * Show the rerun dialog for a run; resolves with the new run's id, or null when cancelled.
+ * Host a form in a modal dialog styled as JupyterLab's (the Rerun and Sweep dialogs): Escape
+ * closes it, the model loads, then the first field has the focus. Resolves with what the form
+ * hands to `onDone` (a new id), or null when cancelled.
  */
-export function showRerunDialog(options: {
-  runId: string;
-  runName: string;
-  trans: TranslationBundle;
+export function showFormDialog(options: {
+  model: { load(): Promise<unknown>; dispose(): void };
+  label: string;
+  className?: string;
+  form: (onDone: (id: string | null) => void) => JSX.Element;
 }): Promise<string | null> {
-  const model = new RerunModel(options.runId);
+  const { model } = options;
   return new Promise(resolve => {
     const host = new Widget({ node: document.createElement('div') });
     host.addClass('jp-Dialog');
     host.addClass('jp-ThemedContainer');
     host.addClass('jp-mlp-RerunDialog');
+    if (options.className) {
+      host.addClass(options.className);
+    }
     host.node.setAttribute('role', 'dialog');
     host.node.setAttribute('aria-modal', 'true');
-    host.node.setAttribute(
-      'aria-label',
-      options.trans.__('Rerun %1', options.runName)
-    );
+    host.node.setAttribute('aria-label', options.label);
     const done = (id: string | null) => {
       document.removeEventListener('keydown', onKey, true);
       body.dispose();
@@ -325,24 +328,37 @@ export function showRerunDialog(options: {
         done(null);
       }
     };
-    const body = ReactWidget.create(
-      <RerunForm
-        model={model}
-        runName={options.runName}
-        trans={options.trans}
-        onDone={done}
-      />
-    );
+    const body = ReactWidget.create(options.form(done));
     body.addClass('jp-Dialog-content');
     body.addClass('jp-mlp-RerunDialog-content');
     Widget.attach(host, document.body);
     Widget.attach(body, host.node);
     document.addEventListener('keydown', onKey, true);
     void model.load().then(() => {
-      const first = host.node.querySelector<HTMLElement>(
-        'input, textarea, select'
-      );
-      first?.focus();
+      host.node.querySelector<HTMLElement>('input, textarea, select')?.focus();
     });
+  });
+}
+
+/**
+ * Show the rerun dialog for a run; resolves with the new run's id, or null when cancelled.
+ */
+export function showRerunDialog(options: {
+  runId: string;
+  runName: string;
+  trans: TranslationBundle;
+}): Promise<string | null> {
+  const model = new RerunModel(options.runId);
+  return showFormDialog({
+    model,
+    label: options.trans.__('Rerun %1', options.runName),
+    form: onDone => (
+      <RerunForm
+        model={model}
+        runName={options.runName}
+        trans={options.trans}
+        onDone={onDone}
+      />
+    )
   });
 }

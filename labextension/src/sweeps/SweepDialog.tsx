@@ -3,12 +3,10 @@
  * the objective, the budget and sampler, pruning, executor and GPUs; Cancel left of Start sweep.
  * The dialog stays open when the server refuses, with its message next to the field it names.
  */
-import { ReactWidget } from '@jupyterlab/apputils';
 import { TranslationBundle } from '@jupyterlab/translation';
-import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
-import { ExecutorNotes } from '../components/RerunDialog';
+import { ExecutorNotes, showFormDialog } from '../components/RerunDialog';
 import { useSignal } from '../components/hooks';
 import {
   Aggregate,
@@ -497,46 +495,17 @@ export function showSweepDialog(options: {
   trans: TranslationBundle;
 }): Promise<string | null> {
   const model = new SweepFormModel(options.runId);
-  return new Promise(resolve => {
-    const host = new Widget({ node: document.createElement('div') });
-    host.addClass('jp-Dialog');
-    host.addClass('jp-ThemedContainer');
-    host.addClass('jp-mlp-RerunDialog');
-    host.addClass('jp-mlp-SweepDialog');
-    host.node.setAttribute('role', 'dialog');
-    host.node.setAttribute('aria-modal', 'true');
-    host.node.setAttribute(
-      'aria-label',
-      options.trans.__('Sweep %1', options.runName)
-    );
-    const done = (id: string | null) => {
-      document.removeEventListener('keydown', onKey, true);
-      body.dispose();
-      model.dispose();
-      host.dispose();
-      resolve(id);
-    };
-    const onKey = (event: KeyboardEvent) => {
-      if (event.key === 'Escape') {
-        event.stopPropagation();
-        done(null);
-      }
-    };
-    const body = ReactWidget.create(
+  return showFormDialog({
+    model,
+    label: options.trans.__('Sweep %1', options.runName),
+    className: 'jp-mlp-SweepDialog',
+    form: onDone => (
       <SweepForm
         model={model}
         runName={options.runName}
         trans={options.trans}
-        onDone={done}
+        onDone={onDone}
       />
-    );
-    body.addClass('jp-Dialog-content');
-    body.addClass('jp-mlp-RerunDialog-content');
-    Widget.attach(host, document.body);
-    Widget.attach(body, host.node);
-    document.addEventListener('keydown', onKey, true);
-    void model.load().then(() => {
-      host.node.querySelector<HTMLElement>('select, input')?.focus();
-    });
+    )
   });
 }
