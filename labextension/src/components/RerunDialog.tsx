@@ -160,25 +160,42 @@ export function RerunForm({
           </p>
         )}
       </div>
-      <div className="jp-Dialog-footer">
-        <button
-          type="button"
-          className="jp-Dialog-button jp-mod-reject jp-mod-styled"
-          onClick={() => onDone(null)}
-        >
-          <div className="jp-Dialog-buttonLabel">{trans.__('Cancel')}</div>
-        </button>
-        <button
-          type="submit"
-          className="jp-Dialog-button jp-mod-accept jp-mod-styled jp-mlp-Rerun-submit"
-          disabled={!model.valid || model.submitting}
-        >
-          <div className="jp-Dialog-buttonLabel">
-            {model.submitting ? trans.__('Submitting…') : trans.__('Rerun')}
-          </div>
-        </button>
-      </div>
+      <DialogFooter
+        onCancel={() => onDone(null)}
+        submitClass="jp-mlp-Rerun-submit"
+        disabled={!model.valid || model.submitting}
+        label={model.submitting ? trans.__('Submitting…') : trans.__('Rerun')}
+        trans={trans}
+      />
     </form>
+  );
+}
+
+/** A form dialog's buttons as JupyterLab lays them out: Cancel, then the accept button, right. */
+export function DialogFooter(props: {
+  onCancel: () => void;
+  submitClass: string;
+  disabled: boolean;
+  label: string;
+  trans: TranslationBundle;
+}): JSX.Element {
+  return (
+    <div className="jp-Dialog-footer">
+      <button
+        type="button"
+        className="jp-Dialog-button jp-mod-reject jp-mod-styled"
+        onClick={props.onCancel}
+      >
+        <div className="jp-Dialog-buttonLabel">{props.trans.__('Cancel')}</div>
+      </button>
+      <button
+        type="submit"
+        className={`jp-Dialog-button jp-mod-accept jp-mod-styled ${props.submitClass}`}
+        disabled={props.disabled}
+      >
+        <div className="jp-Dialog-buttonLabel">{props.label}</div>
+      </button>
+    </div>
   );
 }
 

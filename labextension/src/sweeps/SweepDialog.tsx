@@ -6,7 +6,11 @@
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { ExecutorNotes, showFormDialog } from '../components/RerunDialog';
+import {
+  DialogFooter,
+  ExecutorNotes,
+  showFormDialog
+} from '../components/RerunDialog';
 import { useSignal } from '../components/hooks';
 import {
   Aggregate,
@@ -336,24 +340,15 @@ export function SweepForm({
             </p>
           )}
       </div>
-      <div className="jp-Dialog-footer">
-        <button
-          type="button"
-          className="jp-Dialog-button jp-mod-reject jp-mod-styled"
-          onClick={() => onDone(null)}
-        >
-          <div className="jp-Dialog-buttonLabel">{trans.__('Cancel')}</div>
-        </button>
-        <button
-          type="submit"
-          className="jp-Dialog-button jp-mod-accept jp-mod-styled jp-mlp-Sweep-submit"
-          disabled={!model.valid || model.submitting}
-        >
-          <div className="jp-Dialog-buttonLabel">
-            {model.submitting ? trans.__('Starting…') : trans.__('Start sweep')}
-          </div>
-        </button>
-      </div>
+      <DialogFooter
+        onCancel={() => onDone(null)}
+        submitClass="jp-mlp-Sweep-submit"
+        disabled={!model.valid || model.submitting}
+        label={
+          model.submitting ? trans.__('Starting…') : trans.__('Start sweep')
+        }
+        trans={trans}
+      />
     </form>
   );
 }
