@@ -1,4 +1,5 @@
-"""Tracker figures: per-cell overhead, log_metric rate, durable metric rate, start and import time.
+"""Tracker figures: per-cell overhead, log_metric rate, durable metric rate, start and import time,
+a run's start to finish (track -> log_metric -> finish) warm in a process and first in a fresh one.
 
     python bench/tracker.py [--cells 5000] [--points 1000000] [--kernels 5]
 
@@ -69,6 +70,51 @@ def metric_rates(points: int) -> dict:
     return {
         "log_metric_per_s": round(points / logged),
         "stored_metric_per_s": round(points / stored),
+    }
+
+
+FRESH = """
+import time
+t = time.perf_counter()
+import jupyter_mlp as mlp
+class Quiet:
+    def show(self, s): pass
+    def refresh(self, s): pass
+    def close(self, s): pass
+mlp.track("bench-fresh", gpu=False, status_view=Quiet())
+mlp.log_metric("loss", 0.5)
+mlp.finish()
+print((time.perf_counter() - t) * 1000)
+"""
+
+
+def track_finish_figures(runs: int = 20, fresh: int = 5) -> dict:
+    """track() -> log_metric -> finish(), durable at the end: the median of `runs` in this
+    process after one warm-up, and of `fresh` new processes (import included, interpreter
+    start not), each in the same store."""
+    import subprocess
+
+    import jupyter_mlp as mlp
+
+    def one() -> float:
+        t = time.perf_counter()
+        mlp.track("bench-run", gpu=False, status_view=_Quiet())
+        mlp.log_metric("loss", 0.5)
+        mlp.finish()
+        return (time.perf_counter() - t) * 1000
+
+    one()
+    warm = statistics.median(one() for _ in range(runs))
+    firsts = []
+    for _ in range(fresh):
+        done = subprocess.run(
+            [sys.executable, "-c", FRESH], capture_output=True, text=True, check=True,
+            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        )  # fmt: skip
+        firsts.append(float(done.stdout.strip().splitlines()[-1]))
+    return {
+        "track_finish_warm_ms": round(warm, 2),
+        "track_first_fresh_ms": round(statistics.median(firsts), 1),
     }
 
 
@@ -174,6 +220,7 @@ def main() -> None:
         figures: dict = {}
         figures.update(cell_overhead_us(args.cells))
         figures.update(metric_rates(args.points))
+        figures.update(track_finish_figures())
         figures.update(kernel_start_figures(args.kernels))
         figures.update(peers(args.points))
     for key, value in figures.items():

@@ -91,7 +91,23 @@ def user_name() -> str:
         return str(os.getuid())
 
 
-def packages() -> dict[str, str]:
+# What does not change while a process lives, or changes only with what `_path_stamp` sees.
+_MEMO: dict[str, Any] = {}
+
+
+def _path_stamp() -> list[list[Any]]:
+    """sys.path with each folder's mtime: installing or removing a package adds or removes an
+    entry (a dist-info folder, a .pth file) in one of them, which moves its mtime."""
+    stamp: list[list[Any]] = []
+    for entry in sys.path:
+        try:
+            stamp.append([entry, os.stat(entry or ".").st_mtime_ns])
+        except OSError:
+            stamp.append([entry, None])
+    return stamp
+
+
+def _scan_packages() -> dict[str, str]:
     from importlib.metadata import distributions
 
     found: dict[str, str] = {}
@@ -105,17 +121,56 @@ def packages() -> dict[str, str]:
     return dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
 
 
-def capture() -> dict[str, Any]:
-    import platform
+def packages(cache_dir: str | os.PathLike | None = None) -> dict[str, str]:
+    """{distribution: version} of this interpreter. Scanning them takes 100 ms or more, so the
+    result is kept for the process and, with `cache_dir`, on disk for the next processes of this
+    interpreter and sys.path; either is used only while no sys.path folder has changed."""
+    import hashlib
+    import json
 
+    stamp = _path_stamp()
+    if _MEMO.get("stamp") == stamp:
+        return dict(_MEMO["packages"])
+    found = None
+    file = None
+    if cache_dir is not None:
+        key = hashlib.sha1(json.dumps([sys.executable, sys.path]).encode()).hexdigest()[:16]
+        file = Path(cache_dir) / f"packages-{key}.json"
+        try:
+            doc = json.loads(file.read_text())
+            if doc.get("stamp") == stamp and isinstance(doc.get("packages"), dict):
+                found = {str(k): str(v) for k, v in doc["packages"].items()}
+        except (OSError, ValueError):
+            pass
+    if found is None:
+        found = _scan_packages()
+        if file is not None:
+            try:
+                file.parent.mkdir(parents=True, exist_ok=True)
+                tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps({"stamp": stamp, "packages": found}))
+                os.replace(tmp, file)
+            except OSError:
+                pass  # a read-only home: the process keeps its own copy
+    _MEMO.update(stamp=stamp, packages=found)
+    return dict(found)
+
+
+def capture(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+    if "platform" not in _MEMO:
+        import platform
+
+        _MEMO["platform"] = {
+            "python": sys.version.split()[0],
+            "implementation": platform.python_implementation(),
+            "executable": sys.executable,
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+        }
     return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "executable": sys.executable,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
+        **_MEMO["platform"],
         "cwd": os.getcwd(),
-        "packages": packages(),
+        "packages": packages(cache_dir),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
 
@@ -135,23 +190,40 @@ def _git(directory: Path, *args: str) -> str | None:
 
 
 def git_state(directory: str | os.PathLike) -> tuple[dict[str, Any] | None, str | None]:
-    """({commit, branch, dirty, root}, diff text or None) of the repository holding `directory`."""
+    """({commit, branch, dirty, root}, diff text or None) of the repository holding `directory`.
+    Read fresh for every run (commits and edits happen between runs) in one `git status` call,
+    plus `git diff` when the tree is dirty; only the repository's root is kept per folder."""
     directory = Path(directory)
     if not directory.is_dir():
         return None, None
-    root = _git(directory, "rev-parse", "--show-toplevel")
+    roots: dict[str, str | None] = _MEMO.setdefault("git_roots", {})
+    where = str(directory.resolve())
+    if where not in roots:
+        found = _git(directory, "rev-parse", "--show-toplevel")
+        roots[where] = found.strip() if found else None
+    root = roots[where]
     if root is None:
         return None, None
-    commit = (_git(directory, "rev-parse", "HEAD") or "").strip() or None
-    branch = (_git(directory, "rev-parse", "--abbrev-ref", "HEAD") or "").strip() or None
-    status = _git(directory, "status", "--porcelain") or ""
-    dirty = bool(status.strip())
+    status = _git(directory, "status", "--porcelain=v2", "--branch")
+    if status is None:
+        return None, None
+    commit = branch = None
+    dirty = False
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split(" ", 2)[2].strip()
+            commit = None if oid == "(initial)" else oid
+        elif line.startswith("# branch.head "):
+            head = line.split(" ", 2)[2].strip()
+            branch = "HEAD" if head == "(detached)" else head
+        elif line and not line.startswith("#"):
+            dirty = True
     diff = None
     if dirty:
         diff = _git(directory, "diff", "HEAD") if commit else _git(directory, "diff")
         if diff and len(diff) > GIT_DIFF_LIMIT:
             diff = diff[:GIT_DIFF_LIMIT] + "\n... diff truncated by jupyter-mlp ...\n"
-    info = {"root": root.strip(), "commit": commit, "branch": branch, "dirty": dirty}
+    info = {"root": root, "commit": commit, "branch": branch, "dirty": dirty}
     return info, diff
 
 

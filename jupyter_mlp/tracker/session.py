@@ -617,7 +617,9 @@ class RunSession:
         if isinstance(self._sink, StoreSink):  # what dead kernels spooled for this store
             for note in self._safe_call(replay_orphans, self.home) or []:
                 self._print(f"jupyter-mlp: {note}")
-        updates: dict[str, Any] = {"env": environment.capture()}
+        from ..store.db import home_dir
+
+        updates: dict[str, Any] = {"env": environment.capture(home_dir(self.home) / "cache")}
         if self.notebook_note:
             updates["env"]["notebook_note"] = self.notebook_note
         snapshot = self._snapshot(scan_parameters=True)

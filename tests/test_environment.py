@@ -1,0 +1,125 @@
+"""What a run records of its environment, and what it costs: the package list is scanned once
+per interpreter and sys.path (kept in the process and on disk) and scanned again as soon as a
+package is installed or removed; the git state is read fresh for every run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from jupyter_mlp.tracker import environment
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    """A folder on sys.path holding one installed distribution; the process memo cleared."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setattr(environment, "_MEMO", {})
+    scans = []
+    real = environment._scan_packages
+    monkeypatch.setattr(environment, "_scan_packages", lambda: scans.append(1) or real())
+    install(folder, "mlp-fake-one", "1.0")
+    return folder, scans
+
+
+def install(folder, name: str, version: str) -> None:
+    info = folder / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+def test_packages_are_scanned_once_until_one_is_installed(site, tmp_path, monkeypatch):
+    folder, scans = site
+    cache = tmp_path / "cache"
+    first = environment.packages(cache)
+    assert first["mlp-fake-one"] == "1.0" and len(scans) == 1
+    assert environment.packages(cache) == first and len(scans) == 1  # the process keeps it
+    monkeypatch.setattr(environment, "_MEMO", {})  # a new process of this interpreter
+    assert environment.packages(cache) == first and len(scans) == 1  # read from the disk cache
+    install(folder, "mlp-fake-two", "2.0")  # pip install: the folder's mtime moves
+    again = environment.packages(cache)
+    assert again["mlp-fake-two"] == "2.0" and len(scans) == 2
+    monkeypatch.setattr(environment, "_MEMO", {})
+    assert environment.packages(cache)["mlp-fake-two"] == "2.0" and len(scans) == 2
+
+
+def test_a_broken_or_unwritable_cache_only_costs_a_scan(site, tmp_path, monkeypatch):
+    folder, scans = site
+    cache = tmp_path / "cache"
+    environment.packages(cache)
+    (file,) = cache.iterdir()
+    file.write_text("{not json")
+    monkeypatch.setattr(environment, "_MEMO", {})
+    assert environment.packages(cache)["mlp-fake-one"] == "1.0" and len(scans) == 2
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder would be")
+    monkeypatch.setattr(environment, "_MEMO", {})
+    assert environment.packages(blocked / "cache")["mlp-fake-one"] == "1.0"
+
+
+def git(cwd, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def test_git_state_is_read_fresh_for_every_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(environment, "_MEMO", {})
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a.py").write_text("x = 1\n")
+    info, diff = environment.git_state(repo)
+    assert info == {"root": str(repo.resolve()), "commit": None, "branch": "main", "dirty": True}
+    git(repo, "add", "a.py")
+    git(repo, "commit", "-q", "-m", "one")
+    info, diff = environment.git_state(repo)
+    assert info["commit"] == git(repo, "rev-parse", "HEAD") and not info["dirty"] and diff is None
+    (repo / "a.py").write_text("x = 2\n")
+    info, diff = environment.git_state(repo)
+    assert info["dirty"] and "+x = 2" in diff
+    git(repo, "commit", "-q", "-am", "two")
+    info, _ = environment.git_state(repo)
+    assert info["commit"] == git(repo, "rev-parse", "HEAD") and not info["dirty"]
+    git(repo, "checkout", "-q", "--detach")
+    assert environment.git_state(repo)[0]["branch"] == "HEAD"
+    assert environment.git_state(tmp_path) == (None, None)  # not a repository
+
+
+def test_capture_keeps_the_interpreter_facts(tmp_path, monkeypatch):
+    monkeypatch.setattr(environment, "_MEMO", {})
+    env = environment.capture(tmp_path / "cache")
+    assert env["python"] == sys.version.split()[0] and env["executable"] == sys.executable
+    monkeypatch.chdir(tmp_path)
+    assert environment.capture(tmp_path / "cache")["cwd"] == str(tmp_path)
+
+
+def test_a_process_killed_right_after_finish_keeps_the_whole_run(tmp_path):
+    """finish() returns once the run is durable, environment and git included: a process that
+    is killed (SIGKILL, no exit handlers) the moment it returns loses nothing."""
+    from jupyter_mlp.store import Store
+    from jupyter_mlp.store import runs as run_store
+
+    code = (
+        "import os, signal, jupyter_mlp as mlp\n"
+        "mlp.track('killed', project='k', gpu=False)\n"
+        "mlp.log_metric('loss', 0.5)\n"
+        "mlp.finish()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    home = tmp_path / "home"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
+        env={**__import__("os").environ, "MLP_HOME": str(home)}, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == -9, done.stderr
+    conn = Store(home).connect()
+    (row,) = run_store.list_runs(conn, limit=10)
+    run = run_store.get_run(conn, row["id"], with_cells=False)
+    assert run["status"] == "finished" and run["metrics"]["loss"] == 0.5, run
+    assert run["env"]["packages"] and run["env"]["cwd"] == str(tmp_path)
