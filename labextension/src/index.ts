@@ -25,7 +25,14 @@ import {
 } from '@jupyterlab/translation';
 import { ISignal, Signal } from '@lumino/signaling';
 
-import { EventFeed, getNotebook, NotebookWhich, sharedFeed } from './api';
+import {
+  EventFeed,
+  getNotebook,
+  ISweep,
+  NotebookWhich,
+  sharedFeed
+} from './api';
+import { listSweeps } from './api/sweeps';
 import { showRerunDialog } from './components/RerunDialog';
 import { pipelineIcon } from './icons';
 import { RunsModel } from './model/RunsModel';
@@ -224,6 +231,8 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
         void app.commands.execute(CommandIDs.rerun, { id }),
       sweep: (id: string) =>
         void app.commands.execute(CommandIDs.sweep, { id }),
+      openSweep: (id: string) =>
+        void app.commands.execute(CommandIDs.openSweep, { id }),
       openRun,
       openNotebook: (id: string, which: NotebookWhich) =>
         void app.commands.execute(CommandIDs.openNotebook, { id, which }),
@@ -322,6 +331,32 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
     const sweeps = new WidgetTracker<SweepWidget>({
       namespace: 'jupyter-mlp-sweep'
     });
+    /** The palette's Open Sweep: pick one of the newest sweeps (or type an id). */
+    const pickSweep = async (): Promise<string | null> => {
+      let found: ISweep[] = [];
+      try {
+        found = await listSweeps(50);
+      } catch {
+        // no listing (an old server): the id is typed
+      }
+      if (!found.length) {
+        const typed = await InputDialog.getText({
+          title: trans.__('Open Sweep'),
+          label: trans.__('No sweep listed. Sweep id (or its first digits)'),
+          okLabel: trans.__('Open')
+        });
+        return typed.value?.trim() || null;
+      }
+      const label = (s: ISweep) =>
+        `${s.name} · ${s.status} · ${s.objective?.text ?? ''} · ${s.id}`;
+      const picked = await InputDialog.getItem({
+        title: trans.__('Open Sweep'),
+        items: found.map(label),
+        okLabel: trans.__('Open')
+      });
+      return found.find(s => label(s) === picked.value)?.id ?? null;
+    };
+
     app.commands.addCommand(CommandIDs.openSweep, {
       label: trans.__('Open Sweep'),
       describedBy: {
@@ -333,14 +368,7 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
       execute: async args => {
         let id = String(args.id ?? '').trim();
         if (!id) {
-          id =
-            (
-              await InputDialog.getText({
-                title: trans.__('Open Sweep'),
-                label: trans.__('Sweep id (or its first digits)'),
-                okLabel: trans.__('Open')
-              })
-            ).value?.trim() ?? '';
+          id = (await pickSweep()) ?? '';
         }
         if (!id) {
           return;

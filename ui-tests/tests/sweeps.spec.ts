@@ -164,9 +164,33 @@ test('a finished sweep: best trial, table, charts, brushing, dark theme', async 
 
   // A row opens its run, as the runs panel does.
   await bestRow.click();
-  await expect(
-    page.locator(`.jp-mlp-RunDetail[data-run-id="${seeded.best_run}"]`)
-  ).toBeVisible();
+  const trialDetail = page.locator(
+    `.jp-mlp-RunDetail[data-run-id="${seeded.best_run}"]`
+  );
+  await expect(trialDetail).toBeVisible();
+  // The trial's lineage names its sweep, and opens it.
+  const sweepLink = trialDetail
+    .locator('.jp-mlp-Lineage')
+    .getByRole('button', { name: seeded.sweep });
+  await sweepLink.scrollIntoViewIfNeeded();
+  await expect(sweepLink).toBeInViewport();
+  await page.activity.closePanel('lr-depth search');
+  await expect(view).toHaveCount(0);
+  await sweepLink.click();
+  await expect(view).toBeVisible();
+
+  // The palette's Open Sweep lists the sweeps to pick from.
+  await page.activity.closePanel('lr-depth search');
+  await page.evaluate(() => {
+    // not awaited: the command waits for the dialog this test answers
+    void window.jupyterapp.commands.execute('jupyter-mlp:open-sweep', {});
+  });
+  const picker = page.locator('.jp-Dialog');
+  await expect(picker.locator('select option')).toContainText([
+    `lr-depth search · finished · max:metric.val_acc · ${seeded.sweep}`
+  ]);
+  await picker.getByRole('button', { name: 'Open' }).click();
+  await expect(view).toBeVisible();
 });
 
 const TINY = notebookJson([

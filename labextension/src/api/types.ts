@@ -84,6 +84,8 @@ export interface IRun {
   parent_id?: string | null;
   pipeline_run_id?: string | null;
   stage?: string | null;
+  /** The sweep this run is a trial of. */
+  sweep_id?: string | null;
   notebook?: string | null;
   /** Hash of the notebook snapshot (the template of reruns and stages). */
   snapshot?: string | null;

@@ -24,6 +24,8 @@ export interface IRunDetailActions {
   rerun: (id: string) => void;
   /** Start a parameter sweep from the run (the Sweep… dialog). */
   sweep?: (id: string) => void;
+  /** Open a sweep's view (the run is one of its trials). */
+  openSweep?: (id: string) => void;
   openRun: (id: string) => void;
   openNotebook: (id: string, which: NotebookWhich) => void;
   /** Show runs matching a filter in the runs panel. */
@@ -714,6 +716,24 @@ function Lineage({
           )}
         </dd>
       </div>
+      {run.sweep_id && (
+        <div className="jp-mlp-Fact">
+          <dt>{trans.__('Sweep')}</dt>
+          <dd>
+            {trans.__('a trial of')}{' '}
+            <button
+              className="jp-mlp-Link"
+              onClick={() =>
+                actions.openSweep
+                  ? actions.openSweep(run.sweep_id!)
+                  : actions.showInPanel(`sweep = "${run.sweep_id}"`)
+              }
+            >
+              {run.sweep_id}
+            </button>
+          </dd>
+        </div>
+      )}
       {run.pipeline_run_id && (
         <div className="jp-mlp-Fact">
           <dt>{trans.__('Pipeline')}</dt>
