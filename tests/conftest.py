@@ -100,7 +100,10 @@ class Kernel:
                 result.ename, result.evalue = content["ename"], content["evalue"]
             elif kind == "status" and content["execution_state"] == "idle":
                 break
-        reply = self.kc.get_shell_msg(timeout=max(deadline - time.monotonic(), 1))
+        while True:  # this cell's reply: skip any other one still queued (kernel_info at start)
+            reply = self.kc.get_shell_msg(timeout=max(deadline - time.monotonic(), 1))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
         result.status = reply["content"]["status"]
         return result
 

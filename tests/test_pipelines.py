@@ -237,7 +237,8 @@ def test_fifty_stage_dag_runs_in_dependency_order(store, jobs, tmp_path):
             "after": after,
         }
     run = run_pipeline(store, jobs, pipeline(stages), tmp_path)
-    assert set(statuses(run).values()) == {"succeeded"}
+    failed = {n: s.get("error") for n, s in run["stages"].items() if s["status"] != "succeeded"}
+    assert not failed, failed  # (once in CI one stage failed here: its error says why)
     conn = store.connect()
     times = {}
     for name, s in run["stages"].items():
