@@ -15,7 +15,7 @@ import { expect, test } from '@jupyterlab/galata';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { RESULTS, SIDEBAR_ID, store } from './helpers';
+import { expectWhollyOnCanvas, RESULTS, SIDEBAR_ID, store } from './helpers';
 
 const RUNS = 10_000;
 
@@ -258,7 +258,7 @@ test('pipeline editor figures: the example and 100 stages', async ({
   const node = page.locator(
     '.jp-mlp-PipelineDocument:not(.lm-mod-hidden) .jp-mlp-StageNode[data-stage="train"]'
   );
-  await expect(node).toBeInViewport({ ratio: 1 });
+  await expectWhollyOnCanvas(node);
   expect((await node.boundingBox())!.width).toBeGreaterThanOrEqual(120);
 
   const stages: Record<string, unknown> = {};

@@ -14,6 +14,7 @@ import {
   codeCell,
   contrast,
   docsPath,
+  expectWhollyOnCanvas,
   MLP_HOME,
   notebookJson,
   openSidebar,
@@ -72,7 +73,7 @@ test.describe('the shipped example pipeline', () => {
       .dblclick();
     for (const name of ['prepare', 'train', 'evaluate']) {
       const node = stage(page, name);
-      await expect(node).toBeInViewport({ ratio: 1 });
+      await expectWhollyOnCanvas(node);
       await expect
         .poll(async () => (await node.boundingBox())?.width ?? 0)
         .toBeGreaterThanOrEqual(120);
@@ -399,7 +400,7 @@ test('README screenshots: the example pipeline in the dark theme', async ({
   await uploadExamples(page, tmpPath);
   await page.theme.setDarkTheme();
   await page.filebrowser.open(`${tmpPath}/digits.mlpipe`);
-  await expect(stage(page, 'evaluate')).toBeInViewport({ ratio: 1 });
+  await expectWhollyOnCanvas(stage(page, 'evaluate'));
   await expect(editor(page).locator('.jp-mlp-PipelineCanvas')).toHaveAttribute(
     'data-fitted',
     'true'

@@ -179,3 +179,61 @@ export async function contrast(locator: Locator): Promise<number> {
     return (a + 0.05) / (b + 0.05);
   });
 }
+
+/**
+ * A pipeline stage lies wholly on its canvas: inside the canvas and the page, clear of the
+ * minimap. Geometry with half a pixel of slack, since Playwright's `toBeInViewport({ratio: 1})`
+ * can read 0.9999998 for a node drawn at a fractional zoom.
+ */
+export async function expectWhollyOnCanvas(
+  node: Locator,
+  timeout = 5000
+): Promise<void> {
+  const canvas = node.locator(
+    'xpath=ancestor::*[contains(concat(" ", normalize-space(@class), " "), " jp-mlp-PipelineCanvas ")][1]'
+  );
+  const minimap = canvas.locator('.jp-mlp-PipelineCanvas-minimap');
+  const slack = 0.5;
+  await expect
+    .poll(
+      async () => {
+        const box = await node.boundingBox();
+        const area = await canvas.boundingBox();
+        const size = node.page().viewportSize();
+        if (!box || !area || !size) {
+          return 'not drawn';
+        }
+        const inside = (outer: {
+          x: number;
+          y: number;
+          width: number;
+          height: number;
+        }) =>
+          box.x >= outer.x - slack &&
+          box.y >= outer.y - slack &&
+          box.x + box.width <= outer.x + outer.width + slack &&
+          box.y + box.height <= outer.y + outer.height + slack;
+        if (!inside(area)) {
+          return 'outside the canvas';
+        }
+        if (!inside({ x: 0, y: 0, width: size.width, height: size.height })) {
+          return 'outside the page';
+        }
+        const map = (await minimap.count())
+          ? await minimap.boundingBox()
+          : null;
+        if (
+          map &&
+          box.x < map.x + map.width - slack &&
+          map.x < box.x + box.width - slack &&
+          box.y < map.y + map.height - slack &&
+          map.y < box.y + box.height - slack
+        ) {
+          return 'under the minimap';
+        }
+        return 'on the canvas';
+      },
+      { timeout }
+    )
+    .toBe('on the canvas');
+}

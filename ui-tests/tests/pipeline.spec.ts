@@ -8,7 +8,7 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { APIRequestContext, Locator } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
-import { codeCell, notebookJson } from './helpers';
+import { codeCell, expectWhollyOnCanvas, notebookJson } from './helpers';
 
 const FACTORY = 'jupyter-mlp Pipeline Editor';
 const TEMPLATE_DIR = 'mlp-templates';
@@ -148,10 +148,7 @@ async function fitBoth(page: IJupyterLabPageFixture): Promise<void> {
   await expect(async () => {
     await editor(page).getByRole('button', { name: 'Fit view' }).click();
     for (const name of ['prepare', 'train']) {
-      await expect(stage(page, name)).toBeInViewport({
-        ratio: 1,
-        timeout: 1000
-      });
+      await expectWhollyOnCanvas(stage(page, name), 1000);
     }
   }).toPass({ timeout: 20_000 });
 }
