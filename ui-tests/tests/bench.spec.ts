@@ -15,7 +15,13 @@ import { expect, test } from '@jupyterlab/galata';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { expectWhollyOnCanvas, RESULTS, SIDEBAR_ID, store } from './helpers';
+import {
+  expectWhollyOnCanvas,
+  openPipelineTimed,
+  RESULTS,
+  SIDEBAR_ID,
+  store
+} from './helpers';
 
 const RUNS = 10_000;
 
@@ -281,34 +287,7 @@ test('pipeline editor figures: the example and 100 stages', async ({
     'text',
     big
   );
-  const bigMs = await page.evaluate(async file => {
-    const t0 = performance.now();
-    await window.jupyterapp.commands.execute('docmanager:open', {
-      path: file,
-      factory: 'jupyter-mlp Pipeline Editor'
-    });
-    await new Promise<void>(resolve => {
-      const check = () => {
-        const nodes = document.querySelectorAll<HTMLElement>(
-          '.jp-mlp-PipelineDocument:not(.lm-mod-hidden) .react-flow__node'
-        );
-        if (
-          nodes.length === 100 &&
-          [...nodes].every(
-            n =>
-              n.style.visibility !== 'hidden' &&
-              n.querySelector('.jp-mlp-StageNode')
-          )
-        ) {
-          resolve();
-        } else {
-          requestAnimationFrame(check);
-        }
-      };
-      check();
-    });
-    return performance.now() - t0;
-  }, big);
+  const bigMs = await openPipelineTimed(page, big, 100);
 
   const figures = {
     editor_open_example_ms: Math.round(exampleMs),

@@ -12,6 +12,8 @@ export const REPO = path.resolve(UI_TESTS, '..');
 export const MLP_HOME =
   process.env.MLP_UI_HOME || path.join(UI_TESTS, '.mlp-home');
 export const RESULTS = path.join(UI_TESTS, 'test-results');
+/** The pipeline editor's document widget factory. */
+export const PIPELINE_FACTORY = 'jupyter-mlp Pipeline Editor';
 
 /** Run ui-tests/mlp_store.py (clear / runs / bulk N) against the test server's store. */
 export function store(...args: string[]): string {
@@ -236,4 +238,47 @@ export async function expectWhollyOnCanvas(
       { timeout }
     )
     .toBe('on the canvas');
+}
+
+/**
+ * Open a pipeline file in the pipeline editor and wait, frame by frame, until its `stages` nodes
+ * are all drawn (none hidden while React Flow measures it, each with its stage node inside);
+ * returns how long that took in the page, in ms.
+ */
+export async function openPipelineTimed(
+  page: IJupyterLabPageFixture,
+  file: string,
+  stages = 100
+): Promise<number> {
+  return page.evaluate(
+    async ({ file, factory, stages }) => {
+      const t0 = performance.now();
+      await window.jupyterapp.commands.execute('docmanager:open', {
+        path: file,
+        factory
+      });
+      await new Promise<void>(resolve => {
+        const check = () => {
+          const nodes = document.querySelectorAll<HTMLElement>(
+            '.jp-mlp-PipelineDocument:not(.lm-mod-hidden) .react-flow__node'
+          );
+          if (
+            nodes.length === stages &&
+            [...nodes].every(
+              n =>
+                n.style.visibility !== 'hidden' &&
+                n.querySelector('.jp-mlp-StageNode')
+            )
+          ) {
+            resolve();
+          } else {
+            requestAnimationFrame(check);
+          }
+        };
+        check();
+      });
+      return performance.now() - t0;
+    },
+    { file, factory: PIPELINE_FACTORY, stages }
+  );
 }

@@ -8,9 +8,13 @@ import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { APIRequestContext, Locator } from '@playwright/test';
 import * as fs from 'fs';
 import * as path from 'path';
-import { codeCell, expectWhollyOnCanvas, notebookJson } from './helpers';
+import {
+  codeCell,
+  expectWhollyOnCanvas,
+  notebookJson,
+  openPipelineTimed
+} from './helpers';
 
-const FACTORY = 'jupyter-mlp Pipeline Editor';
 const TEMPLATE_DIR = 'mlp-templates';
 const FIGURES = path.resolve(
   __dirname,
@@ -535,37 +539,7 @@ test.describe('pipeline editor', () => {
       'text',
       file
     );
-    const ms = await page.evaluate(
-      async ({ file, factory }) => {
-        const t0 = performance.now();
-        await window.jupyterapp.commands.execute('docmanager:open', {
-          path: file,
-          factory
-        });
-        await new Promise<void>(resolve => {
-          const check = () => {
-            const nodes = document.querySelectorAll<HTMLElement>(
-              '.jp-mlp-PipelineDocument:not(.lm-mod-hidden) .react-flow__node'
-            );
-            if (
-              nodes.length === 100 &&
-              [...nodes].every(
-                n =>
-                  n.style.visibility !== 'hidden' &&
-                  n.querySelector('.jp-mlp-StageNode')
-              )
-            ) {
-              resolve();
-            } else {
-              requestAnimationFrame(check);
-            }
-          };
-          check();
-        });
-        return performance.now() - t0;
-      },
-      { file, factory: FACTORY }
-    );
+    const ms = await openPipelineTimed(page, file, 100);
     await expect(editor(page).locator('.jp-mlp-StageNode')).toHaveCount(100);
     await expect(stage(page, 's0')).toBeInViewport();
     await expect(editor(page).locator('.react-flow__edge')).toHaveCount(99);

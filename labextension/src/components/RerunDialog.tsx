@@ -9,7 +9,12 @@ import { Widget } from '@lumino/widgets';
 import * as React from 'react';
 
 import { IExecutor } from '../api';
-import { FieldError, IRerunField, RerunModel } from '../model/RerunModel';
+import {
+  ExecutorFormModel,
+  FieldError,
+  IRerunField,
+  RerunModel
+} from '../model/RerunModel';
 import { useSignal } from './hooks';
 
 export interface IRerunFormProps {
@@ -95,47 +100,13 @@ export function RerunForm({
             <span className="jp-mlp-RerunField-label">
               {trans.__('Executor')}
             </span>
-            <select
-              className="jp-mod-styled"
-              name="executor"
-              value={model.executor}
-              onChange={e => model.setExecutor(e.currentTarget.value)}
-            >
-              {model.executors.length === 0 && (
-                <option value="">{trans.__('default')}</option>
-              )}
-              {model.executors.map(ex => (
-                <option
-                  key={ex.name}
-                  value={ex.name}
-                  disabled={ex.available === false}
-                  title={ex.reason ?? undefined}
-                >
-                  {ex.name}
-                  {ex.available === false
-                    ? ' ' + trans.__('(unavailable)')
-                    : ''}
-                  {typeof ex.running === 'number'
-                    ? ' ' +
-                      trans.__(
-                        '(%1 running, %2 queued)',
-                        ex.running,
-                        ex.queued ?? 0
-                      )
-                    : ''}
-                </option>
-              ))}
-            </select>
+            <ExecutorSelect model={model} trans={trans} showLoad />
           </label>
-          <ExecutorNotes executors={model.executors} trans={trans} />
-          {model.executorsError && (
-            <p className="jp-mlp-Muted">
-              {trans.__(
-                'Executors unavailable (%1); the default is used.',
-                model.executorsError
-              )}
-            </p>
-          )}
+          <ExecutorNotes
+            executors={model.executors}
+            error={model.executorsError}
+            trans={trans}
+          />
           <label className="jp-mlp-RerunField">
             <span className="jp-mlp-RerunField-label">{trans.__('GPUs')}</span>
             <input
@@ -199,32 +170,92 @@ export function DialogFooter(props: {
   );
 }
 
-/** Why an executor cannot be chosen, or may not start jobs at once, in a line each. */
+/**
+ * The executor `<select>` of a form model that picks one (the Rerun and Sweep dialogs): the
+ * server's default when none is listed, an unavailable executor disabled with its reason as the
+ * title; with `showLoad`, how many jobs each runs and queues.
+ */
+export function ExecutorSelect({
+  model,
+  trans,
+  id,
+  showLoad = false
+}: {
+  model: ExecutorFormModel;
+  trans: TranslationBundle;
+  id?: string;
+  showLoad?: boolean;
+}): JSX.Element {
+  return (
+    <select
+      id={id}
+      className="jp-mod-styled"
+      name="executor"
+      value={model.executor}
+      onChange={e => model.setExecutor(e.currentTarget.value)}
+    >
+      {model.executors.length === 0 && (
+        <option value="">{trans.__('default')}</option>
+      )}
+      {model.executors.map(ex => (
+        <option
+          key={ex.name}
+          value={ex.name}
+          disabled={ex.available === false}
+          title={ex.reason ?? undefined}
+        >
+          {ex.name}
+          {ex.available === false ? ' ' + trans.__('(unavailable)') : ''}
+          {showLoad && typeof ex.running === 'number'
+            ? ' ' +
+              trans.__('(%1 running, %2 queued)', ex.running, ex.queued ?? 0)
+            : ''}
+        </option>
+      ))}
+    </select>
+  );
+}
+
+/**
+ * Why an executor cannot be chosen, or may not start jobs at once, in a line each; then, given
+ * `error`, that the executors could not be listed.
+ */
 export function ExecutorNotes({
   executors,
+  error,
   trans
 }: {
   executors: readonly IExecutor[] | null;
+  error?: string | null;
   trans: TranslationBundle;
 }): JSX.Element | null {
   const notes = (executors ?? []).filter(e => e.reason);
-  if (!notes.length) {
+  if (!notes.length && !error) {
     return null;
   }
   return (
-    <ul className="jp-mlp-ExecutorNotes">
-      {notes.map(e => (
-        <li key={e.name} data-executor={e.name}>
-          {e.available === false
-            ? trans.__('%1 cannot be chosen: %2.', e.name, e.reason ?? '')
-            : trans.__(
-                '%1: %2; its jobs wait until it is back.',
-                e.name,
-                e.reason ?? ''
-              )}
-        </li>
-      ))}
-    </ul>
+    <>
+      {notes.length > 0 && (
+        <ul className="jp-mlp-ExecutorNotes">
+          {notes.map(e => (
+            <li key={e.name} data-executor={e.name}>
+              {e.available === false
+                ? trans.__('%1 cannot be chosen: %2.', e.name, e.reason ?? '')
+                : trans.__(
+                    '%1: %2; its jobs wait until it is back.',
+                    e.name,
+                    e.reason ?? ''
+                  )}
+            </li>
+          ))}
+        </ul>
+      )}
+      {error && (
+        <p className="jp-mlp-Muted">
+          {trans.__('Executors unavailable (%1); the default is used.', error)}
+        </p>
+      )}
+    </>
   );
 }
 

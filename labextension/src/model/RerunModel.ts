@@ -137,13 +137,18 @@ function sameValue(a: JSONValue, b: JSONValue): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-export class RerunModel extends LiveModel {
-  constructor(readonly runId: string) {
+/**
+ * The executor part of a form that starts work (the Rerun and Sweep forms): the one executor list
+ * of the front end, loaded by the form's `load` and disposed with it; a change of it is a change of
+ * the form.
+ */
+export abstract class ExecutorFormModel extends LiveModel {
+  constructor() {
     super(null);
     this.executorChoices.changed.connect(() => this.emit());
   }
 
-  /** Where the rerun can go (the one executor list of the front end). */
+  /** Where the work can go. */
   readonly executorChoices = new ExecutorChoices();
 
   dispose(): void {
@@ -151,16 +156,32 @@ export class RerunModel extends LiveModel {
     super.dispose();
   }
 
-  get fields(): readonly IRerunField[] {
-    return this._fields;
-  }
-
   get executors(): readonly IExecutor[] {
     return this.executorChoices.executors ?? [];
   }
 
+  /** The executor chosen ('' : the server's default). */
   get executor(): string {
     return this.executorChoices.chosen ?? '';
+  }
+
+  /** The executors could not be listed (the default one is used). */
+  get executorsError(): string | null {
+    return this.executorChoices.error;
+  }
+
+  setExecutor(name: string): void {
+    this.executorChoices.choose(name || null);
+  }
+}
+
+export class RerunModel extends ExecutorFormModel {
+  constructor(readonly runId: string) {
+    super();
+  }
+
+  get fields(): readonly IRerunField[] {
+    return this._fields;
   }
 
   /** GPUs as typed; empty means "as many as the run had". */
@@ -179,11 +200,6 @@ export class RerunModel extends LiveModel {
 
   get loadError(): string | null {
     return this._loadError;
-  }
-
-  /** The executors could not be listed (the default one is used). */
-  get executorsError(): string | null {
-    return this.executorChoices.error;
   }
 
   get submitting(): boolean {
@@ -251,10 +267,6 @@ export class RerunModel extends LiveModel {
     });
     this._submitError = null;
     this.emit();
-  }
-
-  setExecutor(name: string): void {
-    this.executorChoices.choose(name || null);
   }
 
   setGpus(text: string): void {

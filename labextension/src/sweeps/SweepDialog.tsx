@@ -9,6 +9,7 @@ import * as React from 'react';
 import {
   DialogFooter,
   ExecutorNotes,
+  ExecutorSelect,
   showFormDialog
 } from '../components/RerunDialog';
 import { useSignal } from '../components/hooks';
@@ -281,40 +282,17 @@ export function SweepForm({
         <fieldset className="jp-mlp-Rerun-where">
           <legend>{trans.__('Where')}</legend>
           <Row label={trans.__('Executor')} htmlFor="jp-mlp-sweep-executor">
-            <select
+            <ExecutorSelect
               id="jp-mlp-sweep-executor"
-              className="jp-mod-styled"
-              name="executor"
-              value={model.executor}
-              onChange={e => model.setExecutor(e.currentTarget.value)}
-            >
-              {model.executors.length === 0 && (
-                <option value="">{trans.__('default')}</option>
-              )}
-              {model.executors.map(ex => (
-                <option
-                  key={ex.name}
-                  value={ex.name}
-                  disabled={ex.available === false}
-                  title={ex.reason ?? undefined}
-                >
-                  {ex.name}
-                  {ex.available === false
-                    ? ' ' + trans.__('(unavailable)')
-                    : ''}
-                </option>
-              ))}
-            </select>
+              model={model}
+              trans={trans}
+            />
           </Row>
-          <ExecutorNotes executors={model.executors} trans={trans} />
-          {model.executorsError && (
-            <p className="jp-mlp-Muted">
-              {trans.__(
-                'Executors unavailable (%1); the default is used.',
-                model.executorsError
-              )}
-            </p>
-          )}
+          <ExecutorNotes
+            executors={model.executors}
+            error={model.executorsError}
+            trans={trans}
+          />
           <ServerError model={model} field="executor" />
           <Row label={trans.__('GPUs per trial')} htmlFor="jp-mlp-sweep-gpus">
             <input

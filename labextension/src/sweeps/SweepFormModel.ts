@@ -10,7 +10,6 @@ import {
   getMetricKeys,
   getOutputs,
   getParams,
-  IExecutor,
   IMetricKey,
   IOutput,
   IParam,
@@ -18,8 +17,7 @@ import {
 } from '../api';
 import { startSweep } from '../api/sweeps';
 import { IStartSweepRequest } from '../api/types';
-import { ExecutorChoices } from '../model/ExecutorChoices';
-import { LiveModel } from '../model/LiveModel';
+import { ExecutorFormModel } from '../model/RerunModel';
 import { typeKind } from '../paramTypes';
 
 export type SweepMode = 'fixed' | 'choices' | 'range';
@@ -154,17 +152,9 @@ function guessDirection(key: string): Direction {
   return /loss|err|mse|mae|rmse|time|latency/i.test(key) ? 'min' : 'max';
 }
 
-export class SweepFormModel extends LiveModel {
+export class SweepFormModel extends ExecutorFormModel {
   constructor(readonly runId: string) {
-    super(null);
-    this.executorChoices.changed.connect(() => this.emit());
-  }
-
-  readonly executorChoices = new ExecutorChoices();
-
-  dispose(): void {
-    this.executorChoices.dispose();
-    super.dispose();
+    super();
   }
 
   get fields(): readonly ISweepParamField[] {
@@ -199,15 +189,6 @@ export class SweepFormModel extends LiveModel {
   }
   get gpus(): string {
     return this._gpus;
-  }
-  get executors(): readonly IExecutor[] {
-    return this.executorChoices.executors ?? [];
-  }
-  get executor(): string {
-    return this.executorChoices.chosen ?? '';
-  }
-  get executorsError(): string | null {
-    return this.executorChoices.error;
   }
   get loading(): boolean {
     return this._loading;
@@ -384,7 +365,7 @@ export class SweepFormModel extends LiveModel {
   }
 
   setExecutor(name: string): void {
-    this.executorChoices.choose(name || null);
+    super.setExecutor(name);
     this._touched('executor');
   }
 
