@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -215,3 +216,30 @@ def tracked_run(
     with store.write() as conn:
         apply_batch(conn, run_id, {"run": fields, "params": rows})
     return run_id
+
+
+@pytest.fixture
+def service(store):
+    """service(**kw) -> a started JobService on the test's store; all are stopped afterwards and
+    any job process still alive is killed (a failing test leaves nothing behind)."""
+    from jupyter_mlp.execution.service import JobService
+
+    started: list[JobService] = []
+
+    def make(**kw) -> JobService:
+        kw.setdefault("poll_interval", 0.05)
+        svc = JobService(store, **kw)
+        svc.start()
+        started.append(svc)
+        return svc
+
+    yield make
+    for svc in started:
+        svc.stop()
+    from jupyter_mlp.execution.processes import group_alive
+    from jupyter_mlp.store import jobs
+
+    for job in jobs.list_jobs(store.connect()):
+        for group in (job.pgid, job.kernel_pgid):
+            if group and group_alive(group):
+                os.killpg(group, signal.SIGKILL)

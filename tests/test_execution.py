@@ -61,28 +61,6 @@ def cell_started(store, run_id: str, text: str) -> bool:
     )
 
 
-@pytest.fixture
-def service(store):
-    """service(**kw) -> a started JobService on the test's store; all are stopped afterwards and
-    any job process still alive is killed (a failing test leaves nothing behind)."""
-    started: list[JobService] = []
-
-    def make(**kw) -> JobService:
-        kw.setdefault("poll_interval", 0.05)
-        svc = JobService(store, **kw)
-        svc.start()
-        started.append(svc)
-        return svc
-
-    yield make
-    for svc in started:
-        svc.stop()
-    for job in jobs.list_jobs(store.connect()):
-        for group in (job.pgid, job.kernel_pgid):
-            if group and group_alive(group):
-                os.killpg(group, signal.SIGKILL)
-
-
 PLAIN = [  # no %mlp_track: the engine records the cells from the outside
     {"id": "params", "source": "lr = 0.5\nepochs = 2\nname = 'base'", "tags": ["parameters"]},
     {"id": "train", "source": "loss = lr * epochs\nprint('loss', loss)"},

@@ -59,6 +59,7 @@ class CellRecorder:
         self.total = 0
         self.kernel_pid: int | None = None
         self.kernel_pgid: int | None = None
+        self.kernel_exiting = False  # asked to shut down; the job waits for its exit last
         self.on_total: Callable[[int], None] | None = None
 
     def notebook_start(self, nb: Any) -> None:
@@ -163,6 +164,41 @@ del _mlp_sys
 FINISH_TIMEOUT_S = 30.0
 
 
+async def _warm_ready(kc: Any, km: Any, timeout: float) -> None:
+    """jupyter_client's wait_for_ready for a kernel that is already up, without its 0.2 s of
+    IOPub silence at the end: a kernel_info reply on shell, and that request's `idle` on IOPub
+    (so IOPub is connected and nothing of it is left to flush). ipykernel greets a new IOPub
+    subscriber (`iopub_welcome`); waiting for that first lets the first request count."""
+    from queue import Empty
+
+    deadline = time.monotonic() + timeout
+    try:
+        await kc.iopub_channel.get_msg(timeout=0.25)
+    except Empty:  # a kernel that does not greet: the loop below asks again until IOPub is up
+        pass
+    while time.monotonic() < deadline:
+        msg_id = kc.kernel_info()
+        try:
+            reply = await kc.shell_channel.get_msg(timeout=1)
+            while reply["parent_header"].get("msg_id") != msg_id:
+                reply = await kc.shell_channel.get_msg(timeout=1)
+            while True:
+                msg = await kc.iopub_channel.get_msg(timeout=0.2)
+                if (
+                    msg["parent_header"].get("msg_id") == msg_id
+                    and msg["msg_type"] == "status"
+                    and msg["content"].get("execution_state") == "idle"
+                ):
+                    handle = getattr(kc, "_handle_kernel_info_reply", None)
+                    if handle is not None:
+                        handle(reply)
+                    return
+        except Empty:
+            if not await km.is_alive():
+                raise RuntimeError("the warm kernel died before replying to kernel_info") from None
+    raise RuntimeError(f"the warm kernel did not answer within {timeout:.0f} s")
+
+
 class MlpEngine:
     """papermill engine `mlp`. Engine kwargs (all optional):
     mlp_recorder: a CellRecorder (the job runner passes one; standalone use makes one from env),
@@ -196,11 +232,16 @@ def _papermill_classes() -> tuple[Any, Any]:
     global _classes
     if _classes is not None:
         return _classes
+    from nbclient.util import ensure_async, run_sync
+    from nbclient.util import run_hook as _run_hook
     from papermill.clientwrap import PapermillNotebookClient  # type: ignore[import-untyped]
     from papermill.engines import NBClientEngine  # type: ignore[import-untyped]
 
     class MlpNotebookClient(PapermillNotebookClient):
         """papermill's client with hooks that feed a CellRecorder."""
+
+        km: Any  # (annotations only: nbclient sets both)
+        kc: Any
 
         def __init__(
             self,
@@ -208,10 +249,13 @@ def _papermill_classes() -> tuple[Any, Any]:
             recorder: CellRecorder,
             should_stop: Callable[[], bool] | None = None,
             on_kernel: Callable[[int | None, int | None], None] | None = None,
+            warm: tuple[Any, str] | None = None,
             **kw: Any,
         ) -> None:
             kw.setdefault("kernel_manager_class", MlpKernelManager)
             super().__init__(nb_man, **kw)
+            self.warm = warm  # (a PooledKernel, its prelude): connect to it, start none
+            self.cold_start: dict[str, Any] = {}  # how to start a kernel if the warm one fails
             self.recorder = recorder
             self.should_stop = should_stop or (lambda: False)
             self.on_kernel = on_kernel
@@ -220,7 +264,44 @@ def _papermill_classes() -> tuple[Any, Any]:
             self.on_cell_execute = self._cell_execute
             self.on_cell_executed = self._cell_executed
 
-        def _notebook_started(self, notebook: Any) -> None:
+        def create_kernel_manager(self) -> Any:
+            km: Any = super().create_kernel_manager()
+            if self.warm is not None:
+                from .kernel_pool import AdoptedKernel
+
+                AdoptedKernel(self.warm[0]).adopt(km)
+            return km
+
+        async def async_start_new_kernel_client(self) -> Any:
+            if self.warm is None:
+                return await super().async_start_new_kernel_client()
+            km: Any = self.km
+            self.kc = km.client()
+            await ensure_async(self.kc.start_channels())
+            try:
+                await _warm_ready(self.kc, km, self.startup_timeout)
+            except Exception as exc:  # a warm kernel that died or hangs: start a cold one
+                self.log.warning("jupyter-mlp: %s; starting a kernel for this job", exc)
+                await ensure_async(self.kc.stop_channels())
+                self.warm[0].discard()
+                self.warm, self.kc = None, None
+                self.km = super().create_kernel_manager()
+                await self.async_start_new_kernel(**self.cold_start)
+                return await super().async_start_new_kernel_client()
+            self.kc.allow_stdin = False
+            await _run_hook(self.on_notebook_start, notebook=self.nb)
+            return self.kc
+
+        async def _notebook_started(self, notebook: Any) -> None:
+            if self.warm is not None:  # what a cold start gives the kernel: env, cwd
+                msg_id = self.kc.execute(self.warm[1], silent=True, store_history=False)
+                reply = await self.async_wait_for_reply(msg_id)
+                content = (reply or {}).get("content") or {}
+                if content.get("status") != "ok":
+                    raise RuntimeError(
+                        "the warm kernel could not be given the job's environment: "
+                        f"{content.get('ename')}: {content.get('evalue')}"
+                    )
             provisioner = getattr(self.km, "provisioner", None)
             pid = getattr(provisioner, "pid", None)
             pgid = getattr(provisioner, "pgid", None)
@@ -244,13 +325,39 @@ def _papermill_classes() -> tuple[Any, Any]:
             self.recorder.cell_end(execute_reply)
 
         async def _async_cleanup_kernel(self) -> None:
+            finished = False
             try:
                 if self.kc is not None and self.km is not None and await self.km.is_alive():
                     msg_id = self.kc.execute(FINISH_TRACKER, silent=True, store_history=False)
                     await asyncio.wait_for(self.async_wait_for_reply(msg_id), FINISH_TIMEOUT_S)
+                    finished = True
             except Exception:  # a kernel that died or hangs: shut it down all the same
                 pass
+            if finished and self.owns_km and await self._ask_shutdown():
+                return
             await super()._async_cleanup_kernel()
+
+        async def _ask_shutdown(self) -> bool:
+            """Ask the idle kernel to shut down, and leave without waiting for it to exit (a few
+            hundred ms no job should wait for): the job reports its outcome first, then waits
+            for the kernel's exit and kills what is left (NotebookJob.cleanup)."""
+            km: Any = self.km
+            kc: Any = self.kc
+            try:
+                await km.request_shutdown()
+                self.recorder.kernel_exiting = True
+                await km.cleanup_resources()
+                await ensure_async(kc.stop_channels())
+            except Exception:
+                return False
+            self.kc = None
+            self.km = None
+            return True
+
+        # nbclient binds its sync wrappers to its own coroutines: papermill's (sync)
+        # setup_kernel would never reach the overrides here without these
+        _cleanup_kernel = run_sync(_async_cleanup_kernel)
+        start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     class Engine(NBClientEngine):
         @classmethod
@@ -291,12 +398,13 @@ def _papermill_classes() -> tuple[Any, Any]:
             mlp_should_stop: Callable[[], bool] | None = None,
             mlp_on_kernel: Callable[[int | None, int | None], None] | None = None,
             mlp_cwd: str | None = None,
+            mlp_kernel: Any = None,
             **kwargs: Any,
         ) -> Any:
             return _execute(
                 MlpNotebookClient, nb_man, kernel_name, log_output, stdout_file, stderr_file,
                 start_timeout, execution_timeout, mlp_recorder, mlp_env, mlp_should_stop,
-                mlp_on_kernel, kwargs, mlp_cwd,
+                mlp_on_kernel, kwargs, mlp_cwd, mlp_kernel,
             )  # fmt: skip
 
     _classes = (MlpNotebookClient, Engine)
@@ -318,6 +426,7 @@ def _execute(
     on_kernel: Callable[[int | None, int | None], None] | None,
     kwargs: dict[str, Any],
     cwd: str | None = None,
+    pooled: Any = None,
 ) -> Any:
     if recorder is None:  # called without Engine.execute_notebook: record into a new run anyway
         recorder = _Standalone(kernel_name, kwargs.get("input_path"), None).recorder
@@ -330,8 +439,19 @@ def _execute(
         env["MLP_HOME"] = str(home)
     for name in ("input_path", "timeout", "startup_timeout"):
         kwargs.pop(name, None)
+    warm = None
+    if pooled is not None:  # a warm kernel from the pool, if it is the one this job would start
+        from .kernel_pool import fits, prelude
+
+        final = pooled.job_env(env)
+        why = fits(pooled, kernel_name, final)
+        if why is None:
+            warm = (pooled, prelude(pooled, final, cwd))
+        else:
+            pooled.discard()
+            _logger().info("a cold kernel: the warm one was %s", why)
     client = client_class(
-        nb_man, recorder, should_stop=should_stop, on_kernel=on_kernel,
+        nb_man, recorder, should_stop=should_stop, on_kernel=on_kernel, warm=warm,
         timeout=execution_timeout or None, startup_timeout=start_timeout,
         kernel_name=kernel_name, log=_logger(), log_output=log_output,
         stdout_file=stdout_file, stderr_file=stderr_file, **kwargs,
@@ -339,7 +459,9 @@ def _execute(
     try:
         # the kernel's working directory, given to the kernel alone: papermill's own `cwd`
         # changes the whole process's, which jobs sharing a process (Dask threads) cannot have
-        result = client.execute(env=env, **({"cwd": cwd} if cwd else {}))
+        start = {"env": env, **({"cwd": cwd} if cwd else {})}
+        client.cold_start = start
+        result = client.execute(**start)
     except BaseException as exc:
         stopped = isinstance(exc, (JobCancelled, KeyboardInterrupt)) or (
             should_stop is not None and should_stop()

@@ -2,9 +2,11 @@
 
     python -m jupyter_mlp.execution.job_process RUN_ID      run one claimed job, then start the next
                                                         queued local job if no service is there
-    python -m jupyter_mlp.execution.job_process --launcher  read {"run_id", "env", "log"} lines on
-                                                        stdin, fork a job process for each (own
-                                                        session, output to the log), reply {"pid"}
+    python -m jupyter_mlp.execution.job_process --launcher  read {"run_id", "env", "log", "kernel",
+                                                        "cards"} lines on stdin, fork a job process
+                                                        for each (own session, output to the log,
+                                                        a warm kernel of the launcher's pool when
+                                                        one fits), reply {"pid"}
 
 The job process is self-sufficient: it writes its own state, cells and output notebook into the
 store, so neither the server nor the CLI that started it has to stay alive.
@@ -17,6 +19,7 @@ import os
 import select
 import sys
 import traceback
+from typing import Any
 
 # jsonschema (imported by nbformat) imports the optional `rfc3987_syntax` for IRI format checks,
 # which compiles a grammar at import time (seconds here). Notebook validation never checks IRIs:
@@ -24,7 +27,7 @@ import traceback
 sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
-def run(run_id: str) -> int:
+def run(run_id: str, kernel: Any = None) -> int:
     from .. import model
     from ..store import Store
     from .notebook_job import NotebookJob
@@ -33,7 +36,7 @@ def run(run_id: str) -> int:
     store = Store()
     reporter = StoreReporter(store)
     job = reporter.job(run_id)
-    runner = NotebookJob(reporter, job)
+    runner = NotebookJob(reporter, job, kernel=kernel)
     runner.install_signal_handlers()
     try:
         state = runner.process()
@@ -90,39 +93,87 @@ def warm_up() -> None:
         pass
 
 
+def _pool() -> Any:
+    """The launcher's warm kernels (`$MLP_KERNEL_POOL` of the default kernel, 0: none)."""
+    from pathlib import Path
+
+    from .kernel_pool import KernelPool
+
+    try:
+        size = int(os.environ.get("MLP_KERNEL_POOL", "1"))
+    except ValueError:
+        size = 1
+    home = Path(os.environ.get("MLP_HOME") or ".")
+    try:
+        return KernelPool(home / "jobs" / "pool", size=size, log=home / "jobs" / "pool.log")
+    except OSError:
+        traceback.print_exc()
+        return None
+
+
 def launcher() -> int:
     replies = os.dup(1)  # replies go here; anything else printed to stdout goes to the log
     os.dup2(2, 1)
     warm_up()
+    pool = _pool()
     children: set[int] = set()
     buffer = b""
     reading = True
-    while reading or children:
-        _reap(children)
-        if not reading:
-            try:
-                pid, _ = os.wait()
-                children.discard(pid)
-            except ChildProcessError:
-                children.clear()
-            continue
-        ready, _, _ = select.select([0], [], [], 0.5)
-        if not ready:
-            continue
-        chunk = os.read(0, 65536)
-        if not chunk:
-            reading = False
-            continue
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line.strip():
-                reply = _fork(json.loads(line), children, replies)
-                os.write(replies, (json.dumps(reply) + "\n").encode())
+    try:
+        while reading or children:
+            _reap(children)
+            if not reading:
+                try:
+                    pid, _ = os.wait()
+                    children.discard(pid)
+                except ChildProcessError:
+                    children.clear()
+                continue
+            if pool is not None:
+                pool.tick()
+            ready, _, _ = select.select([0], [], [], 0.5)
+            if not ready:
+                continue
+            chunk = os.read(0, 65536)
+            if not chunk:
+                reading = False
+                if pool is not None:
+                    pool.close()
+                continue
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    reply = _serve(json.loads(line), pool, children, replies)
+                    os.write(replies, (json.dumps(reply) + "\n").encode())
+    finally:
+        if pool is not None:
+            pool.close()
     return 0
 
 
-def _fork(request: dict, children: set[int], replies: int) -> dict:
+def _serve(request: dict, pool: Any, children: set[int], replies: int) -> dict:
+    """A request: {"reserve": {"kernel", "cards", "n"}} (warm kernels for what comes next), or a
+    job to fork {"run_id", "env", "log", "kernel", "cards"}, given a warm kernel if one fits."""
+    if "reserve" in request:
+        want = request["reserve"]
+        if pool is not None:
+            pool.reserve(str(want.get("kernel") or "python3"), str(want.get("cards") or ""),
+                         int(want.get("n") or 0))  # fmt: skip
+        return {"ok": True}
+    kernel = None
+    if pool is not None and request.get("kernel"):
+        kernel = pool.take(str(request["kernel"]), str(request.get("cards") or ""))
+    reply = _fork(request, children, replies, kernel)
+    if kernel is not None:
+        if "error" in reply:
+            kernel.discard()
+        else:
+            reply["warm"] = True
+    return reply
+
+
+def _fork(request: dict, children: set[int], replies: int, kernel: Any = None) -> dict:
     try:
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError as exc:
@@ -142,7 +193,7 @@ def _fork(request: dict, children: set[int], replies: int) -> dict:
             os.dup2(log, 1)
             os.dup2(log, 2)
             os.environ.update(request.get("env") or {})
-            code = run(request["run_id"])
+            code = run(request["run_id"], kernel)
         except BaseException:
             traceback.print_exc()
         finally:

@@ -60,12 +60,15 @@ class LocalExecutor(Executor):
         warm: bool = False,
         python: str | None = None,
         cancel_grace: float = CANCEL_GRACE_S,
+        kernel_pool: int | None = None,
         **config: Any,
     ) -> None:
         super().__init__(store, **config)
         self.concurrency = max(1, int(_setting(concurrency, "MLP_LOCAL_CONCURRENCY", 2)))
         self._gpus = parse_gpus(gpus) if gpus is not None else None
         self.warm = warm
+        # warm kernels the launcher keeps for the default kernel (kernel_pool.py)
+        self.kernel_pool = max(0, int(_setting(kernel_pool, "MLP_KERNEL_POOL", 1)))
         self.python = python or sys.executable
         self.cancel_grace = cancel_grace
         self.host = socket.gethostname()
@@ -150,9 +153,9 @@ class LocalExecutor(Executor):
             pid = None
             if self.warm:
                 try:
-                    if self._launcher is None or not self._launcher.alive():
-                        self._launcher = Launcher(self.python, self.store.home)
-                    pid = self._launcher.launch(job.run_id, env, log)
+                    launcher = self._warm_launcher()
+                    pid = launcher.launch(job.run_id, env, log, kernel=job.kernel,
+                                          cards=env["CUDA_VISIBLE_DEVICES"])  # fmt: skip
                 except Exception:  # a broken launcher: start this job cold instead
                     if self._launcher is not None:
                         self._launcher.close()
@@ -175,11 +178,26 @@ class LocalExecutor(Executor):
                     error={"ename": "JobStartError", "evalue": f"could not start the job process: {exc}"},
                 )  # fmt: skip
 
+    def _warm_launcher(self) -> Launcher:
+        with self._lock:
+            if self._launcher is None or not self._launcher.alive():
+                self._launcher = Launcher(self.python, self.store.home, self.kernel_pool)
+            return self._launcher
+
     def prestart(self) -> None:
-        """Start the warm launcher now, so the first job does not wait for its imports."""
-        if self.warm and (self._launcher is None or not self._launcher.alive()):
-            with self._lock:
-                self._launcher = Launcher(self.python, self.store.home)
+        """Start the warm launcher (and its kernels) now, so the first job does not wait."""
+        if self.warm:
+            self._warm_launcher()
+
+    def reserve(self, kernel: str, n: int) -> None:
+        """Keep `n` warm kernels of `kernel` (GPU-less) ready for jobs about to come (a
+        pipeline's next stages), for a while. Best effort: without a launcher, nothing."""
+        if not self.warm or self.kernel_pool == 0:
+            return
+        try:
+            self._warm_launcher().reserve(kernel, "", n)
+        except Exception:
+            pass
 
     # --- watching ----------------------------------------------------------------------------
 
@@ -262,14 +280,14 @@ class Launcher:
     a job starts in milliseconds instead of paying the imports. It exits once its input closes and
     its job processes have ended (it reaps them, so none lingers as a zombie)."""
 
-    def __init__(self, python: str, home: Path) -> None:
+    def __init__(self, python: str, home: Path, kernel_pool: int = 1) -> None:
         folder = home / "jobs"
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "launcher.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [python, "-m", "jupyter_mlp.execution.job_process", "--launcher"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, close_fds=True,
-                env={**os.environ, "MLP_HOME": str(home)},
+                env={**os.environ, "MLP_HOME": str(home), "MLP_KERNEL_POOL": str(kernel_pool)},
             )  # fmt: skip
         self._lock = threading.Lock()
         self._buffer = b""
@@ -278,11 +296,28 @@ class Launcher:
         return self.proc.poll() is None
 
     def launch(
-        self, run_id: str, env: dict[str, str], log: Path, timeout: float = LAUNCH_TIMEOUT_S
+        self,
+        run_id: str,
+        env: dict[str, str],
+        log: Path,
+        timeout: float = LAUNCH_TIMEOUT_S,
+        kernel: str | None = None,
+        cards: str = "",
     ) -> int:
-        """Fork a job process; its pid. Raises when the launcher is gone or does not answer in
-        time (it is then stopped, and the caller starts the job another way)."""
-        request = json.dumps({"run_id": run_id, "env": env, "log": str(log)}) + "\n"
+        """Fork a job process (given a warm `kernel` kernel for `cards` if the pool has one);
+        its pid. Raises when the launcher is gone or does not answer in time (it is then
+        stopped, and the caller starts the job another way)."""
+        data = self._ask(
+            {"run_id": run_id, "env": env, "log": str(log), "kernel": kernel, "cards": cards},
+            timeout,
+        )
+        return int(data["pid"])
+
+    def reserve(self, kernel: str, cards: str, n: int) -> None:
+        self._ask({"reserve": {"kernel": kernel, "cards": cards, "n": n}}, LAUNCH_TIMEOUT_S)
+
+    def _ask(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+        request = json.dumps(message) + "\n"
         with self._lock:
             assert self.proc.stdin is not None and self.proc.stdout is not None
             try:
@@ -295,7 +330,7 @@ class Launcher:
         data = json.loads(reply)
         if "error" in data:
             raise RuntimeError(data["error"])
-        return int(data["pid"])
+        return data
 
     def _line(self, fd: int, deadline: float) -> bytes:
         while b"\n" not in self._buffer:

@@ -13,21 +13,32 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from ..model import CANCELLED
 from .engine import CellRecorder, JobCancelled
 from .lifecycle import JobProcess
-from .processes import kill_group
+from .processes import kill_group, process_alive
+
+KERNEL_EXIT_S = 1.0  # a kernel asked to shut down gets this long to exit (as nbclient gives)
 
 
 class NotebookJob(JobProcess):
     def __init__(
-        self, reporter: Any, job: Any, cwd: str | None = None, env: dict[str, str] | None = None
+        self,
+        reporter: Any,
+        job: Any,
+        cwd: str | None = None,
+        env: dict[str, str] | None = None,
+        kernel: Any = None,
     ) -> None:
+        """kernel: a warm kernel (kernel_pool.PooledKernel) this job may use instead of starting
+        one; it is this job's alone, used or not."""
         super().__init__(reporter, job)
         self.configured_cwd = cwd
+        self.kernel = kernel
         self.extra_env = dict(env or {})
         self.tmp: Path | None = None
         self.workdir: Path | None = None
@@ -133,6 +144,7 @@ class NotebookJob(JobProcess):
                 engine_name="mlp", kernel_name=self.job.kernel, mlp_cwd=str(self.workdir),
                 progress_bar=False, mlp_recorder=recorder, mlp_env=env,
                 mlp_should_stop=self._should_stop, mlp_on_kernel=self._kernel_started,
+                mlp_kernel=self.kernel,
                 # metadata.papermill: the notebook the run was made from, not the deleted copy;
                 # the executed notebook is a blob of the run (`runs export` names its file)
                 mlp_paths={"input_path": self.job.notebook, "output_path": None},
@@ -184,7 +196,14 @@ class NotebookJob(JobProcess):
         super().on_cancel()
 
     def cleanup(self) -> None:
-        kill_group(self.recorder.kernel_pgid, signal.SIGKILL)  # normally long gone
+        recorder = self.recorder
+        if recorder.kernel_exiting and recorder.kernel_pid:  # asked to shut down: let it
+            deadline = time.monotonic() + KERNEL_EXIT_S
+            while process_alive(recorder.kernel_pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        kill_group(recorder.kernel_pgid, signal.SIGKILL)  # normally gone by now
+        if self.kernel is not None and self.kernel.alive():  # given to this job, never used
+            self.kernel.discard()
         if self.output_stored and self.output is not None:
             self.output.unlink(missing_ok=True)  # the partial file, now a blob of the run
         if self.tmp is not None:

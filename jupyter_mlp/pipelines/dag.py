@@ -18,6 +18,7 @@ from ..execution.errors import JobError
 from ..model import CANCELLED, FAILED, FINISHED, INTERRUPTED, LOST, QUEUED, RUNNING
 from ..params import ParamError
 from ..store import pipelines as P
+from ..store import runs as run_store
 from ..store.blobs import BlobNotFound
 from ..store.templates import output_row
 from ..store.transitions import (
@@ -97,6 +98,9 @@ class Driver:
         self.stages = S.stages(self.spec)
         self._own_service = service is None
         self.service = service or self._make_service()
+        self._kernels: dict[str, str] = {}
+        self._reserved: dict[str, int] = {}
+        self._reserved_at = 0.0
 
     def _make_service(self) -> Any:
         from ..execution.service import JobService
@@ -123,6 +127,7 @@ class Driver:
                 stages = status["stages"]
                 self._watch(stages)
                 self._start_ready(stages)
+                self._prespawn(stages)
                 stages = P.get(self.conn, self.id)["stages"]
                 if all(s["status"] in P.FINAL_STAGE for s in stages.values()):
                     final = (
@@ -187,6 +192,51 @@ class Driver:
                         FAILED,
                         error=self._why(stage["run_id"], status, error),
                     )
+
+    def _prespawn(self, stages: dict[str, dict[str, Any]]) -> None:
+        """Warm kernels for the stages that come next, while earlier ones run: queued stages and
+        the DAG's next frontier (pending stages whose upstream is all queued, running or done),
+        local and GPU-less (cards are handed out at start; a GPU stage starts its own kernel)."""
+        coming: dict[str, int] = {}
+        for name, stage in stages.items():
+            conf = self.stages[name]
+            if (conf.get("executor") or self.executor) != "local" or conf.get("gpus"):
+                continue
+            if stage["status"] == PENDING:
+                upstream = [stages[d]["status"] for d in self.deps.get(name, ()) if d in stages]
+                if not all(u in (QUEUED, RUNNING) or u in P.DONE_STAGE for u in upstream):
+                    continue
+            elif stage["status"] != QUEUED:
+                continue
+            kernel = self._kernel(name)
+            coming[kernel] = coming.get(kernel, 0) + 1
+        slots = int(self.options.get("concurrency") or 2)
+        want = {k: min(n, slots) for k, n in coming.items()}
+        now = time.monotonic()
+        if want != self._reserved or now - self._reserved_at > 60:
+            for kernel in set(want) | set(self._reserved):
+                self.service.reserve("local", kernel, want.get(kernel, 0))
+            self._reserved, self._reserved_at = want, now
+
+    def _kernel(self, name: str) -> str:
+        """The kernel a stage's job will run in: its own setting, its template run's, its
+        notebook's kernelspec; python3 when none says."""
+        if name not in self._kernels:
+            conf, kernel = self.stages[name], None
+            tmpl = conf.get("template") or {}
+            try:
+                if conf.get("kernel"):
+                    kernel = conf["kernel"]
+                elif tmpl.get("run"):
+                    kernel = run_store.get_run(self.conn, tmpl["run"], with_cells=False)["kernel"]
+                elif tmpl.get("notebook"):
+                    path = Path(self.base or ".") / tmpl["notebook"]
+                    nb = json.loads(path.read_text(encoding="utf-8"))
+                    kernel = nb["metadata"]["kernelspec"]["name"]
+            except (LookupError, OSError, ValueError, TypeError):
+                kernel = None
+            self._kernels[name] = str(kernel or "python3")
+        return self._kernels[name]
 
     def _why(self, run_id: str, status: str, error: str | None) -> dict[str, Any]:
         """The run's error, else its failing cell's, else the status it ended with."""

@@ -47,6 +47,13 @@ class MlpApp(ExtensionApp):
         "http(s)://host:port/base/mlp/api.",
     )
     local_concurrency = Int(2, config=True, help="Jobs the local executor runs at once.")
+    warm_kernels = Int(
+        1,
+        config=True,
+        help="Kernels of the default kernel (python3) kept started for the next local jobs, so "
+        "a rerun or a stage does not wait for a kernel to start; 0: none "
+        "(env MLP_KERNEL_POOL outside the server).",
+    )
     store_threads = Int(4, config=True, help="Threads that run store calls off the event loop.")
     token_failures_burst = Int(
         20, config=True, help="Failed run-token attempts a client address may make at once."
@@ -83,7 +90,7 @@ class MlpApp(ExtensionApp):
         from ..execution.service import JobService
 
         executors: dict = {
-            "local": {},
+            "local": {"kernel_pool": self.warm_kernels},
             "dask": {"scheduler": self.dask_scheduler or None, "api_url": self.api_url},
         }
         self.jobs = JobService(self.store, concurrency=self.local_concurrency, executors=executors)

@@ -1,0 +1,322 @@
+"""Warm kernels: started ahead, each handed to exactly one job, which shuts it down at its end.
+
+The warm launcher (job_process.py) holds a `KernelPool`. A kernel is started as a cold job's
+would be (the kernelspec's command and env, papermill's in-memory history, its own process
+session), with no job in it yet: what a job needs that a kernel can only learn later is set
+in the kernel before its first cell, by `prelude()` (environment variables, working directory,
+`__session__`). Two rules keep a job from ever seeing what it would not see in a cold kernel:
+
+- one kernel, one job: a pooled kernel is never reused; the job shuts it down as nbclient would;
+- a kernel is handed only to a job it could have been started for: the same kernel name, the
+  same `CUDA_VISIBLE_DEVICES` (the pool is keyed by card set, so a kernel started for cards 0,1
+  is never handed to a job given card 2), and the same interpreter-start environment
+  (`STARTUP_ENV`: PYTHONPATH, LD_PRELOAD, ...). A job that differs in any of these starts a
+  cold kernel instead.
+
+An idle kernel holds no GPU memory (ipykernel does not touch CUDA until the notebook does) and
+costs one idle process. The pool keeps `size` kernels of the default key (`python3`, no card)
+and, for `reserve()`d keys (a pipeline's next stages), as many as asked for a while.
+
+This module does not start threads or zmq contexts in the launcher (which forks job processes):
+ports come from plain sockets, the kernel is a plain subprocess.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from .processes import kill_group, proc_start, process_alive
+
+DEFAULT_KERNEL = "python3"
+RESERVE_S = 120.0  # a reserve() holds its kernels this long, then the key falls back to its size
+IDLE_MAX_S = 1800.0  # an idle kernel older than this is replaced (a long-idle one may be stale)
+HIST = "--HistoryManager.hist_file=:memory:"  # what nbclient passes an ipykernel (papermill's)
+
+# Read when the kernel's interpreter starts (or by the dynamic loader): a kernel started with
+# other values is not the kernel this job would have had, whatever the prelude sets.
+STARTUP_ENV = re.compile(
+    r"^(PYTHON\w*|LD_\w+|VIRTUAL_ENV|CONDA_PREFIX|PATH|IPYTHONDIR|JUPYTER_\w+|MPLBACKEND)$"
+)
+# Set by whoever launched the kernel; not part of what the job asked for.
+LAUNCH_ONLY = {"JPY_PARENT_PID"}
+PORTS = ("shell", "iopub", "stdin", "control", "hb")
+
+
+@dataclass
+class PooledKernel:
+    kernel_name: str
+    cards: str
+    pid: int
+    start: str | None
+    connection_file: str
+    env: dict[str, str]  # what it was started with
+    spec_env: dict[str, str]  # its kernelspec's env and language, to build a job's env alike
+    language: str
+    started: float = field(default_factory=time.monotonic)
+
+    def job_env(self, base: dict[str, str]) -> dict[str, str]:
+        """The environment a cold kernel of this kernelspec would get from `base`."""
+        return kernel_env(base, self.spec_env, self.language, None)
+
+    def alive(self) -> bool:
+        return process_alive(self.pid, self.start)
+
+    def discard(self) -> None:
+        """Not used after all: stop it and remove its connection file."""
+        kill_group(self.pid, signal.SIGKILL)
+        try:
+            os.unlink(self.connection_file)
+        except OSError:
+            pass
+
+
+def kernel_env(
+    base: dict[str, str], spec_env: dict[str, str], language: str, cards: str | None
+) -> dict[str, str]:
+    """The environment a kernel is started with from `base`, as jupyter_client's provisioner
+    builds it (the kernelspec's env with ${VAR} substitutions, no PYTHONEXECUTABLE for a Python
+    kernel)."""
+    env = dict(base)
+    for key, value in spec_env.items():
+        env[key] = Template(str(value)).safe_substitute(base)
+    if language.lower().startswith("python"):
+        env.pop("PYTHONEXECUTABLE", None)
+    if cards is not None:
+        env["CUDA_VISIBLE_DEVICES"] = cards
+    return env
+
+
+def fits(kernel: PooledKernel, kernel_name: str, env: dict[str, str]) -> str | None:
+    """Why `kernel` is not the kernel a job with this name and (final) env would have been
+    started with; None when it is."""
+    if kernel.kernel_name != kernel_name:
+        return f"kernel {kernel.kernel_name}, not {kernel_name}"
+    if env.get("CUDA_VISIBLE_DEVICES", "") != kernel.cards:
+        return "started for other GPU cards"
+    for key in set(env) | set(kernel.env):
+        if STARTUP_ENV.match(key) and env.get(key) != kernel.env.get(key):
+            return f"started with another {key}"
+    return None
+
+
+def prelude(kernel: PooledKernel, env: dict[str, str], cwd: str | None) -> str:
+    """Python for the kernel, run silently before the first cell: the environment variables the
+    job's kernel would have been started with, its working directory and `__session__`.
+    Values are Python string literals (repr), never code."""
+    changed = {k: v for k, v in env.items() if kernel.env.get(k) != v and k not in LAUNCH_ONLY}
+    removed = sorted(k for k in kernel.env if k not in env and k not in LAUNCH_ONLY)
+    lines = ["import os as _mlp_os"]
+    if changed:
+        lines.append(f"_mlp_os.environ.update({dict(sorted(changed.items()))!r})")
+    for key in removed:
+        lines.append(f"_mlp_os.environ.pop({key!r}, None)")
+    if cwd:
+        lines.append(f"_mlp_os.chdir({cwd!r})")
+    if env.get("JPY_SESSION_NAME"):  # ipykernel sets __session__ from it at start
+        lines.append(
+            "try:\n    get_ipython().user_ns['__session__'] = "
+            f"{env['JPY_SESSION_NAME']!r}\nexcept NameError:\n    pass"
+        )
+    lines.append("del _mlp_os")
+    return "\n".join(lines) + "\n"
+
+
+class KernelPool:
+    """Idle kernels by (kernel name, card set). Lives in the launcher's single thread: `tick()`
+    reaps, tops up and retires; `take()` hands one out."""
+
+    def __init__(self, folder: Path, size: int = 1, log: Path | None = None) -> None:
+        self.folder = folder
+        self.size = max(0, size)
+        self.log = log
+        self.idle: dict[tuple[str, str], list[PooledKernel]] = {}
+        self.reserved: dict[tuple[str, str], tuple[int, float]] = {}
+        self.started: dict[int, subprocess.Popen] = {}  # every kernel we started, to reap
+        self.ports: dict[int, set[int]] = {}  # theirs, while they live
+        self.failures: dict[tuple[str, str], int] = {}
+        (folder / "cwd").mkdir(parents=True, exist_ok=True)
+
+    # --- what the launcher calls -------------------------------------------------------------
+
+    def take(self, kernel_name: str, cards: str) -> PooledKernel | None:
+        key = (kernel_name, cards)
+        kernels = self.idle.get(key, [])
+        while kernels:
+            kernel = kernels.pop(0)
+            if kernel.alive():
+                return kernel
+            kernel.discard()
+        return None
+
+    def reserve(self, kernel_name: str, cards: str, n: int, hold: float = RESERVE_S) -> None:
+        self.reserved[(kernel_name, cards)] = (max(0, n), time.monotonic() + hold)
+
+    def tick(self) -> None:
+        self._reap()
+        now = time.monotonic()
+        for key, (_, until) in list(self.reserved.items()):
+            if until < now:
+                del self.reserved[key]
+        for key in set(self.idle) | set(self.reserved) | {(DEFAULT_KERNEL, "")}:
+            want = self.target(key)
+            kernels = self.idle.setdefault(key, [])
+            for kernel in list(kernels):
+                if not kernel.alive() or now - kernel.started > IDLE_MAX_S:
+                    kernels.remove(kernel)
+                    kernel.discard()
+            while len(kernels) > want:
+                kernels.pop().discard()
+            while len(kernels) < want and self.failures.get(key, 0) < 3:
+                fresh = self._start(*key)
+                if fresh is None:
+                    self.failures[key] = self.failures.get(key, 0) + 1
+                    break
+                kernels.append(fresh)
+
+    def target(self, key: tuple[str, str]) -> int:
+        base = self.size if key == (DEFAULT_KERNEL, "") else 0
+        return max(base, self.reserved.get(key, (0, 0.0))[0])
+
+    def close(self) -> None:
+        """Stop the idle kernels (handed-out ones belong to their jobs)."""
+        for kernels in self.idle.values():
+            for kernel in kernels:
+                kernel.discard()
+        self.idle.clear()
+        self._reap()
+
+    # --- inside ------------------------------------------------------------------------------
+
+    def _start(self, kernel_name: str, cards: str) -> PooledKernel | None:
+        from jupyter_client.manager import KernelManager
+
+        path = self.folder / f"kernel-{uuid.uuid4().hex}.json"
+        try:
+            km = KernelManager(kernel_name=kernel_name, connection_file=str(path))
+            km.ip = "127.0.0.1"
+            for _ in range(5):  # ports are picked free, then bound by the kernel as it starts:
+                km.write_connection_file()  # never give two kernels starting together the same
+                ports = {getattr(km, f"{c}_port") for c in PORTS}
+                if not ports & self._ports_taken():
+                    break
+                path.unlink(missing_ok=True)
+                km._connection_file_written = False
+                for c in PORTS:
+                    setattr(km, f"{c}_port", 0)
+            spec = km.kernel_spec
+            if spec is None:
+                raise LookupError(f"no kernel named {kernel_name!r}")
+            km._connection_file_written = False  # the file is the job's to remove, not km's __del__
+            cmd = km.format_kernel_cmd([HIST] if km.ipykernel else [])
+            spec_env = {str(k): str(v) for k, v in (spec.env or {}).items()}
+            language = str(spec.language or "")
+            env = kernel_env(dict(os.environ), spec_env, language, cards)
+            env["JPY_PARENT_PID"] = str(os.getpid())
+            out = open(self.log or os.devnull, "ab")  # noqa: SIM115
+            try:
+                proc = subprocess.Popen(
+                    cmd, env=env, cwd=str(self.folder / "cwd"), stdin=subprocess.DEVNULL,
+                    stdout=out, stderr=out, start_new_session=True, close_fds=True,
+                )  # fmt: skip
+            finally:
+                out.close()
+        except Exception as exc:  # no such kernel, a broken spec: jobs start cold and say so
+            print(f"jupyter-mlp: cannot start a warm {kernel_name} kernel: {exc}", file=sys.stderr)
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            return None
+        self.started[proc.pid] = proc
+        self.ports[proc.pid] = ports
+        return PooledKernel(kernel_name, cards, proc.pid, proc_start(proc.pid), str(path), env,
+                            spec_env, language)  # fmt: skip
+
+    def _reap(self) -> None:
+        for pid, proc in list(self.started.items()):
+            if proc.poll() is not None:
+                del self.started[pid]
+                self.ports.pop(pid, None)
+
+    def _ports_taken(self) -> set[int]:
+        return {p for ports in self.ports.values() for p in ports}
+
+
+class AdoptedKernel:
+    """Job side: make an (async) KernelManager manage a pooled kernel, so that nbclient connects to
+    it instead of starting one, and shuts it down as its own at the end."""
+
+    def __init__(self, kernel: PooledKernel) -> None:
+        self.kernel = kernel
+
+    def adopt(self, km: Any) -> Any:
+        km.connection_file = self.kernel.connection_file
+        km.load_connection_file()
+        km._connection_file_written = True  # so cleanup removes it, as for a kernel it wrote
+        km.provisioner = _provisioner_class()(
+            kernel_id=km.kernel_id or str(uuid.uuid4()), kernel_spec=km.kernel_spec, parent=km,
+            pid=self.kernel.pid, start=self.kernel.start,
+        )  # fmt: skip
+        return km
+
+
+_provisioner: type | None = None
+
+
+def _provisioner_class() -> type:
+    """A jupyter_client provisioner for a kernel process this process did not start (built on
+    first use: jupyter_client is not imported at module import)."""
+    global _provisioner
+    if _provisioner is not None:
+        return _provisioner
+    from jupyter_client.provisioning import KernelProvisionerBase
+
+    class AdoptedProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+        def __init__(self, pid: int, start: str | None, **kw: Any) -> None:
+            super().__init__(**kw)
+            self.pid: int | None = pid
+            self.pgid = pid  # started in its own session
+            self._start = start
+
+        @property
+        def has_process(self) -> bool:
+            return self.pid is not None
+
+        async def poll(self) -> int | None:
+            if self.pid is not None and process_alive(self.pid, self._start):
+                return None
+            return 0
+
+        async def wait(self) -> int | None:
+            while await self.poll() is None:
+                await asyncio.sleep(0.02)
+            return 0
+
+        async def send_signal(self, signum: int) -> None:
+            kill_group(self.pgid, signum)
+
+        async def kill(self, restart: bool = False) -> None:
+            kill_group(self.pgid, signal.SIGKILL)
+
+        async def terminate(self, restart: bool = False) -> None:
+            kill_group(self.pgid, signal.SIGTERM)
+
+        async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+            raise RuntimeError("a warm kernel is adopted, not launched")
+
+        async def cleanup(self, restart: bool = False) -> None:
+            self.pid = None
+
+    _provisioner = AdoptedProvisioner
+    return _provisioner

@@ -1,0 +1,179 @@
+"""Warm kernels (execution/kernel_pool.py): a job given a warm kernel sees what a cold kernel would
+have shown it, a kernel serves one job only, a job that needs other cards or another interpreter
+start gets a cold kernel, and nothing is left running. Real launcher, real kernels."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+from conftest import wait_for, write_notebook
+from test_execution import executed, wait_final
+
+from jupyter_mlp.execution import kernel_pool
+from jupyter_mlp.execution.processes import process_alive
+from jupyter_mlp.store import jobs
+
+PROBE = [
+    {"id": "p", "source": "x = 1", "tags": ["parameters"]},
+    {"id": "probe", "source": (
+        "import os, sys, json, helper\n"
+        "leaked = 'secret' in globals()\n"
+        "secret = x\n"
+        "print(json.dumps({'cwd': os.getcwd(), 'helper': helper.VALUE, 'x': x,\n"
+        "    'run': os.environ.get('MLP_RUN_ID'), 'kernel': os.environ.get('MLP_KERNEL_NAME'),\n"
+        "    'cards': os.environ.get('CUDA_VISIBLE_DEVICES'), 'session': __session__,\n"
+        "    'extra': os.environ.get('MLP_TEST_VALUE'), 'leaked': leaked,\n"
+        "    'ppid': os.getppid(), 'pid': os.getpid(), 'path0': '' in sys.path}))"
+    )},
+]  # fmt: skip
+
+
+def probe(store, run: dict) -> dict:
+    out = executed(store, run)
+    text = "".join(
+        "".join(o.get("text", "")) for c in out["cells"] if c.get("id") == "probe"
+        for o in c.get("outputs", [])
+    )  # fmt: skip
+    return json.loads(text)
+
+
+def job_pid(store, run_id: str) -> int | None:
+    job = jobs.get_job(store.connect(), run_id)
+    return job.pid if job else None
+
+
+@pytest.fixture
+def folder(tmp_path):
+    # a notebook whose name needs quoting, next to a module it imports
+    work = tmp_path / 'it\'s "work" — ü'
+    work.mkdir()
+    (work / "helper.py").write_text("VALUE = 7\n")
+    return work
+
+
+def test_a_warm_kernel_shows_the_job_what_a_cold_one_would(store, service, folder, monkeypatch):
+    nb = write_notebook(folder / "probe 'q'.ipynb", PROBE)
+    monkeypatch.setenv("MLP_TEST_VALUE", "a 'quoted' \"value\"\nwith a newline")
+    results = {}
+    for warm in (False, True):
+        svc = service(warm=warm, concurrency=1)
+        if warm:  # the pool's kernel is up before the job comes
+            wait_for(lambda: list((store.home / "jobs" / "pool").glob("kernel-*.json")),
+                     timeout=60, what="a warm kernel")  # fmt: skip
+        run_id = svc.submit_notebook(nb, {"x": 5})
+        run = wait_final(store, run_id)
+        assert run["status"] == "finished", run["error"]
+        results[warm] = (probe(store, run), job_pid(store, run_id), run_id)
+        svc.stop()
+    (cold, cold_job, cold_id), (warm, warm_job, warm_id) = results[False], results[True]
+    # a cold kernel is the job process's child; the warm one was the launcher's
+    assert cold["ppid"] == cold_job and warm["ppid"] != warm_job
+    for key in ("cwd", "helper", "x", "kernel", "cards", "extra", "leaked", "path0"):
+        assert warm[key] == cold[key], key
+    assert cold["cwd"] == str(folder) and cold["helper"] == 7 and cold["x"] == 5
+    assert cold["extra"] == "a 'quoted' \"value\"\nwith a newline" and cold["cards"] == ""
+    assert (cold["run"], warm["run"]) == (cold_id, warm_id)
+    assert os.path.basename(warm["session"]) == os.path.basename(cold["session"]) == nb.name
+
+
+def test_a_kernel_serves_one_job_and_none_is_left_behind(store, service, folder):
+    nb = write_notebook(folder / "probe.ipynb", PROBE)
+    svc = service(warm=True, concurrency=1)
+    seen = []
+    for x in (1, 2, 3):
+        run = wait_final(store, svc.submit_notebook(nb, {"x": x}))
+        assert run["status"] == "finished", run["error"]
+        seen.append(probe(store, run))
+    assert len({p["pid"] for p in seen}) == 3  # never the same kernel twice
+    assert not any(p["leaked"] for p in seen)  # no state of an earlier job
+    for p in seen:  # each job shut its kernel down
+        wait_for(lambda p=p: not process_alive(p["pid"]), timeout=10, what="the kernel to exit")
+    idle = list((store.home / "jobs" / "pool").glob("kernel-*.json"))
+    assert idle  # refilled for the next job
+    svc.stop()  # the launcher stops its idle kernels
+    wait_for(
+        lambda: not [p for p in _kernel_pids() if _in_pool(p, store)],
+        timeout=15, what="the idle warm kernels to stop",
+    )  # fmt: skip
+
+
+def test_a_job_on_a_gpu_card_never_gets_a_kernel_started_for_none(store, service, folder):
+    nb = write_notebook(folder / "probe.ipynb", PROBE)
+    svc = service(warm=True, concurrency=1, executors={"local": {"gpus": "0,1"}})
+    wait_for(lambda: list((store.home / "jobs" / "pool").glob("kernel-*.json")),
+             timeout=60, what="a warm kernel")  # fmt: skip
+    run_id = svc.submit_notebook(nb, {"x": 1}, gpus=1)
+    run = wait_final(store, run_id)
+    assert run["status"] == "finished", run["error"]
+    seen = probe(store, run)
+    assert seen["cards"] == "0"
+    assert seen["ppid"] == job_pid(store, run_id)  # a cold kernel, started for card 0
+
+
+def test_fits_refuses_other_cards_kernels_and_interpreter_starts():
+    k = kernel_pool.PooledKernel(
+        "python3", "", 1, None, "/x.json", {"PATH": "/bin", "A": "1"}, {}, "python"
+    )
+    assert kernel_pool.fits(k, "python3", {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": ""}) is None
+    assert "GPU" in kernel_pool.fits(k, "python3", {"PATH": "/bin", "CUDA_VISIBLE_DEVICES": "0"})
+    assert "ir" in kernel_pool.fits(k, "ir", {"PATH": "/bin"})
+    assert "PYTHONPATH" in kernel_pool.fits(k, "python3", {"PATH": "/bin", "PYTHONPATH": "/p"})
+    assert "LD_PRELOAD" in kernel_pool.fits(k, "python3", {"PATH": "/bin", "LD_PRELOAD": "x.so"})
+    # what is set at run time is no reason: the prelude sets it, and removes what is gone
+    code = kernel_pool.prelude(k, {"PATH": "/bin", "B": "it's"}, "/tmp")
+    scope: dict = {}
+    env = {"PATH": "/bin", "A": "1"}
+
+    class FakeOs:
+        environ = env
+
+        @staticmethod
+        def chdir(path):
+            scope["cwd"] = path
+
+    import builtins
+
+    real_import = builtins.__import__
+    try:
+        builtins.__import__ = lambda name, *a, **k: (
+            FakeOs if name == "os" else real_import(name, *a, **k)
+        )
+        exec(compile(code, "prelude", "exec"), {})
+    finally:
+        builtins.__import__ = real_import
+    assert env == {"PATH": "/bin", "B": "it's"} and scope["cwd"] == "/tmp"
+
+
+def _kernel_pids() -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if b"ipykernel" in f.read():
+                        pids.append(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+def _in_pool(pid: int, store) -> bool:
+    """Was this kernel started by the pool of this store (its connection file is there)?"""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().decode(errors="replace")
+    except OSError:
+        return False
+    alive = process_alive(pid)
+    return alive and str(store.home / "jobs" / "pool") in cmd
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_kernels(store):
+    yield
+    for pid in _kernel_pids():
+        if _in_pool(pid, store):
+            os.kill(pid, signal.SIGKILL)
