@@ -1,4 +1,5 @@
-"""Server figures: listing 100k runs, event latency from a tracked kernel, HTTP ingest rate.
+"""Server figures: listing 100k runs, a trivial rerun through the server, event latency from a
+tracked kernel, HTTP ingest rate.
 
     python bench/server.py [--runs 100000] [--skip-kernel] [--skip-ingest]
 
@@ -171,6 +172,51 @@ def event_latency(server: Server, home: str, cells: int) -> dict:
             "event_latency_max_ms": round(max(latencies), 1), "event_samples": len(latencies)}  # fmt: skip
 
 
+def rerun_figure(server: Server, home: str, runs: int) -> dict:
+    """`POST /runs/{id}/rerun` of a trivial notebook until the run reads `finished` over HTTP,
+    through the running server and its warm kernels (the papermill CLI runs the same notebook
+    beside it, as the peer)."""
+    import importlib.util
+    import subprocess
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_rerun", Path(__file__).with_name("rerun.py")
+    )
+    rerun = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(rerun)  # type: ignore[union-attr]
+    notebook = Path(home) / "trivial.ipynb"
+    notebook.write_text(json.dumps(rerun.NOTEBOOK))
+    parent = rerun.parent_run(Store(home), notebook)
+
+    def once(i: int) -> float:
+        t = time.perf_counter()
+        made = server.http.post(f"{server.url}/runs/{parent}/rerun", json={"params": {"x": i}})
+        made.raise_for_status()
+        run_id = made.json()["id"]
+        while True:
+            status = server.http.get(f"{server.url}/runs/{run_id}").json()["status"]
+            if status in ("finished", "failed", "cancelled", "lost"):
+                break
+            time.sleep(0.01)
+        assert status == "finished", status
+        return (time.perf_counter() - t) * 1e3
+
+    once(-1)  # the launcher's first job
+    ours = []
+    for i in range(runs):
+        time.sleep(1.5)  # a user's pace: the pool has refilled
+        ours.append(once(i))
+    figures = {"rerun_trivial_server_ms": round(statistics.median(ours), 1),
+               "rerun_trivial_server_max_ms": round(max(ours), 1)}  # fmt: skip
+    out = Path(home) / "out.ipynb"
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(out), "-p", "x", "1",
+                           "--no-progress-bar"], capture_output=True)  # fmt: skip
+    if done.returncode == 0:
+        figures["papermill_cli_ms"] = round((time.perf_counter() - t) * 1e3, 1)
+    return figures
+
+
 def ingest_rate(server: Server, points: int) -> dict:
     """One remote tracker (MLP_TRACKING_URI) logs `points` metric points and flushes them."""
     import subprocess
@@ -212,6 +258,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=100_000)
     ap.add_argument("--cells", type=int, default=15)
+    ap.add_argument("--reruns", type=int, default=5)
     ap.add_argument("--points", type=int, default=1_000_000)
     args = ap.parse_args()
     figures: dict = {}
@@ -221,6 +268,7 @@ def main() -> None:
         os.environ["MLP_BENCH_HOME"] = home
         server = Server(home)
         try:
+            figures.update(rerun_figure(server, home, args.reruns))
             figures.update(event_latency(server, home, args.cells))
             figures.update(ingest_rate(server, args.points))
         finally:
