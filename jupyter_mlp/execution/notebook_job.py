@@ -196,6 +196,10 @@ class NotebookJob(JobProcess):
         super().on_cancel()
 
     def cleanup(self) -> None:
+        if self.output_stored and self.output is not None:
+            self.output.unlink(missing_ok=True)  # the partial file, now a blob of the run
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
         recorder = self.recorder
         if recorder.kernel_exiting and recorder.kernel_pid:  # asked to shut down: let it
             deadline = time.monotonic() + KERNEL_EXIT_S
@@ -204,10 +208,6 @@ class NotebookJob(JobProcess):
         kill_group(recorder.kernel_pgid, signal.SIGKILL)  # normally gone by now
         if self.kernel is not None and self.kernel.alive():  # given to this job, never used
             self.kernel.discard()
-        if self.output_stored and self.output is not None:
-            self.output.unlink(missing_ok=True)  # the partial file, now a blob of the run
-        if self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
 
     @staticmethod
     def describe(exc: BaseException) -> dict[str, Any]:
