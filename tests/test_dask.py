@@ -58,13 +58,18 @@ def worker(scheduler, tmp_path):
     procs: list[subprocess.Popen] = []
 
     def start(
-        name: str = "w1", gpus: int = 0, cards: str | None = None, threads: int = 2
+        name: str = "w1",
+        gpus: int = 0,
+        cards: str | None = None,
+        threads: int = 2,
+        env: dict[str, str] | None = None,
     ) -> subprocess.Popen:
         from distributed import Client
 
         home = tmp_path / f"worker-{name}"
         home.mkdir()
-        env = {**os.environ, "MLP_HOME": str(home / "store"), "MLP_SPOOL_DIR": str(home / "spool")}
+        env = {**os.environ, "MLP_HOME": str(home / "store"), "MLP_SPOOL_DIR": str(home / "spool"),
+               **(env or {})}  # fmt: skip
         if cards is not None:
             env["CUDA_VISIBLE_DEVICES"] = cards
         args = [PY, "-m", "distributed.cli.dask_worker", scheduler, "--name", name,
@@ -141,9 +146,12 @@ def notebook(*cells: str) -> bytes:
     ).encode()
 
 
-def template(store, run_id: str, nb: bytes, params: list) -> str:
-    seed(store, run_id, run={"snapshot": store.blobs.put_bytes(nb), "kernel": "python3"},
-         params=params)  # fmt: skip
+def template(store, run_id: str, nb: bytes, params: list, path: Path | None = None) -> str:
+    """A finished run to rerun; path: the notebook it was made from (its folder is a job's cwd)."""
+    run = {"snapshot": store.blobs.put_bytes(nb), "kernel": "python3"}
+    if path is not None:
+        run["notebook"] = str(path)
+    seed(store, run_id, run=run, params=params)
     return run_id
 
 
@@ -229,6 +237,7 @@ async def test_a_worker_killed_mid_job_fails_the_run_with_the_reason(
 ):
     proc = worker("doomed")
     child_id, kernel = await long_job(jp_fetch, store, "dada00000002", tmp_path / "kernel.pid")
+    idle = kernels_of(proc.pid)  # the job's and the worker's warm ones
     try:
         assert (await api(jp_fetch, "runs", child_id))["status"] == "running"
         _stop(proc)
@@ -241,9 +250,12 @@ async def test_a_worker_killed_mid_job_fails_the_run_with_the_reason(
         await poll(
             lambda: _async(not alive(kernel)), bool, timeout=30, what="the orphaned kernel to exit"
         )
+        await poll(lambda: _async(not [p for p in idle if alive(p)]), bool, timeout=30,
+                   what="the dead worker's idle warm kernels to exit")  # fmt: skip
     finally:
-        if alive(kernel):
-            os.kill(kernel, signal.SIGKILL)
+        for pid in {kernel, *idle}:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 async def test_cancel_stops_a_running_dask_job_and_its_kernel(jp_fetch, store, worker, tmp_path):
@@ -550,3 +562,187 @@ async def test_a_sweep_prunes_a_trial_running_on_a_dask_worker(jp_fetch, store, 
     while not await asyncio.to_thread(ended):
         assert asyncio.get_running_loop().time() < deadline, "the pruned trial's task still runs"
         await asyncio.sleep(0.2)
+
+
+# --- warm kernels on the workers (remote.WorkerKernels, the WarmKernels worker plugin) -----------
+
+PROBE = notebook(
+    "x = 1",
+    "import os, sys, json, helper\n"
+    "leaked = 'secret' in globals()\n"
+    "secret = x\n"
+    "print(json.dumps({'pid': os.getpid(), 'ppid': os.getppid(), 'cwd': os.getcwd(), 'x': x,\n"
+    "    'helper': helper.VALUE, 'run': os.environ.get('MLP_RUN_ID'),\n"
+    "    'kernel': os.environ.get('MLP_KERNEL_NAME'), 'uri': os.environ.get('MLP_TRACKING_URI'),\n"
+    "    'token': os.environ.get('MLP_TRACKING_TOKEN', '').split('.')[0],\n"
+    "    'cards': os.environ.get('CUDA_VISIBLE_DEVICES'), 'session': __session__,\n"
+    "    'leaked': leaked, 'path0': '' in sys.path}))",
+)
+SAME = ("cwd", "x", "helper", "kernel", "uri", "cards", "leaked", "path0")  # in a cold kernel too
+
+
+def kernels_of(worker_pid: int) -> dict[int, str]:
+    """The live kernel processes a worker process started (idle or a job's): {pid: start time}."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat[1]) == worker_pid and stat[0] not in ("Z", "X") and b"ipykernel" in cmd:
+            found[int(entry)] = stat[19]
+    return found
+
+
+async def probed(jp_fetch, run_id: str) -> dict:
+    """What the probe cell printed in the run's executed notebook."""
+    executed = json.loads(await api(jp_fetch, "runs", run_id, "notebook", which="output"))
+    cell = next(c for c in executed["cells"] if c.get("id") == "c1")
+    return json.loads("".join("".join(o.get("text", "")) for o in cell["outputs"]))
+
+
+@pytest.fixture
+def probe_template(store, tmp_path):
+    """A run of PROBE made from a notebook in a folder (its jobs' cwd) that holds a module."""
+    folder = tmp_path / "it's work"
+    folder.mkdir()
+    (folder / "helper.py").write_text("VALUE = 7\n")
+    return template(
+        store, "dada0000000d", PROBE, [("x", "1", "int", "parameters")], folder / "probe.ipynb"
+    )
+
+
+def _left(scheduler: str, name: str) -> None:
+    from distributed import Client
+
+    with Client(scheduler, timeout=30, set_as_default=False) as client:
+        wait_for(
+            lambda: all(w.get("name") != name for w in client.scheduler_info()["workers"].values()),
+            timeout=30, interval=0.1, what=f"worker {name} to leave",
+        )  # fmt: skip
+
+
+async def test_dask_jobs_run_in_kernels_started_before_they_were_submitted(
+    jp_fetch, store, worker, scheduler, probe_template, tmp_path
+):
+    """A worker keeps a warm kernel (started by the server's worker plugin, before any job) and
+    refills it after each job; a job in one sees what a job in a cold kernel sees. With
+    MLP_KERNEL_POOL=0 on the worker, it keeps none and its jobs start their kernels cold."""
+    # the pool off: the job runs all the same, in a kernel started for it after it was submitted
+    cold_worker = worker("cold", env={"MLP_KERNEL_POOL": "0"})
+    assert kernels_of(cold_worker.pid) == {}
+    cold_id = await rerun(jp_fetch, probe_template, params={"x": 5})
+    run = await final(jp_fetch, cold_id)
+    assert run["status"] == "finished", run.get("error")
+    cold = await probed(jp_fetch, cold_id)
+    assert cold["ppid"] == cold_worker.pid  # it ran on this worker, in a kernel of its own
+    await poll(lambda: _async(kernels_of(cold_worker.pid)), lambda k: k == {}, timeout=15,
+               what="the cold job's kernel to exit (and no kernel started ahead)")  # fmt: skip
+    assert (cold["run"], cold["token"]) == (cold_id, cold_id)
+    assert cold["cwd"] == str(tmp_path / "it's work") and cold["helper"] == 7
+    assert cold["cards"] == "" and cold["x"] == 5 and not cold["leaked"]
+    _stop(cold_worker)
+    _left(scheduler, "cold")
+
+    warm_worker = worker("warm")
+    used: set[int] = set()
+    for x in (6, 7):
+        # the pool's kernel is up before the job is submitted (for the first job: started by the
+        # worker plugin, as no job has run on this worker yet; for the second: the refill)
+        ahead = await poll(
+            lambda: _async({p: s for p, s in kernels_of(warm_worker.pid).items() if p not in used}),
+            bool, timeout=60, what="a warm kernel on the worker",
+        )  # fmt: skip
+        run_id = await rerun(jp_fetch, probe_template, params={"x": x})
+        run = await final(jp_fetch, run_id)
+        assert run["status"] == "finished", run.get("error")
+        seen = await probed(jp_fetch, run_id)
+        assert seen["pid"] in ahead, (seen["pid"], ahead)  # the kernel started before the job
+        used.add(seen["pid"])
+        assert seen["ppid"] == warm_worker.pid
+        for key in SAME:
+            assert seen[key] == (x if key == "x" else cold[key]), key
+        assert (seen["run"], seen["token"]) == (run_id, run_id)
+        session = os.path.basename(seen["session"])
+        assert session == os.path.basename(cold["session"]) == "probe.ipynb"
+    await poll(lambda: _async(set(kernels_of(warm_worker.pid)) & used), lambda k: not k,
+               timeout=15, what="the jobs' kernels to exit")  # fmt: skip
+
+
+async def test_a_dask_worker_leaves_no_kernel_behind(
+    jp_fetch, store, worker, probe_template, tmp_path
+):
+    """Finished, failed and cancelled jobs' kernels exit (a cancelled job's warm kernel is
+    killed); the worker then holds no more idle kernels than its pool's size, and stops those
+    when it closes."""
+    proc = worker("tidy", env={"MLP_KERNEL_POOL": "2"})
+    idle = await poll(lambda: _async(kernels_of(proc.pid)), lambda k: len(k) == 2, timeout=60,
+                      what="the worker's two warm kernels")  # fmt: skip
+    kernels = []
+    ok = await rerun(jp_fetch, probe_template, params={"x": 2})
+    assert (await final(jp_fetch, ok))["status"] == "finished"
+    kernels.append((await probed(jp_fetch, ok))["pid"])
+    assert kernels[0] in idle
+    bad = template(
+        store, "dada0000000e",
+        notebook("x = 1", "import os\nprint('{\"pid\": %d}' % os.getpid())\nraise ValueError(x)"),
+        [("x", "1", "int", "parameters")],
+    )  # fmt: skip
+    failed_id = await rerun(jp_fetch, bad, params={"x": 2})
+    failed = await final(jp_fetch, failed_id)
+    assert failed["status"] == "failed" and failed["error"]["ename"] == "ValueError"
+    kernels.append((await probed(jp_fetch, failed_id))["pid"])
+    idle = await poll(lambda: _async(kernels_of(proc.pid)), lambda k: len(k) == 2, timeout=60,
+                      what="the pool to be refilled")  # fmt: skip
+    child_id, kernel = await long_job(jp_fetch, store, "dada0000000f", tmp_path / "kernel.pid")
+    assert kernel in idle  # a warm kernel, killed by the cancel like a cold one
+    await api(jp_fetch, "runs", child_id, "cancel", method="POST", body="{}")
+    await poll(lambda: _async(not alive(kernel)), bool, timeout=30, what="the kernel to stop")
+    assert (await api(jp_fetch, "runs", child_id))["status"] == "cancelled"
+    kernels.append(kernel)
+    # nothing but the pool's idle kernels is left, and never more than its size
+    idle = await poll(
+        lambda: _async(kernels_of(proc.pid)),
+        lambda k: len(k) == 2 and not set(k) & set(kernels),
+        timeout=30, what="only the two idle warm kernels to be left",
+    )  # fmt: skip
+    assert not any(alive(p) for p in kernels)
+    # a worker that closes stops its idle kernels before it exits (the plugin's teardown)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert not [p for p in idle if alive(p)], idle
+
+
+def test_a_worker_process_starts_its_pool_on_first_use_refills_it_and_stops_it(monkeypatch):
+    """Without the plugin (its registration failed), a worker's first job starts the pool; a
+    kernel taken is refilled in the background; closing stops the idle ones. A plugin that
+    cannot be registered is only logged."""
+    from jupyter_mlp.execution import dask_executor, remote
+
+    class Refusing:
+        def register_plugin(self, plugin):
+            raise RuntimeError("no plugins here")
+
+    dask_executor._register_warm_kernels(Refusing(), "tcp://127.0.0.1:9")  # does not raise
+
+    monkeypatch.setenv("MLP_KERNEL_POOL", "0")
+    assert remote.worker_kernels() is None
+    monkeypatch.setenv("MLP_KERNEL_POOL", "1")
+    pool = remote.worker_kernels()
+    try:
+        assert pool is not None and remote.worker_kernels() is pool  # one per process
+        me = os.getpid()
+        first = wait_for(lambda: kernels_of(me), timeout=60, what="the first warm kernel")
+        taken = wait_for(lambda: pool.take("python3", ""), timeout=60, what="a kernel to take")
+        assert taken.pid in first and pool.take("python3", "0") is None  # no kernel for card 0
+        refill = wait_for(lambda: set(kernels_of(me)) - {taken.pid}, timeout=60, what="a refill")
+        taken.discard()
+    finally:
+        remote.close_worker_kernels()
+    assert pool.closed and not pool.folder.exists()
+    wait_for(
+        lambda: not [p for p in refill if alive(p)], timeout=15, what="the idle kernel to stop"
+    )

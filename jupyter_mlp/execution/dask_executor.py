@@ -23,10 +23,15 @@
   the service (which also starts local jobs).
 - Cancel: the job's state moves to `cancelled` (which ends its token), the task is cancelled;
   a running job notices within a second and kills its kernel.
+- Warm kernels: on each new connection the dispatching executor registers the worker plugin
+  `remote.WarmKernels` (in the background; idempotent on the scheduler), which starts each
+  worker's pool of warm kernels before its first job, also on workers that join later. If that
+  fails, jobs still run: the first job on each worker starts the pool (and a cold kernel).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -111,6 +116,11 @@ class DaskExecutor(Executor):
             self._clients[address] = client
         if old is not None and old is not client:
             _close(old)
+        if self.api_url():  # this executor dispatches: its jobs should find warm kernels
+            threading.Thread(
+                target=_register_warm_kernels, args=(client, address), name="mlp-dask-plugin",
+                daemon=True,
+            ).start()  # fmt: skip
         return client
 
     def _ready(self, address: str, connect: bool = True) -> Any:
@@ -387,6 +397,22 @@ class DaskExecutor(Executor):
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             _close(client)
+
+
+def _register_warm_kernels(client: Any, address: str) -> None:
+    """Register the warm-kernel worker plugin; a failure only costs the workers' first jobs a
+    cold start (it is said in the server's log)."""
+    try:
+        from .remote import WarmKernels
+
+        register = getattr(client, "register_plugin", None) or client.register_worker_plugin
+        register(WarmKernels())
+    except Exception as exc:
+        logging.getLogger("jupyter_mlp").warning(
+            "jupyter-mlp: could not register warm kernels on the Dask workers of %s (%s: %s); "
+            "each worker's first job starts its kernel cold",
+            address, type(exc).__name__, exc,
+        )  # fmt: skip
 
 
 def _close(client: Any) -> None:

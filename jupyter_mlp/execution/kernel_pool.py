@@ -136,7 +136,9 @@ class KernelPool:
     """Idle kernels by (kernel name, card set). Lives in the launcher's single thread: `tick()`
     reaps, tops up and retires; `take()` hands one out."""
 
-    def __init__(self, folder: Path, size: int = 1, log: Path | None = None) -> None:
+    def __init__(self, folder: Path, size: int = 1, log: Path | int | None = None) -> None:
+        """log: where the kernels' own console output goes: a file (appended), a file descriptor
+        of this process (a Dask worker's stderr, where its cold kernels write), or nowhere."""
         self.folder = folder
         self.size = max(0, size)
         self.log = log
@@ -223,14 +225,16 @@ class KernelPool:
             language = str(spec.language or "")
             env = kernel_env(dict(os.environ), spec_env, language, cards)
             env["JPY_PARENT_PID"] = str(os.getpid())
-            out = open(self.log or os.devnull, "ab")  # noqa: SIM115
+            fd = isinstance(self.log, int)
+            out: Any = self.log if fd else open(self.log or os.devnull, "ab")  # noqa: SIM115
             try:
                 proc = subprocess.Popen(
                     cmd, env=env, cwd=str(self.folder / "cwd"), stdin=subprocess.DEVNULL,
                     stdout=out, stderr=out, start_new_session=True, close_fds=True,
                 )  # fmt: skip
             finally:
-                out.close()
+                if not fd:
+                    out.close()
         except Exception as exc:  # no such kernel, a broken spec: jobs start cold and say so
             print(f"jupyter-mlp: cannot start a warm {kernel_name} kernel: {exc}", file=sys.stderr)
             try:

@@ -12,17 +12,30 @@ so it attaches to the job's run.
 Cancel: the server ends the run; the token stops working; a watcher here notices within a
 second and kills the kernel. The outcome is also the task's result, so the server can still
 record it when the last report did not get through.
+
+Warm kernels: each worker process holds one `WorkerKernels` (a kernel_pool.KernelPool of
+`$MLP_KERNEL_POOL` kernels on the worker, default 1, 0 for none), started by the `WarmKernels`
+worker plugin that the server registers when it connects (so a worker that joins later gets it
+too), else by the worker's first job. A job takes a kernel started for its kernel name and its
+card set (`CARDS.take()`), which it shuts down at its end; the pool refills in a thread of its
+own. A job that no kernel fits starts a cold one, as before. The idle kernels are stopped when
+the worker closes (the plugin's teardown, else at exit); a worker killed outright takes them
+along (ipykernel watches its parent).
 """
 
 from __future__ import annotations
 
+import atexit
+import os
 import secrets
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +46,14 @@ from .gpus import CARDS
 from .notebook_job import NotebookJob
 from .processes import kill_group
 
+try:  # the base of the warm-kernel plugin (distributed is there wherever this module runs)
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # pragma: no cover
+    WorkerPlugin = object  # type: ignore[misc,assignment]
+
 WATCH_S = 1.0  # how often a running remote job asks whether it should go on
 REPORT_TRIES_S = 600.0  # how long a report is retried while the server cannot be reached
+POOL_TICK_S = 1.0  # how often the worker's pool replaces dead or stale idle kernels
 
 
 class HttpReporter:
@@ -171,8 +190,10 @@ class HttpReporter:
 class RemoteNotebookJob(NotebookJob):
     """NotebookJob with a watcher that stops the kernel when the server ends the run."""
 
-    def __init__(self, reporter: HttpReporter, job: Job, env: dict[str, str]) -> None:
-        super().__init__(reporter, job, env=env)
+    def __init__(
+        self, reporter: HttpReporter, job: Job, env: dict[str, str], kernel: Any = None
+    ) -> None:
+        super().__init__(reporter, job, env=env, kernel=kernel)
         self._done = threading.Event()
         self.outcome: dict[str, Any] = {}
 
@@ -207,6 +228,142 @@ class RemoteNotebookJob(NotebookJob):
         super().on_cancel()
 
 
+# --- warm kernels ---------------------------------------------------------------------------
+
+
+class WorkerKernels:
+    """This worker process's warm kernels: a KernelPool, shared by the worker's task threads
+    under a lock, topped up by a thread of its own (at once after a take, else every
+    POOL_TICK_S). Connection files and the idle kernels' working folder are in a temporary
+    folder of this process; the kernels' console output goes to the worker's stderr, as a cold
+    kernel's does."""
+
+    def __init__(self, size: int) -> None:
+        from .kernel_pool import KernelPool
+
+        self.folder = Path(tempfile.mkdtemp(prefix="mlp-kernels-"))
+        self.pool = KernelPool(self.folder, size=size, log=2)
+        self.closed = False
+        self._lock = threading.Lock()  # over every use of the pool
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._refill, name="mlp-kernel-pool", daemon=True)
+        self._thread.start()
+
+    def _refill(self) -> None:
+        warmed = False
+        while True:
+            with self._lock:
+                if self.closed:
+                    return
+                try:
+                    self.pool.tick()
+                except Exception:  # never let the pool's thread die: jobs would start cold
+                    traceback.print_exc()
+            if not warmed:  # while the first kernel starts
+                warmed = True
+                _warm_up()
+            self._wake.wait(POOL_TICK_S)
+            self._wake.clear()
+
+    def take(self, kernel_name: str, cards: str) -> Any:
+        """An idle kernel started for this kernel name and card set (its job's alone), or None."""
+        with self._lock:
+            kernel = None if self.closed else self.pool.take(kernel_name, cards)
+        if kernel is not None:
+            self._wake.set()  # refill now
+        return kernel
+
+    def close(self) -> None:
+        """Stop the idle kernels (those handed out belong to their jobs) and the thread."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self.pool.close()
+        self._wake.set()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _warm_up() -> None:
+    """Import, ahead, what a worker's first job would import (papermill, nbclient, nbformat:
+    seconds on a busy machine)."""
+    try:
+        import papermill  # type: ignore[import-untyped]  # noqa: F401
+    except Exception:
+        pass
+
+
+_kernels: WorkerKernels | None = None
+_kernels_lock = threading.Lock()
+_atexit = False
+
+
+def pool_size() -> int:
+    """`$MLP_KERNEL_POOL` on the worker: how many warm kernels it keeps (default 1, 0: none)."""
+    try:
+        return max(0, int(os.environ.get("MLP_KERNEL_POOL", "1")))
+    except ValueError:
+        return 1
+
+
+def worker_kernels() -> WorkerKernels | None:
+    """This process's warm kernels, started on first use; None when they are turned off (or
+    the pool cannot be made: jobs then start cold)."""
+    global _kernels, _atexit
+    with _kernels_lock:
+        if _kernels is not None and not _kernels.closed:
+            return _kernels
+        size = pool_size()
+        if not size:
+            return None
+        try:
+            _kernels = WorkerKernels(size)
+        except Exception as exc:
+            print(f"jupyter-mlp: no warm kernels on this worker: {exc}", file=sys.stderr)
+            return None
+        if not _atexit:
+            atexit.register(close_worker_kernels)
+            _atexit = True
+        return _kernels
+
+
+def close_worker_kernels() -> None:
+    global _kernels
+    with _kernels_lock:
+        kernels, _kernels = _kernels, None
+    if kernels is not None:
+        kernels.close()
+
+
+class WarmKernels(WorkerPlugin):
+    """Worker plugin: start the worker's warm kernels before its first job, stop the idle ones
+    when it closes. The server registers it once per connection to a scheduler, which hands it
+    to every worker, also those that join later; idempotent, so registering it again (another
+    server, a reconnect) does not restart the pools."""
+
+    name = "jupyter-mlp-warm-kernels"
+    idempotent = True
+
+    def setup(self, worker: Any) -> None:
+        worker_kernels()
+
+    def teardown(self, worker: Any) -> None:
+        close_worker_kernels()
+
+
+def _take_kernel(spec: Job) -> Any:
+    """A warm kernel for this job, or None. A job whose cards are unknown here (None: it sees
+    what the worker sees) gets none: the pool's kernels are started for a card set."""
+    if spec.gpus is None:
+        return None
+    try:
+        kernels = worker_kernels()
+        return kernels.take(spec.kernel, ",".join(spec.gpus)) if kernels else None
+    except Exception:
+        traceback.print_exc()
+        return None
+
+
 def worker_address() -> str | None:
     try:
         from distributed import get_worker
@@ -236,21 +393,26 @@ def run_remote(job: dict[str, Any], snapshot: bytes, api_url: str, token: str) -
 
 def _run(spec: Job, reporter: HttpReporter, token: str) -> dict[str, Any]:
     env = {"MLP_TRACKING_URI": reporter.sink.uri, "MLP_TRACKING_TOKEN": token}
-    runner = RemoteNotebookJob(reporter, spec, env=env)
     inputs = spec.options.get("inputs") or {}
     folder = Path(tempfile.mkdtemp(prefix=f"mlp-inputs-{spec.run_id}-")) if inputs else None
+    kernel = None
     try:
         if folder is not None:
             try:
                 spec.params = {**spec.params, **reporter.fetch_inputs(inputs, folder)}
             except Exception as exc:
+                runner = RemoteNotebookJob(reporter, spec, env=env)
                 runner.on_failure(RuntimeError(f"could not fetch the stage's input files: {exc}"))
                 return _outcome(runner, reporter)
+        kernel = _take_kernel(spec)  # the job's alone: it discards it if it does not fit
+        runner = RemoteNotebookJob(reporter, spec, env=env, kernel=kernel)
         try:
             runner.process()
         except ConnectionError:
             pass  # the server is away: the outcome goes back as the task's result
     finally:
+        if kernel is not None and kernel.alive():  # the job never reached its cleanup
+            kernel.discard()
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
     return _outcome(runner, reporter)
