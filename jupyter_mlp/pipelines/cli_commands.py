@@ -158,8 +158,11 @@ def _progress(store, pid: str) -> str:
 
 def _table(store, pid: str) -> str:
     from ..store import pipelines as P
+    from ..store import sweeps as sweep_store
 
-    run = P.get(store.connect(), pid)
+    conn = store.connect()
+    run = P.get(conn, pid)
+    sweeps = sweep_store.of_pipeline(conn, pid)
     lines = [f"pipeline run {run['id']}  {run['name']}  version {run['version']}  {run['status']}"]
     width = max((len(n) for n in run["stages"]), default=5)
     for name, s in run["stages"].items():
@@ -167,6 +170,11 @@ def _table(store, pid: str) -> str:
             f"{s['ended_at'] - s['started_at']:.1f}s" if s["started_at"] and s["ended_at"] else "-"
         )
         extra = f"  from {s['cached_from']}" if s["status"] == "cached" and s["cached_from"] else ""
+        if name in sweeps:  # a sweep stage: its run is the best trial's
+            sw = sweeps[name]
+            told = sum(sweep_store.counts(conn, sw["id"]).values())
+            best = f", best {sw['best_value']:g}" if sw["best_value"] is not None else ""
+            extra += f"  sweep {sw['id']} ({told}/{sw['budget']} trials{best})"
         if s["error"]:
             extra += f"  {s['error'].get('ename')}: {s['error'].get('evalue', '')[:100]}"
         lines.append(

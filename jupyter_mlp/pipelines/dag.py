@@ -29,6 +29,7 @@ from ..store.transitions import (
     SUCCEEDED,
 )
 from . import spec as S
+from . import sweep_stage
 from .cache import cache_key, code_of
 from .validate import PATH, errors, template, validate
 
@@ -99,6 +100,8 @@ class Driver:
         self._own_service = service is None
         self.service = service or self._make_service()
         self._kernels: dict[str, str] = {}
+        self._key_parts: dict[str, tuple[list[str], str | None]] = {}
+        self._sweeps: dict[str, Any] = {}  # stage -> its running sweeps.driver.Driver
         self._reserved: dict[str, int] = {}
         self._reserved_at = 0.0
 
@@ -126,6 +129,7 @@ class Driver:
                     return self._cancel_all(status["stages"])
                 stages = status["stages"]
                 self._watch(stages)
+                self._watch_sweeps(stages)
                 self._start_ready(stages)
                 self._prespawn(stages)
                 stages = P.get(self.conn, self.id)["stages"]
@@ -162,7 +166,11 @@ class Driver:
                             params=stage["params"])  # fmt: skip
 
     def _watch(self, stages: dict[str, dict[str, Any]]) -> None:
-        active = {name: s for name, s in stages.items() if s["status"] in (QUEUED, RUNNING)}
+        active = {
+            name: s
+            for name, s in stages.items()
+            if s["status"] in (QUEUED, RUNNING) and name not in self._sweeps
+        }
         if not active:
             return
         ids = [s["run_id"] for s in active.values()]
@@ -202,14 +210,17 @@ class Driver:
             conf = self.stages[name]
             if (conf.get("executor") or self.executor) != "local" or conf.get("gpus"):
                 continue
+            sweeping = sweep_stage.is_sweep(conf)
             if stage["status"] == PENDING:
                 upstream = [stages[d]["status"] for d in self.deps.get(name, ()) if d in stages]
                 if not all(u in (QUEUED, RUNNING) or u in P.DONE_STAGE for u in upstream):
                     continue
-            elif stage["status"] != QUEUED:
+            elif stage["status"] != QUEUED and not (sweeping and stage["status"] == RUNNING):
                 continue
             kernel = self._kernel(name)
-            coming[kernel] = coming.get(kernel, 0) + 1
+            coming[kernel] = coming.get(kernel, 0) + (
+                sweep_stage.concurrency(conf) if sweeping else 1
+            )
         slots = int(self.options.get("concurrency") or 2)
         want = {k: min(n, slots) for k, n in coming.items()}
         now = time.monotonic()
@@ -265,9 +276,13 @@ class Driver:
                 continue
             if not all(u["status"] in P.DONE_STAGE for u in upstream):
                 continue
+            sweep = sweep_stage.is_sweep(self.stages[name])
             try:
                 params, key_params = self._resolve(name, stages)
-                key = self._cache_key(name, key_params)
+                key = self._cache_key(
+                    name,
+                    sweep_stage.key_params(key_params, self.stages[name]) if sweep else key_params,
+                )
             except (PipelineError, BlobNotFound, ParamError) as exc:
                 P.set_stage(
                     self.conn,
@@ -278,20 +293,43 @@ class Driver:
                 )
                 stages[name]["status"] = FAILED
                 continue
-            use_cache = self.stages[name].get("cache", True) and not self.options.get("no_cache")
-            hit = P.cached_stage(self.conn, key) if use_cache else None
+            hit = self._cached(key) if self._use_cache(name) else None
             if hit is not None:
+                if sweep:  # the earlier sweep's best run: what it was given
+                    params = {**params, **self._swept_values(name, hit["run_id"])}
                 P.set_stage(self.conn, self.id, name, CACHED, run_id=hit["run_id"],
                             cached_from=hit["pipeline_run_id"], cache_key=key, params=params)  # fmt: skip
                 stages[name]["status"] = CACHED
                 stages[name]["run_id"] = hit["run_id"]
                 continue
-            self._submit(name, params, key)
+            if sweep:
+                self._start_sweep(name, params, key_params, key)
+            else:
+                self._submit(name, params, key)
             stages[name]["status"] = QUEUED
 
-    def _submit(self, name: str, params: dict[str, Any], key: str | None, attempt: int = 0) -> None:
+    def _use_cache(self, name: str) -> bool:
+        return bool(self.stages[name].get("cache", True)) and not self.options.get("no_cache")
+
+    def _cached(self, key: str) -> dict[str, Any] | None:
+        """An earlier finished run with this cache key: a stage's, else a sweep trial's (a
+        plain stage and a trial with the same notebook code, values and kernel are one
+        computation). {run_id, pipeline_run_id} or None."""
+        from ..store import sweeps as sweep_store
+
+        hit = P.cached_stage(self.conn, key)
+        if hit is not None:
+            return hit
+        run_id = sweep_store.cached_trial_run(self.conn, key)
+        if run_id is None:
+            return None
+        run = run_store.get_run(self.conn, run_id, with_cells=False)
+        return {"run_id": run_id, "pipeline_run_id": run.get("pipeline_run_id")}
+
+    def _job(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The settings of a stage's job (and of each trial of a sweep stage): executor, GPUs,
+        kind, its inputs and papermill options, kernel, working directory."""
         stage = self.stages[name]
-        tmpl = stage["template"]
         common = dict(
             executor=stage.get("executor") or self.executor, gpus=stage.get("gpus", 0),
             kind="stage", pipeline_run_id=self.id, stage=name,
@@ -318,13 +356,20 @@ class Driver:
             common["cwd"] = str(Path(self.base or ".") / common["cwd"])
         if stage.get("allow_new_params"):
             common["allow_new"] = True
+        return common
+
+    def _notebook(self, name: str) -> Path:
+        return Path(self.base or ".") / self.stages[name]["template"]["notebook"]
+
+    def _submit(self, name: str, params: dict[str, Any], key: str | None, attempt: int = 0) -> None:
+        tmpl = self.stages[name]["template"]
+        common = self._job(name, params)
         try:
             if tmpl.get("run"):
                 run_id = self.service.submit_rerun(tmpl["run"], params, **common)
             else:
-                path = Path(self.base or ".") / tmpl["notebook"]
                 run_id = self.service.submit_notebook(
-                    path, params, project=self.spec.get("project"), **common
+                    self._notebook(name), params, project=self.spec.get("project"), **common
                 )
         except (JobError, ParamError, LookupError) as exc:
             P.set_stage(
@@ -346,7 +391,108 @@ class Driver:
             attempt=attempt,
         )
 
+    # --- sweep stages ------------------------------------------------------------------------------
+
+    def _start_sweep(
+        self, name: str, params: dict[str, Any], key_params: dict[str, Any], key: str
+    ) -> None:
+        """Record the stage's sweep and take it: its trials are stage jobs with the stage's
+        parameters and the sampled values, driven by this loop (_watch_sweeps)."""
+        from ..store import sweeps as sweep_store
+        from ..sweeps.driver import Driver as SweepDriver
+        from ..sweeps.driver import record
+
+        stage = self.stages[name]
+        tmpl = stage["template"]
+        sweep_id = None
+        try:
+            found = template(self.conn, self.store.blobs, tmpl, self.base)
+            if isinstance(found, str):
+                raise PipelineError(f"stage {name!r}: {found}")
+            the_plan = sweep_stage.stage_plan(
+                name, stage, sweep_stage.known_parameters(self.conn, self.store.blobs, found)
+            )
+            job = self._job(name, params)
+            sweep_id = record(
+                self.conn, the_plan,
+                template_id=tmpl.get("run") or str(self._notebook(name).resolve()),
+                name=f"{job['name']} sweep", executor=job["executor"], gpus=job["gpus"],
+                allow_new=bool(job.get("allow_new")), kernel=job.get("kernel"),
+                options={"pipeline_run_id": self.id, "stage": name},
+            )  # fmt: skip
+            code, kernel = self._parts(name)
+            trials = StageTrials(self, name, params, key_params, code, kernel)
+            driver = SweepDriver(self.store, sweep_id, self.service, self.poll, trials=trials)
+            refused = driver.start()
+            if refused is not None:
+                raise PipelineError(f"stage {name!r}: its sweep {sweep_id} is {refused}")
+        except Exception as exc:  # a sweep that cannot start fails its stage, not the pipeline
+            error = {"ename": type(exc).__name__, "evalue": str(exc)[:2000]}
+            if sweep_id is not None:
+                sweep_store.set_status(self.conn, sweep_id, FAILED, error=error)
+            P.set_stage(self.conn, self.id, name, FAILED, error=error)
+            return
+        self._sweeps[name] = driver
+        P.set_stage(self.conn, self.id, name, QUEUED, cache_key=key, params=params)
+
+    def _watch_sweeps(self, stages: dict[str, dict[str, Any]]) -> None:
+        """One round of each running sweep; a sweep that ended ends its stage: succeeded with
+        the best trial's run (its outputs are the stage's), or failed with why."""
+        from ..store import sweeps as sweep_store
+
+        for name, driver in list(self._sweeps.items()):
+            try:
+                status = driver.step()
+            except Exception as exc:  # a broken sweep fails its stage, not the pipeline
+                driver.fail(exc)
+                status = FAILED
+            stage = stages[name]
+            if status is None:
+                if stage["status"] == QUEUED and sweep_store.counts(self.conn, driver.id):
+                    P.set_stage(self.conn, self.id, name, RUNNING)
+                continue
+            del self._sweeps[name]
+            row = sweep_store.get(self.conn, driver.id)
+            if status == FINISHED and row["best_run_id"]:
+                best = row["best_run_id"]
+                params = {**(stage["params"] or {}), **self._swept_values(name, best)}
+                P.set_stage(self.conn, self.id, name, SUCCEEDED, run_id=best, params=params)
+            elif status == CANCELLED:
+                P.set_stage(self.conn, self.id, name, CANCELLED, error={
+                    "ename": "Cancelled", "evalue": f"its sweep {driver.id} was cancelled"})  # fmt: skip
+            else:
+                P.set_stage(self.conn, self.id, name, FAILED, error=self._sweep_failure(row))
+
+    def _sweep_failure(self, row: dict[str, Any]) -> dict[str, Any]:
+        """Why a sweep found no best trial: how many trials failed, and the first one's error."""
+        from ..store import sweeps as sweep_store
+
+        trials = sweep_store.trials(self.conn, row["id"])
+        failed = [t for t in trials if t["status"] != FINISHED]
+        first = next((t["error"] for t in failed if t["error"]), None) or row["error"] or {}
+        reason = f"{first.get('ename')}: {first.get('evalue')}" if first else "no reason given"
+        return {
+            "ename": "SweepFailed",
+            "evalue": f"sweep {row['id']}: no trial reported the objective "
+            f"{(row['objective'] or {}).get('text')} ({len(failed)} of {len(trials)} trials "
+            f"failed; the first: {reason})",
+        }
+
+    def _swept_values(self, name: str, run_id: str) -> dict[str, Any]:
+        """The values run `run_id` (a sweep stage's best trial) got for the swept parameters."""
+        from ..store.records import params_of
+
+        swept = (self.stages[name].get("sweep") or {}).get("params") or {}
+        got = params_of(self.conn, [run_id]).get(run_id, {})
+        return {k: got[k] for k in swept if k in got}
+
     def _cancel_all(self, stages: dict[str, dict[str, Any]]) -> str:
+        for name, driver in list(self._sweeps.items()):
+            try:
+                driver.cancel()
+            except Exception:  # its trials may have ended meanwhile
+                pass
+            del self._sweeps[name]
         for name, stage in stages.items():
             if stage["status"] in (QUEUED, RUNNING) and stage["run_id"]:
                 try:
@@ -407,12 +553,58 @@ class Driver:
             os.replace(tmp, target)
         return target
 
+    def _parts(self, name: str) -> tuple[list[str], str | None]:
+        """(the template's code cells, the kernel): what a cache key hashes beside the values."""
+        if name not in self._key_parts:
+            found = template(self.conn, self.store.blobs, self.stages[name]["template"], self.base)
+            if isinstance(found, str):
+                raise PipelineError(f"stage {name!r}: {found}")
+            kernel = self.stages[name].get("kernel") or found.kernel
+            self._key_parts[name] = (code_of(found.code(self.store.blobs)), kernel)
+        return self._key_parts[name]
+
     def _cache_key(self, name: str, key_params: dict[str, Any]) -> str:
-        found = template(self.conn, self.store.blobs, self.stages[name]["template"], self.base)
-        if isinstance(found, str):
-            raise PipelineError(f"stage {name!r}: {found}")
-        kernel = self.stages[name].get("kernel") or found.kernel
-        return cache_key(code_of(found.code(self.store.blobs)), key_params, kernel)
+        code, kernel = self._parts(name)
+        return cache_key(code, key_params, kernel)
+
+
+class StageTrials:
+    """The trials of a sweep stage (sweeps.driver.TrialSource): each a stage job with the
+    stage's parameters and the trial's values, and a cache key made as a plain stage's is, so a
+    trial whose notebook code, values and kernel ran before reuses that run."""
+
+    def __init__(
+        self, driver: Driver, name: str, params: dict[str, Any], key_params: dict[str, Any],
+        code: list[str], kernel: str | None,
+    ) -> None:  # fmt: skip
+        self.driver = driver
+        self.name = name
+        self.params = params
+        self.key_params = key_params
+        self.code = code
+        self.kernel = kernel
+
+    def request(self, values: dict[str, Any], name: str) -> Any:
+        from ..execution.submit import prepare_notebook, prepare_rerun
+
+        d = self.driver
+        params = {**self.params, **values}
+        common = {**d._job(self.name, params), "name": name}
+        common["cwd"] = common.get("cwd") or d.service.cwd
+        tmpl = d.stages[self.name]["template"]
+        if tmpl.get("run"):
+            return prepare_rerun(d.conn, d.store.blobs, tmpl["run"], params, **common)
+        return prepare_notebook(d.store.blobs, d._notebook(self.name), params,
+                                project=d.spec.get("project"), **common)  # fmt: skip
+
+    def cache_key(self, values: dict[str, Any]) -> str | None:
+        return cache_key(self.code, {**self.key_params, **values}, self.kernel)
+
+    def cached(self, key: str) -> str | None:
+        if not self.driver._use_cache(self.name):
+            return None
+        hit = self.driver._cached(key)
+        return hit["run_id"] if hit else None
 
 
 def run(store: Any, pipeline_run_id: str, service: Any = None) -> str:

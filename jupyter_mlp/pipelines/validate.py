@@ -13,6 +13,7 @@ from ..params import Given, ParamError, fit, notebook_parameters
 from ..store.blobs import BlobNotFound, Blobs
 from ..store.templates import output_rows, param_rows, template_run
 from . import spec as S
+from . import sweep_stage
 
 
 @dataclass
@@ -255,6 +256,9 @@ def validate(
                         source=str(ref),
                     )
 
+        if sweep_stage.is_sweep(stage):
+            _check_sweep(error, warn, conn, blobs, name, stage, t)
+
     cycle = S.find_cycle(S.dependencies(spec))
     if cycle:
         flow = " -> ".join(reversed(cycle))
@@ -282,6 +286,28 @@ def _seen_outputs(
             found = dict.fromkeys(names), f"the last run of {Path(t.notebook).name} ({run_id})"
     cache[stage] = found
     return found
+
+
+def _check_sweep(
+    error: Any, warn: Any, conn: sqlite3.Connection, blobs: Blobs, name: str,
+    stage: dict[str, Any], t: Template,
+) -> None:  # fmt: skip
+    """A `"sweep"` block, checked as `jupyter mlp sweep` checks its options (sweep_stage)."""
+    from ..sweeps.space import SweepError
+
+    try:
+        sweep_stage.stage_plan(name, stage, sweep_stage.known_parameters(conn, blobs, t))
+    except SweepError as exc:
+        error(str(exc), name, exc.field or "sweep")
+    except (BlobNotFound, ValueError) as exc:  # the template went away meanwhile
+        error(f"stage {name!r}: sweep: {exc}", name, "sweep")
+    if stage.get("retries"):
+        warn(
+            f"stage {name!r}: retries do not apply to a sweep stage (a failed trial is told "
+            "failed and the sweep goes on)",
+            name,
+            "retries",
+        )
 
 
 RUN_SETTINGS_TEXT = ("kernel", "cwd")

@@ -195,6 +195,43 @@ def failed_trial(
         _insert_trial(conn, sweep_id, number, "failed", None, params, system, error, now)
 
 
+def reuse_trial(
+    conn: sqlite3.Connection, sweep_id: str, number: int, run_id: str, params: dict[str, Any],
+    system: dict[str, Any] | None = None,
+) -> None:  # fmt: skip
+    """A trial whose computation ran before (a cache hit): recorded `running` with that earlier
+    run (no job is queued), for the driver to tell at once."""
+    now = time.time()
+    with write(conn):
+        _insert_trial(conn, sweep_id, number, "running", run_id, params, system, None, now)
+
+
+def cached_trial_run(conn: sqlite3.Connection, cache_key: str) -> str | None:
+    """The newest trial run with this cache key (sweep_trials.system) whose job finished and
+    whose run is still there; None if there is none."""
+    row = conn.execute(
+        "SELECT t.run_id FROM sweep_trials t JOIN runs r ON r.id = t.run_id "
+        "JOIN jobs j ON j.run_id = t.run_id "
+        "WHERE json_extract(t.system, '$.cache_key') = ? AND j.state = 'finished' "
+        "AND r.status = 'finished' ORDER BY j.ended_at DESC LIMIT 1",
+        (cache_key,),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def of_pipeline(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, dict[str, Any]]:
+    """{stage: its sweep} of a pipeline run's sweep stages (the newest one per stage)."""
+    found: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(
+        "SELECT * FROM sweeps WHERE json_extract(options, '$.pipeline_run_id') = ? "
+        "ORDER BY created_at",
+        (pipeline_run_id,),
+    ):
+        sweep = _decode(r, JSON_FIELDS)
+        found[str((sweep["options"] or {}).get("stage"))] = sweep
+    return found
+
+
 def _insert_trial(
     conn: sqlite3.Connection, sweep_id: str, number: int, status: str, run_id: str | None,
     params: dict[str, Any], system: dict[str, Any] | None, error: dict[str, Any] | None,

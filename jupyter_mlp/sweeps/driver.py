@@ -15,6 +15,11 @@ starts again (`resume`) replays them into a new study (finished, pruned and fail
 told; trials whose jobs still run are adopted and watched on), then goes on to the budget.
 
     python -m jupyter_mlp.sweeps.driver SWEEP_ID [--home DIR]   drives one sweep, detached
+
+A pipeline's sweep stage uses the same pieces: plan() checks its block as submit() checks the
+CLI's options, record() records it, and the pipeline's own loop drives it (start(), then step()
+each round) with a TrialSource that makes each trial a stage job and finds earlier runs of the
+same computation (the cache).
 """
 
 from __future__ import annotations
@@ -27,13 +32,22 @@ import socket
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..execution.errors import JobError
-from ..model import CANCELLED, FAILED, FINAL_JOB_STATES, FINISHED, PRUNED, RUNNING
+from ..model import (
+    CANCELLED,
+    FAILED,
+    FINAL_JOB_STATES,
+    FINISHED,
+    PRUNED,
+    RUNNING,
+    JobRequest,
+)
 from ..params import ParamError
 from ..store import sweeps as S
 from ..store.transitions import CANCELLING
@@ -58,64 +72,99 @@ PRUNE_STARTUP = 5  # MedianPruner's default: trials that finish before any is pr
 # --- submitting ---------------------------------------------------------------------------------
 
 
-def submit(
-    store: Any, template: str, params: list[str] | dict[str, str], objective: str, *,
-    trials: int | None = None, concurrency: int = 2, sampler: str = "tpe", seed: int | None = None,
-    prune: bool = False, prune_startup: int = PRUNE_STARTUP, prune_warmup: int = 0,
-    timeout: float | None = None, executor: str = "local", gpus: int | None = None,
-    allow_new: bool = False, kernel: str | None = None, name: str | None = None,
-) -> str:  # fmt: skip
-    """Check everything and record the sweep (`queued`); returns its id. SweepError (or
-    RunNotFound) on bad input, before anything is queued."""
-    import importlib.util
+@dataclass
+class Plan:
+    """A checked sweep: what `submit` records and a pipeline's sweep stage runs."""
 
-    from ..execution.submit import prepare_rerun
-    from ..store import runs as run_store
+    space: Space
+    objective: Objective
+    sampler: str
+    trials: int
+    concurrency: int
+    seed: int | None
+    prune: bool
+    prune_startup: int
+    prune_warmup: int
+    timeout: float | None
+    note: str | None = None
+
+
+def _cli_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_settings(
+    *, trials: Any = None, concurrency: Any = 2, sampler: Any = "tpe", seed: Any = None,
+    prune: Any = False, prune_startup: Any = PRUNE_STARTUP, prune_warmup: Any = 0,
+    timeout: Any = None, flag: Callable[[str], str] = _cli_flag,
+) -> None:  # fmt: skip
+    """The checks of a sweep's settings that need neither the template nor the space."""
+    import importlib.util
 
     if importlib.util.find_spec("optuna") is None:
         raise SweepError(
             "sweeps need Optuna, which is not installed: pip install 'jupyter-mlp[sweeps]'"
         )
     if sampler not in SAMPLERS:
-        raise SweepError(f"--sampler {sampler!r}: pick one of {', '.join(SAMPLERS)}", "sampler")
+        raise SweepError(f"{flag('sampler')} {sampler!r}: pick one of {', '.join(SAMPLERS)}",
+                         "sampler")  # fmt: skip
     if trials is not None and (
         isinstance(trials, bool) or not isinstance(trials, int) or trials < 1
     ):
         raise SweepError(
-            f"--trials must be a whole number of at least 1 (got {trials!r})", "trials"
+            f"{flag('trials')} must be a whole number of at least 1 (got {trials!r})", "trials"
         )
     if trials is None and sampler != "grid":
         raise SweepError(
-            "--trials is required (the grid sampler alone defaults to the grid's size)", "trials"
+            f"{flag('trials')} is required (the grid sampler alone defaults to the grid's size)",
+            "trials",
         )
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise SweepError(
-            f"--concurrency must be a whole number of at least 1 (got {concurrency!r})",
+            f"{flag('concurrency')} must be a whole number of at least 1 (got {concurrency!r})",
             "concurrency",
         )
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise SweepError(f"{flag('seed')} must be a whole number >= 0 (got {seed!r})", "seed")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0
+    ):
         raise SweepError(
-            f"--timeout must be a number of seconds above 0 (got {timeout!r})", "timeout"
+            f"{flag('timeout')} must be a number of seconds above 0 (got {timeout!r})", "timeout"
         )
-    for option, value in (("--prune-startup", prune_startup), ("--prune-warmup", prune_warmup)):
+    if not isinstance(prune, bool):
+        raise SweepError(f"{flag('prune')} must be true or false (got {prune!r})", "prune")
+    for option, value in (("prune_startup", prune_startup), ("prune_warmup", prune_warmup)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise SweepError(
-                f"{option} must be a whole number >= 0 (got {value!r})",
-                option[2:].replace("-", "_"),
-            )
-    conn = store.connect()
-    template_id = run_store.resolve_id(conn, template)
-    known = template_parameters(conn, store.blobs, template_id)
+            raise SweepError(f"{flag(option)} must be a whole number >= 0 (got {value!r})",
+                             option)  # fmt: skip
+
+
+def plan(
+    params: list[str] | dict[str, str], known: dict[str, Any], objective: Any, *,
+    trials: Any = None, concurrency: Any = 2, sampler: Any = "tpe", seed: Any = None,
+    prune: Any = False, prune_startup: Any = PRUNE_STARTUP, prune_warmup: Any = 0,
+    timeout: Any = None, allow_new: bool = False, flag: Callable[[str], str] = _cli_flag,
+) -> Plan:  # fmt: skip
+    """Every check of a sweep's settings that needs no store beyond the template's parameters
+    (`known`: name -> params.Known): the space, the objective, the budget, the sampler. The one
+    definition for `jupyter mlp sweep`, `POST /sweeps` and a pipeline's `"sweep"` block; `flag`
+    is how messages name a setting (`--trials`; a pipeline's `sweep.trials`). SweepError with
+    `field` on the first problem."""
+    check_settings(
+        trials=trials, concurrency=concurrency, sampler=sampler, seed=seed, prune=prune,
+        prune_startup=prune_startup, prune_warmup=prune_warmup, timeout=timeout, flag=flag,
+    )  # fmt: skip
     space = parse_space(params, known, allow_new)
     try:
-        goal = parse_objective(objective)
+        goal = parse_objective(objective, flag("objective"))
     except SweepError as exc:
         exc.field = exc.field or "objective"
         raise
     if prune and not goal.has_curve:
         raise SweepError(
-            f"--prune needs a metric objective (the pruner reads its points while a trial runs); "
-            f"{goal.text} is an output",
+            f"{flag('prune')} needs a metric objective (the pruner reads its points while a "
+            f"trial runs); {goal.text} is an output",
             "prune",
         )
     note = None
@@ -130,12 +179,75 @@ def submit(
                 note = f"the grid has {size} points: {size} trials, not {trials}"
             trials = size
     assert trials is not None
+    return Plan(space, goal, sampler, trials, concurrency, seed, prune, prune_startup,
+                prune_warmup, float(timeout) if timeout else None, note)  # fmt: skip
+
+
+def first_point(space: Space) -> dict[str, Any]:
+    """The values of the space's first point (fixed values included): a dry run's."""
+    first = {n: d.value_of(_first(d)) for n, d in space.items() if d.searched}
+    return {**fixed_values(space), **first}
+
+
+def values_of(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
+    """What a trial's notebook gets: the fixed values, then what the sampler chose."""
+    return {
+        **fixed_values(space),
+        **{n: space[n].value_of(v) for n, v in sampled.items() if n in space},
+    }
+
+
+def record(
+    conn: Any, the_plan: Plan, *, template_id: str, name: str, executor: str = "local",
+    gpus: int | None = None, allow_new: bool = False, kernel: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> str:  # fmt: skip
+    """Record a checked sweep (`queued`); its id. `options`: more for the sweep's options
+    (a pipeline stage's sweep names its pipeline run and stage there)."""
+    p = the_plan
+    sweep_id = S.create(
+        conn, name=name, template_id=template_id, space=space_json(p.space),
+        objective=p.objective.as_json(), sampler=p.sampler,
+        seed=p.seed if p.seed is not None else random.randrange(2**31), budget=p.trials,
+        timeout_s=p.timeout, concurrency=p.concurrency, executor=executor, gpus=gpus,
+        options={"prune": p.prune, "prune_startup": p.prune_startup,
+                 "prune_warmup": p.prune_warmup, "allow_new": bool(allow_new), "kernel": kernel,
+                 **(options or {})},
+    )  # fmt: skip
+    if p.note:
+        S.update(conn, sweep_id, note=p.note)
+    return sweep_id
+
+
+def submit(
+    store: Any, template: str, params: list[str] | dict[str, str], objective: str, *,
+    trials: int | None = None, concurrency: int = 2, sampler: str = "tpe", seed: int | None = None,
+    prune: bool = False, prune_startup: int = PRUNE_STARTUP, prune_warmup: int = 0,
+    timeout: float | None = None, executor: str = "local", gpus: int | None = None,
+    allow_new: bool = False, kernel: str | None = None, name: str | None = None,
+) -> str:  # fmt: skip
+    """Check everything and record the sweep (`queued`); returns its id. SweepError (or
+    RunNotFound) on bad input, before anything is queued."""
+    from ..execution.submit import prepare_rerun
+    from ..store import runs as run_store
+
+    check_settings(  # before the template: the cheap refusals first
+        trials=trials, concurrency=concurrency, sampler=sampler, seed=seed, prune=prune,
+        prune_startup=prune_startup, prune_warmup=prune_warmup, timeout=timeout,
+    )  # fmt: skip
+    conn = store.connect()
+    template_id = run_store.resolve_id(conn, template)
+    known = template_parameters(conn, store.blobs, template_id)
+    the_plan = plan(
+        params, known, objective, trials=trials, concurrency=concurrency, sampler=sampler,
+        seed=seed, prune=prune, prune_startup=prune_startup, prune_warmup=prune_warmup,
+        timeout=timeout, allow_new=allow_new,
+    )  # fmt: skip
     # A dry rerun with the first point of the space: a snapshot, kernel, type or GPU problem is
     # said now, with the rerun's own words, not by every trial.
-    first = {n: d.value_of(_first(d)) for n, d in space.items() if d.searched}
     try:
         request = prepare_rerun(
-            conn, store.blobs, template_id, {**fixed_values(space), **first}, executor=executor,
+            conn, store.blobs, template_id, first_point(the_plan.space), executor=executor,
             gpus=gpus, allow_new=allow_new, kernel=kernel,
         )  # fmt: skip
         from ..execution.registry import EXECUTORS
@@ -147,18 +259,10 @@ def submit(
     except (JobError, ParamError) as exc:
         raise SweepError(str(exc)) from None
     template_row = run_store.get_run(conn, template_id, with_cells=False)
-    sweep_id = S.create(
-        conn, name=name or f"{template_row['name'] or 'run'} sweep", template_id=template_id,
-        space=space_json(space), objective=goal.as_json(), sampler=sampler,
-        seed=seed if seed is not None else random.randrange(2**31), budget=trials,
-        timeout_s=float(timeout) if timeout else None, concurrency=concurrency,
-        executor=executor, gpus=gpus,
-        options={"prune": bool(prune), "prune_startup": prune_startup,
-                 "prune_warmup": prune_warmup, "allow_new": bool(allow_new), "kernel": kernel},
+    return record(
+        conn, the_plan, template_id=template_id, name=name or f"{template_row['name'] or 'run'} sweep",
+        executor=executor, gpus=gpus, allow_new=allow_new, kernel=kernel,
     )  # fmt: skip
-    if note:
-        S.update(conn, sweep_id, note=note)
-    return sweep_id
 
 
 def _first(d: Any) -> Any:
@@ -234,11 +338,25 @@ class Active:
     last_value: float | None = None
 
 
+class TrialSource(Protocol):
+    """How the trials of a sweep run when it is part of something else (a pipeline's sweep
+    stage): each trial's job, and the cache (an earlier finished run of the same computation,
+    whose outcome the trial reuses instead of running again)."""
+
+    def request(self, values: dict[str, Any], name: str) -> JobRequest: ...
+
+    def cache_key(self, values: dict[str, Any]) -> str | None: ...
+
+    def cached(self, key: str) -> str | None: ...
+
+
 class Driver:
     def __init__(
-        self, store: Any, sweep_id: str, service: Any = None, poll: float = POLL_S
-    ) -> None:
+        self, store: Any, sweep_id: str, service: Any = None, poll: float = POLL_S,
+        trials: TrialSource | None = None,
+    ) -> None:  # fmt: skip
         self.store = store
+        self.trials = trials
         self.id = sweep_id
         self.poll = poll
         self.conn = store.connect()
@@ -248,7 +366,6 @@ class Driver:
         self.objective = Objective.from_json(row["objective"])
         self.options = row["options"] or {}
         self.distributions = {n: d.distribution() for n, d in self.space.items() if d.searched}
-        self.fixed = fixed_values(self.space)
         self.active: dict[int, Active] = {}
         self.asked = 0
         self._own_service = service is None
@@ -330,27 +447,67 @@ class Driver:
     # --- running --------------------------------------------------------------------------------
 
     def run(self) -> str:
-        pid, host = os.getpid(), socket.gethostname()
-        if not S.set_status(self.conn, self.id, RUNNING, pid=pid, host=host):
-            return str(S.get(self.conn, self.id)["status"])
-        self.row = S.get(self.conn, self.id)
+        """Drive the sweep to its end (here, blocking); its final status."""
         try:
-            self._replay()
+            if self.options.get("pipeline_run_id") and self.trials is None:
+                return self._refuse_pipeline_stage()
+            taken = self.start()
+            if taken is not None:
+                return taken
             while True:
-                if S.get(self.conn, self.id)["status"] == CANCELLING:
-                    return self._cancel_all()
-                self._watch()
-                self._fill()
-                if not self.active and not self._may_ask():
-                    return self._finish()
+                status = self.step()
+                if status is not None:
+                    return status
                 time.sleep(self.poll)
         except BaseException as exc:
-            S.set_status(self.conn, self.id, FAILED,
-                         error={"ename": type(exc).__name__, "evalue": str(exc)[:2000]})  # fmt: skip
+            self.fail(exc)
             raise
         finally:
             if self._own_service and self._service is not None:
                 self._service.stop()
+
+    def start(self) -> str | None:
+        """Take the sweep (running, driven by this process) and replay its trials; None when
+        taken, else the status that refused it (cancelled, finished, ...). With step(), what a
+        caller with a loop of its own (a pipeline) drives the sweep by."""
+        pid, host = os.getpid(), socket.gethostname()
+        if not S.set_status(self.conn, self.id, RUNNING, pid=pid, host=host):
+            return str(S.get(self.conn, self.id)["status"])
+        self.row = S.get(self.conn, self.id)
+        self._replay()
+        return None
+
+    def step(self) -> str | None:
+        """One round: the running trials watched, free slots filled; the final status once
+        the sweep ended (finished, failed, cancelled), else None."""
+        if S.get(self.conn, self.id)["status"] == CANCELLING:
+            return self._cancel_all()
+        self._watch()
+        self._fill()
+        if not self.active and not self._may_ask():
+            return self._finish()
+        return None
+
+    def fail(self, exc: BaseException) -> None:
+        S.set_status(self.conn, self.id, FAILED,
+                     error={"ename": type(exc).__name__, "evalue": str(exc)[:2000]})  # fmt: skip
+
+    def cancel(self) -> str:
+        """Stop every running trial now (the caller's own cancel); the sweep ends cancelled."""
+        return self._cancel_all()
+
+    def _refuse_pipeline_stage(self) -> str:
+        """A pipeline stage's sweep runs only inside its pipeline's driver (its trials are stage
+        jobs with the pipeline's inputs): driven alone (a server that starts, `sweep resume`),
+        it says so and ends failed; the pipeline's `--resume` runs the stage again, reusing
+        every trial that finished."""
+        pid, stage = self.options["pipeline_run_id"], self.options.get("stage")
+        S.set_status(self.conn, self.id, FAILED, error={
+            "ename": "PipelineStage",
+            "evalue": f"this sweep is stage {stage!r} of pipeline run {pid}, whose driver is "
+            f"gone; run the pipeline again with --resume {pid} (finished trials are reused)",
+        })  # fmt: skip
+        return FAILED
 
     def _deadline(self) -> float | None:
         timeout = self.row["timeout_s"]
@@ -376,16 +533,26 @@ class Driver:
         system = {k: frozen.system_attrs[k] for k in ("grid_id", "search_space")
                   if k in frozen.system_attrs}  # fmt: skip
         sampled = dict(trial.params)
-        values = {**self.fixed, **{n: self.space[n].value_of(v) for n, v in sampled.items()}}
-        template = self.row["template_id"]
-        executor = self.row["executor"]
+        values = values_of(self.space, sampled)
+        name = f"{self.row['name']} #{number}"
         try:
-            request = prepare_rerun(
-                self.conn, self.store.blobs, template, values, executor=executor,
-                gpus=self.row["gpus"], allow_new=bool(self.options.get("allow_new")),
-                kernel=self.options.get("kernel"), name=f"{self.row['name']} #{number}",
-            )  # fmt: skip
-            ex = self.service.executor(executor)
+            if self.trials is not None:
+                key = self.trials.cache_key(values)
+                if key is not None:
+                    system["cache_key"] = key
+                    earlier = self.trials.cached(key)
+                    if earlier is not None:
+                        self._reuse(trial, number, earlier, sampled, system)
+                        return
+                request = self.trials.request(values, name)
+            else:
+                request = prepare_rerun(
+                    self.conn, self.store.blobs, self.row["template_id"], values,
+                    executor=self.row["executor"], gpus=self.row["gpus"],
+                    allow_new=bool(self.options.get("allow_new")),
+                    kernel=self.options.get("kernel"), name=name,
+                )  # fmt: skip
+            ex = self.service.executor(request.executor)
             ex.validate(request)
             run_id = S.queue_trial(self.conn, self.id, number, request, sampled, system)
         except (JobError, ParamError, LookupError) as exc:
@@ -397,6 +564,18 @@ class Driver:
             return
         self.active[number] = Active(trial, run_id)
         self.service.kick(ex)  # start it now, not at the service's next poll
+
+    def _reuse(
+        self, trial: Any, number: int, run_id: str, sampled: dict[str, Any],
+        system: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """A cache hit: the trial is the earlier run (no job), told at once with the objective
+        read from that run (its metric's points reported first, for the pruner)."""
+        S.reuse_trial(self.conn, self.id, number, run_id, sampled, {**system, "cached": True})
+        act = self.active[number] = Active(trial, run_id)
+        if self.options.get("prune"):
+            self._report(act)
+        self._tell(number, act, FINISHED, None)
 
     def _watch(self) -> None:
         if not self.active:

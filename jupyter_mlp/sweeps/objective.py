@@ -112,29 +112,28 @@ class Objective:
         ]  # fmt: skip
 
 
-def parse_objective(text: str | None) -> Objective:
-    if not text or not text.strip():
-        raise SweepError("--objective is required, e.g. --objective max:val_acc or min:loss")
+def parse_objective(text: str | None, flag: str = "--objective") -> Objective:
+    """`flag` is how messages name the option (`--objective`; a pipeline's `sweep.objective`)."""
+    if not isinstance(text, str) or not text.strip():
+        raise SweepError(f"{flag} is required, e.g. max:val_acc or min:loss")
     parts = text.strip().split(":")
     direction = {"max": "maximize", "maximize": "maximize", "min": "minimize",
                  "minimize": "minimize"}.get(parts[0].lower())  # fmt: skip
     if direction is None or len(parts) not in (2, 3):
         raise SweepError(
-            f"--objective {text!r}: write max:NAME or min:NAME, optionally with :last, :min or "
+            f"{flag} {text!r}: write max:NAME or min:NAME, optionally with :last, :min or "
             ":max for a metric (e.g. max:val_acc, min:loss:min, max:output.score)"
         )
     name = parts[1]
     agg = parts[2].lower() if len(parts) == 3 else "last"
     if agg not in AGGREGATES:
-        raise SweepError(f"--objective {text!r}: {parts[2]!r} is not one of last, min, max")
+        raise SweepError(f"{flag} {text!r}: {parts[2]!r} is not one of last, min, max")
     source = "auto"
     for prefix in ("metric.", "output."):
         if name.startswith(prefix):
             source, name = prefix[:-1], name[len(prefix) :]
     if not _NAME.match(name):
-        raise SweepError(f"--objective {text!r}: {name!r} is not a metric or output name")
+        raise SweepError(f"{flag} {text!r}: {name!r} is not a metric or output name")
     if source == "output" and agg != "last":
-        raise SweepError(
-            f"--objective {text!r}: an output is one value, {agg} of it is not defined"
-        )
+        raise SweepError(f"{flag} {text!r}: an output is one value, {agg} of it is not defined")
     return Objective(direction, name, source, agg)
