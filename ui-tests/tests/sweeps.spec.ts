@@ -44,13 +44,17 @@ async function openSweep(
   return view;
 }
 
-/** A chart's canvas is on screen and big enough to read. */
+/** A chart's canvas is on screen and big enough to read, once the view has settled (ECharts
+ * sizes its canvas to the box it was given and follows the box's resizes). */
 async function expectChartShown(canvas: Locator): Promise<void> {
   await canvas.scrollIntoViewIfNeeded();
   await expect(canvas).toBeInViewport();
-  const box = await canvas.boundingBox();
-  expect(box?.width ?? 0).toBeGreaterThanOrEqual(200);
-  expect(box?.height ?? 0).toBeGreaterThanOrEqual(150);
+  await expect
+    .poll(async () => (await canvas.boundingBox())?.width ?? 0)
+    .toBeGreaterThanOrEqual(200);
+  await expect
+    .poll(async () => (await canvas.boundingBox())?.height ?? 0)
+    .toBeGreaterThanOrEqual(150);
 }
 
 test('a finished sweep: best trial, table, charts, brushing, dark theme', async ({
