@@ -5,8 +5,14 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .model_rows import Cell as Cell
+    from .model_rows import GpuSample as GpuSample
+    from .model_rows import Job as Job
+    from .model_rows import JobRequest as JobRequest
+    from .model_rows import Run as Run
 
 # Run statuses. `queued` and `running` are live; the rest are final.
 QUEUED = "queued"
@@ -37,6 +43,9 @@ KINDS = (INTERACTIVE, JOB, STAGE)
 
 DEFAULT_PROJECT = "default"
 
+# papermill's Python translator starts the cell it injects with this line
+INJECTED_HEADER = "# Parameters\n"
+
 RUN_ID_RE = re.compile(r"^[0-9a-f]{12}$")
 BLOB_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 
@@ -61,143 +70,14 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-@dataclass
-class Job:
-    """The `jobs` row beside a job's run: what to run, where, and how it went."""
-
-    run_id: str
-    executor: str
-    state: str
-    kernel: str
-    submitted_at: float
-    params: dict[str, Any] = field(default_factory=dict)
-    notebook: str | None = None
-    snapshot: str | None = None
-    cwd: str | None = None
-    gpus_requested: int = 0
-    gpus: list[str] | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    pid: int | None = None
-    pgid: int | None = None
-    proc_start: str | None = None
-    kernel_pid: int | None = None
-    kernel_pgid: int | None = None
-    host: str | None = None
-    cells_total: int | None = None
-    note: str | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    error: dict[str, Any] | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.state in FINAL_JOB_STATES
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+ROWS = ("Job", "JobRequest", "Run", "Cell", "GpuSample")
 
 
-@dataclass
-class JobRequest:
-    """A validated job, ready to queue (execution/submit.py builds it, store/jobs.py queues it)."""
+def __getattr__(name: str) -> Any:
+    """The row classes (model_rows.py) load on first use: a script's tracker needs none of them
+    and so never pays for importing `dataclasses`."""
+    if name in ROWS:
+        from . import model_rows
 
-    executor: str
-    kernel: str
-    snapshot: str
-    notebook: str | None
-    params: dict[str, Any]  # what papermill injects
-    param_rows: list[tuple[str, str, str, str]]  # the run's params: (key, JSON, type, source)
-    project: str
-    name: str
-    parent_id: str | None = None
-    kind: str = JOB
-    pipeline_run_id: str | None = None
-    stage: str | None = None
-    gpus: int = 0
-    cwd: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    tags: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Run:
-    """One run as the store keeps it (the `runs` row; JSON columns decoded)."""
-
-    id: str
-    status: str
-    created_at: float
-    project: str = DEFAULT_PROJECT
-    name: str = ""
-    kind: str = INTERACTIVE
-    parent_id: str | None = None
-    pipeline_run_id: str | None = None
-    stage: str | None = None
-    notebook: str | None = None
-    snapshot: str | None = None
-    end_snapshot: str | None = None
-    output_notebook: str | None = None
-    kernel: str | None = None
-    host: str | None = None
-    user: str | None = None
-    pid: int | None = None
-    git: dict[str, Any] | None = None
-    env: dict[str, Any] | None = None
-    gpu: dict[str, Any] | None = None
-    started_at: float | None = None
-    ended_at: float | None = None
-    heartbeat_at: float | None = None
-    pinned: bool = False
-    tags: list[str] = field(default_factory=list)
-    notes: str = ""
-    error: dict[str, Any] | None = None
-
-    @property
-    def final(self) -> bool:
-        return self.status in FINAL_STATUSES
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Run:
-        """From a row or a run dict; keys that are not run fields are left out."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-@dataclass
-class Cell:
-    """One executed cell of a run (the `cells` row): seq is the execution order in the run."""
-
-    seq: int
-    started_at: float
-    duration: float
-    status: str  # CELL_OK | CELL_ERROR | CELL_INTERRUPTED, or RUNNING while it runs
-    cell_id: str | None = None
-    execution_count: int | None = None
-    source: str | None = None
-    error: dict[str, Any] | None = None  # {ename, evalue, traceback}
-    gpu: dict[str, Any] | None = None  # per-GPU figures of this cell
-
-    def as_row(self) -> tuple[Any, ...]:
-        """The batch shape (store.records.apply_batch `cells`)."""
-        return (self.seq, self.cell_id, self.execution_count, self.source, self.started_at,
-                self.duration, self.status, self.error, self.gpu)  # fmt: skip
-
-
-@dataclass
-class GpuSample:
-    """One GPU reading (or a compacted span of readings) of a run (the `gpu_samples` row)."""
-
-    gpu: int
-    time: float
-    span: float = 0.0
-    util: float | None = None
-    util_min: float | None = None
-    util_max: float | None = None
-    mem_used: float | None = None
-    mem_used_max: float | None = None
-    proc_mem: float | None = None
-    proc_mem_max: float | None = None
-    power: float | None = None
-    power_max: float | None = None
-    temp: float | None = None
-    sm_clock: float | None = None
-    energy: float | None = None
+        return getattr(model_rows, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -81,7 +81,6 @@ _EXPECTED = {
 # Values JSON has no word for carry this tag inside other values: {"__py__": "tuple", "value": [..]}
 TAG = "__py__"
 
-INJECTED_HEADER = "# Parameters\n"  # papermill's Python translator starts the injected cell so
 MAX_DEPTH = 64
 
 

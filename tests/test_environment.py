@@ -70,6 +70,8 @@ def git(cwd, *args: str) -> str:
 
 def test_git_state_is_read_fresh_for_every_run(tmp_path, monkeypatch):
     monkeypatch.setattr(environment, "_MEMO", {})
+    monkeypatch.setattr(environment, "_GIT_READS", {})
+    monkeypatch.setattr(environment, "GIT_SHARE_S", 0.0)  # runs far apart
     repo = tmp_path / "repo"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
@@ -89,6 +91,32 @@ def test_git_state_is_read_fresh_for_every_run(tmp_path, monkeypatch):
     git(repo, "checkout", "-q", "--detach")
     assert environment.git_state(repo)[0]["branch"] == "HEAD"
     assert environment.git_state(tmp_path) == (None, None)  # not a repository
+
+
+def test_runs_starting_together_share_one_read_of_git_until_a_commit(tmp_path, monkeypatch):
+    """A loop of short runs in one process starts git once a second, not once a run; a commit
+    (or `git add`, a checkout) in between is seen at once."""
+    monkeypatch.setattr(environment, "_MEMO", {})
+    monkeypatch.setattr(environment, "_GIT_READS", {})
+    monkeypatch.setattr(environment, "GIT_SHARE_S", 60.0)
+    calls = []
+    real = environment._git
+    monkeypatch.setattr(environment, "_git", lambda d, *a: calls.append(a[0]) or real(d, *a))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a.py").write_text("x = 1\n")
+    git(repo, "add", "a.py")
+    git(repo, "commit", "-q", "-m", "one")
+    first = environment.git_state(repo)
+    reads = calls.count("status")
+    assert [environment.git_state(repo) for _ in range(5)] == [first] * 5
+    assert calls.count("status") == reads
+    git(repo, "commit", "-q", "--allow-empty", "-m", "two")
+    info, _ = environment.git_state(repo)
+    assert calls.count("status") == reads + 1 and info["commit"] == git(repo, "rev-parse", "HEAD")
+    info["dirty"] = "changed by a caller"
+    assert environment.git_state(repo)[0]["dirty"] is False  # each run gets its own copy
 
 
 def test_capture_keeps_the_interpreter_facts(tmp_path, monkeypatch):
@@ -123,3 +151,46 @@ def test_a_process_killed_right_after_finish_keeps_the_whole_run(tmp_path):
     run = run_store.get_run(conn, row["id"], with_cells=False)
     assert run["status"] == "finished" and run["metrics"]["loss"] == 0.5, run
     assert run["env"]["packages"] and run["env"]["cwd"] == str(tmp_path)
+
+
+def test_finish_does_not_wait_for_git_and_an_exit_right_after_still_records_it(tmp_path):
+    """git runs beside the run (here a git that takes 3 s): finish() returns with the run
+    finished but its git state not yet there; the script then ends at once, and its exit waits
+    for the git state, which is recorded."""
+    from jupyter_mlp.store import Store
+    from jupyter_mlp.store import runs as run_store
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "commit", "-q", "--allow-empty", "-m", "one")
+    slow = tmp_path / "bin"
+    slow.mkdir()
+    real = subprocess.run(["which", "git"], capture_output=True, text=True).stdout.strip()
+    (slow / "git").write_text(f'#!/bin/sh\nsleep 3\nexec {real} "$@"\n')
+    (slow / "git").chmod(0o755)
+    home = tmp_path / "home"
+    code = (
+        "import jupyter_mlp as mlp\n"
+        "from jupyter_mlp.store import Store\n"
+        "from jupyter_mlp.store import runs\n"
+        "run = mlp.track('quick', gpu=False)\n"
+        "mlp.log_metric('loss', 0.5)\n"
+        "mlp.finish()\n"
+        "row = runs.get_run(Store().connect(), run.run_id, with_cells=False)\n"
+        "print('AT-FINISH', row['status'], row['git'] is None, bool(row['env']['packages']))\n"
+    )
+    import os
+
+    env = {**os.environ, "MLP_HOME": str(home), "PATH": f"{slow}:{os.environ['PATH']}"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "AT-FINISH finished True True" in done.stdout, done.stdout + done.stderr
+    conn = Store(home).connect()
+    (row,) = run_store.list_runs(conn, limit=10)
+    run = run_store.get_run(conn, row["id"], with_cells=False)
+    assert run["status"] == "finished" and run["metrics"] == {"loss": 0.5}
+    assert run["git"]["commit"] == git(repo, "rev-parse", "HEAD"), run["git"]

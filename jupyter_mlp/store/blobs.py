@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
@@ -48,6 +46,8 @@ class Blobs:
         self.root.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
         size = 0
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
@@ -76,6 +76,8 @@ class Blobs:
 
     def copy_to(self, digest: str, dest: str | os.PathLike[str]) -> None:
         try:
+            import shutil
+
             shutil.copyfile(self.path(digest), dest)
         except FileNotFoundError:
             raise BlobNotFound(digest) from None
@@ -86,6 +88,8 @@ class Blobs:
 
     def _commit(self, target: Path, write: Callable[[IO[bytes]], object]) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import sqlite3
 import time
 
@@ -39,6 +38,8 @@ def _hash(token: str) -> str:
 
 def issue(conn: sqlite3.Connection, run_id: str) -> str:
     """A new token for `run_id`; the caller holds the write transaction."""
+    import secrets
+
     token = f"{run_id}.{secrets.token_urlsafe(32)}"
     conn.execute(
         "INSERT INTO run_tokens (hash, run_id, created_at) VALUES (?, ?, ?)",

@@ -223,8 +223,12 @@ def finish(status: str | None = None, error: dict | None = None) -> str | None:
 
 @atexit.register
 def _at_exit() -> None:
-    """Kernel shutdown or script end finishes the run."""
+    """Kernel shutdown or script end finishes the run, and lets the start-up captures still
+    running be written."""
     try:
         finish()
     except Exception:
         pass
+    from .session import wait_for_captures
+
+    wait_for_captures()

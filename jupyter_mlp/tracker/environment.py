@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +84,17 @@ def papermill_parent() -> dict[str, str] | None:
 
 
 def user_name() -> str:
-    import getpass
-
+    """getpass.getuser() without importing getpass (and termios): the login environment
+    variables, else the password database, else the uid."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        if os.environ.get(name):
+            return os.environ[name]
     try:
-        return getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        return str(os.getuid())
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except Exception:  # no passwd entry in some containers, or no pwd (Windows)
+        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
 # What does not change while a process lives, or changes only with what `_path_stamp` sees.
@@ -125,52 +131,70 @@ def packages(cache_dir: str | os.PathLike | None = None) -> dict[str, str]:
     """{distribution: version} of this interpreter. Scanning them takes 100 ms or more, so the
     result is kept for the process and, with `cache_dir`, on disk for the next processes of this
     interpreter and sys.path; either is used only while no sys.path folder has changed."""
-    import hashlib
+    return dict(_facts(cache_dir)[0])
+
+
+def _facts(cache_dir: str | os.PathLike | None) -> tuple[dict[str, str], dict[str, Any]]:
+    """(packages, platform facts), from the process memo, else the disk cache, else found (and
+    cached). The platform facts are kept with the packages: platform.platform() runs `uname -p`
+    (a subprocess, ~10 ms); they are found again when the kernel (os.uname) changes."""
     import json
 
     stamp = _path_stamp()
     if _MEMO.get("stamp") == stamp:
-        return dict(_MEMO["packages"])
-    found = None
+        return _MEMO["packages"], _MEMO["platform"]
+    uname = list(os.uname()) if hasattr(os, "uname") else None
+    found = facts = None
     file = None
     if cache_dir is not None:
-        key = hashlib.sha1(json.dumps([sys.executable, sys.path]).encode()).hexdigest()[:16]
+        import zlib
+
+        key = f"{zlib.crc32(json.dumps([sys.executable, sys.path]).encode()):08x}"
         file = Path(cache_dir) / f"packages-{key}.json"
         try:
             doc = json.loads(file.read_text())
             if doc.get("stamp") == stamp and isinstance(doc.get("packages"), dict):
                 found = {str(k): str(v) for k, v in doc["packages"].items()}
-        except (OSError, ValueError):
+            if doc.get("uname") == uname and isinstance(doc.get("platform"), dict):
+                facts = doc["platform"]
+        except (OSError, ValueError, AttributeError):
             pass
+    dirty = found is None or facts is None
     if found is None:
         found = _scan_packages()
-        if file is not None:
-            try:
-                file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps({"stamp": stamp, "packages": found}))
-                os.replace(tmp, file)
-            except OSError:
-                pass  # a read-only home: the process keeps its own copy
-    _MEMO.update(stamp=stamp, packages=found)
-    return dict(found)
+    if facts is None:
+        facts = _platform_facts()
+    if dirty and file is not None:
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f"{file.name}.{os.getpid()}.tmp")
+            doc = {"stamp": stamp, "packages": found, "uname": uname, "platform": facts}
+            tmp.write_text(json.dumps(doc))
+            os.replace(tmp, file)
+        except OSError:
+            pass  # a read-only home: the process keeps its own copy
+    _MEMO.update(stamp=stamp, packages=found, platform=facts)
+    return found, facts
+
+
+def _platform_facts() -> dict[str, Any]:
+    import platform
+
+    return {
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "executable": sys.executable,
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
 
 
 def capture(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
-    if "platform" not in _MEMO:
-        import platform
-
-        _MEMO["platform"] = {
-            "python": sys.version.split()[0],
-            "implementation": platform.python_implementation(),
-            "executable": sys.executable,
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-        }
+    found, facts = _facts(cache_dir)
     return {
-        **_MEMO["platform"],
+        **facts,
         "cwd": os.getcwd(),
-        "packages": packages(cache_dir),
+        "packages": dict(found),
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
 
@@ -189,11 +213,84 @@ def _git(directory: Path, *args: str) -> str | None:
     return done.stdout.decode("utf-8", "replace")
 
 
+GIT_SHARE_S = 1.0  # runs started this close together in one process share one read of git
+
+
 def git_state(directory: str | os.PathLike) -> tuple[dict[str, Any] | None, str | None]:
     """({commit, branch, dirty, root}, diff text or None) of the repository holding `directory`.
-    Read fresh for every run (commits and edits happen between runs) in one `git status` call,
-    plus `git diff` when the tree is dirty; only the repository's root is kept per folder."""
-    directory = Path(directory)
+    Read fresh for a run (commits and edits happen between runs) in one `git status` call, plus
+    `git diff` when the tree is dirty; only the repository's root is kept per folder. Runs that
+    start in one process within GIT_SHARE_S of a read of the same folder, its HEAD and index
+    untouched since, share that read (a loop of short runs does not start git for each), and a
+    run whose read is under way waits for it rather than starting another."""
+    where = str(Path(directory).absolute())
+    with _GIT_LOCK:
+        shared = _GIT_READS.get(where)
+        reusable = shared is not None and (
+            not shared.done.is_set()
+            or (
+                time.monotonic() - shared.at < GIT_SHARE_S
+                and _git_stamp(shared.found) == shared.stamp
+            )
+        )
+        if not reusable:
+            shared = _GIT_READS[where] = _GitRead()
+    assert shared is not None
+    if reusable:
+        shared.done.wait(30)
+        return _copy(shared.found)
+    try:
+        shared.found = _read_git_state(Path(directory))
+        shared.stamp = _git_stamp(shared.found)
+    finally:
+        shared.done.set()
+    return _copy(shared.found)
+
+
+class _GitRead:
+    """One read of a folder's git state, shared by the runs that start around it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.at = time.monotonic()
+        self.stamp: Any = None
+        self.found: tuple[dict[str, Any] | None, str | None] = (None, None)
+
+
+_GIT_LOCK = threading.Lock()
+_GIT_READS: dict[str, _GitRead] = {}
+
+
+def _git_stamp(found: tuple[dict[str, Any] | None, str | None]) -> Any:
+    """What moves when a commit, checkout or `git add` happens: HEAD (and the ref it names),
+    the index and packed-refs, by mtime."""
+    info = found[0]
+    if info is None:
+        return None
+    git_dir = Path(info["root"]) / ".git"
+    names = ["HEAD", "index", "packed-refs"]
+    try:
+        head = (git_dir / "HEAD").read_text()
+    except OSError:
+        head = ""
+    if head.startswith("ref: "):
+        names.append(head[5:].strip())
+    stamp: list[Any] = [head]
+    for name in names:
+        try:
+            stamp.append(os.stat(git_dir / name).st_mtime_ns)
+        except OSError:
+            stamp.append(None)
+    return stamp
+
+
+def _copy(
+    found: tuple[dict[str, Any] | None, str | None],
+) -> tuple[dict[str, Any] | None, str | None]:
+    return (dict(found[0]) if found[0] is not None else None), found[1]
+
+
+def _read_git_state(directory: Path) -> tuple[dict[str, Any] | None, str | None]:
     if not directory.is_dir():
         return None, None
     roots: dict[str, str | None] = _MEMO.setdefault("git_roots", {})
@@ -228,4 +325,14 @@ def git_state(directory: str | os.PathLike) -> tuple[dict[str, Any] | None, str 
 
 
 def identity() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "user": user_name(), "pid": os.getpid()}
+    return {"host": host_name(), "user": user_name(), "pid": os.getpid()}
+
+
+def host_name() -> str:
+    """socket.gethostname() without importing socket (it is uname's nodename on POSIX)."""
+    try:
+        return os.uname().nodename
+    except AttributeError:  # pragma: no cover - Windows
+        import socket
+
+        return socket.gethostname()

@@ -13,13 +13,11 @@ import os
 import sys
 import threading
 import time
-import traceback
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import model, records
-from ..params import INJECTED_HEADER, assigned_names, capture, encode_value
 from ..records import INT64_MAX, INT64_MIN
 from . import environment
 
@@ -103,6 +101,8 @@ class RunSession:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._start_thread: threading.Thread | None = None
+        self._captured = False  # the start-up capture's fields are handed over (under _io_lock)
+        self._essentials = threading.Event()  # the capture's environment and GPU are handed over
         self._warned = False
         self._refusals: dict[tuple, int] = {}  # (call, field, kind of problem) -> calls refused
         self._failing_since: float | None = None
@@ -164,9 +164,10 @@ class RunSession:
             self._safe(view.show, self)
         self._thread = threading.Thread(target=self._writer, name="jupyter-mlp-writer", daemon=True)
         # The start-up capture (packages, git, NVML: up to seconds) runs beside the writer, so
-        # that a cell that ended is written within FLUSH_S whatever the capture is doing.
+        # that a cell that ended is written within FLUSH_S whatever the capture is doing, and
+        # neither the first log_metric nor finish() waits for it.
         self._start_thread = threading.Thread(
-            target=self._safe, args=(self._capture_start,), name="jupyter-mlp-start", daemon=True
+            target=self._start_work, name="jupyter-mlp-start", daemon=True
         )
         self._thread.start()
         self._start_thread.start()
@@ -186,13 +187,23 @@ class RunSession:
                     self.shell.events.unregister(event, hook)
                 except ValueError:
                     pass
+        # The environment and the GPU probe belong to the run when finish() returns (a process
+        # killed right after keeps them): wait for that part of the start-up capture, which is
+        # memoised per process; the git state and the snapshot may come after.
+        if self._start_thread is not None and self._start_thread is not threading.current_thread():
+            self._essentials.wait(timeout=30)
         if self.gpu is not None:
             self._safe(self.gpu.stop)
         self._stop.set()
         self._wake.set()
-        for thread in (self._start_thread, self._thread):
-            if thread is not None and thread is not threading.current_thread():
-                thread.join(timeout=30)
+        start = self._start_thread
+        if start is not None and not getattr(self._sink, "late_writes", False):
+            # a sink that cannot take a finished run's fields (the server ends the run token
+            # with the final status): the capture is waited for, as it always was
+            if start is not threading.current_thread():
+                start.join(timeout=30)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
         if status is None and self.papermill is not None:
             status = model.FAILED if self._papermill_error else model.FINISHED
             if error is None and self._papermill_error:
@@ -221,12 +232,18 @@ class RunSession:
             if self.gpu is not None:
                 batch["compact_gpu"] = True
             self._send(batch)
-            self._say_what_is_kept()
+            # The start-up capture still running writes its fields itself when it ends (the
+            # process waits for it at exit, see wait_for_captures); what the user logged is
+            # written by now.
+            late = self._start_thread is not None and not self._captured
+            if late:
+                _LATE.add(self)
+            self._say_what_is_kept(close=not late)
         if self.view is not None:
             self._safe(self.view.close, self)
         return status
 
-    def _say_what_is_kept(self) -> None:
+    def _say_what_is_kept(self, close: bool = True) -> None:
         """At the end, plainly: what could not be written, and where it is kept (or that it is
         lost, when even the spool could not take it)."""
         lines = []
@@ -251,7 +268,7 @@ class RunSession:
             lines.append(f"{refused} calls in all were refused (see the warnings above)")
         for line in lines:
             self._print(f"jupyter-mlp: run {self.run_id}: {line}")
-        if not summary:
+        if not summary and close:
             self._safe(getattr(self._sink, "close", lambda: None))
 
     @property
@@ -319,7 +336,7 @@ class RunSession:
 
     def _is_parameters_cell(self, info: Any) -> bool:
         source = info.raw_cell
-        if source.startswith(INJECTED_HEADER):
+        if source.startswith(model.INJECTED_HEADER):
             return True
         if info.cell_id and info.cell_id in self._param_cells:
             return True
@@ -334,6 +351,8 @@ class RunSession:
     def _capture_parameters(self, source: str, origin: str) -> None:
         if self.shell is None:
             return
+        from ..params import assigned_names, capture
+
         rows = capture(self.shell.user_ns, assigned_names(source), origin)
         self._params.extend(rows)
 
@@ -610,18 +629,46 @@ class RunSession:
 
     # --- start-up work done off the user's thread ----------------------------------------------
 
+    def _start_work(self) -> None:
+        """The start thread: the capture, then its fields handed to the writer, or written here
+        when the run finished meanwhile (the writer has stopped then)."""
+        try:
+            self._safe(self._capture_start)
+        finally:
+            self._essentials.set()
+            with self._io_lock:
+                self._captured = True
+                late = self in _LATE
+                if late:
+                    self._send(self._drain())
+            if late:
+                self._say_what_is_kept()
+                _LATE.discard(self)
+            else:
+                self._wake.set()
+
     def _capture_start(self) -> None:
-        self._start_gpu()  # here, not in %mlp_track: importing NVML costs ~20 ms
-        from .sinks import StoreSink, replay_orphans
+        """First what finish() waits for (the GPU probe, the environment: memoised per process,
+        so cheap after a process's first run), then what may come after the run's end (the
+        snapshot, git: a subprocess per run, orphaned spools)."""
+        try:
+            self._start_gpu()  # here, not in %mlp_track: importing NVML costs ~20 ms
+            from ..store.db import home_dir
 
-        if isinstance(self._sink, StoreSink):  # what dead kernels spooled for this store
-            for note in self._safe_call(replay_orphans, self.home) or []:
-                self._print(f"jupyter-mlp: {note}")
-        from ..store.db import home_dir
+            updates: dict[str, Any] = {"env": environment.capture(home_dir(self.home) / "cache")}
+            if self.notebook_note:
+                updates["env"]["notebook_note"] = self.notebook_note
+            if self.gpu_info is not None:
+                updates["gpu"] = self.gpu_info
+            if self.param_names and self.shell is not None:
+                from ..params import capture
 
-        updates: dict[str, Any] = {"env": environment.capture(home_dir(self.home) / "cache")}
-        if self.notebook_note:
-            updates["env"]["notebook_note"] = self.notebook_note
+                self._params.extend(capture(self.shell.user_ns, self.param_names, "magic"))
+            with self._io_lock:
+                self._run_updates.update(updates)
+        finally:
+            self._essentials.set()
+        updates = {}
         snapshot = self._snapshot(scan_parameters=True)
         if snapshot and not self.in_job:
             updates["snapshot"] = snapshot
@@ -631,13 +678,13 @@ class RunSession:
             if diff:
                 git["diff"] = self._sink.put_bytes(diff.encode("utf-8", "replace"))
             updates["git"] = git
-        if self.gpu_info is not None:
-            updates["gpu"] = self.gpu_info
-        if self.param_names and self.shell is not None:
-            self._params.extend(capture(self.shell.user_ns, self.param_names, "magic"))
         with self._io_lock:
             self._run_updates.update(updates)
-        self._wake.set()
+        from .sinks import StoreSink, replay_orphans
+
+        if isinstance(self._sink, StoreSink):  # what dead kernels spooled for this store
+            for note in self._safe_call(replay_orphans, self.home) or []:
+                self._print(f"jupyter-mlp: {note}")
 
     def _snapshot(self, scan_parameters: bool = False) -> str | None:
         if not self.notebook:
@@ -755,6 +802,20 @@ class RunSession:
             self._warn(f"{getattr(fn, '__name__', fn)} failed: {exc!r}")
 
 
+# Finished runs whose start-up capture (environment, git, snapshot) is still being written.
+_LATE: set[RunSession] = set()
+
+
+def wait_for_captures(timeout: float = 10.0) -> None:
+    """At exit: let the start-up captures of runs that finished before them be written (a
+    script that ends right after finish() keeps its run's environment and git state)."""
+    deadline = _perf() + timeout
+    for session in list(_LATE):
+        thread = session._start_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - _perf()))
+
+
 def _pop_all(dq: deque) -> list:
     pop = dq.popleft
     return [pop() for _ in range(len(dq))]
@@ -794,6 +855,8 @@ def _shown(subject: Any) -> str:
 
 def _encode(value: Any, what: str) -> tuple[str, str]:
     try:
+        from ..params import encode_value  # parses nothing: cheap, but not needed by every run
+
         return encode_value(value, what)
     except TypeError:
         raise
@@ -835,5 +898,7 @@ def _describe_error(result: Any) -> tuple[str, dict[str, Any]]:
     status = model.CELL_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else model.CELL_ERROR
     if exc is None:
         return status, {"ename": "Error", "evalue": "", "traceback": ""}
+    import traceback
+
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
     return status, {"ename": type(exc).__name__, "evalue": str(exc)[:2000], "traceback": tb[-8000:]}

@@ -96,11 +96,13 @@ class StoreSink:
     when the store can take it: by this process's writer, or by the next process that opens the
     same store when this one died first."""
 
+    late_writes = True  # a finished run's fields (its environment, git state) can still be added
+
     def __init__(self, home: str | os.PathLike | None = None, run_id: str | None = None) -> None:
         # Imported here: the store pulls sqlite3, which `import jupyter_mlp` does not need.
         from ..store import Store
 
-        self.store = Store(home)
+        self.store = Store.shared(home)  # one connection for the process's runs and threads
         self.run_id = run_id
         folder = hashlib.sha256(str(Path(self.store.home).resolve()).encode()).hexdigest()[:12]
         self.spool_dir = default_spool_dir() / f"store-{folder}"
