@@ -134,6 +134,11 @@ def packages(cache_dir: str | os.PathLike | None = None) -> dict[str, str]:
     return dict(_facts(cache_dir)[0])
 
 
+def facts_known() -> bool:
+    """Whether capture() answers from this process's memo (no sys.path folder changed)."""
+    return _MEMO.get("stamp") == _path_stamp()
+
+
 def _facts(cache_dir: str | os.PathLike | None) -> tuple[dict[str, str], dict[str, Any]]:
     """(packages, platform facts), from the process memo, else the disk cache, else found (and
     cached). The platform facts are kept with the packages: platform.platform() runs `uname -p`
@@ -226,25 +231,36 @@ def git_state(directory: str | os.PathLike) -> tuple[dict[str, Any] | None, str 
     where = str(Path(directory).absolute())
     with _GIT_LOCK:
         shared = _GIT_READS.get(where)
-        reusable = shared is not None and (
-            not shared.done.is_set()
-            or (
-                time.monotonic() - shared.at < GIT_SHARE_S
-                and _git_stamp(shared.found) == shared.stamp
-            )
-        )
+        reusable = shared is not None and (not shared.done.is_set() or shared.fresh())
         if not reusable:
             shared = _GIT_READS[where] = _GitRead()
     assert shared is not None
     if reusable:
         shared.done.wait(30)
-        return _copy(shared.found)
+        return shared.result()
     try:
         shared.found = _read_git_state(Path(directory))
         shared.stamp = _git_stamp(shared.found)
     finally:
         shared.done.set()
-    return _copy(shared.found)
+    return shared.result()
+
+
+def shared_git_read(directory: str | os.PathLike) -> _GitRead | None:
+    """The finished read of `directory` a run starting now may share, without waiting."""
+    with _GIT_LOCK:
+        shared = _GIT_READS.get(str(Path(directory).absolute()))
+    if shared is not None and shared.done.is_set() and shared.fresh():
+        return shared
+    return None
+
+
+def remember_diff(directory: str | os.PathLike, store: str, digest: str) -> None:
+    """The blob the diff of the latest read of `directory` was stored as, in `store`."""
+    with _GIT_LOCK:
+        shared = _GIT_READS.get(str(Path(directory).absolute()))
+    if shared is not None:
+        shared.digests[store] = digest
 
 
 class _GitRead:
@@ -255,6 +271,15 @@ class _GitRead:
         self.at = time.monotonic()
         self.stamp: Any = None
         self.found: tuple[dict[str, Any] | None, str | None] = (None, None)
+        self.digests: dict[str, str] = {}  # store -> the diff's blob there
+
+    def fresh(self) -> bool:
+        return time.monotonic() - self.at < GIT_SHARE_S and _git_stamp(self.found) == self.stamp
+
+    def result(self) -> tuple[dict[str, Any] | None, str | None]:
+        """A copy: each run gets its own dict."""
+        info, diff = self.found
+        return (dict(info) if info is not None else None), diff
 
 
 _GIT_LOCK = threading.Lock()
@@ -282,12 +307,6 @@ def _git_stamp(found: tuple[dict[str, Any] | None, str | None]) -> Any:
         except OSError:
             stamp.append(None)
     return stamp
-
-
-def _copy(
-    found: tuple[dict[str, Any] | None, str | None],
-) -> tuple[dict[str, Any] | None, str | None]:
-    return (dict(found[0]) if found[0] is not None else None), found[1]
 
 
 def _read_git_state(directory: Path) -> tuple[dict[str, Any] | None, str | None]:

@@ -69,6 +69,12 @@ def probe() -> GpuProbe:
         return _probe_cache[1]
 
 
+def probed() -> bool:
+    """Whether probe() answers from its cache in this process (no NVML call)."""
+    cached = _probe_cache
+    return cached is not None and cached[0] == os.getpid()
+
+
 def _reset_probe_cache() -> None:
     """Forget the cached probe (tests switch fake NVML scripts between cases)."""
     global _probe_cache

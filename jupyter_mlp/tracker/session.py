@@ -97,9 +97,7 @@ class RunSession:
         self._param_cells: set[str] = set()  # cell ids of cells tagged `parameters`
         self._unsent: dict[str, Any] = {}
         self._io_lock = threading.RLock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()  # set by finish(): the writer lets go of this run
         self._start_thread: threading.Thread | None = None
         self._captured = False  # the start-up capture's fields are handed over (under _io_lock)
         self._essentials = threading.Event()  # the capture's environment and GPU are handed over
@@ -162,15 +160,15 @@ class RunSession:
         self.view = view
         if view is not None:  # before the writer starts its start-up work: no GIL contention
             self._safe(view.show, self)
-        self._thread = threading.Thread(target=self._writer, name="jupyter-mlp-writer", daemon=True)
-        # The start-up capture (packages, git, NVML: up to seconds) runs beside the writer, so
-        # that a cell that ended is written within FLUSH_S whatever the capture is doing, and
-        # neither the first log_metric nor finish() waits for it.
-        self._start_thread = threading.Thread(
-            target=self._start_work, name="jupyter-mlp-start", daemon=True
-        )
-        self._thread.start()
-        self._start_thread.start()
+        _WRITER.serve(self)
+        if not self._safe_call(self._capture_now):
+            # The start-up capture (packages, git, NVML: up to seconds) runs beside the writer,
+            # so that a cell that ended is written within FLUSH_S whatever the capture is doing,
+            # and neither the first log_metric nor finish() waits for it.
+            self._start_thread = threading.Thread(
+                target=self._start_work, name="jupyter-mlp-start", daemon=True
+            )
+            self._start_thread.start()
         return self
 
     def finish(self, status: str | None = None, error: dict | None = None) -> str:
@@ -194,16 +192,14 @@ class RunSession:
             self._essentials.wait(timeout=30)
         if self.gpu is not None:
             self._safe(self.gpu.stop)
-        self._stop.set()
-        self._wake.set()
+        self._stop.set()  # the writer lets go of the run; it never writes after the final batch
+        _WRITER.release(self)
         start = self._start_thread
         if start is not None and not getattr(self._sink, "late_writes", False):
             # a sink that cannot take a finished run's fields (the server ends the run token
             # with the final status): the capture is waited for, as it always was
             if start is not threading.current_thread():
                 start.join(timeout=30)
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
         if status is None and self.papermill is not None:
             status = model.FAILED if self._papermill_error else model.FINISHED
             if error is None and self._papermill_error:
@@ -526,27 +522,25 @@ class RunSession:
 
     # --- background writer -------------------------------------------------------------------
 
-    def _writer(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(FLUSH_S)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            now = _now()
-            if self._failing_since is not None and now - self._failing_since < RETRY_S:
-                continue
-            with self._io_lock:
-                batch = self._drain()
-                if now - self._last_beat >= self._heartbeat_s and not self.in_job:
-                    batch["heartbeat"] = now
-                if self.gpu is not None and now - self._last_compact >= GPU_COMPACT_S:
-                    batch["compact_gpu"] = True
-                    self._last_compact = now
-                if batch or self._unsent or getattr(self._sink, "pending", None):
-                    self._send(batch)
-            if self._dirty and self.view is not None:
-                self._dirty = False
-                self._safe(self.view.refresh, self)
+    def _tick(self) -> None:
+        """The writer's round for this run: its buffers, a heartbeat, the status view."""
+        now = _now()
+        if self._failing_since is not None and now - self._failing_since < RETRY_S:
+            return
+        with self._io_lock:
+            if self._stop.is_set():  # finish() wrote the final batch meanwhile
+                return
+            batch = self._drain()
+            if now - self._last_beat >= self._heartbeat_s and not self.in_job:
+                batch["heartbeat"] = now
+            if self.gpu is not None and now - self._last_compact >= GPU_COMPACT_S:
+                batch["compact_gpu"] = True
+                self._last_compact = now
+            if batch or self._unsent or getattr(self._sink, "pending", None):
+                self._send(batch)
+        if self._dirty and self.view is not None and not self._stop.is_set():
+            self._dirty = False
+            self._safe(self.view.refresh, self)
 
     def _drain(self) -> dict[str, Any]:
         batch: dict[str, Any] = {}
@@ -645,12 +639,40 @@ class RunSession:
                 self._say_what_is_kept()
                 _LATE.discard(self)
             else:
-                self._wake.set()
+                _WRITER.wake()
 
-    def _capture_start(self) -> None:
-        """First what finish() waits for (the GPU probe, the environment: memoised per process,
-        so cheap after a process's first run), then what may come after the run's end (the
-        snapshot, git: a subprocess per run, orphaned spools)."""
+    def _capture_now(self) -> bool:
+        """The start-up capture in this thread when all of it is at hand, as for a process's
+        later runs: the environment and GPU probe memoised, git read by a run moments ago (see
+        environment.git_state), no notebook to snapshot, the spools looked at lately. True when
+        nothing is left for a start thread; it costs tens of microseconds then."""
+        if self.notebook or not environment.facts_known() or not self._gpu_probed():
+            return False
+        read = environment.shared_git_read(Path.cwd())
+        if read is None or not _orphans_seen(self._sink):
+            return False
+        git, diff = read.result()
+        if git is not None and diff:
+            digest = read.digests.get(self._sink.describe())
+            if digest is None:
+                return False
+            git["diff"] = digest
+        self._capture_essentials()
+        with self._io_lock:
+            if git is not None:
+                self._run_updates["git"] = git
+            self._captured = True
+        return True
+
+    def _gpu_probed(self) -> bool:
+        if not self.want_gpu:
+            return True
+        gpu = sys.modules.get("jupyter_mlp.tracker.gpu")
+        return gpu is not None and gpu.probed()
+
+    def _capture_essentials(self) -> None:
+        """What finish() waits for: the GPU probe and the environment (memoised per process, so
+        cheap after a process's first run)."""
         try:
             self._start_gpu()  # here, not in %mlp_track: importing NVML costs ~20 ms
             from ..store.db import home_dir
@@ -668,7 +690,12 @@ class RunSession:
                 self._run_updates.update(updates)
         finally:
             self._essentials.set()
-        updates = {}
+
+    def _capture_start(self) -> None:
+        """First what finish() waits for, then what may come after the run's end (the snapshot,
+        git: a subprocess per run, orphaned spools)."""
+        self._capture_essentials()
+        updates: dict[str, Any] = {}
         snapshot = self._snapshot(scan_parameters=True)
         if snapshot and not self.in_job:
             updates["snapshot"] = snapshot
@@ -677,6 +704,7 @@ class RunSession:
         if git is not None:
             if diff:
                 git["diff"] = self._sink.put_bytes(diff.encode("utf-8", "replace"))
+                environment.remember_diff(folder, self._sink.describe(), git["diff"])
             updates["git"] = git
         with self._io_lock:
             self._run_updates.update(updates)
@@ -685,6 +713,7 @@ class RunSession:
         if isinstance(self._sink, StoreSink):  # what dead kernels spooled for this store
             for note in self._safe_call(replay_orphans, self.home) or []:
                 self._print(f"jupyter-mlp: {note}")
+            _ORPHANS_SEEN[self._sink.describe()] = _perf()
 
     def _snapshot(self, scan_parameters: bool = False) -> str | None:
         if not self.notebook:
@@ -802,8 +831,71 @@ class RunSession:
             self._warn(f"{getattr(fn, '__name__', fn)} failed: {exc!r}")
 
 
+class _Writer:
+    """The process's writer thread: every FLUSH_S, or when woken, it writes what each live run
+    buffered (cells, metrics, params), beats its heart and refreshes its status view. One for
+    the process and kept between runs, so that a run's start starts no thread; started anew in
+    a forked child."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: list[RunSession] = []
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def serve(self, run: RunSession) -> None:
+        with self._lock:
+            self._runs.append(run)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._loop, name="jupyter-mlp-writer", daemon=True
+                )
+                self._thread.start()
+
+    def release(self, run: RunSession) -> None:
+        with self._lock:
+            if run in self._runs:
+                self._runs.remove(run)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait(FLUSH_S)
+            self._wake.clear()
+            with self._lock:
+                runs = list(self._runs)
+            for run in runs:
+                try:
+                    run._tick()
+                except Exception:  # never let one run stop the writer of all
+                    pass
+
+
+_WRITER = _Writer()
+if hasattr(os, "register_at_fork"):  # a forked child starts with a writer of its own
+    os.register_at_fork(after_in_child=_WRITER.reset)
+
 # Finished runs whose start-up capture (environment, git, snapshot) is still being written.
 _LATE: set[RunSession] = set()
+# When this process last wrote into a store what dead processes spooled for it (by store).
+_ORPHANS_SEEN: dict[str, float] = {}
+ORPHANS_EVERY_S = 10.0
+
+
+def _orphans_seen(sink: Any) -> bool:
+    """Whether a run may skip looking for orphaned spools: not a local store, or this process
+    looked at that store's spools in the last ORPHANS_EVERY_S."""
+    from .sinks import StoreSink
+
+    if not isinstance(sink, StoreSink):
+        return True
+    seen = _ORPHANS_SEEN.get(sink.describe())
+    return seen is not None and _perf() - seen < ORPHANS_EVERY_S
 
 
 def wait_for_captures(timeout: float = 10.0) -> None:

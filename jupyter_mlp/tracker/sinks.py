@@ -104,8 +104,7 @@ class StoreSink:
 
         self.store = Store.shared(home)  # one connection for the process's runs and threads
         self.run_id = run_id
-        folder = hashlib.sha256(str(Path(self.store.home).resolve()).encode()).hexdigest()[:12]
-        self.spool_dir = default_spool_dir() / f"store-{folder}"
+        self.spool_dir = default_spool_dir() / f"store-{_spool_folder(self.store.home)}"
         self.spool = self.spool_dir / f"{run_id or 'run'}.jsonl"
         self._lock = threading.RLock()
         self._owner = _Lock(self.spool.with_suffix(".lock"))
@@ -345,6 +344,19 @@ def replay_orphans(home: str | os.PathLike | None = None) -> list[str]:
         finally:
             lock.release()
     return notes
+
+
+_SPOOL_FOLDERS: dict[str, str] = {}
+
+
+def _spool_folder(home: Path) -> str:
+    """The spool folder's name of a store: a hash of its resolved path (kept per process)."""
+    key = str(home)
+    found = _SPOOL_FOLDERS.get(key)
+    if found is None:
+        found = hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:12]
+        _SPOOL_FOLDERS[key] = found
+    return found
 
 
 def _store_fault(exc: BaseException) -> bool:
