@@ -161,14 +161,79 @@ def _kernel_pids() -> list[int]:
 
 
 def _in_pool(pid: int, store) -> bool:
-    """Was this kernel started by the pool of this store (its connection file is there)?"""
+    """Was this kernel started by the pool of this store (its connection file is there), or
+    forked by its zygote (whose working folder is the pool's)?"""
+    folder = str(store.home / "jobs" / "pool")
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmd = f.read().decode(errors="replace")
+        cwd = os.readlink(f"/proc/{pid}/cwd")
     except OSError:
         return False
-    alive = process_alive(pid)
-    return alive and str(store.home / "jobs" / "pool") in cmd
+    return process_alive(pid) and (folder in cmd or cwd.startswith(folder))
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_kernel_forked_by_the_zygote_is_the_kernel_a_start_would_give(tmp_path):
+    """The pool's first kernel starts the cold way while the zygote imports ipykernel; the
+    next are forked from it: its children, with the launcher's argv, JPY_PARENT_PID naming the
+    zygote (which the kernel watches), subprocesses that can be waited for (SIGCHLD is the
+    default again), a fresh namespace, and the interpreter facts of a started kernel."""
+    from jupyter_client import BlockingKernelClient
+
+    pool = kernel_pool.KernelPool(tmp_path / "pool", size=1)
+    key = ("python3", "")
+    code = (
+        "import json, os, sys, subprocess, threading\n"
+        "print(json.dumps({'argv0': os.path.basename(sys.argv[0]), 'parent': "
+        "os.environ.get('JPY_PARENT_PID'), 'rc': subprocess.run(['true']).returncode, "
+        "'path0': '' in sys.path, 'names': sorted(k for k in globals() if not k.startswith('_')), "
+        "'exe': sys.executable, 'pid': os.getpid()}))"
+    )
+
+    def run(kernel) -> dict:
+        kc = BlockingKernelClient(connection_file=kernel.connection_file)
+        kc.load_connection_file()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            out = []
+            kc.execute_interactive(code, timeout=60, output_hook=lambda m: out.append(
+                m["content"].get("text", "")) if m["msg_type"] == "stream" else None)  # fmt: skip
+            return json.loads("".join(out))
+        finally:
+            kc.stop_channels()
+
+    try:
+        pool.tick()
+        cold = pool.take(*key)  # started while the zygote was still importing
+        assert cold is not None and _ppid(cold.pid) == os.getpid()
+        wait_for(lambda: pool.zygotes[key].ready or pool.zygotes[key]._waiting(
+            pool.zygotes[key].proc), timeout=60, what="the zygote to be ready")  # fmt: skip
+        pool.tick()
+        forked = pool.take(*key)
+        zygote = pool.zygotes[key].proc.pid
+        assert forked is not None and _ppid(forked.pid) == zygote
+        seen = {"cold": run(cold), "forked": run(forked)}
+        assert seen["forked"]["parent"] == str(zygote) and seen["cold"]["parent"] == str(
+            os.getpid()
+        )
+        for k in ("argv0", "rc", "path0", "names", "exe"):
+            assert seen["forked"][k] == seen["cold"][k], k
+        assert seen["forked"]["argv0"] == "ipykernel_launcher.py" and seen["forked"]["rc"] == 0
+        for kernel in (cold, forked):
+            kernel.discard()
+        wait_for(
+            lambda: not process_alive(forked.pid), timeout=10, what="the forked kernel to stop"
+        )
+    finally:
+        pool.close()
+        for proc in kernel_pool.Zygote.closed:
+            proc.kill()
 
 
 @pytest.fixture(autouse=True)

@@ -91,6 +91,12 @@ def warm_up() -> None:
         KernelProvisionerFactory.instance().is_provisioner_available(spec)
     except Exception:
         pass
+    try:  # a kernel manager's default ip lists this machine's interfaces (psutil): ~50 ms
+        from jupyter_client import localinterfaces
+
+        localinterfaces.local_ips()
+    except Exception:
+        pass
 
 
 def _pool() -> Any:
@@ -115,6 +121,12 @@ def launcher() -> int:
     replies = os.dup(1)  # replies go here; anything else printed to stdout goes to the log
     os.dup2(2, 1)
     warm_up()
+    import gc
+
+    # What warm_up imported is shared with every forked job: freezing it keeps the children's
+    # collector off those objects (a collection would touch, and so copy, their pages).
+    gc.collect()
+    gc.freeze()
     pool = _pool()
     children: set[int] = set()
     buffer = b""
@@ -123,6 +135,8 @@ def launcher() -> int:
         while reading or children:
             _reap(children)
             if not reading:
+                if not children:  # never wait on other children (the pool's zygotes)
+                    break
                 try:
                     pid, _ = os.wait()
                     children.discard(pid)

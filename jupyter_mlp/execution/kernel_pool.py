@@ -24,6 +24,7 @@ ports come from plain sockets, the kernel is a plain subprocess.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -146,7 +147,9 @@ class KernelPool:
         self.reserved: dict[tuple[str, str], tuple[int, float]] = {}
         self.started: dict[int, subprocess.Popen] = {}  # every kernel we started, to reap
         self.ports: dict[int, set[int]] = {}  # theirs, while they live
-        self.failures: dict[tuple[str, str], int] = {}
+        self.failures: dict[tuple[str, ...], int] = {}
+        self.zygotes: dict[tuple[str, str], Zygote] = {}
+        self.zygotes_enabled = os.environ.get("MLP_KERNEL_ZYGOTE", "1") != "0"
         (folder / "cwd").mkdir(parents=True, exist_ok=True)
 
     # --- what the launcher calls -------------------------------------------------------------
@@ -191,11 +194,14 @@ class KernelPool:
         return max(base, self.reserved.get(key, (0, 0.0))[0])
 
     def close(self) -> None:
-        """Stop the idle kernels (handed-out ones belong to their jobs)."""
+        """Stop the idle kernels (handed-out ones belong to their jobs) and the zygotes."""
         for kernels in self.idle.values():
             for kernel in kernels:
                 kernel.discard()
         self.idle.clear()
+        for zygote in self.zygotes.values():
+            zygote.close()
+        self.zygotes.clear()
         self._reap()
 
     # --- inside ------------------------------------------------------------------------------
@@ -225,16 +231,9 @@ class KernelPool:
             language = str(spec.language or "")
             env = kernel_env(dict(os.environ), spec_env, language, cards)
             env["JPY_PARENT_PID"] = str(os.getpid())
-            fd = isinstance(self.log, int)
-            out: Any = self.log if fd else open(self.log or os.devnull, "ab")  # noqa: SIM115
-            try:
-                proc = subprocess.Popen(
-                    cmd, env=env, cwd=str(self.folder / "cwd"), stdin=subprocess.DEVNULL,
-                    stdout=out, stderr=out, start_new_session=True, close_fds=True,
-                )  # fmt: skip
-            finally:
-                if not fd:
-                    out.close()
+            pid = self._fork(kernel_name, cards, cmd, env)
+            if pid is None:
+                pid = self._popen(cmd, env)
         except Exception as exc:  # no such kernel, a broken spec: jobs start cold and say so
             print(f"jupyter-mlp: cannot start a warm {kernel_name} kernel: {exc}", file=sys.stderr)
             try:
@@ -242,19 +241,230 @@ class KernelPool:
             except OSError:
                 pass
             return None
+        self.ports[pid] = ports
+        return PooledKernel(kernel_name, cards, pid, proc_start(pid), str(path), env, spec_env,
+                            language)  # fmt: skip
+
+    def _popen(self, cmd: list[str], env: dict[str, str]) -> int:
+        fd = isinstance(self.log, int)
+        out: Any = self.log if fd else open(self.log or os.devnull, "ab")  # noqa: SIM115
+        try:
+            proc = subprocess.Popen(
+                cmd, env=env, cwd=str(self.folder / "cwd"), stdin=subprocess.DEVNULL,
+                stdout=out, stderr=out, start_new_session=True, close_fds=True,
+            )  # fmt: skip
+        finally:
+            if not fd:
+                out.close()
         self.started[proc.pid] = proc
-        self.ports[proc.pid] = ports
-        return PooledKernel(kernel_name, cards, proc.pid, proc_start(proc.pid), str(path), env,
-                            spec_env, language)  # fmt: skip
+        return proc.pid
+
+    def _fork(
+        self, kernel_name: str, cards: str, cmd: list[str], env: dict[str, str]
+    ) -> int | None:
+        """A kernel forked from this key's zygote (None: it cannot be, start one the cold way)."""
+        args = zygote_args(cmd)
+        if args is None or not self.zygotes_enabled:
+            return None
+        key = (kernel_name, cards)
+        zygote = self.zygotes.get(key)
+        if zygote is not None and (zygote.env != env or not zygote.alive()):
+            zygote.close(kill=not zygote.alive())
+            zygote = None
+        if zygote is None:
+            if self.failures.get(("zygote",) + key, 0) >= 3:
+                return None
+            zygote = Zygote(cmd[0], env, str(self.folder / "cwd"), self.log)
+            self.zygotes[key] = zygote
+        pid = zygote.fork(args)
+        if pid == 0:
+            return None
+        if pid is None:
+            self.failures[("zygote",) + key] = self.failures.get(("zygote",) + key, 0) + 1
+            zygote.close(kill=True)
+            del self.zygotes[key]
+        return pid
 
     def _reap(self) -> None:
         for pid, proc in list(self.started.items()):
             if proc.poll() is not None:
                 del self.started[pid]
-                self.ports.pop(pid, None)
+        Zygote.reap_closed()
+        for pid in list(self.ports):  # forked ones are reaped by their zygote
+            if pid not in self.started and not process_alive(pid):
+                del self.ports[pid]
 
     def _ports_taken(self) -> set[int]:
         return {p for ports in self.ports.values() for p in ports}
+
+
+def zygote_args(cmd: list[str]) -> list[str] | None:
+    """The kernel's arguments when its kernelspec is ipykernel's own (`PYTHON -m
+    ipykernel_launcher ARGS...`), which a zygote can fork; None for any other kernel."""
+    if len(cmd) >= 3 and cmd[1:3] == ["-m", "ipykernel_launcher"]:
+        return cmd[3:]
+    return None
+
+
+# Run by the kernel's interpreter (it need not have jupyter-mlp): import what every IPython kernel
+# imports before it runs a cell, then fork one kernel per request line {"argv"} and answer its
+# pid. The child is what `python -m ipykernel_launcher ARGV` would be: its own session, stdin
+# from /dev/null, output to the zygote's stderr (the pool's log), sys.argv as the launcher's,
+# JPY_PARENT_PID its parent, SIGCHLD as the system default. Refuses to start (exit 3) when an
+# import left a thread running: forking then is not safe.
+ZYGOTE_CODE = r"""
+def _zygote():
+    import json, os, signal, sys, threading
+    parent = os.getppid()
+    if sys.path and sys.path[0] in ("", os.getcwd()):
+        del sys.path[0]  # as ipykernel_launcher does; the kernel's init_path adds it back
+    import importlib.util
+    launcher = importlib.util.find_spec("ipykernel_launcher").origin
+    from ipykernel import kernelapp, ipkernel, zmqshell  # noqa: F401
+    import IPython.core.interactiveshell  # noqa: F401
+    if threading.active_count() != 1:
+        sys.exit(3)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the system reaps the kernels
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    out.write(json.dumps({"ready": os.getpid()}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        argv = json.loads(line)["argv"]
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.setsid()
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+                out.close()
+                os.environ["JPY_PARENT_PID"] = str(os.getppid())
+                sys.argv = [launcher, *argv]
+                kernelapp.launch_new_instance(argv=argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except BaseException:
+                import traceback
+                traceback.print_exc()
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        out.write(json.dumps({"pid": pid}) + "\n")
+        out.flush()
+    # The pool let go (or its process died): the kernels forked here watch this process (their
+    # JPY_PARENT_PID), so it stays while the pool's process lives, as their parent would.
+    import time
+    while os.getppid() == parent:
+        time.sleep(0.2)
+_zygote()
+"""
+
+
+class Zygote:
+    """One interpreter with ipykernel imported, forking kernels on request: a kernel is ready in
+    ~150 ms instead of the ~0.5-1 s of a cold start (most of which is imports), so the pool
+    refills before the next stage of a pipeline asks. One per (kernel name, card set), started
+    with the environment its kernels would have had (STARTUP_ENV included), so a forked kernel
+    is the kernel a cold start would give, down to its imported modules. One difference: the
+    kernels of one zygote share its string hash seed (set PYTHONHASHSEED, or
+    MLP_KERNEL_ZYGOTE=0, to choose)."""
+
+    START_S = 30.0
+
+    def __init__(self, python: str, env: dict[str, str], cwd: str, log: Any) -> None:
+        self.env = env
+        fd = isinstance(log, int)
+        err: Any = log if fd else open(log or os.devnull, "ab")  # noqa: SIM115
+        try:
+            self.proc: subprocess.Popen | None = subprocess.Popen(
+                [python, "-c", ZYGOTE_CODE], env=env, cwd=cwd, stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, stderr=err, start_new_session=True, close_fds=True,
+            )  # fmt: skip
+        finally:
+            if not fd:
+                err.close()
+        self.ready = False
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def fork(self, argv: list[str]) -> int | None:
+        """A new kernel's pid; 0 while the zygote is still starting; None when it does not
+        answer (it is then closed)."""
+        proc = self.proc
+        if proc is None or proc.stdin is None or proc.stdout is None:
+            return None
+        try:
+            if not self.ready:
+                if not self._waiting(proc):
+                    return 0  # still importing: this kernel starts the cold way
+                self.ready = "ready" in self._answer(proc)
+            proc.stdin.write((json.dumps({"argv": argv}) + "\n").encode())
+            proc.stdin.flush()
+            answer = self._answer(proc)
+        except (OSError, ValueError, TimeoutError) as exc:
+            print(
+                f"jupyter-mlp: the kernel zygote failed ({exc}); kernels start cold",
+                file=sys.stderr,
+            )
+            self.close()
+            return None
+        pid = answer.get("pid")
+        return pid if isinstance(pid, int) and pid > 0 else None
+
+    @staticmethod
+    def _waiting(proc: subprocess.Popen) -> bool:
+        """Whether the zygote has said something (or exited): readable now."""
+        import select
+
+        assert proc.stdout is not None
+        return bool(select.select([proc.stdout], [], [], 0)[0])
+
+    def _answer(self, proc: subprocess.Popen) -> dict[str, Any]:
+        import select
+
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], self.START_S)
+        if not ready:
+            raise TimeoutError(f"no answer in {self.START_S:.0f} s")
+        line = proc.stdout.readline()
+        if not line:
+            raise OSError(f"it exited ({proc.poll()})")
+        found = json.loads(line)
+        if not isinstance(found, dict):
+            raise ValueError(f"a bad answer {line[:80]!r}")
+        return found
+
+    def close(self, kill: bool = False) -> None:
+        """Let the zygote go: it forks no more and stays, for the kernels it forked (their jobs'
+        to stop), until this process ends; with kill (it hangs), stop it now."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        for pipe in (proc.stdin, proc.stdout):
+            try:
+                if pipe is not None:
+                    pipe.close()
+            except OSError:
+                pass
+        if kill and proc.poll() is None:
+            kill_group(proc.pid, signal.SIGKILL)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        Zygote.closed.append(proc)
+
+    closed: list[subprocess.Popen] = []  # let go, reaped once they exit (reap_closed)
+
+    @classmethod
+    def reap_closed(cls) -> None:
+        cls.closed[:] = [p for p in cls.closed if p.poll() is None]
 
 
 class AdoptedKernel:

@@ -20,6 +20,7 @@ from ..params import ParamError
 from ..store import pipelines as P
 from ..store import runs as run_store
 from ..store.blobs import BlobNotFound
+from ..store.db import ChangeWatcher
 from ..store.templates import output_row
 from ..store.transitions import (
     CACHED,
@@ -34,6 +35,7 @@ from .cache import cache_key, code_of
 from .validate import PATH, errors, template, validate
 
 POLL_S = 0.02
+WAIT_S = 0.25  # the longest a round waits when nothing is written to the store
 FAILED_RUN = frozenset((FAILED, LOST, INTERRUPTED, CANCELLED))
 
 
@@ -121,9 +123,11 @@ class Driver:
 
     def run(self) -> str:
         P.set_status(self.conn, self.id, RUNNING, pid=os.getpid(), host=os.uname().nodename)
+        watcher = ChangeWatcher(self.store.path)
         try:
             self._resume_from(self.options.get("resumed_from"))
             while True:
+                version = watcher.version()  # before the reads: no write slips between
                 status = P.get(self.conn, self.id)
                 if status["status"] == CANCELLING:
                     return self._cancel_all(status["stages"])
@@ -141,7 +145,8 @@ class Driver:
                     )
                     P.set_status(self.conn, self.id, final)
                     return final
-                time.sleep(self.poll)
+                # the next round as soon as a job (or anything) wrote to the store
+                watcher.wait(version, max(self.poll, WAIT_S))
         except Exception as exc:
             P.set_status(
                 self.conn,
@@ -151,6 +156,7 @@ class Driver:
             )
             raise
         finally:
+            watcher.close()
             if self._own_service:
                 self.service.stop()
 
@@ -203,8 +209,22 @@ class Driver:
 
     def _prespawn(self, stages: dict[str, dict[str, Any]]) -> None:
         """Warm kernels for the stages that come next, while earlier ones run: queued stages and
-        the DAG's next frontier (pending stages whose upstream is all queued, running or done),
-        local and GPU-less (cards are handed out at start; a GPU stage starts its own kernel)."""
+        the DAG's next two frontiers (pending stages whose upstream is all queued, running, done
+        or in the frontier before), local and GPU-less (cards are handed out at start; a GPU
+        stage starts its own kernel). Two frontiers: a short stage ends before a kernel started
+        for the stage after it could be ready."""
+        soon = {n for n, s in stages.items() if s["status"] in (QUEUED, RUNNING)}
+        soon |= {n for n, s in stages.items() if s["status"] in P.DONE_STAGE}
+        frontiers: set[str] = set()
+        for _ in range(2):
+            ready = {
+                name
+                for name, stage in stages.items()
+                if stage["status"] == PENDING
+                and name not in frontiers
+                and all(d in soon or d in frontiers for d in self.deps.get(name, ()) if d in stages)
+            }
+            frontiers |= ready
         coming: dict[str, int] = {}
         for name, stage in stages.items():
             conf = self.stages[name]
@@ -212,8 +232,7 @@ class Driver:
                 continue
             sweeping = sweep_stage.is_sweep(conf)
             if stage["status"] == PENDING:
-                upstream = [stages[d]["status"] for d in self.deps.get(name, ()) if d in stages]
-                if not all(u in (QUEUED, RUNNING) or u in P.DONE_STAGE for u in upstream):
+                if name not in frontiers:
                     continue
             elif stage["status"] != QUEUED and not (sweeping and stage["status"] == RUNNING):
                 continue
@@ -222,7 +241,7 @@ class Driver:
                 sweep_stage.concurrency(conf) if sweeping else 1
             )
         slots = int(self.options.get("concurrency") or 2)
-        want = {k: min(n, slots) for k, n in coming.items()}
+        want = {k: min(n, 2 * slots) for k, n in coming.items()}  # two frontiers at most
         now = time.monotonic()
         if want != self._reserved or now - self._reserved_at > 60:
             for kernel in set(want) | set(self._reserved):

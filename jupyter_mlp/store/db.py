@@ -100,3 +100,32 @@ def write(conn: sqlite3.Connection, attempts: int = 20) -> Iterator[sqlite3.Conn
         raise
     else:
         conn.execute("COMMIT")
+
+
+class ChangeWatcher:
+    """Tells when anything committed to the store: SQLite's data_version on a connection of its
+    own, which runs nothing else (a connection that left a statement unfinished keeps reading
+    an old snapshot, and its data_version stands still with it). A loop that reacts to the
+    store (a pipeline's driver) takes `version()` before it reads the store and then `wait()`s:
+    it wakes within milliseconds of a job's end without reading everything every few
+    milliseconds. Its own writes count too (another connection): at most one extra round."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
+                                    isolation_level=None, check_same_thread=False)  # fmt: skip
+
+    def version(self) -> int:
+        row = self.conn.execute("PRAGMA data_version").fetchall()
+        return int(row[0][0])
+
+    def wait(self, version: int, timeout: float, every: float = 0.002) -> bool:
+        """True as soon as the store changed since `version`; False after `timeout` s."""
+        deadline = time.monotonic() + timeout
+        while self.version() == version:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(every)
+        return True
+
+    def close(self) -> None:
+        self.conn.close()
