@@ -120,6 +120,9 @@ def _pool() -> Any:
 def launcher() -> int:
     replies = os.dup(1)  # replies go here; anything else printed to stdout goes to the log
     os.dup2(2, 1)
+    pool = _pool()
+    if pool is not None:  # the first warm kernel and its zygote start while the imports below run
+        pool.tick()
     warm_up()
     import gc
 
@@ -127,7 +130,6 @@ def launcher() -> int:
     # collector off those objects (a collection would touch, and so copy, their pages).
     gc.collect()
     gc.freeze()
-    pool = _pool()
     children: set[int] = set()
     buffer = b""
     reading = True
@@ -206,6 +208,9 @@ def _fork(request: dict, children: set[int], replies: int, kernel: Any = None) -
             os.dup2(null, 0)
             os.dup2(log, 1)
             os.dup2(log, 2)
+            # nothing of the launcher's (the pipes to its service and to its kernel zygotes)
+            # stays open in a job: a zygote sees its end when the launcher's does
+            os.closerange(3, 1 << 16)
             os.environ.update(request.get("env") or {})
             code = run(request["run_id"], kernel)
         except BaseException:
