@@ -244,6 +244,58 @@ async def test_compare(jp_fetch, store):
     assert await status_of(jp_fetch("mlp", "api", "compare", params={"ids": "cccc00000001"})) == 400
 
 
+async def test_compare_many_runs_and_their_series_in_one_answer(jp_fetch, store):
+    """Compare takes a sweep's 200 trials; /compare/metrics gives one metric's series of every
+    run in one answer (downsampled per run, the point budget shared), leaving out runs without it."""
+    ids = [f"eeee{i:08d}" for i in range(200)]
+    for i, run_id in enumerate(ids):
+        seed(
+            store,
+            run_id,
+            params=[("lr", json.dumps([0.1, 0.01][i % 2]), "float", "api"),
+                    ("seed", str(i), "int", "api")],
+            metrics=[("loss", s, 1.0 / (s + 1) + i, 1.0 + s) for s in range(3 if i else 50)],
+        )  # fmt: skip
+    seed(store, "eeee99999999", metrics=[("acc", 0, 0.5, 1.0)])
+    body = await api(jp_fetch, "compare", ids=",".join(ids))
+    assert len(body["runs"]) == 200 and body["params_differ"] == ["lr", "seed"]
+    too_many = ",".join([*ids, "eeee99999999"])
+    info = await refusal(jp_fetch("mlp", "api", "compare", params={"ids": too_many}))
+    assert info["code"] == 400 and info["body"]["field"] == "ids"
+
+    got = await api(
+        jp_fetch, "compare", "metrics", ids=",".join([ids[0], ids[1], "eeee99999999"]), key="loss",
+        points=10,
+    )  # fmt: skip
+    assert got["key"] == "loss" and got["points"] == 10
+    assert list(got["series"]) == [ids[0], ids[1]]  # the run without `loss` is left out
+    first = got["series"][ids[0]]
+    assert first["total"] == 50 and len(first["points"]) == 10
+    assert first["points"][0][:2] == [4, 1.0 / 5]  # a bucket keeps its last point
+    assert got["series"][ids[1]]["points"] == [
+        [s, 1.0 / (s + 1) + 1, 1.0 / (s + 1) + 1, 1.0 / (s + 1) + 1, 1.0 + s] for s in range(3)
+    ]
+    # the same series as /runs/{id}/metrics gives, zoom included
+    one = await api(jp_fetch, "runs", ids[0], "metrics", key="loss", points=10, start=10, end=19)
+    zoomed = await api(
+        jp_fetch, "compare", "metrics", ids=ids[0], key="loss", points=10, start=10, end=19
+    )
+    assert zoomed["series"][ids[0]] == one
+    # 200 runs share the budget of points
+    all_of = await api(jp_fetch, "compare", "metrics", ids=",".join(ids), key="loss", points=5000)
+    assert all_of["points"] == 1000 and len(all_of["series"]) == 200
+    for params, field in (
+        ({"key": "loss"}, "ids"),
+        ({"ids": too_many, "key": "loss"}, "ids"),
+        ({"ids": ids[0]}, "key"),
+        ({"ids": ids[0], "key": "loss", "points": "nan"}, "points"),
+    ):
+        info = await refusal(jp_fetch("mlp", "api", "compare", "metrics", params=params))
+        assert info["code"] == 400 and info["body"]["field"] == field, (params, info)
+    missing = jp_fetch("mlp", "api", "compare", "metrics", params={"ids": "ffff0000", "key": "x"})
+    assert (await refusal(missing))["code"] == 404
+
+
 async def test_event_feed_wakes_a_waiting_client_on_another_process_write(jp_fetch, store):
     last = (await api(jp_fetch, "events"))["last"]
     waiting = asyncio.ensure_future(api(jp_fetch, "events", after=last, timeout=10))
@@ -659,7 +711,9 @@ MALFORMED_QUERIES = [
     (("runs", "abcd00000001", "gpu"), {"gpu": "-1"}, "gpu"),
     (("runs", "abcd00000001", "gpu"), {"points": "[1]"}, "points"),
     (("runs", "abcd00000001", "notebook"), {"which": "../x"}, "which"),
-    (("compare",), {"ids": ",".join(["abcd"] * 50)}, "ids"),
+    (("compare",), {"ids": ",".join(["abcd"] * 201)}, "ids"),
+    (("compare", "metrics"), {"ids": ",".join(["abcd"] * 201), "key": "acc"}, "ids"),
+    (("compare", "metrics"), {"ids": "abcd00000001", "key": "acc", "end": "nan"}, "end"),
 ]
 
 

@@ -1,11 +1,12 @@
 """Seed or clear the store the Galata test server uses (ui-tests/.mlp-home), with the store's own
 functions, so that UI tests start from known runs. Called by the specs through `python`:
 
-    python mlp_store.py clear                  # every run and its records (events stay: ids go on)
+    python mlp_store.py clear                  # every run, its records, every sweep (events stay: ids go on)
     python mlp_store.py runs                   # a few finished runs of project "ui" -> JSON {name: id}
     python mlp_store.py bulk 10000 --project bench   # many small runs at once (the 10k figure)
     python mlp_store.py mixed                  # project "mix": kinds, a stage, a rerun, an idle kernel
     python mlp_store.py sweep                  # a finished sweep of 8 trials -> JSON {sweep, template, best}
+    python mlp_store.py grid [--n 40]          # project "cmp": n runs, lr (3 values) x seed, a loss curve each
 
 The runs arrive as tracker batches (`records.apply_batch`), so the server's event feed sees them
 like runs written by a kernel.
@@ -51,6 +52,9 @@ def clear(store: Store) -> None:
         for table in tables:
             conn.execute(f"DELETE FROM {table}")
         conn.execute("DELETE FROM runs")
+        # sweeps name runs only as template / best (no run_id column): gone with their trials
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sweeps'").fetchone():
+            conn.execute("DELETE FROM sweeps")
 
 
 def seed_runs(store: Store) -> dict[str, str]:
@@ -271,6 +275,43 @@ def seed_sweep(store: Store) -> dict[str, str | int | float]:
             "best_run": best_run, "best_value": best[4]}  # fmt: skip
 
 
+GRID_LRS = [0.001, 0.01, 0.1]
+GRID_STEPS = 300
+
+
+def seed_grid(store: Store, n: int) -> dict[str, object]:
+    """n finished runs of project "cmp" as a grid search leaves them: lr among 3 values, a seed
+    each (runs i, i+3, ... share an lr), depth the same for all; a `loss` curve of 300 steps
+    whose level depends on lr and whose noise on the seed, and a latest `acc`."""
+    now = time.time()
+    ids: list[str] = []
+    by_lr: dict[str, int] = {}
+    for i in range(n):
+        lr, seed = GRID_LRS[i % len(GRID_LRS)], i // len(GRID_LRS)
+        rnd = random.Random(seed)
+        started = now - 3600 + i * 30
+        level = {0.001: 0.6, 0.01: 0.3, 0.1: 0.45}[lr]
+        loss = [
+            ["loss", s, level + math.exp(-s / 60) + 0.05 * rnd.uniform(-1, 1), started + s]
+            for s in range(GRID_STEPS)
+        ]
+        batch = {
+            "run": {"name": f"grid-{i:02d}", "project": "cmp", "status": "finished",
+                    "kind": "job", "created_at": started, "started_at": started,
+                    "ended_at": started + 20, "heartbeat_at": started + 20},
+            "params": [["lr", json.dumps(lr), "float", "parameters"],
+                       ["seed", json.dumps(seed), "int", "parameters"],
+                       ["depth", json.dumps(5), "int", "parameters"]],
+            "metrics": [*loss, ["acc", 0, 1 - level + 0.01 * rnd.random(), started + 20]],
+        }  # fmt: skip
+        run_id = new_run_id()
+        with store.write() as conn:
+            apply_batch(conn, run_id, batch)
+        ids.append(run_id)
+        by_lr[str(lr)] = by_lr.get(str(lr), 0) + 1
+    return {"ids": ids, "by_lr": by_lr}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -278,6 +319,8 @@ def main() -> None:
     sub.add_parser("runs")
     sub.add_parser("mixed")
     sub.add_parser("sweep")
+    grid = sub.add_parser("grid")
+    grid.add_argument("--n", type=int, default=40)
     bulk = sub.add_parser("bulk")
     bulk.add_argument("n", type=int)
     bulk.add_argument("--project", default="bench")
@@ -291,6 +334,8 @@ def main() -> None:
         json.dump(seed_mixed(store), sys.stdout)
     elif args.command == "sweep":
         json.dump(seed_sweep(store), sys.stdout)
+    elif args.command == "grid":
+        json.dump(seed_grid(store, args.n), sys.stdout)
     else:
         seed_bulk(store, args.n, args.project)
     store.close()

@@ -62,6 +62,21 @@ def compare(store: Store, refs: list[str]) -> dict[str, Any]:
     return run_store.compare_runs(store.connect(), refs)
 
 
+def compare_metrics(
+    store: Store, refs: list[str], key: str, points: int, start: Any, end: Any
+) -> dict[str, Any]:
+    """One metric's downsampled series of each run that logged it, by run id (runs without it
+    are left out)."""
+    conn = store.connect()
+    out: dict[str, Any] = {}
+    for ref in refs:
+        run_id = run_store.resolve_id(conn, ref)
+        found = series.metric(conn, run_id, key, points, start, end)
+        if found["total"]:
+            out[run_id] = found
+    return {"key": key, "points": points, "series": out}
+
+
 def notebook(store: Store, ref: str, which: str) -> bytes:
     """The notebook as it was at the run's start, end, or as executed."""
     conn = store.connect()

@@ -535,10 +535,13 @@ def _blob_in_use(conn: sqlite3.Connection, digest: str) -> bool:
     )
 
 
+COMPARE_MAX = 200  # runs side by side (a sweep's trials): the bound of both compare routes
+
+
 def compare_runs(conn: sqlite3.Connection, refs: list[str]) -> dict[str, Any]:
     """Several runs side by side: all params (and which differ) and the latest metrics."""
-    if not 1 < len(refs) <= 20:
-        raise ValueError("compare takes 2 to 20 run ids")
+    if not 1 < len(refs) <= COMPARE_MAX:
+        raise ValueError(f"compare takes 2 to {COMPARE_MAX} run ids")
     ids = [resolve_id(conn, r) for r in refs]
     runs = [get_run(conn, i, with_cells=False) for i in ids]
     keys = sorted({k for r in runs for k in r["params"]})

@@ -166,7 +166,8 @@ const sidebarPlugin: JupyterFrontEndPlugin<void> = {
       live: () => mlp.settings.liveUpdates,
       onOpen: id => void app.commands.execute(CommandIDs.openRun, { id }),
       onCompare: ids =>
-        void app.commands.execute(CommandIDs.compareRuns, { ids })
+        void app.commands.execute(CommandIDs.compareRuns, { ids }),
+      onOpenSweep: id => void app.commands.execute(CommandIDs.openSweep, { id })
     });
     sidebar.id = SIDEBAR_ID;
     sidebar.title.icon = pipelineIcon;

@@ -197,6 +197,79 @@ test('a finished sweep: best trial, table, charts, brushing, dark theme', async 
   await expect(view).toBeVisible();
 });
 
+test('the runs sidebar lists the sweeps, newest first and live; a click opens one', async ({
+  page
+}) => {
+  const first = JSON.parse(store('sweep')) as ISeeded;
+  const panel = await openSidebar(page);
+  const section = panel.locator('.jp-mlp-SweepsList');
+  const rows = section.locator('.jp-mlp-SweepsList-row');
+  const row = section.locator(`[data-sweep-id="${first.sweep}"]`);
+  await expect(row).toBeInViewport();
+  await expect(row.locator('.jp-mlp-SweepsList-name')).toHaveText(
+    'lr-depth search'
+  );
+  await expect(row.locator('.jp-mlp-Status')).toHaveText('finished');
+  await expect(row.locator('.jp-mlp-SweepsList-trials')).toHaveText(
+    '8/8 trials'
+  );
+  await expect(row.locator('.jp-mlp-SweepsList-trials')).toHaveAttribute(
+    'title',
+    '5 finished, 2 pruned, 1 failed, 0 running of 8 trials'
+  );
+  await expect(row.locator('.jp-mlp-SweepsList-best')).toHaveText(
+    'best val_acc 0.93'
+  );
+  // Legible: two short lines, the name whole, nothing clipped, readable in both themes.
+  const height = (await row.boundingBox())!.height;
+  expect(height).toBeGreaterThanOrEqual(24);
+  expect(height).toBeLessThan(48);
+  const name = row.locator('.jp-mlp-SweepsList-name');
+  expect(
+    await name.evaluate(node => node.scrollWidth <= node.clientWidth)
+  ).toBe(true);
+  for (const part of ['name', 'trials', 'best']) {
+    const text = row.locator(`.jp-mlp-SweepsList-${part}`);
+    await expect(text).toBeInViewport({ ratio: 1 });
+    expect(await contrast(text)).toBeGreaterThanOrEqual(4.5);
+  }
+
+  // Live: a sweep started meanwhile (another kernel, the CLI) appears on top.
+  const second = JSON.parse(store('sweep')) as ISeeded;
+  await expect(rows.first()).toHaveAttribute('data-sweep-id', second.sweep);
+  await expect(rows.first()).toHaveAttribute('data-status', 'finished');
+  await expect(section.locator('.jp-mlp-SweepsList-count')).toHaveText(
+    String(await rows.count())
+  );
+
+  // The fold.
+  const toggle = section.getByRole('button', { name: /Sweeps/ });
+  await toggle.click();
+  await expect(toggle).toHaveAttribute('aria-expanded', 'false');
+  await expect(rows).toHaveCount(0);
+  await toggle.click();
+  await expect(row).toBeInViewport();
+
+  await page.theme.setDarkTheme();
+  for (const part of ['name', 'trials', 'best']) {
+    const text = row.locator(`.jp-mlp-SweepsList-${part}`);
+    await expect.poll(() => contrast(text)).toBeGreaterThanOrEqual(4.5);
+  }
+  // (the mouse may rest on the row: its hover tint keeps the contrast too)
+  await expect
+    .poll(() => contrast(row.locator('.jp-mlp-Status')))
+    .toBeGreaterThanOrEqual(4.5);
+  await expect.poll(() => contrast(toggle)).toBeGreaterThanOrEqual(4.5);
+  await page.screenshot({ path: test.info().outputPath('sweeps-list.png') });
+  await page.theme.setLightTheme();
+
+  // A click opens the sweep's view.
+  await row.click();
+  const view = page.locator(`.jp-mlp-Sweep[data-sweep-id="${first.sweep}"]`);
+  await expect(view).toBeVisible();
+  await expect(view.locator('.jp-mlp-Sweep-bestValue')).toHaveText('0.93');
+});
+
 const TINY = notebookJson([
   codeCell('x = 1', ['parameters']),
   codeCell(

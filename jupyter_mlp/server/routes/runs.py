@@ -13,13 +13,15 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 
 from ... import records
+from ...model import json_safe
 from ...records import RecordError
+from ...store.runs import COMPARE_MAX
 from .. import services
 from .base import MlpHandler
 
 CURSOR_MAX = 2_000
 SORT_MAX = records.KEY_MAX + 20
-COMPARE_MAX = 20
+COMPARE_POINTS_MAX = 200_000  # series points in one /compare/metrics answer, all runs together
 NOTEBOOKS = ("start", "end", "output")
 SERIES_SPAN = 1e18  # start/end of a series: any finite step or time
 
@@ -183,11 +185,43 @@ class CompareHandler(MlpHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        raw = self.arg_text("ids", COMPARE_MAX * 40, "") or ""
-        refs = [r for r in raw.split(",") if r]
-        if not 1 < len(refs) <= COMPARE_MAX:
-            raise RecordError("ids", f"compare takes 2 to {COMPARE_MAX} run ids")
+        refs = _compare_ids(self, 2)
         self.reply(await self.call(services.compare, self.mlp.store, refs))
+
+
+def _compare_ids(handler: MlpHandler, least: int) -> list[str]:
+    """The comma-separated `ids` of a compare route: `least` to COMPARE_MAX of them."""
+    raw = handler.arg_text("ids", COMPARE_MAX * 40, "") or ""
+    refs = [r for r in raw.split(",") if r]
+    if not least <= len(refs) <= COMPARE_MAX:
+        raise RecordError("ids", f"takes {least} to {COMPARE_MAX} run ids")
+    return refs
+
+
+class CompareMetricsHandler(MlpHandler):
+    """One metric's series of several runs in one answer (the compare view's charts)."""
+
+    path = "/compare/metrics"
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        refs = _compare_ids(self, 1)
+        key = self.arg_text("key", records.KEY_MAX)
+        if not key:
+            raise RecordError("key", "is required (a metric name)")
+        points = self.arg_int("points", 1000, 2, records.POINTS_MAX, clamp=True) or 1000
+        points = max(2, min(points, COMPARE_POINTS_MAX // len(refs)))
+        start = self.arg_number("start", None, -SERIES_SPAN, SERIES_SPAN, clamp=True)
+        end = self.arg_number("end", None, -SERIES_SPAN, SERIES_SPAN, clamp=True)
+
+        def answer() -> str:  # up to a few MB of JSON: encoded off the event loop too
+            found = services.compare_metrics(self.mlp.store, refs, key, points, start, end)
+            return json.dumps(json_safe(found))
+
+        body = await self.call(answer)
+        self.set_header("Content-Type", "application/json")
+        self.finish(body)
 
 
 class RerunHandler(MlpHandler):
@@ -236,5 +270,5 @@ class ExecutorsHandler(MlpHandler):
 HANDLERS: list[type[MlpHandler]] = [
     RerunHandler, CancelHandler, ExecutorsHandler, RunsHandler, RunHandler, ParamsHandler,
     CellsHandler, OutputsHandler, MetricsHandler, GpuHandler, NotebookHandler, BlobHandler,
-    CompareHandler,
+    CompareHandler, CompareMetricsHandler,
 ]  # fmt: skip

@@ -6,6 +6,7 @@ import { JSON_HEADERS, query, requestAPI, runPath } from './client';
 import {
   ICell,
   ICompare,
+  ICompareSeries,
   IGpuSeries,
   IListRunsParams,
   IMetricKey,
@@ -148,6 +149,26 @@ export function compareRuns(
   return requestAPI<ICompare>('compare' + query({ ids: ids.join(',') }), {
     signal
   });
+}
+
+/** Runs in one compare (and one `/compare/metrics` request), as the server allows. */
+export const COMPARE_MAX = 200;
+
+/**
+ * `GET /compare/metrics?ids=&key=`: one metric's series of several runs in one request (each
+ * downsampled to `points`, which the server also caps to 200,000 / runs); runs that never
+ * logged the metric are absent from `series`.
+ */
+export function compareSeries(
+  ids: string[],
+  key: string,
+  params: IMetricSeriesParams = {},
+  signal?: AbortSignal
+): Promise<ICompareSeries> {
+  return requestAPI<ICompareSeries>(
+    'compare/metrics' + query({ ids: ids.join(','), key, ...params }),
+    { signal }
+  );
 }
 
 /** `POST /runs/{id}/rerun`: queue a rerun; returns the new run's id. */

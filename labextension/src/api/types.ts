@@ -236,6 +236,15 @@ export interface ICompare {
   metrics: string[];
 }
 
+/** `GET /compare/metrics`: one metric of several runs. */
+export interface ICompareSeries {
+  key: string;
+  /** Points asked per run, as the server clamped them. */
+  points: number;
+  /** By run id; a run that never logged the metric is absent. */
+  series: Record<string, IMetricSeries>;
+}
+
 export type EventType = 'run' | 'cells' | 'metrics' | 'params' | 'outputs';
 
 export interface IRunEvent {

@@ -1,13 +1,21 @@
 import { TranslationBundle } from '@jupyterlab/translation';
-import { Button, refreshIcon } from '@jupyterlab/ui-components';
+import {
+  Button,
+  caretDownIcon,
+  caretRightIcon,
+  refreshIcon
+} from '@jupyterlab/ui-components';
 import * as React from 'react';
 
+import { COMPARE_MAX } from '../api';
 import {
   IFilterError,
   OPTIONAL_COLUMNS,
   OptionalColumn,
   RunsModel
 } from '../model/RunsModel';
+import { endedTrials, SweepsListModel } from '../model/SweepsListModel';
+import { formatMetric } from './format';
 import { useSignal } from './hooks';
 import { RunTable } from './RunTable';
 
@@ -18,11 +26,14 @@ export interface IRunsPanelProps {
   live: boolean;
   onOpen: (id: string) => void;
   onCompare: (ids: string[]) => void;
+  /** The sweeps section (none: not shown). */
+  sweeps?: SweepsListModel;
+  onOpenSweep?: (id: string) => void;
 }
 
 /**
  * The runs sidebar: a filter box (the server's filter errors are shown under it, pointing at the
- * position), the virtualized table, and actions on the selected runs.
+ * position), the virtualized table, actions on the selected runs, and the newest sweeps.
  */
 export function RunsPanel(props: IRunsPanelProps): JSX.Element {
   const { model, trans } = props;
@@ -58,8 +69,12 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
           small
           minimal
           className="jp-mlp-RunsPanel-compare"
-          disabled={selected.length < 2}
-          title={trans.__('Compare the selected runs')}
+          disabled={selected.length < 2 || selected.length > COMPARE_MAX}
+          title={
+            selected.length > COMPARE_MAX
+              ? trans.__('Compare takes %1 runs at most', COMPARE_MAX)
+              : trans.__('Compare the selected runs')
+          }
           onClick={() => props.onCompare(selected)}
         >
           {selected.length >= 2
@@ -86,8 +101,30 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
         </p>
       )}
       <RunsBody {...props} />
+      {props.sweeps && (
+        <SweepsSection
+          model={props.sweeps}
+          live={props.live}
+          trans={trans}
+          onOpen={id => props.onOpenSweep?.(id)}
+        />
+      )}
       <footer className="jp-mlp-RunsPanel-footer">
         <RunsCount model={model} trans={trans} />
+        <span className="jp-mlp-RunsPanel-spacer" />
+        {model.rows.length > 1 && selected.length < model.rows.length && (
+          <button
+            className="jp-mlp-Link jp-mlp-RunsPanel-selectAll"
+            title={trans.__('Select the runs listed (to compare them)')}
+            onClick={() => {
+              for (const run of model.rows) {
+                model.toggleSelected(run.id, true);
+              }
+            }}
+          >
+            {trans.__('Select all %1', model.rows.length)}
+          </button>
+        )}
         {selected.length > 0 && (
           <button
             className="jp-mlp-Link"
@@ -252,5 +289,112 @@ function ColumnsMenu({
         ))}
       </div>
     </details>
+  );
+}
+
+/**
+ * The newest sweeps, folded or not: name, status, trials ended of the budget and the best
+ * objective value; live (the feed's sweep events); a row opens the sweep's view.
+ */
+function SweepsSection({
+  model,
+  live,
+  trans,
+  onOpen
+}: {
+  model: SweepsListModel;
+  live: boolean;
+  trans: TranslationBundle;
+  onOpen: (id: string) => void;
+}): JSX.Element | null {
+  useSignal(model.changed);
+  React.useEffect(() => model.start(live), [model, live]);
+  const sweeps = model.sweeps;
+  if (!model.available || !sweeps.length) {
+    return null;
+  }
+  const open = model.open;
+  const Caret = open ? caretDownIcon : caretRightIcon;
+  return (
+    <section className="jp-mlp-SweepsList" data-open={open ? 'true' : 'false'}>
+      <h3 className="jp-mlp-SweepsList-heading">
+        <button
+          className="jp-mlp-SweepsList-toggle"
+          aria-expanded={open}
+          aria-controls="jp-mlp-sweeps-list"
+          onClick={() => model.setOpen(!open)}
+        >
+          <Caret.react tag="span" className="jp-mlp-SweepsList-caret" />
+          {trans.__('Sweeps')}
+          <span className="jp-mlp-SweepsList-count">{sweeps.length}</span>
+        </button>
+      </h3>
+      {open && (
+        <ul
+          id="jp-mlp-sweeps-list"
+          className="jp-mlp-SweepsList-rows"
+          aria-label={trans.__('Sweeps, newest first')}
+        >
+          {sweeps.map(s => {
+            const c = s.counts ?? {};
+            const name = s.name || trans.__('Sweep %1', s.id.slice(0, 8));
+            const objective = s.objective?.text ?? '';
+            return (
+              <li key={s.id}>
+                <button
+                  className="jp-mlp-SweepsList-row"
+                  data-sweep-id={s.id}
+                  data-status={s.status}
+                  title={trans.__('Open sweep %1 (%2)', name, s.id)}
+                  onClick={() => onOpen(s.id)}
+                >
+                  <span className="jp-mlp-SweepsList-name">{name}</span>
+                  <span className="jp-mlp-Status" data-status={s.status}>
+                    {s.status}
+                  </span>
+                  <span className="jp-mlp-SweepsList-detail">
+                    <span
+                      className="jp-mlp-SweepsList-trials"
+                      title={trans.__(
+                        '%1 finished, %2 pruned, %3 failed, %4 running of %5 trials',
+                        c.finished ?? 0,
+                        c.pruned ?? 0,
+                        (c.failed ?? 0) + (c.cancelled ?? 0),
+                        c.running ?? 0,
+                        s.budget
+                      )}
+                    >
+                      {trans.__('%1/%2 trials', endedTrials(s), s.budget)}
+                    </span>
+                    {' · '}
+                    <span
+                      className="jp-mlp-SweepsList-best"
+                      title={
+                        s.best_value === null
+                          ? trans.__('no best trial yet (%1)', objective)
+                          : trans.__(
+                              'best %1 at trial %2 (%3)',
+                              formatMetric(s.best_value),
+                              s.best_trial ?? '',
+                              objective
+                            )
+                      }
+                    >
+                      {s.best_value === null
+                        ? trans.__('no best yet')
+                        : trans.__(
+                            'best %1 %2',
+                            s.objective?.key ?? '',
+                            formatMetric(s.best_value)
+                          )}
+                    </span>
+                  </span>
+                </button>
+              </li>
+            );
+          })}
+        </ul>
+      )}
+    </section>
   );
 }

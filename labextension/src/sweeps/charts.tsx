@@ -1,38 +1,34 @@
 /**
  * The sweep's charts: the objective over trials (uPlot, as the run detail's charts: points per
  * trial coloured by status and the best so far as a step line), the parallel coordinates of the
- * searched parameters to the objective (ECharts, brushing an axis picks trials) and one
- * parameter against the objective (ECharts scatter). Colours come from the JupyterLab theme and
- * the charts are rebuilt when it changes.
+ * searched parameters to the objective (the shared ParallelCoordinates, as Compare draws them;
+ * brushing an axis picks trials) and one parameter against the objective (ECharts scatter).
+ * Colours come from the JupyterLab theme and the charts are rebuilt when it changes.
  */
 import { TranslationBundle } from '@jupyterlab/translation';
-import { ParallelChart, ScatterChart } from 'echarts/charts';
-import {
-  GridComponent,
-  LegendComponent,
-  ParallelComponent,
-  TooltipComponent
-} from 'echarts/components';
-import * as echarts from 'echarts/core';
-import { CanvasRenderer } from 'echarts/renderers';
+import { ScatterChart } from 'echarts/charts';
 import * as React from 'react';
 import 'uplot/dist/uPlot.min.css';
 import uPlot from 'uplot';
 
 import { ISweepTrial } from '../api/types';
+import {
+  axisStyle,
+  baseTextStyle,
+  echarts,
+  EChartsOption,
+  useEChart
+} from '../components/charts/echarts';
+import {
+  IParallelAxis,
+  IParallelRow,
+  ParallelCoordinates
+} from '../components/charts/ParallelCoordinates';
 import { IChartTheme, useChartTheme } from '../components/charts/theme';
 import { useSize } from '../components/hooks';
 import { categoryLabel, ISearched } from './SweepModel';
 
-echarts.use([
-  ParallelChart,
-  ScatterChart,
-  ParallelComponent,
-  GridComponent,
-  LegendComponent,
-  TooltipComponent,
-  CanvasRenderer
-]);
+echarts.use([ScatterChart]);
 
 export const CHART_HEIGHT = 260;
 export const STATUSES = [
@@ -71,63 +67,6 @@ function axisValue(p: ISearched, trial: ISweepTrial): number | string | null {
   return typeof v === 'number' ? v : null;
 }
 
-function baseTextStyle(theme: IChartTheme) {
-  const [size, ...family] = theme.font.split(' ');
-  return {
-    color: theme.text,
-    fontFamily: family.join(' '),
-    fontSize: parseInt(size, 10) || 11
-  };
-}
-
-function axisStyle(theme: IChartTheme) {
-  return {
-    nameTextStyle: { color: theme.text },
-    axisLine: { lineStyle: { color: theme.text } },
-    axisTick: { lineStyle: { color: theme.text } },
-    axisLabel: { color: theme.text },
-    splitLine: { lineStyle: { color: theme.grid } }
-  };
-}
-
-type EChartsOption = echarts.EChartsCoreOption;
-
-/** An ECharts instance on a div, sized to it; disposed on unmount and on theme change. */
-function useEChart(
-  option: EChartsOption,
-  themeKey: string,
-  onInit?: (chart: echarts.ECharts) => void
-): [React.RefObject<HTMLDivElement>, number] {
-  const [boxRef, size] = useSize<HTMLDivElement>();
-  const chartRef = React.useRef<echarts.ECharts | null>(null);
-  const width = Math.floor(size.width);
-  React.useEffect(() => {
-    const node = boxRef.current;
-    if (!node || width === 0) {
-      return;
-    }
-    const chart = echarts.init(node, null, {
-      renderer: 'canvas',
-      height: CHART_HEIGHT
-    });
-    chartRef.current = chart;
-    // For UI tests and the console: the instance on its element.
-    (node as HTMLElement & { mlpChart?: echarts.ECharts }).mlpChart = chart;
-    onInit?.(chart);
-    return () => {
-      chart.dispose();
-      chartRef.current = null;
-    };
-  }, [themeKey, width > 0]);
-  React.useEffect(() => {
-    chartRef.current?.setOption(option);
-  }, [option, themeKey, width > 0]);
-  React.useEffect(() => {
-    chartRef.current?.resize({ width, height: CHART_HEIGHT });
-  }, [width]);
-  return [boxRef, width];
-}
-
 function Figure({
   title,
   className,
@@ -158,7 +97,7 @@ export interface ISweepChartProps {
   trans: TranslationBundle;
 }
 
-/** Parallel coordinates: one axis per searched parameter, then the objective. */
+/** Parallel coordinates: an axis per searched parameter, then the objective; lines by status. */
 export function ParallelPlot(
   props: ISweepChartProps & {
     onBrush: (numbers: number[] | null) => void;
@@ -166,89 +105,32 @@ export function ParallelPlot(
   }
 ): JSX.Element {
   const { trials, searched, objective, trans } = props;
-  const theme = useChartTheme();
-  const shown = trials.filter(t => t.value !== null);
-  const numbersRef = React.useRef<number[]>([]);
-  numbersRef.current = shown.map(t => t.number);
-  const brushRef = React.useRef(props.onBrush);
-  brushRef.current = props.onBrush;
-  const option = React.useMemo<EChartsOption>(() => {
-    const style = axisStyle(theme);
-    return {
-      animation: false,
-      textStyle: baseTextStyle(theme),
-      tooltip: { show: false },
-      parallel: {
-        left: 48,
-        right: 72,
-        top: 40,
-        bottom: 28,
-        parallelAxisDefault: {
-          ...style,
-          nameLocation: 'end',
-          nameGap: 14,
-          areaSelectStyle: { width: 24, opacity: 0.3 }
-        }
-      },
-      parallelAxis: [
-        ...searched.map((p, i) => ({
-          dim: i,
-          id: `param-${p.name}`,
-          name: p.name,
-          type: p.axis,
-          data: p.axis === 'category' ? p.categories : undefined,
-          scale: p.axis === 'value'
+  const axes = React.useMemo<IParallelAxis[]>(
+    () => [
+      ...searched.map(p => ({
+        id: `param-${p.name}`,
+        name: p.name,
+        axis: p.axis,
+        categories: p.axis === 'category' ? p.categories : undefined
+      })),
+      { id: 'objective', name: objective, axis: 'value' as const }
+    ],
+    [searched, objective]
+  );
+  const rows = React.useMemo<IParallelRow<number>[]>(
+    () =>
+      trials
+        .filter(t => t.value !== null)
+        .map(t => ({
+          key: t.number,
+          values: [...searched.map(p => axisValue(p, t)), t.value]
         })),
-        {
-          dim: searched.length,
-          id: 'objective',
-          name: objective,
-          type: 'value',
-          scale: true
-        }
-      ],
-      series: [
-        {
-          type: 'parallel',
-          smooth: false,
-          inactiveOpacity: 0.08,
-          activeOpacity: 1,
-          lineStyle: { width: 2, opacity: 0.75 },
-          data: shown.map(t => ({
-            value: [...searched.map(p => axisValue(p, t)), t.value],
-            lineStyle: { color: statusColor(theme, t.status) }
-          }))
-        }
-      ]
-    };
-  }, [trials, searched, objective, theme.key]);
-  const [boxRef] = useEChart(option, theme.key, chart => {
-    chart.on('axisareaselected', () => {
-      const model = (
-        chart as unknown as {
-          getModel(): {
-            getSeriesByIndex(i: number): {
-              getRawIndicesByActiveState(s: string): number[];
-            } | null;
-          };
-        }
-      ).getModel();
-      const series = model.getSeriesByIndex(0);
-      if (!series) {
-        return;
-      }
-      const normal = series.getRawIndicesByActiveState('normal');
-      if (normal.length === numbersRef.current.length) {
-        brushRef.current(null); // no brush on any axis
-        return;
-      }
-      brushRef.current(
-        series
-          .getRawIndicesByActiveState('active')
-          .map(i => numbersRef.current[i])
-      );
-    });
-  });
+    [trials, searched]
+  );
+  const statusOf = React.useMemo(
+    () => new Map(trials.map(t => [t.number, t.status])),
+    [trials]
+  );
   return (
     <Figure
       title={trans.__('Parameters → objective')}
@@ -261,11 +143,14 @@ export function ParallelPlot(
         </span>
       }
     >
-      <div
-        ref={boxRef}
+      <ParallelCoordinates
+        axes={axes}
+        rows={rows}
+        color={(theme, row) => statusColor(theme, statusOf.get(row.key) ?? '')}
+        brushed={props.brushed !== null}
+        onBrush={props.onBrush}
         className="jp-mlp-SweepChart-box"
-        data-lines={shown.length}
-        data-axes={searched.length + 1}
+        height={CHART_HEIGHT}
       />
     </Figure>
   );
@@ -324,7 +209,7 @@ export function ScatterPlot(props: ISweepChartProps): JSX.Element {
       }))
     };
   }, [trials, param, objective, theme.key]);
-  const [boxRef] = useEChart(option, theme.key);
+  const [boxRef] = useEChart(option, theme.key, CHART_HEIGHT);
   return (
     <Figure
       title={trans.__('Parameter vs objective')}

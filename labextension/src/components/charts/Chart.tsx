@@ -19,6 +19,10 @@ export interface IChartLine {
   scale?: string;
   /** Draw only as the edge of a band (min / max), thin and faint. */
   faint?: boolean;
+  /** false: no row in the legend (a band's edges, or too many lines to list). */
+  legend?: boolean;
+  /** Draw its points as dots (a series of a single point has no line to draw). */
+  points?: boolean;
 }
 
 export interface IChartBand {
@@ -91,7 +95,7 @@ function buildOptions(
           : color(line.color),
         width: line.faint ? 1 : 1.5,
         spanGaps: true,
-        points: { show: false }
+        points: line.points ? { show: true, size: 6 } : { show: false }
       }))
     ],
     bands: (props.bands ?? []).map(b => ({
@@ -170,6 +174,14 @@ export function Chart(props: IChartProps): JSX.Element {
     );
     const plot = new uPlot(options, props.data, node);
     uplotRef.current = plot;
+    // For UI tests and the console: the instance on its element.
+    (node as HTMLElement & { mlpChart?: uPlot }).mlpChart = plot;
+    const rows = plot.root.querySelectorAll<HTMLElement>('.u-legend .u-series');
+    props.lines.forEach((line, i) => {
+      if (line.legend === false && rows[i + 1]) {
+        rows[i + 1].style.display = 'none';
+      }
+    });
     const reset = () => zoomRef.current?.(null);
     plot.over.addEventListener('dblclick', reset);
     return () => {

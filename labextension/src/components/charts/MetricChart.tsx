@@ -59,6 +59,9 @@ export function MetricChart(props: {
   );
 }
 
+/** Lines an overlay lists in its legend at most (more: group them, or read the tables). */
+export const OVERLAY_LEGEND_MAX = 20;
+
 /** One metric of several runs, overlaid on one step axis. */
 export function OverlayChart(props: {
   name: string;
@@ -76,11 +79,22 @@ export function OverlayChart(props: {
     () => overlayData(present.map(x => x.series!)),
     [props.series]
   );
+  const legend = present.length <= OVERLAY_LEGEND_MAX;
   return (
     <Chart
       title={props.name}
       data={data}
-      lines={present.map(x => ({ label: x.run.label, color: x.i }))}
+      note={
+        legend
+          ? undefined
+          : props.trans.__('%1 runs (no legend): group them', present.length)
+      }
+      lines={present.map(x => ({
+        label: x.run.label,
+        color: x.i,
+        legend,
+        points: x.series!.points.length === 1
+      }))}
       xLabel={props.trans.__('step')}
       onZoom={props.onZoom}
       zoomed={props.zoomed}

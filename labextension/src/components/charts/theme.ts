@@ -25,6 +25,11 @@ const PALETTE_VARS = [
   '--jp-warn-color3',
   '--jp-success-color3'
 ];
+/** The CSS colour of palette entry `i` (swatches in tables beside the canvas lines). */
+export function paletteCss(i: number): string {
+  return `var(${PALETTE_VARS[i % PALETTE_VARS.length]})`;
+}
+
 const FALLBACK = ['#1976d2', '#f57c00', '#388e3c', '#d32f2f', '#00897b'];
 
 function read(
