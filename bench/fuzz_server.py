@@ -42,6 +42,7 @@ QUERY_NAMES = {
     "/runs/{run_id}/gpu": ["points", "gpu", "start", "end"],
     "/runs/{run_id}/notebook": ["which"],
     "/compare": ["ids"],
+    "/compare/metrics": ["ids", "key", "points", "start", "end"],
     "/events": ["after", "timeout", "limit"],
     "/pipelines/runs": ["path"],
     "/sweeps": ["limit"],

@@ -18,7 +18,7 @@ import * as path from 'path';
 import {
   expectWhollyOnCanvas,
   openPipelineTimed,
-  RESULTS,
+  recordFigures,
   SIDEBAR_ID,
   store
 } from './helpers';
@@ -191,11 +191,7 @@ test('runs panel figures with 10,000 runs', async ({ page }) => {
   console.log(`panel_10k_first_paint_ms ${figures.panel_10k_first_paint_ms}`);
   console.log(`filter_keystroke_ms ${figures.filter_keystroke_ms}`);
   console.log(JSON.stringify(figures));
-  fs.mkdirSync(RESULTS, { recursive: true });
-  fs.writeFileSync(
-    path.join(RESULTS, 'ui-figures.json'),
-    JSON.stringify(figures, null, 2) + '\n'
-  );
+  recordFigures(figures);
 });
 
 /**
@@ -296,16 +292,5 @@ test('pipeline editor figures: the example and 100 stages', async ({
   };
   console.log(`editor_open_example_ms ${figures.editor_open_example_ms}`);
   console.log(`editor_100_stages_open_ms ${figures.editor_100_stages_open_ms}`);
-  const file = path.join(RESULTS, 'ui-figures.json');
-  let all: Record<string, unknown> = {};
-  try {
-    all = JSON.parse(fs.readFileSync(file, 'utf-8'));
-  } catch {
-    // the panel's figures not written yet
-  }
-  fs.mkdirSync(RESULTS, { recursive: true });
-  fs.writeFileSync(
-    file,
-    JSON.stringify({ ...all, ...figures }, null, 2) + '\n'
-  );
+  recordFigures(figures);
 });

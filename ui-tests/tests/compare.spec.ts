@@ -12,15 +12,14 @@
  */
 import { expect, IJupyterLabPageFixture, test } from '@jupyterlab/galata';
 import type { Locator } from '@playwright/test';
-import * as fs from 'fs';
-import * as path from 'path';
 
 import {
   contrast,
   docsPath,
   drawnPixels,
   openSidebar,
-  RESULTS,
+  expectReadable,
+  recordFigures,
   store
 } from './helpers';
 
@@ -128,17 +127,6 @@ async function bandInfo(chart: Locator) {
       })
     };
   });
-}
-
-async function expectReadable(canvas: Locator): Promise<void> {
-  await canvas.scrollIntoViewIfNeeded();
-  await expect(canvas).toBeInViewport();
-  await expect
-    .poll(async () => (await canvas.boundingBox())?.width ?? 0)
-    .toBeGreaterThanOrEqual(200);
-  await expect
-    .poll(async () => (await canvas.boundingBox())?.height ?? 0)
-    .toBeGreaterThanOrEqual(150);
 }
 
 test('compare 40 runs: grouped by lr with bands, parallel coordinates, brushing, dark theme', async ({
@@ -315,18 +303,7 @@ test('compare 40 runs: grouped by lr with bands, parallel coordinates, brushing,
   console.log(
     `MLPBENCH compare_40_runs_group_by_ms ${figures.compare_40_runs_group_by_ms}`
   );
-  const file = path.join(RESULTS, 'ui-figures.json');
-  let all: Record<string, unknown> = {};
-  try {
-    all = JSON.parse(fs.readFileSync(file, 'utf-8'));
-  } catch {
-    // no other figures yet
-  }
-  fs.mkdirSync(RESULTS, { recursive: true });
-  fs.writeFileSync(
-    file,
-    JSON.stringify({ ...all, ...figures }, null, 2) + '\n'
-  );
+  recordFigures(figures);
 });
 
 test('compare 200 runs: grouped charts and parallel coordinates stay quick and legible', async ({
@@ -368,15 +345,5 @@ test('compare 200 runs: grouped charts and parallel coordinates stay quick and l
   console.log(
     `MLPBENCH compare_200_runs_group_by_ms ${figures.compare_200_runs_group_by_ms}`
   );
-  const file = path.join(RESULTS, 'ui-figures.json');
-  let all: Record<string, unknown> = {};
-  try {
-    all = JSON.parse(fs.readFileSync(file, 'utf-8'));
-  } catch {
-    // no other figures yet
-  }
-  fs.writeFileSync(
-    file,
-    JSON.stringify({ ...all, ...figures }, null, 2) + '\n'
-  );
+  recordFigures(figures);
 });

@@ -282,3 +282,32 @@ export async function openPipelineTimed(
     { file, factory: PIPELINE_FACTORY, stages }
   );
 }
+
+/** A chart's canvas is on screen and big enough to read, once its view has settled (ECharts
+ * and uPlot size their canvas to the box they were given and follow its resizes). */
+export async function expectReadable(canvas: Locator): Promise<void> {
+  await canvas.scrollIntoViewIfNeeded();
+  await expect(canvas).toBeInViewport();
+  await expect
+    .poll(async () => (await canvas.boundingBox())?.width ?? 0)
+    .toBeGreaterThanOrEqual(200);
+  await expect
+    .poll(async () => (await canvas.boundingBox())?.height ?? 0)
+    .toBeGreaterThanOrEqual(150);
+}
+
+/** Merge UI figures into test-results/ui-figures.json (each spec adds its own). */
+export function recordFigures(figures: Record<string, unknown>): void {
+  const file = path.join(RESULTS, 'ui-figures.json');
+  let all: Record<string, unknown> = {};
+  try {
+    all = JSON.parse(fs.readFileSync(file, 'utf-8'));
+  } catch {
+    // no figures written yet
+  }
+  fs.mkdirSync(RESULTS, { recursive: true });
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ ...all, ...figures }, null, 2) + '\n'
+  );
+}

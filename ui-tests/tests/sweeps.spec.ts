@@ -11,6 +11,7 @@ import {
   codeCell,
   contrast,
   docsPath,
+  expectReadable,
   notebookJson,
   openSidebar,
   runRow,
@@ -42,19 +43,6 @@ async function openSweep(
   const view = page.locator(`.jp-mlp-Sweep[data-sweep-id="${id}"]`);
   await expect(view).toBeVisible();
   return view;
-}
-
-/** A chart's canvas is on screen and big enough to read, once the view has settled (ECharts
- * sizes its canvas to the box it was given and follows the box's resizes). */
-async function expectChartShown(canvas: Locator): Promise<void> {
-  await canvas.scrollIntoViewIfNeeded();
-  await expect(canvas).toBeInViewport();
-  await expect
-    .poll(async () => (await canvas.boundingBox())?.width ?? 0)
-    .toBeGreaterThanOrEqual(200);
-  await expect
-    .poll(async () => (await canvas.boundingBox())?.height ?? 0)
-    .toBeGreaterThanOrEqual(150);
 }
 
 test('a finished sweep: best trial, table, charts, brushing, dark theme', async ({
@@ -106,11 +94,11 @@ test('a finished sweep: best trial, table, charts, brushing, dark theme', async 
   ).toHaveAttribute('data-lines', '7');
   await page.screenshot({ path: docsPath('sweep.png') });
   for (const canvas of [objective, parallel, scatter]) {
-    await expectChartShown(canvas);
+    await expectReadable(canvas);
   }
   // The scatter's parameter is picked in its select.
   await view.locator('.jp-mlp-SweepScatter-param').selectOption('depth');
-  await expectChartShown(scatter);
+  await expectReadable(scatter);
 
   // Brush the objective axis (the last, at the plot's right edge) from its top down to its middle:
   // the table keeps the trials inside, the best among them; the failed one (no value) leaves.
@@ -155,7 +143,7 @@ test('a finished sweep: best trial, table, charts, brushing, dark theme', async 
   ]) {
     await expect.poll(() => contrast(text)).toBeGreaterThanOrEqual(4.5);
   }
-  await expectChartShown(view.locator('.jp-mlp-SweepParallel canvas').first());
+  await expectReadable(view.locator('.jp-mlp-SweepParallel canvas').first());
   await page.evaluate(() =>
     window.jupyterapp.commands.execute('apputils:change-theme', {
       theme: 'JupyterLab Light'
