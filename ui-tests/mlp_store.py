@@ -5,7 +5,7 @@ functions, so that UI tests start from known runs. Called by the specs through `
     python mlp_store.py runs                   # a few finished runs of project "ui" -> JSON {name: id}
     python mlp_store.py bulk 10000 --project bench   # many small runs at once (the 10k figure)
     python mlp_store.py mixed                  # project "mix": kinds, a stage, a rerun, an idle kernel
-    python mlp_store.py sweep                  # a finished sweep of 8 trials -> JSON {sweep, template, best}
+    python mlp_store.py sweep [--trials N]     # a finished sweep of 8 (or N) trials -> JSON {sweep, template, best}
     python mlp_store.py grid [--n 40]          # project "cmp": n runs, lr (3 values) x seed, a loss curve each
 
 The runs arrive as tracker batches (`records.apply_batch`), so the server's event feed sees them
@@ -200,10 +200,31 @@ SWEEP_TRIALS = [
 ]
 
 
-def seed_sweep(store: Store) -> dict[str, str | int | float]:
+def many_trials(n: int) -> list[tuple[int, str, float, int, float | None]]:
+    """n trials in the shape of SWEEP_TRIALS, from a fixed seed: every 10th pruned, every 25th
+    failed, val_acc a bowl in log(lr) and depth with noise (the best is near lr 0.005, depth 5)."""
+    import math
+    import random
+
+    rng = random.Random(7)
+    out: list[tuple[int, str, float, int, float | None]] = []
+    for number in range(n):
+        lr = 10 ** rng.uniform(-4, -1)
+        depth = rng.choice([3, 5, 8])
+        acc = 0.95 - 0.08 * (math.log10(lr) + 2.3) ** 2 - 0.01 * abs(depth - 5) + rng.gauss(0, 0.01)
+        status = "failed" if number % 25 == 24 else "pruned" if number % 10 == 9 else "finished"
+        out.append(
+            (number, status, round(lr, 6), depth, None if status == "failed" else round(acc, 4))
+        )
+    return out
+
+
+def seed_sweep(store: Store, n: int | None = None) -> dict[str, str | int | float]:
     """A finished sweep of project "sweep" through the sweep store's own functions: a template run
     (lr, depth, optimizer; metric val_acc), lr on a log range, depth among 3,5,8, and 8 trial runs
-    (5 finished, 2 pruned, 1 failed). The best is trial 3 (val_acc 0.93)."""
+    (5 finished, 2 pruned, 1 failed; the best is trial 3, val_acc 0.93), or `n` trials from
+    many_trials."""
+    trials = SWEEP_TRIALS if n is None else many_trials(n)
     from jupyter_mlp.store import sweeps as sweep_store
     from jupyter_mlp.store.db import write
     from jupyter_mlp.sweeps.space import CHOICE, FIXED, RANGE, Dimension, space_json
@@ -240,13 +261,13 @@ def seed_sweep(store: Store) -> dict[str, str | int | float]:
     conn = store.connect()
     sweep_id = sweep_store.create(
         conn, name="lr-depth search", template_id=template, space=space_json(space),
-        objective=objective, sampler="tpe", seed=0, budget=len(SWEEP_TRIALS), timeout_s=None,
+        objective=objective, sampler="tpe", seed=0, budget=len(trials), timeout_s=None,
         concurrency=2, executor="local", gpus=None, options={"prune": True},
     )  # fmt: skip
     sweep_store.set_status(conn, sweep_id, "running")
-    best = max((t for t in SWEEP_TRIALS if t[1] == "finished"), key=lambda t: t[4] or 0)
+    best = max((t for t in trials if t[1] == "finished"), key=lambda t: t[4] or 0)
     best_run = ""
-    for number, status, lr, depth, acc in SWEEP_TRIALS:
+    for number, status, lr, depth, acc in trials:
         t0 = started + number * 60
         params = {"lr": lr, "depth": depth, "optimizer": "adam"}
         run_status = "failed" if status == "failed" else status
@@ -318,7 +339,8 @@ def main() -> None:
     sub.add_parser("clear")
     sub.add_parser("runs")
     sub.add_parser("mixed")
-    sub.add_parser("sweep")
+    sweep = sub.add_parser("sweep")
+    sweep.add_argument("--trials", type=int, default=None)
     grid = sub.add_parser("grid")
     grid.add_argument("--n", type=int, default=40)
     bulk = sub.add_parser("bulk")
@@ -333,7 +355,7 @@ def main() -> None:
     elif args.command == "mixed":
         json.dump(seed_mixed(store), sys.stdout)
     elif args.command == "sweep":
-        json.dump(seed_sweep(store), sys.stdout)
+        json.dump(seed_sweep(store, args.trials), sys.stdout)
     elif args.command == "grid":
         json.dump(seed_grid(store, args.n), sys.stdout)
     else:

@@ -12,6 +12,7 @@ import {
   contrast,
   docsPath,
   expectReadable,
+  recordFigures,
   notebookJson,
   openSidebar,
   runRow,
@@ -343,4 +344,53 @@ test('Sweep… on a real run: a bad range is refused, a grid sweep finishes live
   await expect(view.locator('.jp-mlp-Sweep-counts')).toHaveText(
     '3 done, 0 running, 0 pruned, 0 failed of 3'
   );
+});
+
+test('a sweep of 200 trials: its view paints the parallel coordinates legibly (timed in the page)', async ({
+  page
+}) => {
+  const seeded = JSON.parse(store('sweep', '--trials', '200')) as ISeeded;
+  // From the command to the parallel-coordinates canvas holding drawn lines, in the page.
+  const ms = await page.evaluate(async id => {
+    const t0 = performance.now();
+    await window.jupyterapp.commands.execute('jupyter-mlp:open-sweep', { id });
+    const drawn = (): boolean => {
+      const canvas = document.querySelector(
+        `.jp-mlp-Sweep[data-sweep-id="${id}"] .jp-mlp-SweepParallel canvas`
+      ) as HTMLCanvasElement | null;
+      const ctx = canvas?.width ? canvas.getContext('2d') : null;
+      if (!canvas || !ctx) {
+        return false;
+      }
+      const { data } = ctx.getImageData(0, 0, canvas.width, canvas.height);
+      let lines = 0;
+      for (let i = 4; i < data.length && lines < 2000; i += 4) {
+        if (data[i + 3] !== data[3] || data[i] !== data[0]) {
+          lines++;
+        }
+      }
+      return lines >= 2000;
+    };
+    while (!drawn()) {
+      if (performance.now() - t0 > 30_000) {
+        return -1;
+      }
+      await new Promise(resolve => requestAnimationFrame(resolve));
+    }
+    return performance.now() - t0;
+  }, seeded.sweep);
+  expect(ms).toBeGreaterThan(0);
+  const view = page.locator(`.jp-mlp-Sweep[data-sweep-id="${seeded.sweep}"]`);
+  await expect(view.locator('.jp-mlp-Sweep-counts')).toHaveText(
+    '176 done, 0 running, 16 pruned, 8 failed of 200'
+  );
+  await expectReadable(view.locator('.jp-mlp-SweepParallel canvas').first());
+  await expect
+    .poll(() => contrast(view.locator('.jp-mlp-Sweep-counts')))
+    .toBeGreaterThanOrEqual(4.5);
+  const figures = { sweep_view_200_trials_ms: Math.round(ms) };
+  console.log(
+    `MLPBENCH sweep_view_200_trials_ms ${figures.sweep_view_200_trials_ms}`
+  );
+  recordFigures(figures);
 });
