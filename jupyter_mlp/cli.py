@@ -344,7 +344,10 @@ def _dash_values(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .execution import skip_iri_grammar
     from .store import FilterError, RunNotFound, StoreUnavailable
+
+    skip_iri_grammar()  # submitting imports papermill: 1-4 s less for run, rerun, pipeline run
 
     args = build_parser().parse_args(_dash_values(sys.argv[1:] if argv is None else argv))
     try:

@@ -23,3 +23,13 @@ cli_commands    `jupyter mlp rerun | run | cancel`
 The job rows and their state machine are in store/jobs.py. Nothing here is imported by
 `import jupyter_mlp` or by the kernel side.
 """
+
+
+def skip_iri_grammar() -> None:
+    """jsonschema (imported by nbformat, so by papermill) imports the optional `rfc3987_syntax`
+    for its IRI format checks, which compiles a grammar at import time (1-4 s here). Notebook
+    validation never checks IRIs: our own processes (the CLI, job processes, the launcher) skip
+    it. Never called in a process we do not own (the Jupyter server's)."""
+    import sys
+
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]

@@ -21,10 +21,9 @@ import sys
 import traceback
 from typing import Any
 
-# jsonschema (imported by nbformat) imports the optional `rfc3987_syntax` for IRI format checks,
-# which compiles a grammar at import time (seconds here). Notebook validation never checks IRIs:
-# job processes skip it. Only this entry point does so; nothing else is affected.
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+from . import skip_iri_grammar
+
+skip_iri_grammar()  # before anything imports nbformat
 
 
 def run(run_id: str, kernel: Any = None) -> int:
@@ -97,6 +96,9 @@ def warm_up() -> None:
         localinterfaces.local_ips()
     except Exception:
         pass
+
+
+ZYGOTE_WAIT_S = 1.0  # a job with no idle kernel waits this long for its zygote's imports
 
 
 def _pool() -> Any:
@@ -179,7 +181,9 @@ def _serve(request: dict, pool: Any, children: set[int], replies: int) -> dict:
         return {"ok": True}
     kernel = None
     if pool is not None and request.get("kernel"):
-        kernel = pool.take(str(request["kernel"]), str(request.get("cards") or ""))
+        kernel = pool.take(
+            str(request["kernel"]), str(request.get("cards") or ""), wait=ZYGOTE_WAIT_S
+        )
     reply = _fork(request, children, replies, kernel)
     if kernel is not None:
         if "error" in reply:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from ..model import CANCELLED, JobRequest
@@ -24,6 +25,7 @@ from .service_marker import remove_marker, write_marker
 from .submit import prepare_notebook, prepare_rerun
 
 POLL_S = 0.25
+MIN_ROUND_S = 0.02  # rounds woken by the store's changes come at most this often
 
 
 class JobService:
@@ -104,10 +106,24 @@ class JobService:
             self._executors.clear()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.tick()
-            self._wake.wait(self.poll_interval)
-            self._wake.clear()
+        """A round every poll_interval, or as soon as the store changes (a job ended, one was
+        queued: SQLite's data_version, read every few ms on a connection of its own), or when
+        kicked; never more than one round per MIN_ROUND_S."""
+        from ..store.db import ChangeWatcher
+
+        watcher = ChangeWatcher(self.store.path)
+        try:
+            while not self._stop.is_set():
+                version = watcher.version()
+                started = time.monotonic()
+                self.tick()
+                watcher.wait(version, self.poll_interval, event=self._wake)
+                self._wake.clear()
+                rest = MIN_ROUND_S - (time.monotonic() - started)
+                if rest > 0:
+                    self._stop.wait(rest)
+        finally:
+            watcher.close()
 
     def tick(self) -> None:
         """One round: notice ended jobs, start queued ones (what the thread does; the CLI calls it)."""

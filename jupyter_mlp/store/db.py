@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -118,11 +119,12 @@ class ChangeWatcher:
         row = self.conn.execute("PRAGMA data_version").fetchall()
         return int(row[0][0])
 
-    def wait(self, version: int, timeout: float, every: float = 0.002) -> bool:
-        """True as soon as the store changed since `version`; False after `timeout` s."""
+    def wait(self, version: int, timeout: float, every: float = 0.002, event: Any = None) -> bool:
+        """True as soon as the store changed since `version`; False after `timeout` s, or as
+        soon as `event` (a threading.Event) is set."""
         deadline = time.monotonic() + timeout
         while self.version() == version:
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or (event is not None and event.is_set()):
                 return False
             time.sleep(every)
         return True
