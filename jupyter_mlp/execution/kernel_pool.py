@@ -147,7 +147,8 @@ class KernelPool:
         self.reserved: dict[tuple[str, str], tuple[int, float]] = {}
         self.started: dict[int, subprocess.Popen] = {}  # every kernel we started, to reap
         self.ports: dict[int, set[int]] = {}  # theirs, while they live
-        self.failures: dict[tuple[str, ...], int] = {}
+        self.failures: dict[tuple[str, str], int] = {}  # failed cold starts, by key
+        self.zygote_failures: dict[tuple[str, str], int] = {}
         self.zygotes: dict[tuple[str, str], Zygote] = {}
         self.zygotes_enabled = os.environ.get("MLP_KERNEL_ZYGOTE", "1") != "0"
         (folder / "cwd").mkdir(parents=True, exist_ok=True)
@@ -275,10 +276,10 @@ class KernelPool:
         key = (kernel_name, cards)
         zygote = self.zygotes.get(key)
         if zygote is not None and (zygote.env != env or not zygote.alive()):
-            zygote.close(kill=not zygote.alive())
+            zygote.close()
             zygote = None
         if zygote is None:
-            if self.failures.get(("zygote",) + key, 0) >= 3:
+            if self.zygote_failures.get(key, 0) >= 3:
                 return None
             zygote = Zygote(cmd[0], env, str(self.folder / "cwd"), self.log)
             self.zygotes[key] = zygote
@@ -286,7 +287,7 @@ class KernelPool:
         if pid == 0:
             return None
         if pid is None:
-            self.failures[("zygote",) + key] = self.failures.get(("zygote",) + key, 0) + 1
+            self.zygote_failures[key] = self.zygote_failures.get(key, 0) + 1
             zygote.close(kill=True)
             del self.zygotes[key]
         return pid
@@ -381,6 +382,7 @@ class Zygote:
     MLP_KERNEL_ZYGOTE=0, to choose)."""
 
     START_S = 30.0
+    closed: list[subprocess.Popen] = []  # let go (close), reaped once they exit (reap_closed)
 
     def __init__(self, python: str, env: dict[str, str], cwd: str, log: Any) -> None:
         self.env = env
@@ -479,8 +481,6 @@ class Zygote:
             except subprocess.TimeoutExpired:
                 pass
         Zygote.closed.append(proc)
-
-    closed: list[subprocess.Popen] = []  # let go, reaped once they exit (reap_closed)
 
     @classmethod
     def reap_closed(cls) -> None:

@@ -627,9 +627,8 @@ class RunSession:
         """The start thread: the capture, then its fields handed to the writer, or written here
         when the run finished meanwhile (the writer has stopped then)."""
         try:
-            self._safe(self._capture_start)
+            self._safe(self._capture_start)  # sets _essentials, whatever happens in it
         finally:
-            self._essentials.set()
             with self._io_lock:
                 self._captured = True
                 late = self in _LATE
