@@ -242,3 +242,26 @@ def _no_stray_kernels(store):
     for pid in _kernel_pids():
         if _in_pool(pid, store):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_running_job_keeps_its_warm_kernel_when_the_service_dies_mid_reply(store, service, folder):
+    """The process that drove the launcher (a sweep's or a pipeline's driver) is killed while
+    the launcher answers it: the launcher's reply fails (EPIPE), and it must still stay for the
+    jobs it forked, whose warm kernels (and their zygote) watch it as their parent."""
+    nb = write_notebook(folder / "slow.ipynb", [
+        {"id": "p", "source": "x = 1", "tags": ["parameters"]},
+        {"id": "w", "source": "import time\ntime.sleep(4)\nprint('done', x)"},
+    ])  # fmt: skip
+    svc = service(warm=True, concurrency=2)
+    wait_for(lambda: list((store.home / "jobs" / "pool").glob("kernel-*.json")),
+             timeout=60, what="a warm kernel")  # fmt: skip
+    run_id = svc.submit_notebook(nb, {"x": 3})
+    wait_for(lambda: job_pid(store, run_id), timeout=30, what="the job to start")
+    launcher = svc.executor("local")._launcher
+    assert launcher is not None and launcher.alive()
+    launcher.proc.stdout.close()  # the service is gone: the launcher's next reply cannot be read
+    launcher.proc.stdin.write(b'{"reserve": {"kernel": "python3", "cards": "", "n": 1}}\n')
+    launcher.proc.stdin.flush()
+    run = wait_final(store, run_id)
+    assert run["status"] == "finished", run["error"]
+    assert "done 3" in json.dumps(executed(store, run))

@@ -134,19 +134,9 @@ def launcher() -> int:
     gc.freeze()
     children: set[int] = set()
     buffer = b""
-    reading = True
     try:
-        while reading or children:
+        while True:
             _reap(children)
-            if not reading:
-                if not children:  # never wait on other children (the pool's zygotes)
-                    break
-                try:
-                    pid, _ = os.wait()
-                    children.discard(pid)
-                except ChildProcessError:
-                    children.clear()
-                continue
             if pool is not None:
                 pool.tick()
             ready, _, _ = select.select([0], [], [], 0.5)
@@ -154,19 +144,28 @@ def launcher() -> int:
                 continue
             chunk = os.read(0, 65536)
             if not chunk:
-                reading = False
-                if pool is not None:
-                    pool.close()
-                continue
+                break
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 if line.strip():
                     reply = _serve(json.loads(line), pool, children, replies)
                     os.write(replies, (json.dumps(reply) + "\n").encode())
+    except Exception:  # a service gone mid-reply (EPIPE), a bad line: serve no more
+        traceback.print_exc()
     finally:
         if pool is not None:
             pool.close()
+    # Stay while a job forked here runs: the warm kernels handed to jobs (and the zygotes that
+    # forked them) watch this process as their parent, and would exit with it.
+    while children:
+        try:
+            pid, _ = os.wait()  # any child: a job, or a kernel or zygote of the pool
+            children.discard(pid)
+        except ChildProcessError:
+            children.clear()
+        except InterruptedError:
+            pass
     return 0
 
 
