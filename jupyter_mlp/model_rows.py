@@ -65,6 +65,7 @@ class JobRequest:
     cwd: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
+    owner: str | None = None  # who submitted it (the Jupyter user; None: this process's user)
 
 
 @dataclass

@@ -382,6 +382,7 @@ RUN_FIELDS: dict[str, Any] = {
     "kernel": _opt(_short),
     "host": _opt(_short),
     "user": _opt(_short),
+    "owner": _opt(_short),
     "pid": _opt(_pid),
     "git": _opt(git_doc),
     "env": _opt(json_object),

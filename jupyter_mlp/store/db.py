@@ -25,6 +25,16 @@ class StoreUnavailable(RuntimeError):
         super().__init__(f"the store {self.path} {problem}; {advice}")
 
 
+def os_user() -> str:
+    """This process's user: the owner of what it makes when no Jupyter identity is given."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
 def home_dir(home: str | os.PathLike[str] | None = None) -> Path:
     """$MLP_HOME, else `<jupyter data dir>/mlp`."""
     if home:

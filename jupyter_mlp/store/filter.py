@@ -35,6 +35,7 @@ COLUMNS = {
     "notebook": "runs.notebook",
     "host": "runs.host",
     "user": "runs.user",
+    "owner": "runs.owner",
     "kernel": "runs.kernel",
     "pinned": "runs.pinned",
     "tags": "runs.tags",

@@ -13,9 +13,7 @@ is never cancelled after the fact.
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sqlite3
 import time
 from dataclasses import fields
@@ -24,6 +22,7 @@ from typing import Any
 from .. import model
 from ..model import Job, JobRequest
 from . import events
+from .db import os_user
 from .records import apply_batch
 from .transitions import JOB, allowed
 
@@ -90,7 +89,8 @@ def enqueue(conn: sqlite3.Connection, request: JobRequest, now: float | None = N
         "status": QUEUED, "kind": request.kind, "project": request.project, "name": request.name,
         "parent_id": request.parent_id, "pipeline_run_id": request.pipeline_run_id,
         "stage": request.stage, "notebook": request.notebook, "snapshot": request.snapshot,
-        "kernel": request.kernel, "user": _user(), "created_at": now, "tags": list(request.tags),
+        "kernel": request.kernel, "user": os_user(), "owner": request.owner or os_user(),
+        "created_at": now, "tags": list(request.tags),
     }  # fmt: skip
     apply_batch(conn, run_id, {"run": run, "params": list(request.param_rows)})
     job = Job(
@@ -261,10 +261,3 @@ def status(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
         "output_notebook": run["output_notebook"] if run else None,
         "submitted_at": job.submitted_at, "started_at": job.started_at, "ended_at": job.ended_at,
     }  # fmt: skip
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return str(os.getuid())

@@ -98,8 +98,8 @@ def list_runs(
     conn: sqlite3.Connection, path: str | None = None, limit: int = 50
 ) -> list[dict[str, Any]]:
     sql = (
-        "SELECT id, name, path, version, status, params, executor, created_at, started_at, ended_at "
-        "FROM pipeline_runs"
+        "SELECT id, name, path, version, status, params, executor, owner, created_at, started_at, "
+        "ended_at FROM pipeline_runs"
     )
     args: list[Any] = []
     if path is not None:

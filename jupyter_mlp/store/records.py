@@ -31,8 +31,8 @@ from . import events, tokens, transitions
 # Run columns a batch may set; the JSON ones are encoded here.
 RUN_COLUMNS = {
     "project", "name", "status", "kind", "parent_id", "pipeline_run_id", "stage", "notebook",
-    "snapshot", "end_snapshot", "output_notebook", "kernel", "host", "user", "pid", "git", "env", "gpu",
-    "created_at", "started_at", "ended_at", "heartbeat_at", "pinned", "tags", "notes", "error",
+    "snapshot", "end_snapshot", "output_notebook", "kernel", "host", "user", "owner", "pid", "git",
+    "env", "gpu", "created_at", "started_at", "ended_at", "heartbeat_at", "pinned", "tags", "notes", "error",
 }  # fmt: skip
 JSON_COLUMNS = {"git", "env", "gpu", "tags", "error"}
 # What a remote tracker may set on its own run (not its project, kind, lineage or pin).
@@ -75,6 +75,8 @@ def upsert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) ->
     if created:
         values.setdefault("created_at", time.time())
         values.setdefault("status", "running")
+        if values.get("owner") is None and values.get("user") is not None:
+            values["owner"] = values["user"]  # a run recorded straight into the store: its user
         cols = ["id", *values]
         conn.execute(
             f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",

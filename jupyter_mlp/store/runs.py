@@ -26,7 +26,7 @@ from .filter import COLUMNS, FilterError, compile_filter, record_fields
 
 SUMMARY_COLUMNS = (
     "id, project, name, status, kind, parent_id, pipeline_run_id, stage, notebook, kernel, host, "
-    "user, created_at, started_at, ended_at, heartbeat_at, pinned, tags, notes, error, sweep_id"
+    "user, owner, created_at, started_at, ended_at, heartbeat_at, pinned, tags, notes, error, sweep_id"
 )
 DETAIL_COLUMNS = SUMMARY_COLUMNS + ", snapshot, end_snapshot, output_notebook, pid, git, env, gpu"
 

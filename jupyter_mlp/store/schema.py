@@ -273,6 +273,16 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX sweep_trials_run ON sweep_trials(run_id);
     """,
+    # 5 -> 6: owners (team mode): who made a run, a pipeline run, a sweep. Only the owner and the
+    # team's admins change it. Older rows: the user the run was recorded as.
+    """
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    UPDATE runs SET owner = user WHERE owner IS NULL;
+    CREATE INDEX runs_owner ON runs(owner, created_at);
+    ALTER TABLE pipeline_runs ADD COLUMN owner TEXT;
+    ALTER TABLE sweeps ADD COLUMN owner TEXT;
+    UPDATE sweeps SET owner = user WHERE owner IS NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -7,16 +7,14 @@ The store is the record of a sweep: a driver that restarts replays the trials fr
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sqlite3
 import time
 from typing import Any
 
 from ..model import JobRequest, new_run_id
 from . import events
-from .db import write
+from .db import os_user, write
 from .jobs import enqueue
 from .transitions import FINAL_SWEEP, FINAL_TRIAL, NEW, SWEEP, TRIAL, allowed
 
@@ -33,18 +31,11 @@ class SweepNotFound(LookupError):
     pass
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return str(os.getuid())
-
-
 def create(
     conn: sqlite3.Connection, *, name: str, template_id: str, space: dict[str, Any],
     objective: dict[str, Any], sampler: str, seed: int | None, budget: int,
     timeout_s: float | None, concurrency: int, executor: str, gpus: int | None,
-    options: dict[str, Any],
+    options: dict[str, Any], owner: str | None = None,
 ) -> str:  # fmt: skip
     """Record a sweep (`queued`); returns its id. Checked by the caller (sweeps.space)."""
     sweep_id = new_run_id()
@@ -53,11 +44,11 @@ def create(
     with write(conn):
         conn.execute(
             "INSERT INTO sweeps (id, name, template_id, space, objective, sampler, seed, budget, "
-            "timeout_s, concurrency, executor, gpus, options, status, user, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
+            "timeout_s, concurrency, executor, gpus, options, status, user, owner, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
             (sweep_id, name, template_id, json.dumps(space), json.dumps(objective), sampler,
              seed, budget, timeout_s, concurrency, executor, gpus, json.dumps(options),
-             _user(), now),
+             os_user(), owner or os_user(), now),
         )  # fmt: skip
         events.append(conn, template_id, "sweep", {"sweep_id": sweep_id, "status": "queued"}, now)
     return sweep_id
