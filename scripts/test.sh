@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
 # Install what the tests need, run the static checks (ruff, mypy, the lab extension's npm lint
 # scripts; strict tsc runs in its build) and every test: pytest (real kernels, papermill, the
-# Jupyter server), then the Galata UI tests in Debian's Chromium. Works on a fresh Debian machine as root
-# (it apt-installs chromium) or as a user who already has chromium. Extra arguments go to pytest.
+# Jupyter server, the store on SQLite and on PostgreSQL), then the Galata UI tests in Debian's
+# Chromium. Works on a fresh Debian machine as root (it apt-installs chromium and postgresql) or
+# as a user who already has chromium. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
 if [ ! -x /usr/bin/chromium ] && [ -z "${CHROMIUM_PATH:-}" ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+    apt_install chromium
   else
     echo "test.sh: install Debian's chromium (apt-get install chromium) or set CHROMIUM_PATH" >&2
     exit 1
+  fi
+fi
+
+# The store's tests run on PostgreSQL too: a server of Debian's package, started by the tests
+# themselves (tests/postgres.py; as the user nobody when root). Without it, and not root, those
+# tests are skipped with the reason.
+if ! compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null && [ -z "${MLP_PG_BIN:-}" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    apt_install postgresql
+  else
+    echo "test.sh: no PostgreSQL (apt-get install postgresql): its store tests are skipped" >&2
   fi
 fi
 

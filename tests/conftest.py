@@ -35,6 +35,59 @@ def store(mlp_home):
     s.close()
 
 
+# --- PostgreSQL (tests/postgres.py): one real server for the session, a database per test -------
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of Debian's package, started once (skipped, with the reason, when it
+    is not installed and we are not root; as root the install is scripts/test.sh's job, so a
+    missing server fails)."""
+    import postgres
+
+    reason = postgres.missing_reason()
+    if reason is not None:
+        if os.geteuid() == 0 and postgres.bin_dir() is None:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = postgres.start_server()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(postgres_server):
+    """The URL of a new, empty database on the session's server (dropped afterwards)."""
+    name = postgres_server.create_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=BACKENDS)
+def any_store(request, mlp_home, monkeypatch):
+    """The store of the test on each engine: the SQLite file, then a PostgreSQL database (with
+    MLP_STORE_URL set, so that a CLI or process the test starts opens the same). A test marked
+    `sqlite_only` (what it checks exists there alone) runs once."""
+    from jupyter_mlp.store import Store
+
+    if request.param == "postgresql":
+        marker = request.node.get_closest_marker("sqlite_only")
+        if marker is not None:
+            pytest.skip(f"SQLite only: {marker.args[0] if marker.args else 'the file itself'}")
+        monkeypatch.setenv("MLP_STORE_URL", request.getfixturevalue("pg_url"))
+    s = Store(mlp_home)
+    yield s
+    s.close()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sqlite_only(why): runs on the SQLite store only (any_store skips PostgreSQL)"
+    )
+
+
 @dataclass
 class CellResult:
     status: str

@@ -21,7 +21,7 @@ from jupyter_mlp import records
 from jupyter_mlp.records import RecordError
 from jupyter_mlp.store import Store, tokens
 from jupyter_mlp.store import runs as run_store
-from jupyter_mlp.store.db import write
+from jupyter_mlp.store.db import is_sqlite, write
 from jupyter_mlp.store.records import apply_batch, ingest_batch, metric_series
 
 NOW = time.time()
@@ -50,6 +50,12 @@ def deep(n: int):
     for _ in range(n):
         value = [value]
     return value
+
+
+@pytest.fixture
+def store(any_store):
+    """The tests of the store here run on both engines (conftest.any_store)."""
+    return any_store
 
 
 # --- the definitions themselves ------------------------------------------------------------------
@@ -215,11 +221,19 @@ cells = st.lists(
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def batch_store(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("batch-home"))
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def batch_store(request, tmp_path_factory):
+    """One store for the many examples of a property, on each engine."""
+    url = name = None
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        name = server.create_database()
+        url = server.url(name)
+    store = Store(tmp_path_factory.mktemp("batch-home"), url=url)
     yield store
     store.close()
+    if name is not None:
+        server.drop_database(name)
 
 
 @settings(
@@ -268,6 +282,10 @@ def test_wrong_shaped_rows_never_crash_list_show_mark_lost_delete_or_blobs(store
         "heartbeat_at": "later", "git": '["a"]', "env": '"x"', "error": '"boom"', "gpu": "[1]",
         "tags": '"t"', "started_at": "soon", "pid": "nine", "host": "elsewhere",
     }  # fmt: skip
+    duration = "'long'"
+    if not is_sqlite(conn):  # typed columns: only the text ones can hold a wrong shape
+        bad.update(heartbeat_at=NOW - 3600, started_at=None, pid=None)
+        duration = "1.5"
     cols = ", ".join(bad)
     conn.execute(
         f"INSERT INTO runs (id, name, status, created_at, {cols}) VALUES (?, ?, ?, ?, "
@@ -276,10 +294,10 @@ def test_wrong_shaped_rows_never_crash_list_show_mark_lost_delete_or_blobs(store
     )
     conn.execute(
         "INSERT INTO cells (run_id, seq, cell_id, source, started_at, duration, status, error, gpu)"
-        " VALUES (?, 1, 'c', 'h', ?, 'long', 'ok', '\"e\"', '[1]')",
+        f" VALUES (?, 1, 'c', 'h', ?, {duration}, 'ok', '\"e\"', '[1]')",
         ("dddd00000001", NOW),
     )
-    assert run_store.mark_lost(conn, 60) == ["dddd00000001"]  # unreadable heartbeat: lost
+    assert run_store.mark_lost(conn, 60) == ["dddd00000001"]  # unreadable (old) heartbeat: lost
     run = run_store.get_run(conn, "dddd00000001")
     assert run["git"] is None and run["env"] is None and run["tags"] == [] and run["pid"] is None
     assert run["cells"][0]["error"] is None

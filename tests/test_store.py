@@ -17,6 +17,12 @@ from jupyter_mlp.store.records import apply_batch, metric_series
 from jupyter_mlp.store.schema import SCHEMA_VERSION, SchemaTooNew, migrate
 
 
+@pytest.fixture
+def store(any_store):
+    """Every test here runs on both engines (conftest.any_store)."""
+    return any_store
+
+
 def add_run(
     store,
     run_id,
@@ -72,6 +78,7 @@ def names(store, **kw):
     return [r["name"] for r in run_store.list_runs(store.connect(), **kw)]
 
 
+@pytest.mark.sqlite_only("PRAGMA user_version and WAL")
 def test_schema_version_and_wal(store):
     conn = store.connect()
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,7 @@ from typing import Any
 from ..model import is_run_id
 from ..params import Given, ParamError, fit, notebook_parameters
 from ..store.blobs import BlobNotFound, Blobs
+from ..store.db import Connection
 from ..store.templates import output_rows, param_rows, template_run
 from . import spec as S
 from . import sweep_stage
@@ -54,7 +54,7 @@ PATH = object()  # an artifact output: the stage gets a local path (a str)
 
 
 def template(
-    conn: sqlite3.Connection, blobs: Blobs, tmpl: Any, base: Path | None = None
+    conn: Connection, blobs: Blobs, tmpl: Any, base: Path | None = None
 ) -> Template | str:
     """What a stage's template offers, or why it cannot be one. A template is a run (pinned,
     usually) or, for a pipeline written before any run existed, a notebook file (relative to the
@@ -105,7 +105,7 @@ def _type_of_output(value: Any) -> Any:
 
 
 def validate(
-    spec: dict[str, Any], conn: sqlite3.Connection, blobs: Blobs, base: Path | None = None
+    spec: dict[str, Any], conn: Connection, blobs: Blobs, base: Path | None = None
 ) -> list[Issue]:
     """Every problem of a spec; `base` is the folder of the .mlpipe (notebook templates)."""
     issues: list[Issue] = []
@@ -267,7 +267,7 @@ def validate(
 
 
 def _seen_outputs(
-    conn: sqlite3.Connection, t: Template, stage: str, cache: dict
+    conn: Connection, t: Template, stage: str, cache: dict
 ) -> tuple[dict[str, Any], str] | None:
     """(outputs the stage's template is known to produce, whose they are): a template run's
     own, or for a notebook template those of the notebook's newest finished run; None when no
@@ -289,7 +289,7 @@ def _seen_outputs(
 
 
 def _check_sweep(
-    error: Any, warn: Any, conn: sqlite3.Connection, blobs: Blobs, name: str,
+    error: Any, warn: Any, conn: Connection, blobs: Blobs, name: str,
     stage: dict[str, Any], t: Template,
 ) -> None:  # fmt: skip
     """A `"sweep"` block, checked as `jupyter mlp sweep` checks its options (sweep_stage)."""

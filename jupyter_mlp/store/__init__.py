@@ -1,4 +1,5 @@
-"""The embedded store: one SQLite file plus content-addressed blobs under the jupyter-mlp home."""
+"""The store: one SQLite file (the embedded default) or a PostgreSQL database shared by a team
+(`Store(url=...)`, env MLP_STORE_URL), plus content-addressed blobs under the jupyter-mlp home."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import db
 from .blobs import BlobNotFound, Blobs
-from .db import StoreUnavailable
+from .db import Connection, StoreUnavailable
 from .schema import SchemaTooNew, migrate
 
 if TYPE_CHECKING:  # loaded on first use at run time (__getattr__)
@@ -42,34 +43,57 @@ def __getattr__(name: str) -> Any:
 
 
 class Store:
-    """The home folder: `mlp.sqlite` + `blobs/`. One connection per thread."""
+    """The home folder (`blobs/`, and `mlp.sqlite` unless the store is a PostgreSQL database at
+    `url`: the argument, else $MLP_STORE_URL). One connection per thread; a PostgreSQL
+    connection that was lost is opened again on the next call.
 
-    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
+    `path` is what messages name: the SQLite file, or the URL without its password (db.PgUrl)."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, url: str | None = None) -> None:
         self.home: Path = db.home_dir(home)
-        self.path = self.home / "mlp.sqlite"
+        self.url = db.store_url(url)
+        self.path: Path | db.PgUrl = (
+            self.home / "mlp.sqlite" if self.url is None else db.PgUrl(self.url)
+        )
         self.blobs = Blobs(self.home / "blobs")
         self._local = threading.local()
 
     @classmethod
-    def shared(cls, home: str | os.PathLike[str] | None = None) -> SharedStore:
-        """This process's SharedStore of `home` (one per folder and process)."""
-        key = (os.getpid(), str(db.home_dir(home)))
+    def shared(
+        cls, home: str | os.PathLike[str] | None = None, url: str | None = None
+    ) -> SharedStore:
+        """This process's SharedStore of `home` (one per folder, store URL and process)."""
+        key = (os.getpid(), str(db.home_dir(home)), db.store_url(url))
         with _SHARED_LOCK:
             store = _SHARED.get(key)
             if store is None:
-                store = _SHARED[key] = SharedStore(key[1])
+                store = _SHARED[key] = SharedStore(key[1], key[2])
             return store
 
-    def connect(self) -> sqlite3.Connection:
+    def connect(self) -> Connection:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self.url is not None and conn.broken:
+            conn.close()
+            conn = None
         if conn is None:
             conn = self._open()
             self._local.conn = conn
         return conn
 
-    def _open(self) -> sqlite3.Connection:
-        """A new connection, the schema migrated (StoreUnavailable: corrupt, too new)."""
+    def _open(self) -> Connection:
+        """A new connection, the schema migrated (StoreUnavailable: corrupt, too new,
+        a PostgreSQL server that cannot be reached)."""
         self.home.mkdir(parents=True, exist_ok=True)
+        if self.url is not None:
+            from . import pg
+
+            pg_conn = pg.connect(self.url)
+            try:
+                migrate(pg_conn)
+            except BaseException:
+                pg_conn.close()
+                raise
+            return pg_conn
         conn = db.connect(self.path)
         try:
             migrate(conn)
@@ -88,8 +112,8 @@ class Store:
             raise
         return conn
 
-    def write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
-        """`with store.write() as conn:` one IMMEDIATE transaction."""
+    def write(self) -> contextlib.AbstractContextManager[Any]:
+        """`with store.write() as conn:` one write transaction (db.write)."""
         return db.write(self.connect())
 
     def close(self) -> None:
@@ -105,25 +129,31 @@ class SharedStore(Store):
     `mlp.output`) never wait in SQLite's busy handler for each other and a run's start opens
     nothing. A store file moved aside or replaced is opened anew."""
 
-    def __init__(self, home: str | os.PathLike[str] | None = None) -> None:
-        super().__init__(home)
+    def __init__(self, home: str | os.PathLike[str] | None = None, url: str | None = None) -> None:
+        super().__init__(home, url)
         self.lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
         self._file: tuple[int, int] | None = None
 
-    def connect(self) -> sqlite3.Connection:
+    def connect(self) -> Connection:
         with self.lock:
             conn = self._conn
-            if conn is not None and self._file != _file_id(self.path):
-                self.close()
-                conn = None
+            if conn is not None:
+                if self.url is None:
+                    if self._file != _file_id(self.path):
+                        self.close()
+                        conn = None
+                elif conn.broken:  # type: ignore[attr-defined]
+                    self.close()
+                    conn = None
             if conn is None:
                 conn = self._open()
-                self._conn, self._file = conn, _file_id(self.path)
+                self._conn = conn
+                self._file = _file_id(self.path) if self.url is None else None
             return conn
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[sqlite3.Connection]:
+    def write(self) -> Iterator[Any]:
         with self.lock, db.write(self.connect()) as conn:
             yield conn
 
@@ -135,11 +165,11 @@ class SharedStore(Store):
             self._conn, self._file = None, None
 
 
-_SHARED: dict[tuple[int, str], SharedStore] = {}
+_SHARED: dict[tuple[int, str, str | None], SharedStore] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _file_id(path: Path) -> tuple[int, int] | None:
+def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
     try:
         info = os.stat(path)
     except OSError:

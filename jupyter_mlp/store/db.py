@@ -1,4 +1,10 @@
-"""Opening the SQLite store: location, pragmas and write transactions that survive concurrency."""
+"""Opening the store: location, pragmas and write transactions that survive concurrency, and the
+one place where the two engines differ (`Dialect`).
+
+The embedded default is one SQLite file through the standard library. A team shares one
+PostgreSQL database instead (`Store(url=...)`, env `MLP_STORE_URL`): store/pg.py adapts a psycopg
+connection to what the store functions use of sqlite3's (`execute`, `executemany`, rows that
+index by position and by name, `?` placeholders), and is imported only for such a URL."""
 
 from __future__ import annotations
 
@@ -6,23 +12,65 @@ import contextlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 BUSY_TIMEOUT_MS = 30_000
+STORE_URL_ENV = "MLP_STORE_URL"
+PG_SCHEMES = ("postgresql", "postgres")
+
+
+class Cursor(Protocol):
+    """What the store reads of a cursor (sqlite3.Cursor, psycopg's Cursor)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    """What the store functions use of a connection: sqlite3.Connection as it is, or
+    pg.PgConnection (`?` placeholders, rows like sqlite3.Row)."""
+
+    def execute(self, sql: str, parameters: Any = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor: ...
+
+    def close(self) -> None: ...
 
 
 class StoreUnavailable(RuntimeError):
     """The store cannot be used at all: the file is not a SQLite database (corrupt, truncated),
-    or its schema is newer than this code. Nothing is written into it. `path` is the file,
-    `advice` what to do; str() is one line saying both. The server answers 503 with it."""
+    its schema is newer than this code, or a PostgreSQL server cannot be reached. Nothing is
+    written into it. `path` is the file or the URL (its password removed), `advice` what to do;
+    str() is one line saying both. The CLI prints it and exits 2; the server answers 503."""
 
     def __init__(self, path: str | os.PathLike[str], problem: str, advice: str) -> None:
         self.path = str(path)
         self.problem = problem
         self.advice = advice
         super().__init__(f"the store {self.path} {problem}; {advice}")
+
+
+class StoreUnreachable(StoreUnavailable):
+    """A PostgreSQL store that cannot be used now: the server is down or refused the
+    connection (credentials, too many connections), the connection was lost or shut down by an
+    administrator, the disk is full, a lock wait or deadlock. The next call opens a new
+    connection; a tracker spools and writes later."""
+
+
+# "The store is unreachable, busy or full", whichever the engine: the caller waits and tries
+# again (503 with Retry-After on the server, the spool in the tracker, the whole batch waits in
+# apply_batch). SQLite: locked past the busy timeout, disk full, read-only; PostgreSQL: every
+# psycopg.OperationalError arrives as StoreUnreachable (store/pg.py).
+STORE_FAULTS: tuple[type[Exception], ...] = (sqlite3.OperationalError, StoreUnreachable)
 
 
 def os_user() -> str:
@@ -45,6 +93,169 @@ def home_dir(home: str | os.PathLike[str] | None = None) -> Path:
     from jupyter_core.paths import jupyter_data_dir
 
     return Path(jupyter_data_dir()) / "mlp"
+
+
+# --- URLs ----------------------------------------------------------------------------------------
+
+
+def store_url(url: str | None = None) -> str | None:
+    """The store's URL: `url`, else $MLP_STORE_URL, else None (the SQLite file of the home).
+    A URL that is not postgresql://... raises StoreUnavailable (naming it without password)."""
+    url = (url if url is not None else os.environ.get(STORE_URL_ENV, "")).strip()
+    if not url:
+        return None
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in PG_SCHEMES:
+        raise StoreUnavailable(
+            safe_url(url),
+            "is not a store URL this jupyter-mlp knows",
+            "give postgresql://USER:PASSWORD@HOST:PORT/DATABASE, or unset "
+            f"{STORE_URL_ENV} for the SQLite file under MLP_HOME",
+        )
+    return url
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password (in the authority or a `password=` parameter) replaced by ***:
+    what every message shows."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc
+        if "@" in netloc:
+            auth, host = netloc.rsplit("@", 1)
+            if ":" in auth:
+                auth = auth.split(":", 1)[0] + ":***"
+            netloc = f"{auth}@{host}"
+        query = parts.query
+        if query:
+            pairs = parse_qsl(query, keep_blank_values=True)
+            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs])
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return "(a store URL that does not parse)"
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL, so that messages from the server can be scrubbed of it."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return parts.password
+        for key, value in parse_qsl(parts.query):
+            if key.lower() == "password" and value:
+                return value
+    except ValueError:
+        pass
+    return None
+
+
+class PgUrl(str):
+    """A PostgreSQL store's location as `Store.path` gives it: str() is the URL without its
+    password (messages print it), `.url` the URL to connect with (ChangeWatcher)."""
+
+    url: str
+
+    def __new__(cls, url: str) -> PgUrl:
+        self = super().__new__(cls, safe_url(url))
+        self.url = url
+        return self
+
+
+# --- the two dialects ----------------------------------------------------------------------------
+
+
+class Dialect:
+    """What truly differs between the engines' SQL, as text the store functions put into theirs.
+    Everything else is written once, in the subset both run (`INSERT ... ON CONFLICT`, `?`
+    placeholders, which pg.PgConnection turns into psycopg's)."""
+
+    name = "sqlite"
+    like = "LIKE"  # SQLite's LIKE is case-insensitive for ASCII
+
+    def json_text(self, column: str, key: str) -> str:
+        """The member `key` of the JSON object in a TEXT column."""
+        return f"json_extract({column}, '$.{key}')"
+
+    def json_array_has(self, column: str) -> str:
+        """The JSON array in a TEXT column has the element `?`."""
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = ?)"
+
+    def is_number(self, column: str) -> str:
+        """The column holds a number (SQLite keeps what an old version or a bad row stored)."""
+        return f"typeof({column}) IN ('integer', 'real')"
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"MAX({a}, {b})"
+
+    def floor_int(self, expr: str) -> str:
+        """An integer bucket of a non-negative number (the floor)."""
+        return f"CAST({expr} AS INTEGER)"
+
+    def contains(self, column: str) -> str:
+        """The text in `column` contains `?`."""
+        return f"instr({column}, ?) > 0"
+
+    def like_text(self, expr: str) -> str:
+        """`expr` as text for LIKE (SQLite converts a number itself)."""
+        return expr
+
+    def columns(self, conn: Connection, table: str) -> set[str]:
+        return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+class PostgresDialect(Dialect):
+    name = "postgresql"
+    like = "ILIKE"  # with the C collation of every text column: ASCII case-insensitive too
+
+    def json_text(self, column: str, key: str) -> str:
+        return f"(CAST({column} AS jsonb) ->> '{key}')"
+
+    def json_array_has(self, column: str) -> str:
+        return f"(CAST({column} AS jsonb) @> jsonb_build_array(CAST(? AS text)))"
+
+    def is_number(self, column: str) -> str:
+        return f"{column} IS NOT NULL"  # a typed column
+
+    def greatest(self, a: str, b: str) -> str:
+        return f"GREATEST({a}, {b})"
+
+    def floor_int(self, expr: str) -> str:
+        return f"CAST(FLOOR({expr}) AS BIGINT)"  # a CAST alone rounds on PostgreSQL
+
+    def contains(self, column: str) -> str:
+        return f"strpos({column}, ?) > 0"
+
+    def like_text(self, expr: str) -> str:
+        return f'CAST({expr} AS TEXT) COLLATE "C"'
+
+    def columns(self, conn: Connection, table: str) -> set[str]:
+        return {
+            r[0]
+            for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+                "AND table_schema = current_schema()",
+                (table,),
+            )
+        }
+
+
+SQLITE = Dialect()
+POSTGRES = PostgresDialect()
+
+
+def dialect(conn: Connection) -> Dialect:
+    """The dialect of a connection (sqlite3's, or an adapter that names its own)."""
+    if type(conn) is sqlite3.Connection:
+        return SQLITE
+    found: Dialect = getattr(conn, "dialect", SQLITE)
+    return found
+
+
+def is_sqlite(conn: Connection) -> bool:
+    return type(conn) is sqlite3.Connection or dialect(conn) is SQLITE
+
+
+# --- SQLite connections --------------------------------------------------------------------------
 
 
 def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
@@ -93,9 +304,19 @@ def _corrupt(exc: BaseException) -> bool:
     return "not a database" in text or "malformed" in text or "corrupt" in text
 
 
+def write(conn: Connection, attempts: int = 20) -> contextlib.AbstractContextManager[Any]:
+    """`with write(conn) as conn:` one write transaction. SQLite: BEGIN IMMEDIATE ... COMMIT,
+    retried while another writer holds the lock past the timeout. PostgreSQL: BEGIN, the
+    store's write lock (an advisory lock held to COMMIT: writers take turns as on SQLite, and
+    an event id never becomes visible after a larger one), NOTIFY at commit."""
+    if type(conn) is sqlite3.Connection:
+        return _sqlite_write(conn, attempts)
+    transaction: contextlib.AbstractContextManager[Any] = conn.write_transaction()  # type: ignore[attr-defined]
+    return transaction
+
+
 @contextlib.contextmanager
-def write(conn: sqlite3.Connection, attempts: int = 20) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT, retried while another writer holds the lock past the timeout."""
+def _sqlite_write(conn: sqlite3.Connection, attempts: int) -> Iterator[sqlite3.Connection]:
     for attempt in range(attempts):
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -119,19 +340,34 @@ class ChangeWatcher:
     an old snapshot, and its data_version stands still with it). A loop that reacts to the
     store (a pipeline's driver) takes `version()` before it reads the store and then `wait()`s:
     it wakes within milliseconds of a job's end without reading everything every few
-    milliseconds. Its own writes count too (another connection): at most one extra round."""
+    milliseconds. Its own writes count too (another connection): at most one extra round.
+
+    For a PostgreSQL store (`path` is its PgUrl) the same, from a connection that LISTENs to
+    the notification every write transaction sends at commit (pg.PgWatcher)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._pg: Any = None
+        if isinstance(path, PgUrl):
+            from .pg import PgWatcher
+
+            self._pg = PgWatcher(path.url)
+            return
         self.conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
                                     isolation_level=None, check_same_thread=False)  # fmt: skip
 
     def version(self) -> int:
+        if self._pg is not None:
+            count: int = self._pg.version()
+            return count
         row = self.conn.execute("PRAGMA data_version").fetchall()
         return int(row[0][0])
 
     def wait(self, version: int, timeout: float, every: float = 0.002, event: Any = None) -> bool:
         """True as soon as the store changed since `version`; False after `timeout` s, or as
         soon as `event` (a threading.Event) is set."""
+        if self._pg is not None:
+            changed: bool = self._pg.wait(version, timeout, event)
+            return changed
         deadline = time.monotonic() + timeout
         while self.version() == version:
             if time.monotonic() >= deadline or (event is not None and event.is_set()):
@@ -140,4 +376,7 @@ class ChangeWatcher:
         return True
 
     def close(self) -> None:
+        if self._pg is not None:
+            self._pg.close()
+            return
         self.conn.close()

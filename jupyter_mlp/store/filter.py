@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from ..records import FILTER_DEPTH_MAX, FILTER_MAX, FILTER_TERMS_MAX
+from .db import SQLITE, Dialect
 
 # column name in the language -> SQL expression over `runs`
 COLUMNS = {
@@ -34,7 +35,7 @@ COLUMNS = {
     "sweep": "runs.sweep_id",
     "notebook": "runs.notebook",
     "host": "runs.host",
-    "user": "runs.user",
+    "user": 'runs."user"',  # a reserved word on PostgreSQL
     "owner": "runs.owner",
     "kernel": "runs.kernel",
     "pinned": "runs.pinned",
@@ -44,7 +45,11 @@ COLUMNS = {
     "ended_at": "runs.ended_at",
     "duration": "(COALESCE(runs.ended_at, runs.heartbeat_at) - runs.started_at)",
 }
+# Columns that hold numbers (the others hold text): PostgreSQL compares only like with like, so
+# a value of the other kind is compared as SQLite compares it (see _Parser.compare).
+NUMERIC_COLUMNS = {"pinned", "created_at", "started_at", "ended_at", "duration"}
 RECORDS = {"metrics", "params", "outputs"}
+_NUMBER = re.compile(r"\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$")
 OPS = {
     "=": "=",
     "==": "=",
@@ -107,7 +112,8 @@ def _unquote(text: str) -> str:
 
 
 class _Parser:
-    def __init__(self, expr: str) -> None:
+    def __init__(self, expr: str, dialect: Dialect = SQLITE) -> None:
+        self.dialect = dialect
         if len(expr) > FILTER_MAX:
             raise FilterError(
                 f"the filter is {len(expr):,} characters long (at most {FILTER_MAX:,})", FILTER_MAX
@@ -145,7 +151,7 @@ class _Parser:
 
     def parse(self) -> str:
         if not self.tokens:
-            return "1"
+            return "1 = 1"
         sql = self.or_expr()
         tok = self.peek()
         if tok is not None:
@@ -238,10 +244,19 @@ class _Parser:
         if head_low == "tags" and op in ("=", "!="):
             # membership in the JSON list
             self.args.append(value)
-            test = "EXISTS (SELECT 1 FROM json_each(runs.tags) WHERE json_each.value = ?)"
+            test = self.dialect.json_array_has("runs.tags")
             return test if op == "=" else f"NOT {test}"
         if head_low == "pinned" and not is_num and isinstance(value, str):
             raise FilterError("pinned takes true or false", value_pos)
+        if self.dialect is not SQLITE and value is not None and op not in ("~", "!~"):
+            numeric = head_low in NUMERIC_COLUMNS
+            if numeric and isinstance(value, str):
+                if not _NUMBER.match(value):
+                    # SQLite: a number sorts before any text; NULL compares to nothing
+                    return f"{column} IS NOT NULL" if op in ("<", "<=", "!=") else "1 = 0"
+                value = float(value)
+            elif not numeric and not isinstance(value, str):
+                value = _sqlite_text(value)  # SQLite gives the number the column's TEXT affinity
         return self.compare(column, op, value, value_pos)
 
     def record_comparison(
@@ -264,8 +279,9 @@ class _Parser:
                 raise FilterError("null only compares with = or !=", pos)
             return f"{column} IS {'NOT ' if op == '!=' else ''}NULL"
         if op in ("~", "!~"):
-            self.args.append(f"%{_escape_like(str(value))}%")
-            return f"{column} {'NOT ' if op == '!~' else ''}LIKE ? ESCAPE '\\'"
+            self.args.append(f"%{_escape_like(_sqlite_text(value))}%")
+            like = f"{'NOT ' if op == '!~' else ''}{self.dialect.like}"
+            return f"{self.dialect.like_text(column)} {like} ? ESCAPE '\\'"
         self.args.append(value)
         return f"{column} {op} ?"
 
@@ -273,7 +289,13 @@ class _Parser:
         text = _unquote(tok.text) if tok.kind == "str" else tok.text
         pattern = f"%{_escape_like(text)}%"
         self.args.extend([pattern, pattern, text + "%"])
-        return "(runs.name LIKE ? ESCAPE '\\' OR runs.tags LIKE ? ESCAPE '\\' OR runs.id LIKE ?)"
+        like = self.dialect.like
+        return f"(runs.name {like} ? ESCAPE '\\' OR runs.tags {like} ? ESCAPE '\\' OR runs.id {like} ?)"
+
+
+def _sqlite_text(value: object) -> str:
+    """A value as SQLite's text of it (1.0 -> '1.0', as str() writes a float)."""
+    return str(value)
 
 
 def _escape_like(text: str) -> str:
@@ -299,8 +321,9 @@ def record_fields(expr: str | None) -> list[tuple[str, str]]:
     return found
 
 
-def compile_filter(expr: str | None) -> tuple[str, list[object]]:
-    """Filter text -> (SQL boolean expression over `runs`, its parameters). Raises FilterError."""
-    parser = _Parser(expr or "")
+def compile_filter(expr: str | None, dialect: Dialect = SQLITE) -> tuple[str, list[object]]:
+    """Filter text -> (SQL boolean expression over `runs`, its parameters) in `dialect` (the
+    same answers on both engines). Raises FilterError."""
+    parser = _Parser(expr or "", dialect)
     sql = parser.parse()
     return sql, parser.args

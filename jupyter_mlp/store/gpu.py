@@ -1,14 +1,15 @@
 """GPU samples in the store: raw rows for the last hour, min/mean/max buckets before that.
 
-Functions take an open ``sqlite3.Connection`` and leave commits to the caller. A day of sampling
+Functions take an open ``Connection`` and leave commits to the caller. A day of sampling
 at 0.5 s is ~170k raw rows per GPU; after compaction it is 1440 buckets plus the last hour raw.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
+
+from .db import Connection, dialect
 
 _COLUMNS = (
     "gpu",
@@ -29,9 +30,7 @@ _COLUMNS = (
 )
 
 
-def insert_samples(
-    conn: sqlite3.Connection, run_id: str, samples: Iterable[tuple[Any, ...]]
-) -> None:
+def insert_samples(conn: Connection, run_id: str, samples: Iterable[tuple[Any, ...]]) -> None:
     """Store samples as GpuSampler.drain() yields them:
     (gpu, time, util, mem_used, proc_mem, power_w, temp_c, sm_clock_mhz, energy_j or None)."""
     conn.executemany(
@@ -46,7 +45,7 @@ def insert_samples(
 
 
 def compact(
-    conn: sqlite3.Connection,
+    conn: Connection,
     run_id: str,
     now: float,
     keep_full_s: float = 3600,
@@ -74,9 +73,9 @@ def compact(
             " AVG(util), MIN(util_min), MAX(util_max),"
             " AVG(mem_used), MAX(mem_used_max), AVG(proc_mem), MAX(proc_mem_max),"
             " AVG(power), MAX(power_max), AVG(temp), AVG(sm_clock), MIN(energy)"
-            " FROM (SELECT *, CAST(time / ? AS INTEGER) AS bucket FROM gpu_samples"
-            "       WHERE " + old + ")"
-            " GROUP BY gpu, bucket",
+            f" FROM (SELECT *, {dialect(conn).floor_int('time / ?')} AS bucket FROM gpu_samples"
+            "       WHERE " + old + ") AS raw"
+            " GROUP BY run_id, gpu, bucket",
             (bucket_s, bucket_s, bucket_s, run_id, cutoff),
         )
         removed = conn.execute("DELETE FROM gpu_samples WHERE " + old, (run_id, cutoff)).rowcount
@@ -89,7 +88,7 @@ def compact(
 
 
 def series(
-    conn: sqlite3.Connection,
+    conn: Connection,
     run_id: str,
     gpu: int | None = None,
     since: float | None = None,

@@ -14,7 +14,6 @@ is never cancelled after the fact.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import fields
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 from .. import model
 from ..model import Job, JobRequest
 from . import events
-from .db import os_user
+from .db import Connection, os_user
 from .records import apply_batch
 from .transitions import JOB, allowed
 
@@ -46,7 +45,7 @@ def _encode(name: str, value: Any) -> Any:
     return json.dumps(value) if name in JSON_COLUMNS and value is not None else value
 
 
-def _row_to_job(row: sqlite3.Row) -> Job:
+def _row_to_job(row: Any) -> Job:
     data = {k: row[k] for k in COLUMNS}
     for k in JSON_COLUMNS:
         if isinstance(data[k], str):
@@ -56,7 +55,7 @@ def _row_to_job(row: sqlite3.Row) -> Job:
     return Job(**data)
 
 
-def get_job(conn: sqlite3.Connection, run_id: str) -> Job | None:
+def get_job(conn: Connection, run_id: str) -> Job | None:
     row = conn.execute(
         f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE run_id = ?", (run_id,)
     ).fetchone()
@@ -64,7 +63,7 @@ def get_job(conn: sqlite3.Connection, run_id: str) -> Job | None:
 
 
 def list_jobs(
-    conn: sqlite3.Connection, executor: str | None = None, states: tuple[str, ...] | None = None
+    conn: Connection, executor: str | None = None, states: tuple[str, ...] | None = None
 ) -> list[Job]:
     """Oldest first: the queue order."""
     where, args = [], []
@@ -80,7 +79,7 @@ def list_jobs(
     return [_row_to_job(r) for r in conn.execute(sql + " ORDER BY submitted_at, run_id", args)]
 
 
-def enqueue(conn: sqlite3.Connection, request: JobRequest, now: float | None = None) -> str:
+def enqueue(conn: Connection, request: JobRequest, now: float | None = None) -> str:
     """Create the run (`queued`, with its params) and its job row; the caller holds the write
     transaction. Returns the new run id."""
     now = now or time.time()
@@ -107,7 +106,7 @@ def enqueue(conn: sqlite3.Connection, request: JobRequest, now: float | None = N
     return run_id
 
 
-def update_job(conn: sqlite3.Connection, run_id: str, **values: Any) -> None:
+def update_job(conn: Connection, run_id: str, **values: Any) -> None:
     """Bookkeeping fields (pids, cells_total, note); never the state: that is transition()'s."""
     if "state" in values:
         raise ValueError("a job's state changes through transition() only")
@@ -123,7 +122,7 @@ def update_job(conn: sqlite3.Connection, run_id: str, **values: Any) -> None:
 
 
 def transition(
-    conn: sqlite3.Connection,
+    conn: Connection,
     run_id: str,
     to: str,
     *,
@@ -157,7 +156,7 @@ def transition(
     return get_job(conn, run_id)
 
 
-def set_output_notebook(conn: sqlite3.Connection, run_id: str, digest: str) -> None:
+def set_output_notebook(conn: Connection, run_id: str, digest: str) -> None:
     conn.execute("UPDATE runs SET output_notebook = ? WHERE id = ?", (digest, run_id))
     events.append(conn, run_id, "run", {"fields": ["output_notebook"]})
 
@@ -170,7 +169,7 @@ REMOTE_JOB_FIELDS = {"cells_total": int, "note": str, "host": str, "worker": str
 
 
 def apply_remote_report(
-    conn: sqlite3.Connection, run_id: str, report: dict[str, Any], blob_exists: Any
+    conn: Connection, run_id: str, report: dict[str, Any], blob_exists: Any
 ) -> dict[str, Any]:
     """What a job on a remote worker reports about itself over HTTP (its run token names the run):
     {"state": running|finished|failed|cancelled, "error": {...}, "cells_total", "note", "host",
@@ -236,7 +235,7 @@ def apply_remote_report(
     return {"accepted": accepted, "state": current.state}
 
 
-def progress(conn: sqlite3.Connection, run_id: str) -> tuple[int, int | None]:
+def progress(conn: Connection, run_id: str) -> tuple[int, int | None]:
     """(cells done, cells in the notebook) of a job run."""
     done = conn.execute(
         "SELECT COUNT(*) FROM cells WHERE run_id = ? AND status != ?", (run_id, RUNNING)
@@ -245,7 +244,7 @@ def progress(conn: sqlite3.Connection, run_id: str) -> tuple[int, int | None]:
     return done, (total[0] if total else None)
 
 
-def status(conn: sqlite3.Connection, run_id: str) -> dict[str, Any]:
+def status(conn: Connection, run_id: str) -> dict[str, Any]:
     """What a caller polls: state, progress, error, output notebook."""
     job = get_job(conn, run_id)
     if job is None:

@@ -4,13 +4,12 @@ function here, each move an event; and what the DAG runner reads of its stages' 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
 from ..model import new_run_id
 from . import events
-from .db import write
+from .db import Connection, write
 from .transitions import (
     DONE_STAGE,
     FINAL_PIPELINE,
@@ -30,7 +29,7 @@ class PipelineRunNotFound(LookupError):
 
 
 def create(
-    conn: sqlite3.Connection, spec: dict[str, Any], version: str, path: str | None,
+    conn: Connection, spec: dict[str, Any], version: str, path: str | None,
     params: dict[str, Any], executor: str, options: dict[str, Any],
 ) -> str:  # fmt: skip
     run_id = new_run_id()
@@ -51,7 +50,7 @@ def create(
     return run_id
 
 
-def resolve_id(conn: sqlite3.Connection, ref: str) -> str:
+def resolve_id(conn: Connection, ref: str) -> str:
     """A full pipeline run id, or a unique prefix of one (at least 4 hex digits), to the full id
     (as run ids resolve: store.runs.resolve_id). PipelineRunNotFound otherwise."""
     ref = (ref or "").strip().lower()
@@ -73,7 +72,7 @@ def resolve_id(conn: sqlite3.Connection, ref: str) -> str:
     return full
 
 
-def get(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, Any]:
+def get(conn: Connection, pipeline_run_id: str) -> dict[str, Any]:
     row = conn.execute("SELECT * FROM pipeline_runs WHERE id = ?", (pipeline_run_id,)).fetchone()
     if row is None:
         raise PipelineRunNotFound(f"no pipeline run {pipeline_run_id!r}")
@@ -94,9 +93,7 @@ def get(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, Any]:
     return run
 
 
-def list_runs(
-    conn: sqlite3.Connection, path: str | None = None, limit: int = 50
-) -> list[dict[str, Any]]:
+def list_runs(conn: Connection, path: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     sql = (
         "SELECT id, name, path, version, status, params, executor, owner, created_at, started_at, "
         "ended_at FROM pipeline_runs"
@@ -116,7 +113,7 @@ def list_runs(
 
 
 def set_status(
-    conn: sqlite3.Connection,
+    conn: Connection,
     pipeline_run_id: str,
     status: str,
     error: dict[str, Any] | None = None,
@@ -151,7 +148,7 @@ def set_status(
 
 
 def set_stage(
-    conn: sqlite3.Connection, pipeline_run_id: str, stage: str, status: str, **fields: Any
+    conn: Connection, pipeline_run_id: str, stage: str, status: str, **fields: Any
 ) -> bool:
     """Move a stage to `status` (and set run_id, cache_key, params, error, ...); False, writing
     nothing, when the STAGE table does not allow it from where the stage is."""
@@ -184,7 +181,7 @@ def set_stage(
     return True
 
 
-def cached_stage(conn: sqlite3.Connection, cache_key: str) -> dict[str, Any] | None:
+def cached_stage(conn: Connection, cache_key: str) -> dict[str, Any] | None:
     """The newest stage run with this cache key that succeeded and whose run is still there."""
     row = conn.execute(
         "SELECT s.pipeline_run_id, s.run_id FROM pipeline_stages s JOIN runs r ON r.id = s.run_id "
@@ -195,9 +192,7 @@ def cached_stage(conn: sqlite3.Connection, cache_key: str) -> dict[str, Any] | N
     return dict(row) if row else None
 
 
-def stage_run_outcomes(
-    conn: sqlite3.Connection, run_ids: list[str]
-) -> dict[str, tuple[str, str | None]]:
+def stage_run_outcomes(conn: Connection, run_ids: list[str]) -> dict[str, tuple[str, str | None]]:
     """{run id: (status, error JSON)} of stage runs. A stage's run is a job: its state is the
     job's (the run's own status only for a run without a job row)."""
     if not run_ids:
@@ -212,7 +207,7 @@ def stage_run_outcomes(
     }
 
 
-def last_failed_cell_error(conn: sqlite3.Connection, run_id: str) -> str | None:
+def last_failed_cell_error(conn: Connection, run_id: str) -> str | None:
     """The error (JSON text) of the run's last cell that did not end ok, if any."""
     row = conn.execute(
         "SELECT error FROM cells WHERE run_id = ? AND status != 'ok' ORDER BY seq DESC LIMIT 1",

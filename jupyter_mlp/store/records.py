@@ -27,6 +27,7 @@ from ..records import (
     integer,
 )
 from . import events, tokens, transitions
+from .db import STORE_FAULTS, Connection, StoreUnavailable, dialect
 
 # Run columns a batch may set; the JSON ones are encoded here.
 RUN_COLUMNS = {
@@ -60,7 +61,7 @@ def _num_text(value: Any) -> tuple[float | None, str | None]:
     return None, None
 
 
-def upsert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) -> bool:
+def upsert_run(conn: Connection, run_id: str, fields: dict[str, Any]) -> bool:
     """Update the run's fields, or create it; returns True when it was created. A heartbeat
     never moves back (a replayed batch carries its original, older time) nor past now."""
     unknown = set(fields) - RUN_COLUMNS
@@ -77,14 +78,14 @@ def upsert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) ->
         values.setdefault("status", "running")
         if values.get("owner") is None and values.get("user") is not None:
             values["owner"] = values["user"]  # a run recorded straight into the store: its user
-        cols = ["id", *values]
+        cols = ["id", *map(column, values)]
         conn.execute(
             f"INSERT INTO runs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
             [run_id, *values.values()],
         )
     elif values:
         conn.execute(
-            f"UPDATE runs SET {', '.join(f'{c} = ?' for c in values)} WHERE id = ?",
+            f"UPDATE runs SET {', '.join(f'{column(c)} = ?' for c in values)} WHERE id = ?",
             [*values.values(), run_id],
         )
     if beat is None:
@@ -92,11 +93,16 @@ def upsert_run(conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]) ->
     elif beat is not _UNSET:
         beat = min(float(beat), time.time())
         conn.execute(
-            "UPDATE runs SET heartbeat_at = CASE WHEN typeof(heartbeat_at) IN ('integer', 'real') "
+            f"UPDATE runs SET heartbeat_at = CASE WHEN {dialect(conn).is_number('heartbeat_at')} "
             "AND heartbeat_at > ? THEN heartbeat_at ELSE ? END WHERE id = ?",
             (beat, beat, run_id),
         )
     return created
+
+
+def column(name: str) -> str:
+    """A run column as SQL names it: `user` is a reserved word on PostgreSQL, quoted on both."""
+    return '"user"' if name == "user" else name
 
 
 _UNSET = object()
@@ -104,13 +110,12 @@ _LOGGED: set[str] = set()  # runs whose refused records were logged (once per pr
 # A run that really ended: its tokens stop working. `lost` is not one of them: a run marked lost
 # during an outage still takes its own tracker's spooled records and its true end state.
 ENDED_STATUSES = frozenset(FINAL_STATUSES - {LOST})
-# sqlite3 errors that are about the store (full, read-only, locked, corrupt), not about a row:
-# the whole batch waits for the store; any other error is the row's and refuses it alone.
-_STORE_ERRORS = (sqlite3.OperationalError,)
+# Errors that are about the store (full, read-only, locked, corrupt, unreachable), not about a
+# row: the whole batch waits for the store; any other error is the row's and refuses it alone.
 
 
 def _is_store_fault(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) or (
+    return isinstance(exc, (*STORE_FAULTS, StoreUnavailable)) or (
         isinstance(exc, sqlite3.DatabaseError)
         and not isinstance(exc, (sqlite3.IntegrityError, sqlite3.InterfaceError,
                                  sqlite3.ProgrammingError, sqlite3.DataError))
@@ -118,7 +123,7 @@ def _is_store_fault(exc: BaseException) -> bool:
 
 
 def _section(
-    conn: sqlite3.Connection,
+    conn: Connection,
     name: str,
     rows: list[Any],
     write: Callable[[list[Any]], object],
@@ -154,11 +159,11 @@ def _section(
     return rows
 
 
-def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) -> list[RecordError]:
+def apply_batch(conn: Connection, run_id: str, batch: dict[str, Any]) -> list[RecordError]:
     """Write one batch; the caller holds the write transaction. Every record is checked against
     its definition (`jupyter_mlp.records`); a bad one is refused alone and returned, with the
     field it concerns; the rest is written. Raises only for a fault of the store itself
-    (sqlite3.OperationalError: full, read-only, locked), when the whole batch must wait."""
+    (db.STORE_FAULTS: full, read-only, locked, unreachable), when the whole batch must wait."""
     now = time.time()
     if not isinstance(batch, dict):
         return [RecordError("batch", f"must be an object, not {type(batch).__name__}")]
@@ -248,8 +253,11 @@ def apply_batch(conn: sqlite3.Connection, run_id: str, batch: dict[str, Any]) ->
                     (run_id, name, kind, value_json, num, text, blob, size, filename, created)
                 )
             conn.executemany(
-                "INSERT OR REPLACE INTO outputs (run_id, name, kind, value, num, text, blob, "
-                "size, filename, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outputs (run_id, name, kind, value, num, text, blob, size, filename, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, name) DO "
+                "UPDATE SET kind = excluded.kind, value = excluded.value, num = excluded.num, "
+                "text = excluded.text, blob = excluded.blob, size = excluded.size, "
+                "filename = excluded.filename, created_at = excluded.created_at",
                 out,
             )
 
@@ -291,16 +299,14 @@ def batch_rows(batch: dict[str, Any]) -> int:
     return sum(len(batch.get(k) or ()) for k in ("params", "metrics", "cells", "outputs", "gpu"))
 
 
-def apply_remote_batch(
-    conn: sqlite3.Connection, run_id: str, seq: int, batch: dict[str, Any]
-) -> bool:
+def apply_remote_batch(conn: Connection, run_id: str, seq: int, batch: dict[str, Any]) -> bool:
     """`ingest_batch` for callers that only need to know whether it was applied (False: a replay
     of an applied `seq`). Raises BadBatch only when the body is not a batch at all."""
     return ingest_batch(conn, run_id, seq, batch)[0]
 
 
 def ingest_batch(
-    conn: sqlite3.Connection, run_id: str, seq: Any, batch: Any
+    conn: Connection, run_id: str, seq: Any, batch: Any
 ) -> tuple[bool, list[RecordError]]:
     """Apply a batch sent over HTTP with a run token, once: a replay of an applied `seq` is a
     no-op (applied False). What a token may not write (another project, kind or lineage, a blob
@@ -372,7 +378,7 @@ def ingest_batch(
     if not batch.get("run"):
         batch.pop("run", None)
     cur = conn.execute(
-        "INSERT OR IGNORE INTO ingested (run_id, seq, time) VALUES (?, ?, ?)",
+        "INSERT INTO ingested (run_id, seq, time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         (run_id, seq, time.time()),
     )
     if not cur.rowcount:
@@ -387,7 +393,7 @@ def ingest_batch(
 
 
 def write_metrics(
-    conn: sqlite3.Connection,
+    conn: Connection,
     run_id: str,
     points: list[Any],
     errors: list[RecordError] | None = None,
@@ -449,7 +455,8 @@ def _pack(
             raise TypeError("a value is not a number")
         v_arr = array("d", values)
         t_arr = array("d", list(map(_TIME, group)))
-        if not (TIME_MIN <= min(t_arr) and max(t_arr) <= TIME_MAX):
+        total = sum(t_arr)  # NaN when a time is NaN (min and max may step over one)
+        if not (TIME_MIN <= min(t_arr) and max(t_arr) <= TIME_MAX) or total != total:
             raise ValueError("a time is out of range")
         top = max(s_arr)
         last = len(s_arr) - 1 - s_arr[::-1].index(top)  # the latest point logged at the top step
@@ -470,7 +477,7 @@ def _pack(
     return groups, chunks, latest
 
 
-def write_cells(conn: sqlite3.Connection, run_id: str, cells: list[Any]) -> None:
+def write_cells(conn: Connection, run_id: str, cells: list[Any]) -> None:
     """cells: (seq, cell_id, execution_count, source, started_at, duration, status, error, gpu);
     the source text is stored once per distinct text."""
     texts = {}
@@ -483,7 +490,9 @@ def write_cells(conn: sqlite3.Connection, run_id: str, cells: list[Any]) -> None
             json.dumps(error) if error is not None else None,
             json.dumps(gpu) if gpu is not None else None,
         ))  # fmt: skip
-    conn.executemany("INSERT OR IGNORE INTO texts (hash, text) VALUES (?, ?)", texts.items())
+    conn.executemany(
+        "INSERT INTO texts (hash, text) VALUES (?, ?) ON CONFLICT DO NOTHING", texts.items()
+    )
     conn.executemany(
         "INSERT INTO cells (run_id, seq, cell_id, execution_count, source, started_at, duration, "
         "status, error, gpu) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(run_id, seq) DO "
@@ -503,7 +512,7 @@ def metric_value(value: float | None) -> float:
     return math.nan if value is None else value
 
 
-def params_of(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+def params_of(conn: Connection, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     ids = list(run_ids)
     for chunk in _chunks(ids):
@@ -530,7 +539,7 @@ def _doc(raw: Any) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def param_details(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+def param_details(conn: Connection, run_id: str) -> list[dict[str, Any]]:
     return [
         {"key": r[0], "value": _loads(r[1]), "type": r[2], "source": r[3]}
         for r in conn.execute(
@@ -539,9 +548,7 @@ def param_details(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]
     ]
 
 
-def latest_metrics_of(
-    conn: sqlite3.Connection, run_ids: Iterable[str]
-) -> dict[str, dict[str, float]]:
+def latest_metrics_of(conn: Connection, run_ids: Iterable[str]) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     ids = list(run_ids)
     for chunk in _chunks(ids):
@@ -554,7 +561,7 @@ def latest_metrics_of(
     return out
 
 
-def cell_counts(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, int]:
+def cell_counts(conn: Connection, run_ids: Iterable[str]) -> dict[str, int]:
     out: dict[str, int] = {}
     ids = list(run_ids)
     for chunk in _chunks(ids):
@@ -566,12 +573,11 @@ def cell_counts(conn: sqlite3.Connection, run_ids: Iterable[str]) -> dict[str, i
     return out
 
 
-def metric_series(
-    conn: sqlite3.Connection, run_id: str, key: str
-) -> list[tuple[int, float, float]]:
+def metric_series(conn: Connection, run_id: str, key: str) -> list[tuple[int, float, float]]:
     """(step, value, time) in step order (points logged at the same step keep their order)."""
     points: list[tuple[int, float, float]] = []
     for s_blob, v_blob, t_blob in conn.execute(
+        # insertion order: SQLite's rowid, an identity column of that name on PostgreSQL
         "SELECT steps, vals, times FROM metrics WHERE run_id = ? AND key = ? ORDER BY rowid",
         (run_id, key),
     ):
@@ -584,7 +590,7 @@ def metric_series(
     return points
 
 
-def metric_count(conn: sqlite3.Connection, run_id: str, key: str | None = None) -> int:
+def metric_count(conn: Connection, run_id: str, key: str | None = None) -> int:
     sql = "SELECT COALESCE(SUM(count), 0) FROM metrics WHERE run_id = ?"
     args: list[object] = [run_id]
     if key is not None:
@@ -594,7 +600,7 @@ def metric_count(conn: sqlite3.Connection, run_id: str, key: str | None = None) 
     return count
 
 
-def metric_keys(conn: sqlite3.Connection, run_id: str) -> list[str]:
+def metric_keys(conn: Connection, run_id: str) -> list[str]:
     return [
         r[0]
         for r in conn.execute(
@@ -603,7 +609,7 @@ def metric_keys(conn: sqlite3.Connection, run_id: str) -> list[str]:
     ]
 
 
-def outputs_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+def outputs_of(conn: Connection, run_id: str) -> list[dict[str, Any]]:
     out = []
     for r in conn.execute(
         "SELECT name, kind, value, blob, size, filename, created_at FROM outputs "
@@ -619,9 +625,7 @@ def outputs_of(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def cells_of(
-    conn: sqlite3.Connection, run_id: str, with_source: bool = True
-) -> list[dict[str, Any]]:
+def cells_of(conn: Connection, run_id: str, with_source: bool = True) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT c.seq, c.cell_id, c.execution_count, t.text, c.started_at, c.duration, c.status, "
         "c.error, c.gpu FROM cells c LEFT JOIN texts t ON t.hash = c.source "

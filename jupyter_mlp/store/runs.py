@@ -6,7 +6,6 @@ import base64
 import json
 import os
 import socket
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -22,12 +21,14 @@ from ..records import (
     run_field,
 )
 from . import events, records
+from .db import Connection, dialect
 from .filter import COLUMNS, FilterError, compile_filter, record_fields
 
 SUMMARY_COLUMNS = (
     "id, project, name, status, kind, parent_id, pipeline_run_id, stage, notebook, kernel, host, "
-    "user, owner, created_at, started_at, ended_at, heartbeat_at, pinned, tags, notes, error, sweep_id"
-)
+    '"user", owner, created_at, started_at, ended_at, heartbeat_at, pinned, tags, notes, error, '
+    "sweep_id"
+)  # `user` quoted: a reserved word on PostgreSQL
 DETAIL_COLUMNS = SUMMARY_COLUMNS + ", snapshot, end_snapshot, output_notebook, pid, git, env, gpu"
 
 
@@ -37,7 +38,7 @@ class RunNotFound(LookupError):
         self.ref = ref
 
 
-def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
+def _row_to_run(row: Any) -> dict[str, Any]:
     """A run row as readers expect it, whatever an older version (or a bad token holder) stored:
     JSON columns in their shape or None, times as numbers or None, text columns as text."""
     run = dict(row)
@@ -58,7 +59,7 @@ def _row_to_run(row: sqlite3.Row) -> dict[str, Any]:
     return run
 
 
-def resolve_id(conn: sqlite3.Connection, ref: str) -> str:
+def resolve_id(conn: Connection, ref: str) -> str:
     """A full id, or a unique prefix of one (at least 4 hex digits), to the full id."""
     ref = (ref or "").strip().lower()
     if len(ref) < 4 or any(c not in "0123456789abcdef" for c in ref):
@@ -113,7 +114,7 @@ def _decode_cursor(cursor: str | None) -> tuple[int, Any, str] | None:
 
 
 def list_page(
-    conn: sqlite3.Connection,
+    conn: Connection,
     project: str | None = None,
     filter: str | None = None,
     sort: str | None = None,
@@ -126,7 +127,7 @@ def list_page(
 
     Keyset paging in two phases: rows with a sort value (walked in index order, so a
     metric-sorted page of 100k runs reads ~a page of rows), then rows without one (id order)."""
-    where, args = compile_filter(filter)
+    where, args = compile_filter(filter, dialect(conn))
     if project:
         where = f"runs.project = ? AND ({where})"
         args = [project, *args]
@@ -198,7 +199,7 @@ IDLE_AFTER_S = 300.0  # a running interactive run with no activity for this long
 
 
 def activity_of(
-    conn: sqlite3.Connection, run_ids: list[str], now: float | None = None
+    conn: Connection, run_ids: list[str], now: float | None = None
 ) -> dict[str, tuple[float, float | None]]:
     """{run id: (busy_s, last_activity_at)} for runs with cells, metrics or outputs.
 
@@ -209,12 +210,14 @@ def activity_of(
     now = time.time() if now is None else now
     out: dict[str, tuple[float, float | None]] = {}
     ids = list(run_ids)
+    d = dialect(conn)
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         marks = ", ".join("?" * len(chunk))
         for run_id, busy, last in conn.execute(
             "SELECT c.run_id, SUM(CASE WHEN c.status = 'running' "
-            "THEN MAX(COALESCE(r.ended_at, ?) - c.started_at, 0) ELSE c.duration END), "
+            f"THEN {d.greatest('COALESCE(r.ended_at, ?) - c.started_at', '0')} "
+            "ELSE c.duration END), "
             "MAX(CASE WHEN c.status = 'running' THEN COALESCE(r.ended_at, ?) "
             "ELSE c.started_at + c.duration END) "
             f"FROM cells c JOIN runs r ON r.id = c.run_id WHERE c.run_id IN ({marks}) "
@@ -243,7 +246,7 @@ def is_idle(run: dict[str, Any], now: float | None = None, after: float = IDLE_A
     return isinstance(last, (int, float)) and (now or time.time()) - last > after
 
 
-def filter_hints(conn: sqlite3.Connection, expr: str | None) -> list[dict[str, Any]]:
+def filter_hints(conn: Connection, expr: str | None) -> list[dict[str, Any]]:
     """For each `metrics.K` / `params.K` / `outputs.K` a filter names that no run has: {field,
     message, suggestions} with close names that exist (difflib). Why a filter matched nothing."""
     import difflib
@@ -271,7 +274,7 @@ def filter_hints(conn: sqlite3.Connection, expr: str | None) -> list[dict[str, A
     return hints
 
 
-def notebook_outputs(conn: sqlite3.Connection, notebook: str) -> tuple[str, list[str]] | None:
+def notebook_outputs(conn: Connection, notebook: str) -> tuple[str, list[str]] | None:
     """(run id, output names) of the newest finished run of the notebook at this absolute path
     (what a notebook template offers, as far as anyone has seen); None when none finished."""
     row = conn.execute(
@@ -285,13 +288,13 @@ def notebook_outputs(conn: sqlite3.Connection, notebook: str) -> tuple[str, list
     return row[0], [r[0] for r in names if isinstance(r[0], str)]
 
 
-def list_runs(conn: sqlite3.Connection, **kw: Any) -> list[dict[str, Any]]:
+def list_runs(conn: Connection, **kw: Any) -> list[dict[str, Any]]:
     """The first page of `list_page` (same arguments), as a list."""
     runs: list[dict[str, Any]] = list_page(conn, **kw)["runs"]
     return runs
 
 
-def get_run(conn: sqlite3.Connection, ref: str, with_cells: bool = True) -> dict[str, Any]:
+def get_run(conn: Connection, ref: str, with_cells: bool = True) -> dict[str, Any]:
     run_id = resolve_id(conn, ref)
     row = conn.execute(f"SELECT {DETAIL_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
     run = _row_to_run(row)
@@ -346,9 +349,7 @@ def _same_process(pid: int, run_started: float | None) -> bool:
     return began is None or run_started is None or began <= run_started + 5.0
 
 
-def mark_lost(
-    conn: sqlite3.Connection, heartbeat_timeout: float, now: float | None = None
-) -> list[str]:
+def mark_lost(conn: Connection, heartbeat_timeout: float, now: float | None = None) -> list[str]:
     """Mark `running` runs lost whose kernel is gone: a dead process on this host, or no heartbeat
     for `heartbeat_timeout` and no live process where one can be seen (a live kernel on this
     host that writes no heartbeat, e.g. busy in C code, is not lost). A run with a live token is
@@ -382,13 +383,14 @@ def mark_lost(
     expired = tokens.expirable(conn, now)
     if not lost and not expired:
         return []  # a reader on a read-only store never needs to write
+    beat_is_number = dialect(conn).is_number("heartbeat_at")
     with write(conn):
         if expired:
             tokens.expire(conn, now)
         for run_id, reason in lost:  # the RUN table's running -> lost, guarded by the WHERE
             cur = conn.execute(
-                "UPDATE runs SET status = ?, error = ?, ended_at = CASE WHEN typeof(heartbeat_at) "
-                "IN ('integer', 'real') THEN heartbeat_at ELSE ? END WHERE id = ? AND status = ?",
+                f"UPDATE runs SET status = ?, error = ?, ended_at = CASE WHEN {beat_is_number} "
+                "THEN heartbeat_at ELSE ? END WHERE id = ? AND status = ?",
                 (LOST, json.dumps({"ename": "RunLost", "evalue": reason}), now, run_id, RUNNING),
             )
             if cur.rowcount:
@@ -400,7 +402,7 @@ def is_final(status: str) -> bool:
     return status in FINAL_STATUSES
 
 
-def run_part(conn: sqlite3.Connection, run_id: str, part: str) -> Any:
+def run_part(conn: Connection, run_id: str, part: str) -> Any:
     """One part of a run, for the routes that serve them separately."""
     if part == "params":
         return records.param_details(conn, run_id)
@@ -430,7 +432,7 @@ def run_part(conn: sqlite3.Connection, run_id: str, part: str) -> Any:
 PATCHABLE = ("name", "tags", "pinned", "notes")
 
 
-def patch_run(conn: sqlite3.Connection, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
+def patch_run(conn: Connection, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
     """Rename, tag, pin or annotate a run. Raises RecordError (a ValueError) naming the bad
     field; the bounds are those of every other route (jupyter_mlp.records.RUN_FIELDS)."""
     if not isinstance(changes, dict) or not changes:
@@ -450,7 +452,7 @@ def patch_run(conn: sqlite3.Connection, ref: str, changes: dict[str, Any]) -> di
     return get_run(conn, run_id, with_cells=False)
 
 
-def run_blobs(conn: sqlite3.Connection, run_id: str) -> dict[str, str]:
+def run_blobs(conn: Connection, run_id: str) -> dict[str, str]:
     """Every blob a run references -> a download file name for it."""
     row = conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
     if row is None:
@@ -484,7 +486,7 @@ def _safe_name(name: str) -> str:
     return cleaned[:120] or "download"
 
 
-def delete_run(conn: sqlite3.Connection, ref: str, blobs: Any) -> list[str]:
+def delete_run(conn: Connection, ref: str, blobs: Any) -> list[str]:
     """Remove a run and its records; blobs no other run references are deleted too.
     Returns the removed blob hashes."""
     run_id = resolve_id(conn, ref)
@@ -521,11 +523,12 @@ def delete_run(conn: sqlite3.Connection, ref: str, blobs: Any) -> list[str]:
     return removed
 
 
-def _blob_in_use(conn: sqlite3.Connection, digest: str) -> bool:
-    columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+def _blob_in_use(conn: Connection, digest: str) -> bool:
+    d = dialect(conn)
+    columns = d.columns(conn, "runs")
     tests = [f"{c} = ?" for c in ("snapshot", "end_snapshot", "output_notebook") if c in columns]
     args: list[object] = [digest] * len(tests)
-    tests.append("instr(git, ?) > 0")
+    tests.append(d.contains("git"))
     args.append(digest)
     if conn.execute(f"SELECT 1 FROM runs WHERE {' OR '.join(tests)} LIMIT 1", args).fetchone():
         return True
@@ -538,7 +541,7 @@ def _blob_in_use(conn: sqlite3.Connection, digest: str) -> bool:
 COMPARE_MAX = 200  # runs side by side (a sweep's trials): the bound of both compare routes
 
 
-def compare_runs(conn: sqlite3.Connection, refs: list[str]) -> dict[str, Any]:
+def compare_runs(conn: Connection, refs: list[str]) -> dict[str, Any]:
     """Several runs side by side: all params (and which differ) and the latest metrics."""
     if not 1 < len(refs) <= COMPARE_MAX:
         raise ValueError(f"compare takes 2 to {COMPARE_MAX} run ids")
@@ -560,7 +563,7 @@ def compare_runs(conn: sqlite3.Connection, refs: list[str]) -> dict[str, Any]:
 
 
 def create_run(
-    conn: sqlite3.Connection, fields: dict[str, Any], with_token: bool = False
+    conn: Connection, fields: dict[str, Any], with_token: bool = False
 ) -> dict[str, Any]:
     """A new run row (queued unless said otherwise), optionally with a write token."""
     from ..model import QUEUED, new_run_id
@@ -581,7 +584,7 @@ def create_run(
 _MISSING = object()
 
 
-def param_diff(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+def param_diff(conn: Connection, run_id: str) -> list[dict[str, Any]]:
     """How a run's params differ from its parent's: [{key, change: changed|added|removed,
     parent, value}] (no `parent` / `value` key where that side lacks the param). [] without a parent."""
     row = conn.execute("SELECT parent_id FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -610,7 +613,7 @@ def param_diff(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def lineage(conn: sqlite3.Connection, ref: str) -> dict[str, Any]:
+def lineage(conn: Connection, ref: str) -> dict[str, Any]:
     """A run's parent (with the params that changed against it) and its children, newest first."""
     run_id = resolve_id(conn, ref)
     row = conn.execute("SELECT parent_id FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -628,7 +631,7 @@ def lineage(conn: sqlite3.Connection, ref: str) -> dict[str, Any]:
     return {"parent": parent, "param_changes": param_diff(conn, run_id), "children": children}
 
 
-def lineage_lines(conn: sqlite3.Connection, ref: str) -> list[str]:
+def lineage_lines(conn: Connection, ref: str) -> list[str]:
     """The lineage as text lines for `jupyter mlp runs show`."""
     info = lineage(conn, ref)
     lines: list[str] = []

@@ -5,11 +5,11 @@ Each bucket keeps its last value and its min and max, so spikes stay visible at 
 from __future__ import annotations
 
 import math
-import sqlite3
 from collections.abc import Callable
 from typing import Any
 
 from . import gpu as gpu_store
+from .db import Connection
 from .records import metric_series
 
 
@@ -19,7 +19,7 @@ def _buckets(n: int, points: int) -> list[range]:
 
 
 def metric(
-    conn: sqlite3.Connection, run_id: str, key: str, points: int = 1000,
+    conn: Connection, run_id: str, key: str, points: int = 1000,
     start: float | None = None, end: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """{"key", "total", "points": [[step, value, min, max, time], ...]} for steps in [start, end]."""
@@ -43,7 +43,7 @@ def metric(
 
 
 def gpu(
-    conn: sqlite3.Connection, run_id: str, points: int = 1000, gpu_index: int | None = None,
+    conn: Connection, run_id: str, points: int = 1000, gpu_index: int | None = None,
     start: float | None = None, end: float | None = None,
 ) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """Per GPU: [{time, util, util_min, util_max, mem_used, mem_used_max, proc_mem, power, temp,

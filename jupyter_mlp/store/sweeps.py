@@ -8,13 +8,12 @@ The store is the record of a sweep: a driver that restarts replays the trials fr
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from typing import Any
 
 from ..model import JobRequest, new_run_id
 from . import events
-from .db import os_user, write
+from .db import Connection, dialect, os_user, write
 from .jobs import enqueue
 from .transitions import FINAL_SWEEP, FINAL_TRIAL, NEW, SWEEP, TRIAL, allowed
 
@@ -32,7 +31,7 @@ class SweepNotFound(LookupError):
 
 
 def create(
-    conn: sqlite3.Connection, *, name: str, template_id: str, space: dict[str, Any],
+    conn: Connection, *, name: str, template_id: str, space: dict[str, Any],
     objective: dict[str, Any], sampler: str, seed: int | None, budget: int,
     timeout_s: float | None, concurrency: int, executor: str, gpus: int | None,
     options: dict[str, Any], owner: str | None = None,
@@ -44,7 +43,7 @@ def create(
     with write(conn):
         conn.execute(
             "INSERT INTO sweeps (id, name, template_id, space, objective, sampler, seed, budget, "
-            "timeout_s, concurrency, executor, gpus, options, status, user, owner, created_at) "
+            "timeout_s, concurrency, executor, gpus, options, status, \"user\", owner, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
             (sweep_id, name, template_id, json.dumps(space), json.dumps(objective), sampler,
              seed, budget, timeout_s, concurrency, executor, gpus, json.dumps(options),
@@ -54,7 +53,7 @@ def create(
     return sweep_id
 
 
-def resolve_id(conn: sqlite3.Connection, ref: str) -> str:
+def resolve_id(conn: Connection, ref: str) -> str:
     """A full sweep id or a unique prefix of one (at least 4 hex digits); SweepNotFound else."""
     ref = (ref or "").strip().lower()
     if len(ref) < 4 or any(c not in "0123456789abcdef" for c in ref):
@@ -72,7 +71,7 @@ def resolve_id(conn: sqlite3.Connection, ref: str) -> str:
     return found
 
 
-def _decode(row: sqlite3.Row, names: tuple[str, ...]) -> dict[str, Any]:
+def _decode(row: Any, names: tuple[str, ...]) -> dict[str, Any]:
     item = dict(row)
     for key in names:
         if key in item:
@@ -80,21 +79,21 @@ def _decode(row: sqlite3.Row, names: tuple[str, ...]) -> dict[str, Any]:
     return item
 
 
-def get(conn: sqlite3.Connection, sweep_id: str) -> dict[str, Any]:
+def get(conn: Connection, sweep_id: str) -> dict[str, Any]:
     row = conn.execute("SELECT * FROM sweeps WHERE id = ?", (sweep_id,)).fetchone()
     if row is None:
         raise SweepNotFound(f"no sweep {sweep_id!r}")
     return _decode(row, JSON_FIELDS)
 
 
-def list_sweeps(conn: sqlite3.Connection, limit: int = 50) -> list[dict[str, Any]]:
+def list_sweeps(conn: Connection, limit: int = 50) -> list[dict[str, Any]]:
     return [
         _decode(r, JSON_FIELDS)
         for r in conn.execute("SELECT * FROM sweeps ORDER BY created_at DESC LIMIT ?", (limit,))
     ]
 
 
-def unfinished(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def unfinished(conn: Connection) -> list[dict[str, Any]]:
     """Sweeps still queued, running or cancelling (a driver should be at them)."""
     return [
         _decode(r, JSON_FIELDS)
@@ -106,7 +105,7 @@ def unfinished(conn: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def set_status(
-    conn: sqlite3.Connection, sweep_id: str, status: str, error: dict[str, Any] | None = None,
+    conn: Connection, sweep_id: str, status: str, error: dict[str, Any] | None = None,
     **fields: Any,
 ) -> bool:  # fmt: skip
     """Move a sweep to `status` (with pid, host, note, ...); False, writing nothing, when the
@@ -140,7 +139,7 @@ def set_status(
     return True
 
 
-def update(conn: sqlite3.Connection, sweep_id: str, **fields: Any) -> None:
+def update(conn: Connection, sweep_id: str, **fields: Any) -> None:
     """Bookkeeping (best trial, note, driver pid); never the status: that is set_status()'s."""
     unknown = set(fields) - BOOKKEEPING
     if unknown:
@@ -163,7 +162,7 @@ def update(conn: sqlite3.Connection, sweep_id: str, **fields: Any) -> None:
 
 
 def queue_trial(
-    conn: sqlite3.Connection, sweep_id: str, number: int, request: JobRequest,
+    conn: Connection, sweep_id: str, number: int, request: JobRequest,
     params: dict[str, Any], system: dict[str, Any] | None = None,
 ) -> str:  # fmt: skip
     """One transaction: the trial's job queued (its run `queued`, parent the template), the run
@@ -177,7 +176,7 @@ def queue_trial(
 
 
 def failed_trial(
-    conn: sqlite3.Connection, sweep_id: str, number: int, params: dict[str, Any],
+    conn: Connection, sweep_id: str, number: int, params: dict[str, Any],
     error: dict[str, Any], system: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """A trial that could not even be queued (its values refused): recorded `failed`, no run."""
@@ -187,7 +186,7 @@ def failed_trial(
 
 
 def reuse_trial(
-    conn: sqlite3.Connection, sweep_id: str, number: int, run_id: str, params: dict[str, Any],
+    conn: Connection, sweep_id: str, number: int, run_id: str, params: dict[str, Any],
     system: dict[str, Any] | None = None,
 ) -> None:  # fmt: skip
     """A trial whose computation ran before (a cache hit): recorded `running` with that earlier
@@ -197,24 +196,24 @@ def reuse_trial(
         _insert_trial(conn, sweep_id, number, "running", run_id, params, system, None, now)
 
 
-def cached_trial_run(conn: sqlite3.Connection, cache_key: str) -> str | None:
+def cached_trial_run(conn: Connection, cache_key: str) -> str | None:
     """The newest trial run with this cache key (sweep_trials.system) whose job finished and
     whose run is still there; None if there is none."""
     row = conn.execute(
         "SELECT t.run_id FROM sweep_trials t JOIN runs r ON r.id = t.run_id "
         "JOIN jobs j ON j.run_id = t.run_id "
-        "WHERE json_extract(t.system, '$.cache_key') = ? AND j.state = 'finished' "
+        f"WHERE {dialect(conn).json_text('t.system', 'cache_key')} = ? AND j.state = 'finished' "
         "AND r.status = 'finished' ORDER BY j.ended_at DESC LIMIT 1",
         (cache_key,),
     ).fetchone()
     return row[0] if row else None
 
 
-def of_pipeline(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, dict[str, Any]]:
+def of_pipeline(conn: Connection, pipeline_run_id: str) -> dict[str, dict[str, Any]]:
     """{stage: its sweep} of a pipeline run's sweep stages (the newest one per stage)."""
     found: dict[str, dict[str, Any]] = {}
     for r in conn.execute(
-        "SELECT * FROM sweeps WHERE json_extract(options, '$.pipeline_run_id') = ? "
+        f"SELECT * FROM sweeps WHERE {dialect(conn).json_text('options', 'pipeline_run_id')} = ? "
         "ORDER BY created_at",
         (pipeline_run_id,),
     ):
@@ -224,7 +223,7 @@ def of_pipeline(conn: sqlite3.Connection, pipeline_run_id: str) -> dict[str, dic
 
 
 def _insert_trial(
-    conn: sqlite3.Connection, sweep_id: str, number: int, status: str, run_id: str | None,
+    conn: Connection, sweep_id: str, number: int, status: str, run_id: str | None,
     params: dict[str, Any], system: dict[str, Any] | None, error: dict[str, Any] | None,
     now: float,
 ) -> None:  # fmt: skip
@@ -240,9 +239,7 @@ def _insert_trial(
     )
 
 
-def set_trial(
-    conn: sqlite3.Connection, sweep_id: str, number: int, status: str, **fields: Any
-) -> bool:
+def set_trial(conn: Connection, sweep_id: str, number: int, status: str, **fields: Any) -> bool:
     """Move a trial to `status` (value, step, error); False, writing nothing, when the TRIAL
     table does not allow it (a trial told once is never told again)."""
     unknown = set(fields) - {"value", "step", "error"}
@@ -272,7 +269,7 @@ def set_trial(
     return True
 
 
-def set_trial_step(conn: sqlite3.Connection, sweep_id: str, number: int, step: int) -> None:
+def set_trial_step(conn: Connection, sweep_id: str, number: int, step: int) -> None:
     """The last intermediate step the pruner saw (bookkeeping, no status move)."""
     with write(conn):
         conn.execute(
@@ -281,7 +278,7 @@ def set_trial_step(conn: sqlite3.Connection, sweep_id: str, number: int, step: i
         )
 
 
-def trials(conn: sqlite3.Connection, sweep_id: str) -> list[dict[str, Any]]:
+def trials(conn: Connection, sweep_id: str) -> list[dict[str, Any]]:
     """Every trial in number order, with its run's status and its job's state."""
     out = []
     for r in conn.execute(
@@ -295,7 +292,7 @@ def trials(conn: sqlite3.Connection, sweep_id: str) -> list[dict[str, Any]]:
     return out
 
 
-def counts(conn: sqlite3.Connection, sweep_id: str) -> dict[str, int]:
+def counts(conn: Connection, sweep_id: str) -> dict[str, int]:
     """{trial status: how many}."""
     return {
         r[0]: r[1]
@@ -307,7 +304,7 @@ def counts(conn: sqlite3.Connection, sweep_id: str) -> dict[str, int]:
 
 
 def job_states(
-    conn: sqlite3.Connection, run_ids: list[str]
+    conn: Connection, run_ids: list[str]
 ) -> dict[str, tuple[str, dict[str, Any] | None]]:
     """{run id: (job state, job error)} of trial runs."""
     if not run_ids:
@@ -321,6 +318,6 @@ def job_states(
     }
 
 
-def sweep_of_run(conn: sqlite3.Connection, run_id: str) -> str | None:
+def sweep_of_run(conn: Connection, run_id: str) -> str | None:
     row = conn.execute("SELECT sweep_id FROM runs WHERE id = ?", (run_id,)).fetchone()
     return row[0] if row else None

@@ -3,13 +3,14 @@ its outputs (execution/submit.py, pipelines/validate.py and pipelines/dag.py cal
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
+
+from .db import Connection
 
 TEMPLATE_COLUMNS = ("id", "project", "name", "notebook", "snapshot", "kernel", "gpu", "tags")
 
 
-def template_run(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None:
+def template_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     """{id, project, name, notebook, snapshot, kernel, gpu, tags} of a run, None if there is none."""
     row = conn.execute(
         f"SELECT {', '.join(TEMPLATE_COLUMNS)} FROM runs WHERE id = ?", (run_id,)
@@ -17,7 +18,7 @@ def template_run(conn: sqlite3.Connection, run_id: str) -> dict[str, Any] | None
     return dict(zip(TEMPLATE_COLUMNS, row)) if row is not None else None
 
 
-def param_rows(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
+def param_rows(conn: Connection, run_id: str) -> list[dict[str, Any]]:
     """The run's parameters as stored: [{key, value (JSON text), type, source}], by key."""
     return [
         {"key": r[0], "value": r[1], "type": r[2], "source": r[3]}
@@ -27,7 +28,7 @@ def param_rows(conn: sqlite3.Connection, run_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def output_row(conn: sqlite3.Connection, run_id: str, name: str) -> dict[str, Any] | None:
+def output_row(conn: Connection, run_id: str, name: str) -> dict[str, Any] | None:
     """One output of a run: {kind: value|artifact, value (JSON text), blob, filename}."""
     row = conn.execute(
         "SELECT kind, value, blob, filename FROM outputs WHERE run_id = ? AND name = ?",
@@ -36,7 +37,7 @@ def output_row(conn: sqlite3.Connection, run_id: str, name: str) -> dict[str, An
     return {"kind": row[0], "value": row[1], "blob": row[2], "filename": row[3]} if row else None
 
 
-def output_rows(conn: sqlite3.Connection, run_id: str) -> list[tuple[str, str, str | None]]:
+def output_rows(conn: Connection, run_id: str) -> list[tuple[str, str, str | None]]:
     """Every output of a run: (name, kind, value as JSON text)."""
     return [
         (r[0], r[1], r[2])

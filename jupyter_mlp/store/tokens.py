@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import time
 
 from ..model import CANCELLED, FAILED, FINISHED, INTERRUPTED, LOST, QUEUED, is_run_id
+from .db import Connection
 
 ENDED = frozenset((FINISHED, FAILED, INTERRUPTED, CANCELLED))
 
@@ -36,7 +36,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
-def issue(conn: sqlite3.Connection, run_id: str) -> str:
+def issue(conn: Connection, run_id: str) -> str:
     """A new token for `run_id`; the caller holds the write transaction."""
     import secrets
 
@@ -48,7 +48,7 @@ def issue(conn: sqlite3.Connection, run_id: str) -> str:
     return token
 
 
-def run_of(conn: sqlite3.Connection, token: str | None, now: float | None = None) -> str | None:
+def run_of(conn: Connection, token: str | None, now: float | None = None) -> str | None:
     """The run a token may write to, or None (unknown token, the run ended, or expired)."""
     if not isinstance(token, str) or "." not in token or len(token) > 200:
         return None
@@ -78,11 +78,11 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def revoke(conn: sqlite3.Connection, run_id: str) -> None:
+def revoke(conn: Connection, run_id: str) -> None:
     conn.execute("DELETE FROM run_tokens WHERE run_id = ?", (run_id,))
 
 
-def expirable(conn: sqlite3.Connection, now: float | None = None) -> bool:
+def expirable(conn: Connection, now: float | None = None) -> bool:
     """Whether `expire` has something to delete (a read, so that readers write only when needed)."""
     now = time.time() if now is None else now
     return (
@@ -95,7 +95,7 @@ def expirable(conn: sqlite3.Connection, now: float | None = None) -> bool:
     )
 
 
-def expire(conn: sqlite3.Connection, now: float | None = None) -> int:
+def expire(conn: Connection, now: float | None = None) -> int:
     """Delete tokens of runs that never started within the TTL (the reconciler calls this);
     returns how many. The caller holds the write transaction."""
     now = time.time() if now is None else now
@@ -107,16 +107,16 @@ def expire(conn: sqlite3.Connection, now: float | None = None) -> int:
     return cur.rowcount
 
 
-def record_upload(conn: sqlite3.Connection, run_id: str, digest: str) -> None:
+def record_upload(conn: Connection, run_id: str, digest: str) -> None:
     """Remember that `run_id` uploaded the blob `digest` (the ingest blob route calls this after
     storing it); the caller holds the write transaction."""
     conn.execute(
-        "INSERT OR IGNORE INTO run_uploads (run_id, hash, time) VALUES (?, ?, ?)",
+        "INSERT INTO run_uploads (run_id, hash, time) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
         (run_id, digest, time.time()),
     )
 
 
-def may_reference(conn: sqlite3.Connection, run_id: str, digest: str) -> bool:
+def may_reference(conn: Connection, run_id: str, digest: str) -> bool:
     """Whether a batch sent with `run_id`'s token may name the blob `digest`: one its run
     uploaded, or one the run already references (its snapshot, set when the server created it,
     or a job's inputs)."""

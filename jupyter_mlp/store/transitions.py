@@ -15,7 +15,6 @@ cancel beats a late "failed", a finished job is never cancelled after the fact).
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ..model import (
@@ -29,6 +28,7 @@ from ..model import (
     RUNNING,
     STATUSES,
 )
+from .db import Connection
 
 NEW = None  # the row does not exist yet
 
@@ -98,9 +98,7 @@ def allowed(table: dict[str | None, frozenset[str]], current: str | None, to: st
     return to in table.get(current, frozenset())
 
 
-def guard_run_fields(
-    conn: sqlite3.Connection, run_id: str, fields: dict[str, Any]
-) -> dict[str, Any]:
+def guard_run_fields(conn: Connection, run_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """A run's fields with a status move the RUN table refuses taken out (with the end time and
     error that came with it); the same status again is no move and stays."""
     to = fields.get("status")

@@ -365,8 +365,9 @@ def _store_fault(exc: BaseException) -> bool:
     import sqlite3
 
     from ..store import StoreUnavailable
+    from ..store.db import STORE_FAULTS
 
-    return isinstance(exc, (OSError, sqlite3.OperationalError, StoreUnavailable)) or (
+    return isinstance(exc, (OSError, *STORE_FAULTS, StoreUnavailable)) or (
         isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.IntegrityError)
     )
 

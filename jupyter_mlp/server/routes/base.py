@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from ...pipelines.dag import PipelineError
 from ...pipelines.spec import SpecError
 from ...records import RecordError
 from ...store import BlobNotFound, FilterError, RunNotFound, StoreUnavailable
+from ...store.db import STORE_FAULTS
 from ...store.jobs import BadReport, JobNotFound
 from ...store.pipelines import PipelineRunNotFound
 from ...store.records import BadBatch
@@ -80,7 +80,8 @@ ERROR_STATUS: list[tuple[type[BaseException], int]] = [
     (SweepError, 400),
     (BadReport, 400),
     (BadBatch, 400),
-    (sqlite3.OperationalError, 503),  # locked past the busy timeout, disk full, read-only
+    # locked past the busy timeout, full, read-only, a PostgreSQL server lost (either engine)
+    *((kind, 503) for kind in STORE_FAULTS),
 ]
 
 
@@ -251,7 +252,7 @@ class MlpHandler(APIHandler):
             if isinstance(exc, Refused):
                 for name, value in exc.headers.items():
                     self.set_header(name, value)
-            if status == 503 and isinstance(exc, sqlite3.OperationalError):
+            if status == 503 and isinstance(exc, STORE_FAULTS):
                 self.set_header("Retry-After", "5")
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(body))
