@@ -89,8 +89,9 @@ def runs_list(args: argparse.Namespace) -> int:
     store = _store(args)
     conn = store.connect()
     runs.mark_lost(conn, _heartbeat_timeout())
+    expr = _with_owner(args.filter, args.owner)
     found = runs.list_runs(
-        conn, project=args.project, filter=args.filter, sort=args.sort, limit=args.limit
+        conn, project=args.project, filter=expr, sort=args.sort, limit=args.limit
     )
     if args.format == "json":
         _print_json(found)
@@ -101,7 +102,7 @@ def runs_list(args: argparse.Namespace) -> int:
             + (f" in project {args.project!r}" if args.project else "")
             + f" ({store.home})"
         )
-        for hint in runs.filter_hints(conn, args.filter) if args.filter else []:
+        for hint in runs.filter_hints(conn, expr) if expr else []:
             print(f"hint: {_t(hint['message'])}")
         return 0
     now = time.time()
@@ -117,6 +118,19 @@ def runs_list(args: argparse.Namespace) -> int:
         ])  # fmt: skip
     _table(rows, sys.stdout)
     return 0
+
+
+def _with_owner(expr: str | None, owner: str | None) -> str | None:
+    """The filter with `owner = NAME` and-ed in (`me`: this process's user, who owns what the
+    CLI creates)."""
+    if not owner:
+        return expr
+    if owner == "me":
+        from .store.db import os_user
+
+        owner = os_user()
+    quoted = '"' + owner.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"owner = {quoted}" + (f" and ({expr})" if expr else "")
 
 
 def _run_time(run: dict[str, Any]) -> str:
@@ -288,12 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jupyter mlp", description="jupyter-mlp runs from the terminal"
     )
     p.add_argument("--home", help="store folder (default: $MLP_HOME or <jupyter data dir>/mlp)")
+    p.add_argument(
+        "--store-url", metavar="URL",
+        help="a team's shared store, postgresql://USER:PASSWORD@HOST/DB (default: "
+        "$MLP_STORE_URL, else the SQLite file under --home)",
+    )  # fmt: skip
     sub = p.add_subparsers(dest="command", required=True)
     runs_p = sub.add_parser("runs", help="list and inspect runs")
     runs_sub = runs_p.add_subparsers(dest="runs_command", required=True)
     lst = runs_sub.add_parser("list", help="list runs, newest first")
     lst.add_argument("--project")
     lst.add_argument("--filter", help="e.g. 'metrics.acc > 0.9 and status = finished'")
+    lst.add_argument("--owner", metavar="NAME", help="only NAME's runs ('me': your own)")
     lst.add_argument("--sort", help="column or metric, '-' for descending: -metrics.acc")
     lst.add_argument("--limit", type=int, default=50)
     lst.add_argument("--format", choices=("table", "json"), default="table")
@@ -350,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     skip_iri_grammar()  # submitting imports papermill: 1-4 s less for run, rerun, pipeline run
 
     args = build_parser().parse_args(_dash_values(sys.argv[1:] if argv is None else argv))
+    if args.store_url:  # as $MLP_STORE_URL: every command, and the drivers and jobs it starts
+        os.environ["MLP_STORE_URL"] = args.store_url
     try:
         return args.func(args)
     except StoreUnavailable as exc:

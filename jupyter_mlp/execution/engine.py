@@ -27,6 +27,7 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
 from .. import model
+from .store_address import job_kernel_env
 
 CELL_RUNNING = model.RUNNING  # a cell row written at its start; replaced at its end
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -430,8 +431,7 @@ def _execute(
 ) -> Any:
     if recorder is None:  # called without Engine.execute_notebook: record into a new run anyway
         recorder = _Standalone(kernel_name, kwargs.get("input_path"), None).recorder
-    env = dict(os.environ)
-    env.update(extra_env or {})
+    env = job_kernel_env({**os.environ, **(extra_env or {})})
     env["MLP_RUN_ID"] = recorder.run_id
     env["MLP_KERNEL_NAME"] = kernel_name
     home = getattr(recorder.reporter, "home", None)

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from .errors import JobError
 from .executor import Executor
 from .gpus import detect_gpus, parse_gpus
 from .processes import group_alive, kill_group, proc_start, process_alive
+from .store_address import store_env, store_url_of, without_secrets
 
 START_GRACE_S = 60.0  # a claimed job whose process never recorded itself is failed after this
 CANCEL_GRACE_S = 5.0
@@ -61,9 +63,13 @@ class LocalExecutor(Executor):
         python: str | None = None,
         cancel_grace: float = CANCEL_GRACE_S,
         kernel_pool: int | None = None,
+        tracking_url: str | Callable[[], str | None] | None = None,
         **config: Any,
     ) -> None:
+        """tracking_url: where a job's kernel tracks to in team mode (the server's /mlp/api,
+        read when a job starts): it gets that and its run's token instead of the store."""
         super().__init__(store, **config)
+        self._tracking_url = tracking_url
         self.concurrency = max(1, int(_setting(concurrency, "MLP_LOCAL_CONCURRENCY", 2)))
         self._gpus = parse_gpus(gpus) if gpus is not None else None
         self.warm = warm
@@ -138,13 +144,28 @@ class LocalExecutor(Executor):
                     claimed.append(moved)
             return claimed
 
+    def tracking_url(self) -> str | None:
+        url = self._tracking_url() if callable(self._tracking_url) else self._tracking_url
+        return url or None
+
     def job_env(self, job: Job) -> dict[str, str]:
-        return {
-            "MLP_HOME": str(self.store.home),
+        """The job process's environment: the store (its address for a shared one: the job
+        process is ours, its kernel never gets it), and in team mode where its kernel tracks to
+        with a token for its run alone."""
+        env = {
+            **store_env(self.store.home, store_url_of(self.store)),
             "MLP_LOCAL_CONCURRENCY": str(self.concurrency),
             "MLP_GPUS": ",".join(self.gpus()),
             "CUDA_VISIBLE_DEVICES": ",".join(job.gpus or []),
         }
+        url = self.tracking_url()
+        if url:
+            from ..store import tokens
+
+            with self.store.write() as conn:
+                token = tokens.issue(conn, job.run_id)
+            env.update(MLP_TRACKING_URI=url, MLP_TRACKING_TOKEN=token)
+        return env
 
     def _spawn(self, job: Job) -> None:
         env = self.job_env(job)
@@ -287,7 +308,8 @@ class Launcher:
             self.proc = subprocess.Popen(
                 [python, "-m", "jupyter_mlp.execution.job_process", "--launcher"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, close_fds=True,
-                env={**os.environ, "MLP_HOME": str(home), "MLP_KERNEL_POOL": str(kernel_pool)},
+                env={**without_secrets(dict(os.environ)), "MLP_HOME": str(home),
+                     "MLP_KERNEL_POOL": str(kernel_pool)},
             )  # fmt: skip
         self._lock = threading.Lock()
         self._buffer = b""

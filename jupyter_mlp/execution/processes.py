@@ -66,17 +66,22 @@ def kill_group(pgid: int | None, sig: int) -> None:
         pass
 
 
-def spawn_detached(module: str, args: list[str], home: Path, log: Path) -> int:
+def spawn_detached(
+    module: str, args: list[str], home: Path, log: Path, store_url: str | None = None
+) -> int:
     """`python -m module args` in its own process session, so it outlives the terminal or server
-    that started it (a pipeline or sweep driver); output appended to `log`. Returns its pid."""
+    that started it (a pipeline or sweep driver); output appended to `log`. Returns its pid.
+    store_url: the shared store it opens (a server keeps it out of its own environment)."""
     import subprocess
     import sys
+
+    from .store_address import store_env
 
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, *args, "--home", str(home)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-            env={**os.environ, "MLP_HOME": str(home)},
+            env={**os.environ, **store_env(home, store_url)},
         )  # fmt: skip
     return proc.pid

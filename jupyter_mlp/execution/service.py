@@ -172,7 +172,8 @@ class JobService:
     ) -> str:
         """Queue a rerun of `run_id` with `params` overriding its parameters; returns the new
         run's id. gpus=None: as many as the parent run saw. JobError (or RunNotFound) on bad input,
-        before anything is queued. extra: kind, pipeline_run_id, stage, options (pipelines)."""
+        before anything is queued. extra: kind, pipeline_run_id, stage, options (pipelines), owner
+        (who submits it; None: this process's user)."""
         request = prepare_rerun(
             self.store.connect(), self.store.blobs, run_id, params, executor=executor, gpus=gpus,
             allow_new=allow_new, kernel=kernel, name=name, cwd=cwd or self.cwd, **extra,
@@ -193,7 +194,7 @@ class JobService:
         **extra: Any,
     ) -> str:
         """Queue a notebook file as a job (its bytes now are the snapshot); returns the run id.
-        extra: kind, pipeline_run_id, stage (pipelines)."""
+        extra: kind, pipeline_run_id, stage (pipelines), owner (who submits it)."""
         request = prepare_notebook(
             self.store.blobs, path, params, project=project, name=name, executor=executor,
             gpus=gpus, allow_new=allow_new, kernel=kernel, cwd=cwd or self.cwd, **extra,

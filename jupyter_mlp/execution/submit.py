@@ -192,9 +192,10 @@ def prepare_rerun(
     pipeline_run_id: str | None = None,
     stage: str | None = None,
     type_check: bool = True,
+    owner: str | None = None,
 ) -> JobRequest:
     """A rerun of run `ref` (an id or a unique prefix) with `params` overriding its parameters.
-    gpus=None: as many as the parent saw."""
+    gpus=None: as many as the parent saw. owner: who submits it (None: this process's user)."""
     run_id = run_store.resolve_id(conn, ref)
     parent = template_run(conn, run_id)
     assert parent is not None  # resolve_id found it
@@ -257,7 +258,7 @@ def prepare_rerun(
         name=name or parent["name"],
         parent_id=run_id, kind=kind, pipeline_run_id=pipeline_run_id, stage=stage,
         gpus=_gpu_count(parent["gpu"]) if gpus is None else _check_gpus(gpus), cwd=cwd,
-        options=given_options, tags=tags,
+        options=given_options, tags=tags, owner=owner,
     )  # fmt: skip
 
 
@@ -278,8 +279,10 @@ def prepare_notebook(
     pipeline_run_id: str | None = None,
     stage: str | None = None,
     type_check: bool = True,
+    owner: str | None = None,
 ) -> JobRequest:
-    """A job from a notebook file: its bytes now become the snapshot (later edits do not count)."""
+    """A job from a notebook file: its bytes now become the snapshot (later edits do not count).
+    owner: who submits it (None: this process's user)."""
     source = Path(path).expanduser()
     try:
         data = source.read_bytes()
@@ -307,7 +310,7 @@ def prepare_notebook(
         executor=executor, kernel=kernel, snapshot=snapshot, notebook=str(source.resolve()),
         params=_injectable(new), param_rows=rows, project=project or model.DEFAULT_PROJECT,
         name=name or source.stem, gpus=_check_gpus(gpus or 0), cwd=cwd, options=options,
-        kind=kind, pipeline_run_id=pipeline_run_id, stage=stage,
+        kind=kind, pipeline_run_id=pipeline_run_id, stage=stage, owner=owner,
     )  # fmt: skip
 
 

@@ -46,10 +46,11 @@ class PipelineError(ValueError):
 def submit(
     store: Any, spec: dict[str, Any], path: str | None = None, params: dict[str, Any] | None = None,
     executor: str = "local", no_cache: bool = False, resume: str | None = None,
-    concurrency: int | None = None, base: str | Path | None = None,
+    concurrency: int | None = None, base: str | Path | None = None, owner: str | None = None,
 ) -> str:  # fmt: skip
     """Validate and record a pipeline run (queued); returns its id. Raises PipelineError with
-    every validation error when the spec cannot run."""
+    every validation error when the spec cannot run. owner: who runs it (None: this process's
+    user); its stage jobs and sweeps are that owner's too."""
     conn = store.connect()
     given = dict(params or {})
     declared = spec.get("parameters") or {}
@@ -71,7 +72,14 @@ def submit(
     if resume:
         previous = P.get(conn, resume)  # raises PipelineRunNotFound
         options["resumed_from"] = previous["id"]
-    return P.create(conn, spec, S.version_hash(spec), path, resolved_params, executor, options)
+    # the owner is recorded where the store's create takes it (issue 16: store.pipelines.create
+    # has no owner= yet; until then a pipeline run's owner stays empty and only admins change it)
+    import inspect
+
+    owned = {"owner": owner} if owner and "owner" in inspect.signature(P.create).parameters else {}
+    return P.create(
+        conn, spec, S.version_hash(spec), path, resolved_params, executor, options, **owned
+    )
 
 
 def cancel(store: Any, pipeline_run_id: str) -> None:
@@ -95,6 +103,7 @@ class Driver:
         self.spec = run["spec"]
         self.params = run["params"]
         self.executor = run["executor"]
+        self.owner = run.get("owner")  # its stages' jobs and sweeps are the pipeline run's owner's
         self.options = run["options"] or {}
         self.base = Path(self.options["base"]) if self.options.get("base") else None
         self.deps = S.dependencies(self.spec)
@@ -352,7 +361,7 @@ class Driver:
         common = dict(
             executor=stage.get("executor") or self.executor, gpus=stage.get("gpus", 0),
             kind="stage", pipeline_run_id=self.id, stage=name,
-            name=f"{self.spec.get('name') or 'pipeline'}:{name}",
+            name=f"{self.spec.get('name') or 'pipeline'}:{name}", owner=self.owner,
         )  # fmt: skip
         inputs = self._inputs(params)
         options: dict[str, Any] = {}
@@ -437,7 +446,7 @@ class Driver:
                 template_id=tmpl.get("run") or str(self._notebook(name).resolve()),
                 name=f"{job['name']} sweep", executor=job["executor"], gpus=job["gpus"],
                 allow_new=bool(job.get("allow_new")), kernel=job.get("kernel"),
-                options={"pipeline_run_id": self.id, "stage": name},
+                options={"pipeline_run_id": self.id, "stage": name}, owner=self.owner,
             )  # fmt: skip
             code, kernel = self._parts(name)
             trials = StageTrials(self, name, params, key_params, code, kernel)

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 
-def spawn(home: Path, pipeline_run_id: str) -> int:
+def spawn(home: Path, pipeline_run_id: str, store_url: str | None = None) -> int:
     """Start the driver detached; returns its pid."""
     from ..execution.processes import spawn_detached
 
     log = Path(home) / "pipelines" / f"{pipeline_run_id}.log"
-    return spawn_detached("jupyter_mlp.pipelines.driver", [pipeline_run_id], Path(home), log)
+    return spawn_detached(
+        "jupyter_mlp.pipelines.driver", [pipeline_run_id], Path(home), log, store_url
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

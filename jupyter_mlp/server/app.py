@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
-from traitlets import Float, Int, Unicode
+from traitlets import Bool, Float, Int, Set, Unicode
 
+from ..execution.store_address import open_store, store_url_of
 from ..store import Store, StoreUnavailable
 from ..store import runs as run_store
+from ..store.db import safe_url
+from . import permissions
 from .feed import EventFeed
 from .routes import handlers
 from .routes.base import TokenBuckets
+from .tracking_key import TrackingKey, load_or_create
+
+# What the server puts into its own environment for the kernels it starts (team mode).
+TRACKING_ENV = ("MLP_TRACKING_URI", "MLP_TRACKING_KEY", "MLP_TRACKING_TOKEN")
 
 # Tornado closes a connection whose request headers pass its max_header_size (64 KiB) without
 # an answer. The extension raises the limit of the server it runs in so that a long URL reaches
@@ -29,6 +37,31 @@ class MlpApp(ExtensionApp):
         "",
         config=True,
         help="Folder of the store and blobs (default: $MLP_HOME or <data dir>/mlp).",
+    )
+    store_url = Unicode(
+        "",
+        config=True,
+        help="Address of a shared store (postgresql://user:password@host/db) for a team; empty: "
+        "$MLP_STORE_URL, else the SQLite file under `home`. Read once and removed from the "
+        "server's environment, so the kernels it starts never hold it.",
+    )
+    blob_url = Unicode(
+        "", config=True, help="Address of a shared blob store, where the store supports one."
+    )
+    team_admins = Set(
+        Unicode(),
+        config=True,
+        help="User names that may change (rename, tag, pin, delete, cancel) everyone's runs, "
+        "pipeline runs and sweeps; the others change only their own. Setting it also turns on "
+        "team mode on a store that is not shared.",
+    )
+    kernels_through_server = Bool(
+        None,
+        allow_none=True,
+        config=True,
+        help="Whether kernels this server starts track through it (MLP_TRACKING_URI and a "
+        "tracking key in their environment) instead of opening the store: None (default) when "
+        "the store is shared (store_url).",
     )
     heartbeat_timeout = Float(
         60.0, config=True, help="Seconds without a heartbeat before a running run is marked lost."
@@ -69,17 +102,35 @@ class MlpApp(ExtensionApp):
     )
 
     store_error: str | None = None
+    store_where: str | None = None
     jobs: Any = None
+    tracking_key: TrackingKey | None = None
     _reconciler: PeriodicCallback | None = None
+    _saved_env: dict[str, str | None] | None = None
 
     def initialize_settings(self) -> None:
-        self.store = Store(self.home or None)
+        # the shared store's address (with its credentials) stays in this process alone: the
+        # kernels the server starts inherit its environment
+        url = self.store_url or os.environ.get("MLP_STORE_URL", "")
+        os.environ.pop("MLP_STORE_URL", None)
+        self.shared_store_url = url or None
+        self.hub = permissions.hub_identity(getattr(self.serverapp, "identity_provider", None))
+        self.admins = frozenset(self.team_admins)
+        self.server_user = permissions.server_user()
+        try:
+            self.store = open_store(self.home or None, url or None, self.blob_url or None)
+        except StoreUnavailable as exc:  # an address this store cannot open: every route 503
+            self.store = Store(self.home or None)
+            self.store_error, self.store_where = str(exc), exc.path
+            self.log.error("jupyter-mlp: %s", exc)
         self.executor = ThreadPoolExecutor(self.store_threads, thread_name_prefix="mlp-store")
         self.token_buckets = TokenBuckets(self.token_failures_burst, self.token_failures_per_s)
         self.feed = EventFeed(self.store, self.executor)
         self.settings["mlp"] = self
         if self.serverapp is not None:
             self.serverapp.io_loop.add_callback(self._raise_header_limit)
+        if self.store_error is not None:
+            return
         try:
             self.store.connect()  # create or migrate now, not on the first request
         except StoreUnavailable as exc:
@@ -87,10 +138,18 @@ class MlpApp(ExtensionApp):
             self.store_error = str(exc)
             self.log.error("jupyter-mlp: %s", exc)
             return
+        through = self.kernels_through_server
+        if through is None:
+            through = self.shared_store_url is not None
+        if through:
+            self._track_through_server()
         from ..execution.service import JobService
 
         executors: dict = {
-            "local": {"kernel_pool": self.warm_kernels},
+            "local": {
+                "kernel_pool": self.warm_kernels,
+                "tracking_url": self.kernel_tracking_url if through else None,
+            },
             "dask": {"scheduler": self.dask_scheduler or None, "api_url": self.api_url},
         }
         self.jobs = JobService(self.store, concurrency=self.local_concurrency, executors=executors)
@@ -113,10 +172,63 @@ class MlpApp(ExtensionApp):
         if resumed:
             self.log.info("jupyter-mlp: sweeps driven again: %s", ", ".join(resumed))
 
+    @property
+    def team(self) -> bool:
+        """Team mode: a shared store, or team admins named. Otherwise (single-seat) the one user
+        may change everything, as before."""
+        return self.shared_store_url is not None or bool(self.admins)
+
+    def actor(self, current_user: Any) -> permissions.Actor:
+        return permissions.actor(current_user, self.hub, self.team, self.admins)
+
+    def store_address(self) -> str:
+        """The store's address without its password (what /me shows)."""
+        if self.shared_store_url:
+            return safe_url(self.shared_store_url)
+        return "sqlite:///" + self.store.path.resolve().as_posix()
+
+    # --- kernels that track through this server ---------------------------------------------
+
+    def _track_through_server(self) -> None:
+        """Put this server's /mlp/api address and its tracking key into its own environment:
+        every kernel it starts from now on inherits them and tracks over HTTP (its user owns
+        what they track) instead of opening the store."""
+        runtime = getattr(self.serverapp, "runtime_dir", None) or str(self.store.home)
+        key = load_or_create(runtime)
+        self.tracking_key = TrackingKey(key)
+        self._saved_env = {name: os.environ.get(name) for name in TRACKING_ENV}
+        os.environ.pop("MLP_TRACKING_TOKEN", None)  # a token of ours would send every run there
+        os.environ["MLP_TRACKING_KEY"] = key
+        self._publish_tracking_uri()
+        if self.serverapp is not None:  # again once the port is bound (port_retries may move it)
+            self.serverapp.io_loop.add_callback(self._publish_tracking_uri)
+
+    def _publish_tracking_uri(self) -> None:
+        url = self.kernel_tracking_url()
+        if url:
+            os.environ["MLP_TRACKING_URI"] = url
+
+    def kernel_tracking_url(self) -> str | None:
+        """Where this server's kernels (and its local jobs' kernels) reach its /mlp/api."""
+        if self.serverapp is None:
+            return None
+        return self.serverapp.connection_url.rstrip("/") + "/mlp/api"
+
+    def _restore_env(self) -> None:
+        if self._saved_env is None:
+            return
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = None
+
     def check_store(self) -> None:
         """Raise StoreUnavailable (the routes answer 503) when the store could not be opened."""
         if self.store_error is not None:
-            raise StoreUnavailable(self.store.path, "could not be opened", self.store_error)
+            where = self.store_where or self.store.path
+            raise StoreUnavailable(where, "could not be opened", self.store_error)
 
     def _raise_header_limit(self) -> None:
         """Once the HTTP server exists (it is made after the extensions load)."""
@@ -156,7 +268,7 @@ class MlpApp(ExtensionApp):
         """A pipeline is driven by a process of its own: it outlives a server restart."""
         from ..pipelines.driver import spawn
 
-        spawn(self.store.home, pipeline_run_id)
+        spawn(self.store.home, pipeline_run_id, store_url_of(self.store))
 
     async def stop_extension(self) -> None:
         # whatever initialize_settings got to (a broken store starts no services)
@@ -170,6 +282,7 @@ class MlpApp(ExtensionApp):
         executor = getattr(self, "executor", None)
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+        self._restore_env()
 
 
 def raise_header_limit(server: Any, limit: int) -> None:

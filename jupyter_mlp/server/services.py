@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from ..execution.store_address import store_url_of
 from ..records import RecordError
 from ..store import Store, series, tokens
 from ..store import pipelines as pipeline_store
@@ -14,6 +15,7 @@ from ..store import runs as run_store
 from ..store.db import write
 from ..store.jobs import apply_remote_report, get_job
 from ..store.jobs import progress as job_progress
+from .permissions import Actor, check
 
 REFUSED_SHOWN = 100  # refused records listed in one answer (the count is always given)
 
@@ -47,15 +49,44 @@ def gpu_series(store: Store, ref: str, points: int, gpu: Any, start: Any, end: A
     return {"gpus": series.gpu(conn, run_store.resolve_id(conn, ref), points, gpu, start, end)}
 
 
-def patch_run(store: Store, ref: str, changes: dict[str, Any]) -> dict[str, Any]:
-    return run_store.patch_run(store.connect(), ref, changes)
+def _may_change_run(conn: Any, who: Actor, run_id: str, verb: str, admins: frozenset[str]) -> None:
+    owner = run_store.get_run(conn, run_id, with_cells=False).get("owner")
+    check(who, "run", run_id, owner, verb, admins)
 
 
-def delete_run(store: Store, ref: str) -> dict[str, Any]:
+def patch_run(
+    store: Store,
+    ref: str,
+    changes: dict[str, Any],
+    who: Actor,
+    admins: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
     conn = store.connect()
     run_id = run_store.resolve_id(conn, ref)
+    verb = "pin" if set(changes) == {"pinned"} else "change"
+    _may_change_run(conn, who, run_id, verb, admins)
+    return run_store.patch_run(conn, run_id, changes)
+
+
+def delete_run(
+    store: Store, ref: str, who: Actor, admins: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    conn = store.connect()
+    run_id = run_store.resolve_id(conn, ref)
+    _may_change_run(conn, who, run_id, "delete", admins)
     removed = run_store.delete_run(conn, run_id, store.blobs)
     return {"deleted": run_id, "blobs_removed": len(removed)}
+
+
+def cancel_run(
+    store: Store, jobs: Any, ref: str, who: Actor, admins: frozenset[str] = frozenset()
+) -> dict[str, Any]:
+    """Cancel a queued or running job (a dask job's task is cancelled over the network)."""
+    conn = store.connect()
+    run_id = run_store.resolve_id(conn, ref)
+    _may_change_run(conn, who, run_id, "cancel", admins)
+    found: dict[str, Any] = jobs.cancel(run_id)
+    return found
 
 
 def compare(store: Store, refs: list[str]) -> dict[str, Any]:
@@ -111,16 +142,70 @@ def open_blob(store: Store, digest: str) -> Any:
         raise NotFound("the blob is missing from the store") from None
 
 
-def rerun(store: Store, jobs: Any, ref: str, request: dict[str, Any]) -> dict[str, Any]:
-    """Queue a rerun (a job); in the pool because the dask executor may wait for a scheduler."""
+def rerun(
+    store: Store, jobs: Any, ref: str, request: dict[str, Any], owner: str | None = None
+) -> dict[str, Any]:
+    """Queue a rerun (a job) owned by `owner`, whoever owns the run it reruns (everyone may
+    rerun anyone's run); in the pool because the dask executor may wait for a scheduler."""
     run_id = run_store.resolve_id(store.connect(), ref)
-    return {"id": jobs.submit_rerun(run_id, request.pop("params", {}), **request)}
+    return {"id": jobs.submit_rerun(run_id, request.pop("params", {}), owner=owner, **request)}
 
 
-def create_remote_run(store: Store, fields: dict[str, Any]) -> dict[str, Any]:
-    """A run for a remote tracker, with its write token."""
+def create_remote_run(
+    store: Store, fields: dict[str, Any], owner: str | None = None
+) -> dict[str, Any]:
+    """A run for a remote tracker, owned by `owner`, with its write token."""
     run = {"name": "remote", "project": "default", "tags": [], **fields, "kind": "interactive"}
+    if owner:
+        run["owner"] = owner
     return run_store.create_run(store.connect(), run, with_token=True)
+
+
+class RunExists(PermissionError):
+    """A tracking key may open a new run only (403)."""
+
+
+def open_tracked_run(
+    store: Store, run_id: str, owner: str, created_at: float | None = None
+) -> dict[str, Any]:
+    """A run a tracker named (with this server's tracking key), created `queued` and owned by
+    `owner`, and its write token: {"id", "token"}. A key never writes to a run that exists; the
+    one exception is a retry of this very open (the answer was lost): a run of the same owner
+    that the key opened and that never received a record gets a new token."""
+    import time
+
+    from ..store import events
+    from ..store.db import write
+    from ..store.records import upsert_run
+    from ..store.templates import template_run
+
+    now = time.time()
+    conn = store.connect()
+    with write(conn):
+        if template_run(conn, run_id) is None:
+            fields = {
+                "status": "queued", "kind": "interactive", "project": "default",
+                "name": "remote", "tags": [], "owner": owner,
+                "created_at": min(created_at, now) if created_at is not None else now,
+            }  # fmt: skip
+            upsert_run(conn, run_id, fields)
+            events.append(conn, run_id, "run", {"status": "queued"})
+            return {"id": run_id, "token": tokens.issue(conn, run_id)}
+        run = run_store.get_run(conn, run_id, with_cells=False)
+        retry = (
+            run.get("owner") == owner and run.get("kind") == "interactive"
+            and run.get("status") == "queued" and get_job(conn, run_id) is None
+            and not run.get("started_at") and not run.get("cells")
+        )  # fmt: skip
+        if not retry:
+            raise RunExists(f"run {run_id} exists; a tracking key opens new runs only")
+        return {"id": run_id, "token": tokens.issue(conn, run_id)}
+
+
+def me(app: Any, who: Actor) -> dict[str, Any]:
+    """What the UI needs to know of the user: their name (what they create is theirs), whether
+    they may change everyone's things, whether the store is a team's, and where it is."""
+    return {"name": who.name, "admin": who.admin, "team": app.team, "store": app.store_address()}
 
 
 def pipeline_run_detail(store: Store, pipeline_run_id: str) -> dict[str, Any]:
@@ -156,9 +241,10 @@ def pipeline_runs(store: Store, path: str | None, root_dir: Any = None) -> dict[
 
 
 def start_pipeline(
-    app: Any, spec: dict[str, Any], request: dict[str, Any], root_dir: Any = None
-) -> dict[str, Any]:
-    """Record a pipeline run (validated first) and start its driver process."""
+    app: Any, spec: dict[str, Any], request: dict[str, Any], root_dir: Any = None,
+    owner: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Record a pipeline run (validated first) owned by `owner` and start its driver process."""
     from ..pipelines import dag
 
     if request.get("path"):
@@ -166,17 +252,22 @@ def start_pipeline(
     if request.get("resume"):
         request["resume"] = pipeline_store.resolve_id(app.store.connect(), request["resume"])
     pid = dag.submit(app.store, spec, params=request.pop("params", {}),
-                     concurrency=app.local_concurrency, **request)  # fmt: skip
+                     concurrency=app.local_concurrency, owner=owner, **request)  # fmt: skip
     app.start_pipeline(pid)
     return {"id": pid}
 
 
-def cancel_pipeline(store: Store, pipeline_run_id: str) -> dict[str, Any]:
+def cancel_pipeline(
+    store: Store, pipeline_run_id: str, who: Actor, admins: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     from ..pipelines import dag
 
-    pipeline_run_id = pipeline_store.resolve_id(store.connect(), pipeline_run_id)
+    conn = store.connect()
+    pipeline_run_id = pipeline_store.resolve_id(conn, pipeline_run_id)
+    owner = pipeline_store.get(conn, pipeline_run_id).get("owner")
+    check(who, "pipeline run", pipeline_run_id, owner, "cancel", admins)
     dag.cancel(store, pipeline_run_id)
-    return pipeline_store.get(store.connect(), pipeline_run_id)
+    return pipeline_store.get(conn, pipeline_run_id)
 
 
 # --- ingest (run tokens) -------------------------------------------------------------------------
@@ -270,23 +361,28 @@ def sweep_detail(conn: Any, ref: str) -> dict[str, Any]:
     }
 
 
-def start_sweep(store: Store, body: dict[str, Any]) -> dict[str, Any]:
-    """Check and record the sweep, then start its driver in a process of its own (it outlives
-    this server; the server dispatches the trials' jobs while it runs)."""
+def start_sweep(store: Store, body: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
+    """Check and record the sweep (owned by `owner`, as its trials are), then start its driver
+    in a process of its own (it outlives this server; the server dispatches the trials' jobs
+    while it runs)."""
     from ..sweeps.driver import spawn, submit
 
     options = dict(body)
     template, params, objective = (options.pop(k) for k in ("template", "params", "objective"))
-    sweep_id = submit(store, template, params, objective, **options)
-    spawn(store.home, sweep_id)
+    sweep_id = submit(store, template, params, objective, owner=owner, **options)
+    spawn(store.home, sweep_id, store_url_of(store))
     return {"id": sweep_id}
 
 
-def cancel_sweep(store: Store, jobs: Any, ref: str) -> dict[str, Any]:
+def cancel_sweep(
+    store: Store, jobs: Any, ref: str, who: Actor, admins: frozenset[str] = frozenset()
+) -> dict[str, Any]:
     from ..store import sweeps as sweep_store
     from ..sweeps.driver import cancel
 
-    sweep_id = sweep_store.resolve_id(store.connect(), ref)
+    conn = store.connect()
+    sweep_id = sweep_store.resolve_id(conn, ref)
+    check(who, "sweep", sweep_id, sweep_store.get(conn, sweep_id).get("owner"), "cancel", admins)
     return {"id": sweep_id, "status": cancel(store, sweep_id, jobs)}
 
 
@@ -309,6 +405,6 @@ def resume_sweeps(store: Store) -> list[str]:
         if sweep["status"] == "cancelling":
             cancel(store, sweep["id"])
         else:
-            spawn(store.home, sweep["id"])
+            spawn(store.home, sweep["id"], store_url_of(store))
         resumed.append(sweep["id"])
     return resumed

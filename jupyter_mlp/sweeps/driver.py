@@ -200,10 +200,11 @@ def values_of(space: Space, sampled: dict[str, Any]) -> dict[str, Any]:
 def record(
     conn: Any, the_plan: Plan, *, template_id: str, name: str, executor: str = "local",
     gpus: int | None = None, allow_new: bool = False, kernel: str | None = None,
-    options: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None, owner: str | None = None,
 ) -> str:  # fmt: skip
     """Record a checked sweep (`queued`); its id. `options`: more for the sweep's options
-    (a pipeline stage's sweep names its pipeline run and stage there)."""
+    (a pipeline stage's sweep names its pipeline run and stage there); owner: who runs it
+    (None: this process's user), and so the owner of its trials."""
     p = the_plan
     sweep_id = S.create(
         conn, name=name, template_id=template_id, space=space_json(p.space),
@@ -213,6 +214,7 @@ def record(
         options={"prune": p.prune, "prune_startup": p.prune_startup,
                  "prune_warmup": p.prune_warmup, "allow_new": bool(allow_new), "kernel": kernel,
                  **(options or {})},
+        owner=owner,
     )  # fmt: skip
     if p.note:
         S.update(conn, sweep_id, note=p.note)
@@ -225,9 +227,11 @@ def submit(
     prune: bool = False, prune_startup: int = PRUNE_STARTUP, prune_warmup: int = 0,
     timeout: float | None = None, executor: str = "local", gpus: int | None = None,
     allow_new: bool = False, kernel: str | None = None, name: str | None = None,
+    owner: str | None = None,
 ) -> str:  # fmt: skip
     """Check everything and record the sweep (`queued`); returns its id. SweepError (or
-    RunNotFound) on bad input, before anything is queued."""
+    RunNotFound) on bad input, before anything is queued. owner: who runs it (None: this
+    process's user)."""
     from ..execution.submit import prepare_rerun
     from ..store import runs as run_store
 
@@ -261,7 +265,7 @@ def submit(
     template_row = run_store.get_run(conn, template_id, with_cells=False)
     return record(
         conn, the_plan, template_id=template_id, name=name or f"{template_row['name'] or 'run'} sweep",
-        executor=executor, gpus=gpus, allow_new=allow_new, kernel=kernel,
+        executor=executor, gpus=gpus, allow_new=allow_new, kernel=kernel, owner=owner,
     )  # fmt: skip
 
 
@@ -550,7 +554,7 @@ class Driver:
                     self.conn, self.store.blobs, self.row["template_id"], values,
                     executor=self.row["executor"], gpus=self.row["gpus"],
                     allow_new=bool(self.options.get("allow_new")),
-                    kernel=self.options.get("kernel"), name=name,
+                    kernel=self.options.get("kernel"), name=name, owner=self.row.get("owner"),
                 )  # fmt: skip
             ex = self.service.executor(request.executor)
             ex.validate(request)
@@ -708,12 +712,12 @@ def run(store: Any, sweep_id: str, service: Any = None) -> str:
 # --- the detached process -----------------------------------------------------------------------
 
 
-def spawn(home: Path, sweep_id: str) -> int:
+def spawn(home: Path, sweep_id: str, store_url: str | None = None) -> int:
     """Start the driver in its own process session (it outlives the terminal); its pid."""
     from ..execution.processes import spawn_detached
 
     log = Path(home) / "sweeps" / f"{sweep_id}.log"
-    return spawn_detached("jupyter_mlp.sweeps.driver", [sweep_id], Path(home), log)
+    return spawn_detached("jupyter_mlp.sweeps.driver", [sweep_id], Path(home), log, store_url)
 
 
 def main(argv: list[str] | None = None) -> int:

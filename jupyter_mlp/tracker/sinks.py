@@ -393,17 +393,31 @@ def default_spool_dir() -> Path:
 
 
 class HttpSink:
-    def __init__(self, uri: str, token: str, spool_dir: str | os.PathLike | None = None) -> None:
+    """Batches to a server's ingest route with a run token. Given the server's tracking key
+    instead (a kernel of a Jupyter server whose store is shared), the sink opens its run first:
+    one request that creates the run `run_id` for the server's user and answers its token; until
+    that open gets through (the server is down), everything spools, and the open goes first on
+    replay."""
+
+    def __init__(
+        self, uri: str, token: str | None, spool_dir: str | os.PathLike | None = None, *,
+        key: str | None = None, run_id: str | None = None,
+    ) -> None:  # fmt: skip
         import requests
 
         self.uri = uri.rstrip("/")
-        self.token = token
-        self.run_id = token.split(".", 1)[0]
+        self.token = token or None
+        self.key = None if self.token else key
+        if self.token is None and (not self.key or not run_id):
+            raise ValueError("an HTTP sink needs a run token, or a tracking key and a run id")
+        self.run_id = self.token.split(".", 1)[0] if self.token else str(run_id)
+        self._created_at: float | None = None  # the run's creation time, sent with the open
         folder = Path(spool_dir or default_spool_dir())
         self.spool_dir = folder
         self.spool = folder / f"{self.run_id}.jsonl"
         self.http = requests.Session()
-        self.http.headers["X-MLP-Run-Token"] = token
+        if self.token:
+            self.http.headers["X-MLP-Run-Token"] = self.token
         self.pending: deque[dict[str, Any]] = deque()
         # The writer thread and the start-up capture (snapshot, git diff) both send: one at a time.
         self._lock = threading.RLock()
@@ -433,6 +447,11 @@ class HttpSink:
                 f"{len(self.pending)} batches could not be sent to {self.uri} and the spool "
                 f"{self.spool} could not be written: they are lost when this process exits"
             )
+        if self.token is None:  # never opened: no later tracker holds a token for this run
+            return (
+                f"{len(self.pending)} batches could not be sent to {self.uri} (run "
+                f"{self.run_id} was never opened there); they are kept in {self.spool}"
+            )
         return (
             f"{len(self.pending)} batches could not be sent to {self.uri}; they are kept in "
             f"{self.spool} and sent by the next tracker of run {self.run_id}"
@@ -447,10 +466,58 @@ class HttpSink:
 
     def write(self, run_id: str, batch: dict[str, Any]) -> None:
         with self._lock:
+            if self.key is not None:
+                batch = self._opened_fields(batch)
             for piece in _split(batch):
                 self.seq += 1
                 self._queue({"seq": self.seq, "batch": piece})
             self._replay()
+
+    def _opened_fields(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """A run opened with the key is made by the server (interactive, owned by its user):
+        the start batch's kind and creation time go with the open, not to the ingest route
+        (which refuses them from a token)."""
+        fields = batch.get("run")
+        if not isinstance(fields, dict) or not ({"kind", "created_at"} & set(fields)):
+            return batch
+        fields = dict(fields)
+        fields.pop("kind", None)
+        created = fields.pop("created_at", None)
+        if self._created_at is None and isinstance(created, (int, float)):
+            self._created_at = float(created)
+        return {**batch, "run": fields}
+
+    def _open(self) -> None:
+        """Open the run with the tracking key and keep its token (Kept while that cannot be
+        done now: the batches stay spooled, in order)."""
+        import requests
+
+        body: dict[str, Any] = {"id": self.run_id}
+        if self._created_at is not None:
+            body["created_at"] = self._created_at
+        try:
+            r = self.http.post(
+                f"{self.uri}/ingest/open", data=json.dumps(body), timeout=60,
+                headers={"Content-Type": "application/json", "X-MLP-Tracking-Key": self.key or ""},
+            )  # fmt: skip
+        except (requests.RequestException, OSError) as exc:
+            raise Kept(
+                f"{self.uri} is unreachable ({type(exc).__name__}); spooling to {self.spool}"
+            ) from None
+        token = None
+        if r.status_code in (200, 201):
+            try:
+                answer = r.json()
+            except ValueError:
+                answer = None
+            token = answer.get("token") if isinstance(answer, dict) else None
+        if not isinstance(token, str) or not token.startswith(self.run_id + "."):
+            raise Kept(
+                f"{self.uri} did not open run {self.run_id} ({r.status_code} {r.text[:200]}); "
+                f"records are kept in {self.spool}"
+            )
+        self.token, self.key = token, None
+        self.http.headers["X-MLP-Run-Token"] = token
 
     def put_bytes(self, data: bytes) -> str:
         digest = hashlib.sha256(data).hexdigest()
@@ -498,6 +565,8 @@ class HttpSink:
         import requests
 
         sent = 0
+        if self.token is None and self.pending:
+            self._open()
         try:
             while self.pending:
                 item = self.pending[0]
@@ -584,10 +653,18 @@ def _split(batch: dict[str, Any]) -> list[dict[str, Any]]:
 def make_sink(
     home: str | os.PathLike | None = None, run_id: str | None = None
 ) -> StoreSink | HttpSink:
+    """With MLP_TRACKING_URI: over HTTP with MLP_TRACKING_TOKEN (a run made for this tracker),
+    else with MLP_TRACKING_KEY (a kernel of a Jupyter server whose store is shared: the sink
+    opens `run_id` itself). Otherwise the store on this machine."""
     uri = os.environ.get("MLP_TRACKING_URI", "")
     if uri.startswith(("http://", "https://")):
         token = os.environ.get("MLP_TRACKING_TOKEN", "")
-        if not token:
-            raise ValueError("MLP_TRACKING_URI is set but MLP_TRACKING_TOKEN is not")
-        return HttpSink(uri, token)
+        if token:
+            return HttpSink(uri, token)
+        key = os.environ.get("MLP_TRACKING_KEY", "")
+        if key and run_id:
+            return HttpSink(uri, None, key=key, run_id=run_id)
+        raise ValueError(
+            "MLP_TRACKING_URI is set but neither MLP_TRACKING_TOKEN nor MLP_TRACKING_KEY is"
+        )
     return StoreSink(home, run_id)

@@ -1,16 +1,17 @@
 """Every route of the extension, by resource. Each route needs a logged-in Jupyter user, except
 the ingest routes, which need a run token (`X-MLP-Run-Token`) that can write to its own run
-only. The routes are described in ../openapi.yaml; tests check that both agree."""
+only (or, to open a run, the server's tracking key). The routes are described in ../openapi.yaml; tests check that both agree."""
 
 from __future__ import annotations
 
 import re
 
-from . import events, ingest, pipelines, runs, sweeps
+from . import events, ingest, pipelines, runs, sweeps, team
 from .base import MlpHandler, UnknownRouteHandler
 
 HANDLERS: list[type[MlpHandler]] = [
     *runs.HANDLERS, *pipelines.HANDLERS, *sweeps.HANDLERS, *events.HANDLERS, *ingest.HANDLERS,
+    *team.HANDLERS,
 ]  # fmt: skip
 
 

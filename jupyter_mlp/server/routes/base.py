@@ -32,6 +32,7 @@ from ...store.pipelines import PipelineRunNotFound
 from ...store.records import BadBatch
 from ...store.sweeps import SweepNotFound
 from ...sweeps.space import SweepError
+from ..permissions import Actor
 from ..services import NotFound
 
 try:
@@ -120,6 +121,12 @@ class MlpHandler(APIHandler):
     @property
     def mlp(self) -> Any:
         return self.settings["mlp"]
+
+    @property
+    def who(self) -> Actor:
+        """The user behind this request: what they create is theirs (`name`); `admin`: they may
+        change what anyone owns (permissions.py)."""
+        return self.mlp.actor(self.current_user)
 
     async def prepare(self) -> None:  # type: ignore[override]
         if len(self.request.uri or "") > URL_MAX:
@@ -309,17 +316,36 @@ class TokenHandler(MlpHandler):
 
         buckets: TokenBuckets = self.mlp.token_buckets
         client = self.request.remote_ip or "?"
-        wait = buckets.retry_after(client)
-        if wait > 0:
-            raise Refused(
-                429, "too many failed run-token attempts from this address; retry later",
-                {"Retry-After": str(max(1, int(wait + 0.999)))},
-            )  # fmt: skip
+        self._throttle(buckets, client)
         run_id = await self.store_call(tokens.run_of, self.request.headers.get("X-MLP-Run-Token"))
         if run_id is None:
             buckets.failed(client)
             raise Refused(401, "a valid X-MLP-Run-Token for a live run is required")
         return run_id
+
+    def key_owner(self) -> str:
+        """The user whose runs this request's tracking key (X-MLP-Tracking-Key, the key this
+        server gave its kernels) may open: this server's; else 401 (429 once a client failed too
+        often, counted with its bad run tokens)."""
+        buckets: TokenBuckets = self.mlp.token_buckets
+        client = self.request.remote_ip or "?"
+        self._throttle(buckets, client)
+        key = self.mlp.tracking_key
+        if key is None or not key.matches(self.request.headers.get("X-MLP-Tracking-Key")):
+            buckets.failed(client)
+            why = "" if key is not None else " (this server gives its kernels none)"
+            raise Refused(401, "a valid X-MLP-Tracking-Key is required" + why)
+        owner: str = self.mlp.server_user
+        return owner
+
+    @staticmethod
+    def _throttle(buckets: TokenBuckets, client: str) -> None:
+        wait = buckets.retry_after(client)
+        if wait > 0:
+            raise Refused(
+                429, "too many failed run-token or tracking-key attempts from this address; retry later",
+                {"Retry-After": str(max(1, int(wait + 0.999)))},
+            )  # fmt: skip
 
 
 class UnknownRouteHandler(MlpHandler):

@@ -1,7 +1,11 @@
 """The routes a remote tracker or a remote job calls with its run token (`X-MLP-Run-Token`):
-batches of records, blobs, the job's own state, and a stage's input artifacts."""
+batches of records, blobs, the job's own state, and a stage's input artifacts; and the one a
+kernel of this server calls with its tracking key to open its run (`X-MLP-Tracking-Key`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from ... import records
 from ...records import RecordError
@@ -94,6 +98,27 @@ class IngestInputHandler(TokenHandler):
         await self.send_file(await self.call(services.open_blob, self.mlp.store, found))
 
 
+class IngestOpenHandler(TokenHandler):
+    """A tracker in a kernel this server started (it holds the server's tracking key, not a run
+    token) opens the run it named: created for this server's user, answered with its token."""
+
+    path = "/ingest/open"
+    FIELDS: dict[str, Callable[[Any, str], Any]] = {
+        "id": records.run_id,
+        "created_at": lambda v, f: records.number(v, f, 0, records.TIME_MAX),
+    }
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        owner = self.key_owner()
+        body = self.object_body(self.FIELDS)
+        if "id" not in body:
+            raise RecordError("id", "is required: the id of the run the tracker opens")
+        self.reply(await self.call(
+            services.open_tracked_run, self.mlp.store, body["id"], owner, body.get("created_at")
+        ), 201)  # fmt: skip
+
+
 HANDLERS: list[type[TokenHandler]] = [
-    IngestHandler, IngestBlobHandler, IngestJobHandler, IngestInputHandler,
+    IngestHandler, IngestBlobHandler, IngestJobHandler, IngestInputHandler, IngestOpenHandler,
 ]  # fmt: skip

@@ -91,7 +91,9 @@ class PipelineRunsHandler(PipelineHandler):
         spec, folder = await self.pipeline_file(body["path"])
         request = {"executor": self.mlp.default_executor, **body, "base": folder}
         root = getattr(self.contents_manager, "root_dir", None)
-        self.reply(await self.call(services.start_pipeline, self.mlp, spec, request, root), 201)
+        self.reply(await self.call(
+            services.start_pipeline, self.mlp, spec, request, root, self.who.name
+        ), 201)  # fmt: skip
 
 
 class PipelineRunHandler(MlpHandler):
@@ -109,7 +111,9 @@ class PipelineCancelHandler(MlpHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, pid: str) -> None:
-        self.reply(await self.call(services.cancel_pipeline, self.mlp.store, pid))
+        self.reply(await self.call(
+            services.cancel_pipeline, self.mlp.store, pid, self.who, self.mlp.admins
+        ))  # fmt: skip
 
 
 HANDLERS: list[type[MlpHandler]] = [

@@ -65,7 +65,9 @@ class RunsHandler(MlpHandler):
             "tags": records.tags,
         })  # fmt: skip
         fields = {k: v for k, v in fields.items() if v is not None}
-        self.reply(await self.call(services.create_remote_run, self.mlp.store, fields), 201)
+        self.reply(
+            await self.call(services.create_remote_run, self.mlp.store, fields, self.who.name), 201
+        )
 
 
 class RunHandler(MlpHandler):
@@ -88,12 +90,16 @@ class RunHandler(MlpHandler):
         changes = self.object_body(self.PATCHABLE)
         if not changes:
             raise RecordError("body", "send a JSON object with some of: name, tags, pinned, notes")
-        self.reply(await self.call(services.patch_run, self.mlp.store, ref, changes))
+        self.reply(await self.call(
+            services.patch_run, self.mlp.store, ref, changes, self.who, self.mlp.admins
+        ))  # fmt: skip
 
     @tornado.web.authenticated
     @authorized
     async def delete(self, ref: str) -> None:
-        self.reply(await self.call(services.delete_run, self.mlp.store, ref))
+        self.reply(
+            await self.call(services.delete_run, self.mlp.store, ref, self.who, self.mlp.admins)
+        )
 
 
 class RunPartHandler(MlpHandler):
@@ -241,9 +247,9 @@ class RerunHandler(MlpHandler):
     @authorized
     async def post(self, ref: str) -> None:
         request = {"executor": self.mlp.default_executor, **self.object_body(self.FIELDS)}
-        self.reply(
-            await self.call(services.rerun, self.mlp.store, self.mlp.jobs, ref, request), 201
-        )
+        self.reply(await self.call(
+            services.rerun, self.mlp.store, self.mlp.jobs, ref, request, self.who.name
+        ), 201)  # fmt: skip
 
 
 class CancelHandler(MlpHandler):
@@ -253,7 +259,9 @@ class CancelHandler(MlpHandler):
     @authorized
     async def post(self, ref: str) -> None:
         # in the pool: a dask job's task is cancelled over the network
-        self.reply(await self.call(self.mlp.jobs.cancel, ref))
+        self.reply(await self.call(
+            services.cancel_run, self.mlp.store, self.mlp.jobs, ref, self.who, self.mlp.admins
+        ))  # fmt: skip
 
 
 class ExecutorsHandler(MlpHandler):

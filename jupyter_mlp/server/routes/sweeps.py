@@ -58,7 +58,7 @@ class SweepsHandler(MlpHandler):
             if required not in body:
                 raise RecordError(required, "is required (template run, params, objective)")
         body.setdefault("executor", self.mlp.default_executor)
-        self.reply(await self.call(services.start_sweep, self.mlp.store, body), 201)
+        self.reply(await self.call(services.start_sweep, self.mlp.store, body, self.who.name), 201)
 
 
 class SweepHandler(MlpHandler):
@@ -76,7 +76,9 @@ class SweepCancelHandler(MlpHandler):
     @tornado.web.authenticated
     @authorized
     async def post(self, ref: str) -> None:
-        self.reply(await self.call(services.cancel_sweep, self.mlp.store, self.mlp.jobs, ref))
+        self.reply(await self.call(
+            services.cancel_sweep, self.mlp.store, self.mlp.jobs, ref, self.who, self.mlp.admins
+        ))  # fmt: skip
 
 
 HANDLERS: list[type[MlpHandler]] = [SweepsHandler, SweepHandler, SweepCancelHandler]
