@@ -45,10 +45,12 @@ def server_settings(request) -> dict:
 
 
 @pytest.fixture
-def jp_server_config(mlp_home, server_settings):
+def jp_server_config(mlp_home, server_settings, request):
     """The team's server by default: header identities, carol the admin, kernels tracking
-    through it."""
+    through it. `store_url: "postgresql"`: a new database on the test PostgreSQL server."""
     mlp = dict(server_settings)
+    if mlp.get("store_url") == "postgresql":
+        mlp["store_url"] = request.getfixturevalue("pg_url")
     server: dict = {"jpserver_extensions": {"jupyter_mlp": True}}
     if mlp.pop("identity", "header") == "header":
         server["identity_provider_class"] = HeaderIdentity
@@ -490,6 +492,61 @@ async def test_a_shared_store_address_stays_in_the_server_alone(
     assert "s3cret" not in me["store"] and me["store"].startswith("postgresql://mlp")
     assert "db.internal:5432/mlp" in me["store"]
     assert os.environ["MLP_TRACKING_KEY"] and os.environ["MLP_TRACKING_URI"].endswith("/mlp/api")
+
+
+@pytest.mark.parametrize(
+    "server_settings", [{"store_url": "postgresql", "team_admins": ["carol"]}], indirect=True
+)
+async def test_team_mode_on_a_postgresql_store(hub_user, jp_server_config, jp_serverapp, jp_fetch):
+    """The same server on a shared PostgreSQL store: the address stays in the server, kernels
+    track through it by default, a local job's process opens the store it is told and its
+    kernel writes with its run's token, owners and admins as on SQLite."""
+    from jupyter_mlp.store import Store
+
+    url = jp_server_config["MlpApp"]["store_url"]
+    assert jp_serverapp.web_app.settings["mlp"].store.url == url
+    password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert "MLP_STORE_URL" not in os.environ and os.environ["MLP_TRACKING_KEY"]
+    me = await api(jp_fetch, "me", user="bob")
+    assert me["team"] is True and me["admin"] is False
+    assert me["store"].startswith("postgresql://") and password not in me["store"]
+
+    store = Store(jp_serverapp.web_app.settings["mlp"].store.home, url)
+    snapshot = store.blobs.put_bytes(json.dumps(TINY).encode())
+    seed(store, "4a4a00000001", "bob", snapshot=snapshot, kernel="python3")
+    with store.write() as conn:
+        apply_batch(conn, "4a4a00000001", {"params": [("x", "1", "int", "parameters")]})
+    created = await api(jp_fetch, "runs", "4a4a00000001", "rerun", user="alice", method="POST",
+                        body={"params": {"x": 2}})  # fmt: skip
+    child = await poll(
+        lambda: api(jp_fetch, "runs", created["id"]),
+        lambda r: r["status"] in ("finished", "failed"),
+        what="the rerun",
+    )
+    assert child["status"] == "finished" and child["owner"] == "alice", child
+    outputs = {o["name"]: o["value"] for o in child["outputs"]}
+    assert outputs["token_run"] == created["id"] and outputs["key"] is False
+    assert child["metrics"] == {"score": 20}  # written by the job's kernel, over HTTP
+
+    kernels = jp_serverapp.kernel_manager
+    kernel_id = await kernels.start_kernel(kernel_name="python3")
+    try:
+        reply = await run_cell(kernels.get_kernel(kernel_id).client(), (
+            "%load_ext jupyter_mlp\n%mlp_track on-pg --project team\n"
+            "import os, jupyter_mlp as mlp\nmlp.log_metric('loss', 0.5)\n"
+            "mlp.output('url', 'MLP_STORE_URL' in os.environ)\n%mlp_track stop"
+        ))  # fmt: skip
+        assert reply["status"] == "ok", reply
+    finally:
+        await kernels.shutdown_kernel(kernel_id, now=True)
+    (run,) = (await api(jp_fetch, "runs", user="bob", filter="name = 'on-pg'"))["runs"]
+    assert run["owner"] == "alice" and run["metrics"] == {"loss": 0.5}
+    assert (await api(jp_fetch, "runs", run["id"]))["outputs"][0]["value"] is False
+
+    bobs = await refusal(api(jp_fetch, "runs", run["id"], user="bob", method="DELETE"))
+    assert bobs["code"] == 403 and ALICE_ONLY in bobs["body"]["message"]
+    assert (await api(jp_fetch, "runs", run["id"], user="carol", method="DELETE"))["deleted"]
+    store.close()
 
 
 # --- the command line ----------------------------------------------------------------------------
