@@ -1,6 +1,8 @@
 """The live event feed: long-poll waiters woken when anybody (a kernel, a job, this server)
 commits to the store. Kernels write the SQLite file directly, so the server watches
-`PRAGMA data_version`, which changes on every commit made by another connection."""
+`PRAGMA data_version`, which changes on every commit made by another connection. A PostgreSQL
+store is watched by a connection of its own that LISTENs to the notification every write
+transaction sends at its commit (store/pg.py); a lost one is opened again."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from ..store import Store, events
 
 POLL_S = 0.05
+RECONNECT_S = 1.0  # a PostgreSQL listener that lost its server tries again after this
 
 
 class EventFeed:
@@ -60,6 +63,9 @@ class EventFeed:
             self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
+        if self.store.url is not None:
+            await self._listen(self.store.url)
+            return
         # A connection of its own that never writes: data_version moves on every other commit.
         from ..store import db
 
@@ -74,6 +80,20 @@ class EventFeed:
                     self._changed.set()
         finally:
             conn.close()
+
+    async def _listen(self, url: str) -> None:
+        from ..store import StoreUnavailable
+        from ..store.pg import AsyncListener
+
+        while True:
+            try:
+                async with AsyncListener(url) as changes:
+                    self._changed.set()  # (re)connected: a commit may have come meanwhile
+                    async for _ in changes:
+                        self._changed.set()
+            except StoreUnavailable:  # the server is down or restarting: readers get 503
+                self._changed.set()
+                await asyncio.sleep(RECONNECT_S)
 
     def stop(self) -> None:
         if self._task is not None:

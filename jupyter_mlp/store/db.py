@@ -195,8 +195,8 @@ class Dialect:
         """The text in `column` contains `?`."""
         return f"instr({column}, ?) > 0"
 
-    def like_text(self, expr: str) -> str:
-        """`expr` as text for LIKE (SQLite converts a number itself)."""
+    def like_text(self, expr: str, real: bool = False) -> str:
+        """`expr` as text for LIKE (SQLite converts a number itself); `real`: a float column."""
         return expr
 
     def columns(self, conn: Connection, table: str) -> set[str]:
@@ -225,8 +225,11 @@ class PostgresDialect(Dialect):
     def contains(self, column: str) -> str:
         return f"strpos({column}, ?) > 0"
 
-    def like_text(self, expr: str) -> str:
-        return f'CAST({expr} AS TEXT) COLLATE "C"'
+    def like_text(self, expr: str, real: bool = False) -> str:
+        text = f"CAST({expr} AS TEXT)"
+        if real:  # as SQLite writes a float: a whole one with ".0" (no `?` here: a placeholder)
+            text = f"regexp_replace({text}, '^(-{{0,1}}[0-9]+)$', '\\1.0')"
+        return f'{text} COLLATE "C"'
 
     def columns(self, conn: Connection, table: str) -> set[str]:
         return {

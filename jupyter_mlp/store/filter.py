@@ -257,7 +257,8 @@ class _Parser:
                 value = float(value)
             elif not numeric and not isinstance(value, str):
                 value = _sqlite_text(value)  # SQLite gives the number the column's TEXT affinity
-        return self.compare(column, op, value, value_pos)
+        real = head_low in NUMERIC_COLUMNS and head_low != "pinned"
+        return self.compare(column, op, value, value_pos, real)
 
     def record_comparison(
         self, table: str, key: str, op: str, value: object, is_num: bool, pos: int
@@ -271,9 +272,10 @@ class _Parser:
             column = "num" if is_num else "text"
         self.args.append(key)
         sub = f"(SELECT {column} FROM {source} AS r WHERE r.run_id = runs.id AND r.{key_col} = ?)"
-        return self.compare(sub, op, value, pos)
+        return self.compare(sub, op, value, pos, column in ("num", "value"))
 
-    def compare(self, column: str, op: str, value: object, pos: int) -> str:
+    def compare(self, column: str, op: str, value: object, pos: int, real: bool = False) -> str:
+        """`column op value`; `real`: the column holds floating point numbers."""
         if value is None:
             if op not in ("=", "!="):
                 raise FilterError("null only compares with = or !=", pos)
@@ -281,7 +283,7 @@ class _Parser:
         if op in ("~", "!~"):
             self.args.append(f"%{_escape_like(_sqlite_text(value))}%")
             like = f"{'NOT ' if op == '!~' else ''}{self.dialect.like}"
-            return f"{self.dialect.like_text(column)} {like} ? ESCAPE '\\'"
+            return f"{self.dialect.like_text(column, real)} {like} ? ESCAPE '\\'"
         self.args.append(value)
         return f"{column} {op} ?"
 

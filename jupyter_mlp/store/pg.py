@@ -152,6 +152,8 @@ def unreachable(url: str, exc: BaseException, doing: str = "") -> StoreUnreachab
 
 
 _FAULTS = (psycopg.OperationalError, psycopg.InterfaceError)
+_IDLE = psycopg.pq.TransactionStatus.IDLE
+_RETRIED = frozenset({"SELECT", "BEGIN"})  # change nothing yet: retried on a new connection
 
 
 # --- connections ---------------------------------------------------------------------------------
@@ -191,9 +193,13 @@ class PgConnection:
     def __init__(self, url: str) -> None:
         self.url = url
         self.location = safe_url(url)
-        self.raw = _raw_connect(url)
-        self.raw.row_factory = _row_factory
+        self.raw = self._open()
         self.in_write = False
+
+    def _open(self) -> psycopg.Connection[Any]:
+        raw = _raw_connect(self.url)
+        raw.row_factory = _row_factory
+        return raw
 
     @property
     def broken(self) -> bool:
@@ -205,6 +211,15 @@ class PgConnection:
 
     def execute(self, sql: str, parameters: Any = None, /) -> Any:
         query = translate(sql, parameters is not None)
+        idle = self.raw.info.transaction_status == _IDLE
+        try:
+            return self.raw.execute(query, parameters)
+        except _FAULTS as exc:
+            if not (idle and self.broken and sql.lstrip()[:6].rstrip("; ").upper() in _RETRIED):
+                raise self._fault(exc) from None
+        # The connection was lost while idle (the server restarted, an administrator ended
+        # it): a read, or the BEGIN of a write, changed nothing yet; once more on a new one.
+        self.raw = self._open()
         try:
             return self.raw.execute(query, parameters)
         except _FAULTS as exc:
@@ -226,7 +241,7 @@ class PgConnection:
         """Leave a failed transaction (nothing to do on a connection that is gone)."""
         if self.raw.closed or self.raw.broken:
             return
-        if self.raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        if self.raw.info.transaction_status != _IDLE:
             with contextlib.suppress(Exception):
                 self.raw.execute("ROLLBACK")
 
