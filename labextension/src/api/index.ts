@@ -5,6 +5,7 @@
 export * from './client';
 export * from './executors';
 export * from './feed';
+export * from './me';
 export * from './pipelines';
 export * from './runs';
 export * from './types';

@@ -92,6 +92,8 @@ export interface IRun {
   kernel?: string | null;
   host?: string | null;
   user?: string | null;
+  /** Who made the run (team mode: only they and the team's admins may change it). */
+  owner?: string | null;
   /** Seconds since the epoch. */
   created_at?: number | null;
   started_at: number | null;
@@ -227,6 +229,8 @@ export interface ICompareRun {
   metrics: Record<string, MetricValue>;
   tags: string[];
   pinned: boolean;
+  /** Who made the run, where the server's compare route says so. */
+  owner?: string | null;
 }
 
 export interface ICompare {
@@ -243,6 +247,18 @@ export interface ICompareSeries {
   points: number;
   /** By run id; a run that never logged the metric is absent. */
   series: Record<string, IMetricSeries>;
+}
+
+/** `GET /me`: this user as the server knows them. */
+export interface IMe {
+  /** The user name runs record as `owner` (null: the server did not say). */
+  name: string | null;
+  /** May change any run, pipeline run or sweep of the store. */
+  admin: boolean;
+  /** The store is shared by a team (runs of other users are listed). */
+  team: boolean;
+  /** Where the store is (for the record). */
+  store?: string;
 }
 
 export type EventType = 'run' | 'cells' | 'metrics' | 'params' | 'outputs';
@@ -337,6 +353,8 @@ export interface IPipelineRunSummary {
   version?: string | null;
   status: string;
   params?: Record<string, JSONValue>;
+  /** Who started it (only they and the team's admins may cancel it). */
+  owner?: string | null;
   created_at?: number | null;
   started_at?: number | null;
   ended_at?: number | null;
@@ -425,6 +443,8 @@ export interface ISweep {
   best_run_id: string | null;
   best_value: number | null;
   note: string | null;
+  /** Who started it (only they and the team's admins may cancel it). */
+  owner?: string | null;
   created_at: number;
   started_at: number | null;
   ended_at: number | null;
