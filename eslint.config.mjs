@@ -10,6 +10,7 @@ export default tseslint.config(
       'labextension/lib/**',
       'jupyter_mlp/**',
       'node_modules/**',
+      '.venv/**',
       'ui-tests/node_modules/**',
       'ui-tests/test-results/**',
       'ui-tests/playwright-report/**',

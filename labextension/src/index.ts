@@ -23,11 +23,13 @@ import {
   nullTranslator,
   TranslationBundle
 } from '@jupyterlab/translation';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 import { ISignal, Signal } from '@lumino/signaling';
 
 import {
   EventFeed,
   getNotebook,
+  IRun,
   ISweep,
   NotebookWhich,
   sharedFeed
@@ -35,6 +37,9 @@ import {
 import { listSweeps } from './api/sweeps';
 import { showRerunDialog } from './components/RerunDialog';
 import { pipelineIcon } from './icons';
+import { Identity, sharedIdentity } from './model/Identity';
+import { offersChange, RunChangeKind } from './model/runActions';
+import { askRunChange } from './components/RunChangeDialogs';
 import { RunsModel } from './model/RunsModel';
 import { pipelinePlugins } from './pipeline';
 import { RunsSidebar } from './sidebar';
@@ -44,6 +49,12 @@ import { CompareWidget, RunDetailWidget } from './widgets';
 
 namespace CommandIDs {
   export const openRuns = 'jupyter-mlp:open-runs';
+  export const renameRun = 'jupyter-mlp:rename-run';
+  export const editRunTags = 'jupyter-mlp:edit-run-tags';
+  export const editRunNotes = 'jupyter-mlp:edit-run-notes';
+  export const pinRun = 'jupyter-mlp:pin-run';
+  export const deleteRun = 'jupyter-mlp:delete-run';
+  export const cancelRun = 'jupyter-mlp:cancel-run';
   export const refreshRuns = 'jupyter-mlp:refresh-runs';
   export const filterRuns = 'jupyter-mlp:filter-runs';
   export const openRun = 'jupyter-mlp:open-run';
@@ -54,6 +65,19 @@ namespace CommandIDs {
   export const openNotebook = 'jupyter-mlp:open-run-notebook';
   export const trackNotebook = 'jupyter-mlp:track-notebook';
 }
+
+/** The commands of the changes only a run's owner (or an admin) makes. */
+const CHANGE_COMMANDS: Record<RunChangeKind, string> = {
+  rename: CommandIDs.renameRun,
+  tags: CommandIDs.editRunTags,
+  notes: CommandIDs.editRunNotes,
+  pin: CommandIDs.pinRun,
+  delete: CommandIDs.deleteRun,
+  cancel: CommandIDs.cancelRun
+};
+
+/** A row of the runs table (context menus on it act on its run). */
+const RUN_ROW_SELECTOR = '.jp-mlp-RunTable-row';
 
 const SIDEBAR_ID = 'jupyter-mlp-sidebar';
 const PLUGIN_ID = 'jupyter-mlp:plugin';
@@ -74,7 +98,8 @@ function readSettings(
     metricColumns: (get('metricColumns') ?? []).filter(
       c => typeof c === 'string' && c.trim()
     ),
-    liveUpdates: get('liveUpdates') !== false
+    liveUpdates: get('liveUpdates') !== false,
+    runScope: get('runScope') === 'mine' ? 'mine' : 'team'
   };
 }
 
@@ -82,6 +107,7 @@ class MlpState implements IMlp {
   constructor(
     readonly feed: EventFeed,
     readonly runs: RunsModel,
+    readonly identity: Identity,
     readonly trans: TranslationBundle,
     private _settings: IMlpSettings
   ) {}
@@ -117,30 +143,46 @@ const corePlugin: JupyterFrontEndPlugin<IMlp> = {
   ): Promise<IMlp> => {
     const trans = (translator ?? nullTranslator).load('jupyter_mlp');
     const feed = sharedFeed();
+    const identity = sharedIdentity();
+    // Who this user is decides what the views offer: known before any of them shows.
+    const known = identity.load();
     let settings: ISettingRegistry.ISettings | null = null;
     try {
       settings = registry ? await registry.load(PLUGIN_ID) : null;
     } catch (error) {
       console.warn('jupyter-mlp: settings could not be loaded', error);
     }
+    await known;
     const initial = readSettings(settings);
     const runs = new RunsModel({
       feed,
       project: initial.defaultProject,
-      metricColumns: initial.metricColumns
+      metricColumns: initial.metricColumns,
+      identity,
+      scope: initial.runScope
     });
-    const mlp = new MlpState(feed, runs, trans, initial);
+    const mlp = new MlpState(feed, runs, identity, trans, initial);
     const apply = () => {
       const before = mlp.settings;
       const current = mlp.update(readSettings(settings));
       runs.setProject(current.defaultProject);
       runs.setMetricColumns(current.metricColumns);
+      runs.setScope(current.runScope);
       runs.follow(current.liveUpdates);
       if (current.liveUpdates && !before.liveUpdates) {
         runs.refresh(); // events were missed while paused
       }
     };
     settings?.changed.connect(apply);
+    // Mine / Team is kept like the other panel settings.
+    runs.scopeChanged.connect((_, scope) => {
+      if (settings && readSettings(settings).runScope !== scope) {
+        void settings.set('runScope', scope).catch(error => {
+          console.warn('jupyter-mlp: could not keep Mine / Team', error);
+        });
+      }
+    });
+    identity.changed.connect(() => runs.identityChanged());
     runs.follow(mlp.settings.liveUpdates);
     return mlp;
   }
@@ -218,7 +260,7 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
     palette: ICommandPalette | null,
     restorer: ILayoutRestorer | null
   ): void => {
-    const { trans, feed, runs } = mlp;
+    const { trans, feed, runs, identity } = mlp;
     const details = new WidgetTracker<RunDetailWidget>({
       namespace: 'jupyter-mlp-run'
     });
@@ -238,8 +280,99 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
       openNotebook: (id: string, which: NotebookWhich) =>
         void app.commands.execute(CommandIDs.openNotebook, { id, which }),
       showInPanel: (filter: string) =>
-        void app.commands.execute(CommandIDs.filterRuns, { filter })
+        void app.commands.execute(CommandIDs.filterRuns, { filter }),
+      change: (kind: RunChangeKind, id: string) =>
+        void app.commands.execute(CHANGE_COMMANDS[kind], {
+          id,
+          origin: 'detail'
+        })
     };
+
+    /**
+     * The run a command acts on: its `id` argument, else the row a context menu was opened on,
+     * else the run of the current detail view. `origin` is where it was started (its errors
+     * are shown there): a detail view, or the runs panel.
+     */
+    const target = (
+      args: ReadonlyPartialJSONObject
+    ): { id: string; origin: 'detail' | 'panel' } | null => {
+      if (args.id) {
+        return {
+          id: String(args.id),
+          origin: args.origin === 'detail' ? 'detail' : 'panel'
+        };
+      }
+      const row = app.contextMenuHitTest(node =>
+        node.matches(RUN_ROW_SELECTOR)
+      );
+      if (row?.dataset.runId) {
+        return { id: row.dataset.runId, origin: 'panel' };
+      }
+      const current = app.shell.currentWidget;
+      if (current instanceof RunDetailWidget) {
+        return { id: current.runId, origin: 'detail' };
+      }
+      return null;
+    };
+    /** The run as the panel or an open detail view has it (null: not loaded here). */
+    const knownRun = (id: string): IRun | null =>
+      details.find(w => w.runId === id)?.model.run ?? runs.getRun(id) ?? null;
+
+    for (const [kind, command] of Object.entries(CHANGE_COMMANDS) as [
+      RunChangeKind,
+      string
+    ][]) {
+      // Hidden, not only disabled, where this user may not make the change (someone else's run).
+      const offered = (args: ReadonlyPartialJSONObject) => {
+        const t = target(args);
+        return !!t && offersChange(identity, knownRun(t.id), kind);
+      };
+      app.commands.addCommand(command, {
+        label: args => {
+          const t = target(args);
+          const pinned = t ? !!knownRun(t.id)?.pinned : false;
+          return {
+            rename: trans.__('Rename Run…'),
+            tags: trans.__('Edit Run Tags…'),
+            notes: trans.__('Edit Run Notes…'),
+            pin: pinned ? trans.__('Unpin Run') : trans.__('Pin Run'),
+            delete: trans.__('Delete Run…'),
+            cancel: trans.__('Cancel Run')
+          }[kind];
+        },
+        describedBy: {
+          args: {
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              origin: { type: 'string', enum: ['detail', 'panel'] }
+            }
+          }
+        },
+        isEnabled: offered,
+        isVisible: offered,
+        execute: async args => {
+          const t = target(args);
+          const run = t ? knownRun(t.id) : null;
+          if (!t || !run) {
+            return false;
+          }
+          const change = await askRunChange(kind, run, trans);
+          if (!change) {
+            return false;
+          }
+          const detail = details.find(w => w.runId === t.id);
+          const ok =
+            t.origin === 'detail' && detail
+              ? await detail.model.change(change)
+              : await runs.change(t.id, change);
+          if (ok && kind === 'delete') {
+            detail?.dispose();
+          }
+          return ok;
+        }
+      });
+    }
 
     app.commands.addCommand(CommandIDs.openRun, {
       label: trans.__('Open Run'),
@@ -251,13 +384,19 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
         }
       },
       execute: args => {
-        const id = String(args.id ?? '');
+        const id = target(args)?.id ?? '';
         if (!id) {
           return;
         }
         let widget = details.find(w => w.runId === id);
         if (!widget) {
-          widget = new RunDetailWidget({ id, feed, actions, trans });
+          widget = new RunDetailWidget({
+            id,
+            feed,
+            actions,
+            identity,
+            trans
+          });
           void details.add(widget);
           app.shell.add(widget, 'main');
         }
@@ -285,7 +424,13 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
         const key = [...ids].sort().join(',');
         let widget = compares.find(w => [...w.runIds].sort().join(',') === key);
         if (!widget) {
-          widget = new CompareWidget({ ids, feed, openRun, trans });
+          widget = new CompareWidget({
+            ids,
+            feed,
+            openRun,
+            identity,
+            trans
+          });
           void compares.add(widget);
           app.shell.add(widget, 'main');
         }
@@ -303,7 +448,7 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
     app.commands.addCommand(CommandIDs.rerun, {
       label: trans.__('Rerun…'),
       execute: async args => {
-        const id = String(args.id ?? '');
+        const id = target(args)?.id ?? '';
         if (!id) {
           return;
         }
@@ -376,7 +521,7 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
         }
         let widget = sweeps.find(w => w.sweepId === id);
         if (!widget) {
-          widget = new SweepWidget({ id, openRun, trans });
+          widget = new SweepWidget({ id, openRun, identity, trans });
           void sweeps.add(widget);
           app.shell.add(widget, 'main');
         }
@@ -388,7 +533,7 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
     app.commands.addCommand(CommandIDs.sweep, {
       label: trans.__('Sweep…'),
       execute: async args => {
-        const id = String(args.id ?? '');
+        const id = target(args)?.id ?? '';
         if (!id) {
           return;
         }
@@ -448,6 +593,33 @@ const viewsPlugin: JupyterFrontEndPlugin<void> = {
     runs.changed.connect(() =>
       app.commands.notifyCommandChanged(CommandIDs.compareRuns)
     );
+    identity.changed.connect(() => app.commands.notifyCommandChanged());
+
+    // A run's row: what anyone may do with it, then its owner's (hidden for others' runs).
+    const menuItems: [string, number][] = [
+      [CommandIDs.openRun, 0],
+      [CommandIDs.rerun, 1],
+      [CommandIDs.sweep, 2],
+      [CommandIDs.compareRuns, 3],
+      [CommandIDs.pinRun, 10],
+      [CommandIDs.renameRun, 11],
+      [CommandIDs.editRunTags, 12],
+      [CommandIDs.editRunNotes, 13],
+      [CommandIDs.cancelRun, 14],
+      [CommandIDs.deleteRun, 15]
+    ];
+    app.contextMenu.addItem({
+      type: 'separator',
+      selector: RUN_ROW_SELECTOR,
+      rank: 105
+    });
+    for (const [command, rank] of menuItems) {
+      app.contextMenu.addItem({
+        command,
+        selector: RUN_ROW_SELECTOR,
+        rank: 100 + rank
+      });
+    }
 
     if (restorer) {
       void restorer.restore(details, {

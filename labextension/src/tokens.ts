@@ -3,7 +3,8 @@ import { Token } from '@lumino/coreutils';
 import { ISignal } from '@lumino/signaling';
 
 import { EventFeed } from './api';
-import { RunsModel } from './model/RunsModel';
+import { Identity } from './model/Identity';
+import { RunScope, RunsModel } from './model/RunsModel';
 
 /** The settings of `schema/plugin.json`. */
 export interface IMlpSettings {
@@ -13,18 +14,23 @@ export interface IMlpSettings {
   metricColumns: string[];
   /** Follow the event feed. */
   liveUpdates: boolean;
+  /** In a team's store: list this user's runs only, or everyone's (Mine / Team). */
+  runScope: RunScope;
 }
 
 export const DEFAULT_SETTINGS: IMlpSettings = {
   defaultProject: '',
   metricColumns: [],
-  liveUpdates: true
+  liveUpdates: true,
+  runScope: 'team'
 };
 
 /** What the jupyter-mlp plugins share: one event feed, the runs panel's model, the settings. */
 export interface IMlp {
   readonly feed: EventFeed;
   readonly runs: RunsModel;
+  /** Who this user is for the server, and what they may change. */
+  readonly identity: Identity;
   readonly trans: TranslationBundle;
   readonly settings: IMlpSettings;
   readonly settingsChanged: ISignal<IMlp, IMlpSettings>;

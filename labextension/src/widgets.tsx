@@ -8,6 +8,7 @@ import { CompareView } from './components/CompareView';
 import { IRunDetailActions, RunDetail } from './components/RunDetail';
 import { pipelineIcon } from './icons';
 import { CompareModel } from './model/CompareModel';
+import { Identity } from './model/Identity';
 import { RunDetailModel } from './model/RunDetailModel';
 
 class ModelView<M extends { dispose(): void }> extends ReactWidget {
@@ -34,9 +35,14 @@ export class RunDetailWidget extends MainAreaWidget<ModelView<RunDetailModel>> {
     id: string;
     feed: EventFeed | null;
     actions: IRunDetailActions;
+    identity: Identity;
     trans: TranslationBundle;
   }) {
-    const model = new RunDetailModel(options.id, options.feed);
+    const model = new RunDetailModel(
+      options.id,
+      options.feed,
+      options.identity
+    );
     const content = new ModelView(model, () => (
       <RunDetail
         model={model}
@@ -63,6 +69,11 @@ export class RunDetailWidget extends MainAreaWidget<ModelView<RunDetailModel>> {
   }
 
   readonly runId: string;
+
+  /** The view's state (the run, and where its actions' errors are shown). */
+  get model(): RunDetailModel {
+    return this.content.model;
+  }
 }
 
 export class CompareWidget extends MainAreaWidget<ModelView<CompareModel>> {
@@ -70,9 +81,10 @@ export class CompareWidget extends MainAreaWidget<ModelView<CompareModel>> {
     ids: string[];
     feed: EventFeed | null;
     openRun: (id: string) => void;
+    identity: Identity;
     trans: TranslationBundle;
   }) {
-    const model = new CompareModel(options.ids, options.feed);
+    const model = new CompareModel(options.ids, options.feed, options.identity);
     const content = new ModelView(model, () => (
       <CompareView
         model={model}

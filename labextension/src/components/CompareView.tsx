@@ -130,6 +130,17 @@ export function CompareView({
                   {col.run.status}
                 </span>
               </div>
+              {col.run.owner && model.identity?.team && (
+                <div
+                  className="jp-mlp-Compare-owner jp-mlp-Owner"
+                  data-mine={
+                    model.identity.isMine(col.run.owner) ? 'true' : undefined
+                  }
+                  title={trans.__('Owner: %1', col.run.owner)}
+                >
+                  {col.run.owner}
+                </div>
+              )}
             </>
           ) : (
             <>

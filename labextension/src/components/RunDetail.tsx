@@ -9,6 +9,7 @@ import * as React from 'react';
 
 import { blobUrl, ICell, IRun, NotebookWhich } from '../api';
 import { RunDetailModel } from '../model/RunDetailModel';
+import { RunChangeKind } from '../model/runActions';
 import { MetricChart, GpuChart } from './charts/MetricChart';
 import {
   formatBytes,
@@ -30,6 +31,11 @@ export interface IRunDetailActions {
   openNotebook: (id: string, which: NotebookWhich) => void;
   /** Show runs matching a filter in the runs panel. */
   showInPanel: (filter: string) => void;
+  /**
+   * Change the run (its owner's and the admins' actions: rename, tags, notes, pin, delete,
+   * cancel), asking what is needed first; a refusal is shown in this view.
+   */
+  change: (kind: RunChangeKind, id: string) => void;
 }
 
 export interface IRunDetailProps {
@@ -62,7 +68,16 @@ export function RunDetail({
     );
   }
   return (
-    <div className="jp-mlp-RunDetail" data-run-id={run.id}>
+    <div
+      className="jp-mlp-RunDetail"
+      data-run-id={run.id}
+      data-owner={run.owner ?? undefined}
+    >
+      {model.deleted && (
+        <p className="jp-mlp-RunDetail-error" role="status">
+          {trans.__('This run was deleted.')}
+        </p>
+      )}
       <Header run={run} model={model} actions={actions} trans={trans} />
       <Section title={trans.__('Parameters')} className="jp-mlp-Params">
         <ParamsTable model={model} trans={trans} />
@@ -132,6 +147,22 @@ function Header({
       <dl className="jp-mlp-Facts">
         <Fact label={trans.__('Id')} value={run.id} code />
         <Fact label={trans.__('Project')} value={run.project} />
+        {run.owner && (
+          <div className="jp-mlp-Fact jp-mlp-RunDetail-owner">
+            <dt>{trans.__('Owner')}</dt>
+            <dd>
+              <span
+                className="jp-mlp-Owner"
+                data-mine={model.mine || undefined}
+              >
+                {run.owner}
+              </span>
+              {model.mine && (
+                <span className="jp-mlp-Muted"> {trans.__('(you)')}</span>
+              )}
+            </dd>
+          </div>
+        )}
         <Fact label={trans.__('Kind')} value={run.kind} />
         <Fact
           label={trans.__('Started')}
@@ -169,15 +200,47 @@ function Header({
             {trans.__('Sweep…')}
           </Button>
         )}
-        <Button
-          small
-          minimal
-          className="jp-mlp-RunDetail-pin"
-          aria-pressed={!!run.pinned}
-          onClick={() => void model.setPinned(!run.pinned)}
-        >
-          {run.pinned ? trans.__('Unpin') : trans.__('Pin')}
-        </Button>
+        {model.offers('pin') && (
+          <Button
+            small
+            minimal
+            className="jp-mlp-RunDetail-pin"
+            aria-pressed={!!run.pinned}
+            onClick={() => actions.change('pin', run.id)}
+          >
+            {run.pinned ? trans.__('Unpin') : trans.__('Pin')}
+          </Button>
+        )}
+        {model.offers('rename') && (
+          <Button
+            small
+            minimal
+            className="jp-mlp-RunDetail-rename"
+            onClick={() => actions.change('rename', run.id)}
+          >
+            {trans.__('Rename…')}
+          </Button>
+        )}
+        {model.offers('tags') && (
+          <Button
+            small
+            minimal
+            className="jp-mlp-RunDetail-tags"
+            onClick={() => actions.change('tags', run.id)}
+          >
+            {trans.__('Tags…')}
+          </Button>
+        )}
+        {model.offers('notes') && (
+          <Button
+            small
+            minimal
+            className="jp-mlp-RunDetail-notes-edit"
+            onClick={() => actions.change('notes', run.id)}
+          >
+            {trans.__('Notes…')}
+          </Button>
+        )}
         <Button
           small
           minimal
@@ -195,16 +258,29 @@ function Header({
             {trans.__('Open executed notebook')}
           </Button>
         )}
-        {run.kind &&
-          run.kind !== 'interactive' &&
-          (run.status === 'queued' || run.status === 'running') && (
-            <Button small minimal onClick={() => void model.cancel()}>
-              {trans.__('Cancel')}
-            </Button>
-          )}
+        {model.offers('cancel') && (
+          <Button
+            small
+            minimal
+            className="jp-mlp-RunDetail-cancel"
+            onClick={() => actions.change('cancel', run.id)}
+          >
+            {trans.__('Cancel')}
+          </Button>
+        )}
         <Button small minimal onClick={() => void model.load()}>
           {trans.__('Reload')}
         </Button>
+        {model.offers('delete') && !model.deleted && (
+          <Button
+            small
+            minimal
+            className="jp-mlp-RunDetail-delete"
+            onClick={() => actions.change('delete', run.id)}
+          >
+            {trans.__('Delete…')}
+          </Button>
+        )}
       </div>
       {model.actionError && (
         <p className="jp-mlp-RunDetail-error" role="alert">

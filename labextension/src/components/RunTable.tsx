@@ -107,6 +107,20 @@ function allColumns(model: RunsModel, trans: TranslationBundle): IColumn[] {
       width: 'minmax(120px, 1fr)',
       className: 'jp-mlp-RunTable-name'
     },
+    ...(model.isColumnShown('owner')
+      ? [
+          {
+            id: 'owner',
+            // Never dropped: in a team's store whose run it is matters as much as its name.
+            min: 64,
+            label: trans.__('Owner'),
+            sort: 'owner',
+            width: 'minmax(64px, 0.45fr)',
+            className: 'jp-mlp-RunTable-owner',
+            title: trans.__('Who made the run')
+          }
+        ]
+      : []),
     {
       id: 'status',
       min: 66,
@@ -279,7 +293,7 @@ export function RunTable({
     const desc =
       sort.field === field
         ? !sort.desc
-        : field !== 'name' && field !== 'status';
+        : !['name', 'status', 'owner'].includes(field);
     model.setSort(formatSort({ field, desc }));
   };
 
@@ -301,6 +315,8 @@ export function RunTable({
         cols={cols}
         template={template}
         selected={model.selection.has(run.id)}
+        mayChange={model.identity?.mayChange(run.owner) ?? true}
+        mine={model.identity?.isMine(run.owner) ?? false}
         cells={model.cellCount(run)}
         now={now}
         model={model}
@@ -376,6 +392,10 @@ interface IRunRowProps {
   cols: IColumn[];
   template: string;
   selected: boolean;
+  /** Whether this user may change the run (its owner, or an admin): else no pin button. */
+  mayChange: boolean;
+  /** Whether the run is this user's. */
+  mine: boolean;
   cells: number | null;
   /** The clock (seconds): rows re-render as it ticks. */
   now: number;
@@ -402,6 +422,18 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
           />
         );
       case 'pin':
+        if (!props.mayChange) {
+          // Someone else's run: its pin shows, but only its owner (or an admin) changes it.
+          return run.pinned ? (
+            <span
+              className="jp-mlp-PinMark"
+              title={trans.__('Pinned by its owner %1', run.owner ?? '')}
+              aria-label={trans.__('Pinned')}
+            >
+              ★
+            </span>
+          ) : null;
+        }
         return (
           <button
             className="jp-mlp-PinButton"
@@ -451,6 +483,22 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
           </span>
         );
       }
+      case 'owner':
+        return (
+          <span
+            className="jp-mlp-RunTable-text jp-mlp-Owner"
+            data-mine={props.mine ? 'true' : undefined}
+            title={
+              run.owner
+                ? props.mine
+                  ? trans.__('Owner: %1 (you)', run.owner)
+                  : trans.__('Owner: %1', run.owner)
+                : trans.__('No owner recorded')
+            }
+          >
+            {run.owner ?? ''}
+          </span>
+        );
       case 'kind':
         return (
           <span className="jp-mlp-RunTable-text" title={run.kind ?? ''}>
@@ -507,6 +555,7 @@ const RunRow = React.memo(function RunRow(props: IRunRowProps): JSX.Element {
       aria-rowindex={props.index + 2}
       aria-selected={props.selected}
       data-run-id={run.id}
+      data-owner={run.owner ?? undefined}
       tabIndex={0}
       draggable
       style={{

@@ -12,8 +12,10 @@ import {
   IFilterError,
   OPTIONAL_COLUMNS,
   OptionalColumn,
+  RunScope,
   RunsModel
 } from '../model/RunsModel';
+import { Identity } from '../model/Identity';
 import { endedTrials, SweepsListModel } from '../model/SweepsListModel';
 import { formatMetric } from './format';
 import { useSignal } from './hooks';
@@ -65,6 +67,7 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
           {props.live ? trans.__('live') : trans.__('paused')}
         </span>
         <span className="jp-mlp-RunsPanel-spacer" />
+        <ScopeToggle model={model} trans={trans} />
         <Button
           small
           minimal
@@ -104,6 +107,7 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
       {props.sweeps && (
         <SweepsSection
           model={props.sweeps}
+          identity={model.identity}
           live={props.live}
           trans={trans}
           onOpen={id => props.onOpenSweep?.(id)}
@@ -242,8 +246,12 @@ function RunsBody(props: IRunsPanelProps): JSX.Element {
     return (
       <p className="jp-mlp-RunsPanel-note">
         {model.appliedFilter.trim()
-          ? trans.__('No runs match this filter.')
-          : trans.__('No runs yet.')}
+          ? model.appliedMine
+            ? trans.__('None of your runs match this filter.')
+            : trans.__('No runs match this filter.')
+          : model.appliedMine
+            ? trans.__('You have no runs yet (Team lists everyone’s).')
+            : trans.__('No runs yet.')}
         {model.filterHint ? (
           <span className="jp-mlp-Filter-hint" role="status">
             {' ' + model.filterHint}
@@ -255,6 +263,51 @@ function RunsBody(props: IRunsPanelProps): JSX.Element {
   return <RunTable model={model} trans={trans} onOpen={props.onOpen} />;
 }
 
+/**
+ * Mine / Team, in a team's store: this user's runs only (the list asks for `owner = me` on top
+ * of the filter typed, which stays as typed), or everyone's. Kept in the settings.
+ */
+function ScopeToggle({
+  model,
+  trans
+}: {
+  model: RunsModel;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const identity = model.identity;
+  if (!identity?.team || !identity.me.name) {
+    return null;
+  }
+  const options: [RunScope, string, string][] = [
+    [
+      'mine',
+      trans.__('Mine'),
+      trans.__('List only your runs (%1)', identity.me.name)
+    ],
+    ['team', trans.__('Team'), trans.__('List the runs of the whole team')]
+  ];
+  return (
+    <div
+      className="jp-mlp-ScopeToggle"
+      role="group"
+      aria-label={trans.__('Whose runs')}
+    >
+      {options.map(([scope, label, title]) => (
+        <button
+          key={scope}
+          className="jp-mlp-ScopeToggle-option"
+          data-scope={scope}
+          aria-pressed={model.scope === scope}
+          title={title}
+          onClick={() => model.setScope(scope)}
+        >
+          {label}
+        </button>
+      ))}
+    </div>
+  );
+}
+
 /** Show or hide the optional columns of the table. */
 function ColumnsMenu({
   model,
@@ -264,6 +317,7 @@ function ColumnsMenu({
   trans: TranslationBundle;
 }): JSX.Element {
   const labels: Record<OptionalColumn, string> = {
+    owner: trans.__('Owner'),
     kind: trans.__('Kind'),
     stage: trans.__('Stage'),
     parent: trans.__('Parent'),
@@ -298,11 +352,14 @@ function ColumnsMenu({
  */
 function SweepsSection({
   model,
+  identity,
   live,
   trans,
   onOpen
 }: {
   model: SweepsListModel;
+  /** In a team's store each sweep names its owner. */
+  identity: Identity | null;
   live: boolean;
   trans: TranslationBundle;
   onOpen: (id: string) => void;
@@ -353,6 +410,20 @@ function SweepsSection({
                     {s.status}
                   </span>
                   <span className="jp-mlp-SweepsList-detail">
+                    {identity?.team && s.owner && (
+                      <>
+                        <span
+                          className="jp-mlp-SweepsList-owner jp-mlp-Owner"
+                          data-mine={
+                            identity.isMine(s.owner) ? 'true' : undefined
+                          }
+                          title={trans.__('Owner: %1', s.owner)}
+                        >
+                          {s.owner}
+                        </span>
+                        {' · '}
+                      </>
+                    )}
                     <span
                       className="jp-mlp-SweepsList-trials"
                       title={trans.__(

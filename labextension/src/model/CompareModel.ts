@@ -11,7 +11,8 @@ import {
   ICompare,
   ICompareRun,
   IMetricSeries,
-  IRunEvent
+  IRunEvent,
+  listRuns
 } from '../api';
 import {
   ALL_BUT_SEED,
@@ -22,7 +23,9 @@ import {
   NO_GROUP,
   offersAllButSeed
 } from './groups';
+import { Identity } from './Identity';
 import { LiveModel } from './LiveModel';
+import { idsFilter } from './RunsModel';
 import { CHART_POINTS, rangeParams, StepRange } from './series';
 
 /** Metrics charted at most. */
@@ -34,6 +37,8 @@ export const MAX_COMPARE_CHARTS = 8;
 export const COMPARE_POINT_BUDGET = 20_000;
 const MIN_POINTS = 100;
 const LIVE_DELAY_MS = 1500;
+/** Runs whose owners one listing asks for (a filter of ids stays well under the URL limit). */
+const OWNERS_CHUNK = 50;
 
 /** Points per run's series when `runs` runs are charted. */
 export function pointsPerRun(runs: number): number {
@@ -62,7 +67,8 @@ const remembered: { groupBy: string; band: BandMode } = {
 export class CompareModel extends LiveModel {
   constructor(
     readonly ids: string[],
-    feed: EventFeed | null
+    feed: EventFeed | null,
+    readonly identity: Identity | null = null
   ) {
     super(feed);
     this._idSet = new Set(ids);
@@ -83,23 +89,37 @@ export class CompareModel extends LiveModel {
     this.emit();
   }
 
+  /** Whether the compared runs have more than one owner (a team's store): labels name them. */
+  get severalOwners(): boolean {
+    const runs = this._data?.runs ?? [];
+    return (
+      !!this.identity?.team && new Set(runs.map(r => r.owner ?? '')).size > 1
+    );
+  }
+
   /**
-   * A label per run for headers and legends: the name, with a short id where two compared
-   * runs share a name (`train · 3f2a91c0`).
+   * A label per run for headers and legends: the name, with its owner where the runs are of
+   * several users (`train (alice)`), and a short id where two compared runs still share a
+   * label (`train · 3f2a91c0`).
    */
   get labels(): { id: string; label: string }[] {
     const runs = this._data?.runs ?? [];
     if (this._labelsFor === runs) {
       return this._labels;
     }
+    const owners = this.severalOwners;
+    const base = (r: ICompareRun) => {
+      const name = r.name || r.id;
+      return owners && r.owner ? `${name} (${r.owner})` : name;
+    };
     const count = new Map<string, number>();
     for (const r of runs) {
-      const name = r.name || r.id;
+      const name = base(r);
       count.set(name, (count.get(name) ?? 0) + 1);
     }
     this._labelsFor = runs;
     this._labels = runs.map(r => {
-      const name = r.name || r.id;
+      const name = base(r);
       return {
         id: r.id,
         label:
@@ -233,7 +253,10 @@ export class CompareModel extends LiveModel {
   async load(): Promise<void> {
     const signal = this.signal;
     try {
-      this._data = await compareRuns(this.ids, signal);
+      this._data = await this._withOwners(
+        await compareRuns(this.ids, signal),
+        signal
+      );
       this._differ = new Set(this._data.params_differ);
       this.setError(null);
     } catch (error) {
@@ -244,6 +267,42 @@ export class CompareModel extends LiveModel {
     }
     this.emit();
     await Promise.all(this.chartedKeys.map(key => this._loadSeries(key)));
+  }
+
+  /**
+   * In a team's store each run is told apart by its owner too: where the compare answer does
+   * not carry owners (an older server), they are read from the runs listing.
+   */
+  private async _withOwners(
+    data: ICompare,
+    signal: AbortSignal
+  ): Promise<ICompare> {
+    if (!this.identity?.team || data.runs.every(r => 'owner' in r)) {
+      return data;
+    }
+    const ids = data.runs.map(r => r.id);
+    const owners = new Map<string, string | null>();
+    try {
+      for (let i = 0; i < ids.length; i += OWNERS_CHUNK) {
+        const chunk = ids.slice(i, i + OWNERS_CHUNK);
+        const page = await listRuns(
+          { filter: idsFilter(chunk, ''), limit: chunk.length },
+          signal
+        );
+        for (const run of page.runs) {
+          owners.set(run.id, run.owner ?? null);
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) {
+        throw error;
+      }
+      return data; // the owners are a nicety: the comparison shows without them
+    }
+    return {
+      ...data,
+      runs: data.runs.map(r => ({ ...r, owner: owners.get(r.id) ?? null }))
+    };
   }
 
   zoom(key: string, range: StepRange): void {

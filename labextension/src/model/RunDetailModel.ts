@@ -3,7 +3,6 @@
  * timeline and lineage, kept current by the event feed while the view is open.
  */
 import {
-  cancelRun,
   errorText,
   EventFeed,
   getCells,
@@ -18,10 +17,16 @@ import {
   IParam,
   IRun,
   IRunEvent,
-  listRuns,
-  patchRun
+  listRuns
 } from '../api';
+import { Identity } from './Identity';
 import { Later, LiveModel } from './LiveModel';
+import {
+  applyRunChange,
+  offersChange,
+  RunChange,
+  RunChangeKind
+} from './runActions';
 import {
   CHART_POINTS,
   emptySeries,
@@ -43,9 +48,29 @@ type Part =
 export class RunDetailModel extends LiveModel {
   constructor(
     readonly id: string,
-    feed: EventFeed | null
+    feed: EventFeed | null,
+    readonly identity: Identity | null = null
   ) {
     super(feed);
+    identity?.changed.connect(() => this.emit(), this);
+  }
+
+  /** Whether the run is this user's. */
+  get mine(): boolean {
+    return !!this.identity?.isMine(this._run?.owner);
+  }
+
+  /**
+   * Whether the view offers a change of the run: its owner's and the admins' only (and Cancel
+   * only while the job can be cancelled). Without an identity, as a single seat: all.
+   */
+  offers(kind: RunChangeKind): boolean {
+    return offersChange(this.identity, this._run, kind);
+  }
+
+  /** The run was deleted (from this view or elsewhere). */
+  get deleted(): boolean {
+    return this._deleted;
   }
 
   get run(): IRun | null {
@@ -111,25 +136,37 @@ export class RunDetailModel extends LiveModel {
     void this._loadSeries(key);
   }
 
-  async setPinned(pinned: boolean): Promise<void> {
+  /**
+   * Change the run (rename, tags, notes, pin, delete, cancel). A refusal's message (a run of
+   * someone else's: 403, the server's words) is shown in this view. Whether it went through.
+   */
+  async change(change: RunChange): Promise<boolean> {
     this._actionError = null;
+    this.emit();
+    let ok = true;
     try {
-      this._run = { ...(await patchRun(this.id, { pinned })), cells: null };
+      const changed = await applyRunChange(this.id, change);
+      if (changed) {
+        this._run = { ...changed, cells: null };
+      } else if (change.kind === 'delete') {
+        this._deleted = true;
+      }
     } catch (error) {
+      ok = false;
       this._actionError = errorText(error);
+      this.identity?.noteRefusal(error);
+    }
+    if (change.kind === 'cancel') {
+      void this._load('run');
     }
     this.emit();
+    return ok;
   }
 
-  /** Cancel the run (a queued or running job). */
-  async cancel(): Promise<void> {
-    this._actionError = null;
-    try {
-      await cancelRun(this.id);
-    } catch (error) {
-      this._actionError = errorText(error);
-    }
-    void this._load('run');
+  /** Say why an action on the run failed (null: clear it). */
+  setActionError(message: string | null): void {
+    this._actionError = message;
+    this.emit();
   }
 
   private async _load(part: Part): Promise<void> {
@@ -228,6 +265,11 @@ export class RunDetailModel extends LiveModel {
       if (event.run_id === this.id) {
         switch (event.type) {
           case 'run':
+            if (event.data.deleted) {
+              this._deleted = true;
+              this.emit();
+              break;
+            }
             this._later('run', 100);
             this._later('gpu', LIVE_DELAY_MS);
             break;
@@ -278,5 +320,6 @@ export class RunDetailModel extends LiveModel {
   private _children: IRun[] = [];
   private _parent: IRun | null = null;
   private _actionError: string | null = null;
+  private _deleted = false;
   private _laterParts = new Map<Part, Later>();
 }

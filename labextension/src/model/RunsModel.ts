@@ -3,6 +3,8 @@
  * and live updates from the event feed. Components read it and call its methods; it never polls
  * the full list: the feed says which runs changed and only those rows are fetched again.
  */
+import { ISignal, Signal } from '@lumino/signaling';
+
 import {
   ApiError,
   errorText,
@@ -10,9 +12,11 @@ import {
   IRun,
   IRunEvent,
   listRuns,
-  patchRun
+  quoteFilter
 } from '../api';
+import { Identity } from './Identity';
 import { LiveModel } from './LiveModel';
+import { applyRunChange, RunChange } from './runActions';
 import { comparator, DEFAULT_SORT, parseSort } from './sort';
 
 /** Rows of the first page: enough to fill any sidebar, small enough to paint at once. */
@@ -34,9 +38,10 @@ const AUTO_METRIC_COLUMNS = 3;
 
 /** Columns of the runs table the user can show or hide. */
 export type OptionalColumn =
-  'kind' | 'stage' | 'parent' | 'cells' | 'duration' | 'created';
+  'owner' | 'kind' | 'stage' | 'parent' | 'cells' | 'duration' | 'created';
 
 export const OPTIONAL_COLUMNS: readonly OptionalColumn[] = [
+  'owner',
   'kind',
   'stage',
   'parent',
@@ -51,10 +56,16 @@ export interface IFilterError {
   position: number | null;
 }
 
+/** Whose runs the panel lists in a team's store: this user's, or everyone's. */
+export type RunScope = 'mine' | 'team';
+
 export interface IRunsModelOptions {
   feed: EventFeed | null;
   project?: string;
   metricColumns?: string[];
+  /** Who this user is (the Mine filter, the Owner column, the actions offered). */
+  identity?: Identity;
+  scope?: RunScope;
   /** Rows of the first and following pages. */
   pageSizes?: { first: number; next: number };
 }
@@ -69,15 +80,79 @@ function pinnedFilter(filter: string): string {
   return filter.trim() ? `pinned = true and (${filter})` : 'pinned = true';
 }
 
+/**
+ * What the list asks the server for: the user's filter as typed, narrowed to `owner`'s runs
+ * (Mine), and where in it the user's text starts (a filter error's position is the user's).
+ */
+export function scopedFilter(
+  filter: string,
+  owner: string | null
+): { filter: string; offset: number } {
+  if (owner === null) {
+    return { filter, offset: 0 };
+  }
+  const mine = `owner = ${quoteFilter(owner)}`;
+  if (!filter.trim()) {
+    return { filter: mine, offset: 0 };
+  }
+  const prefix = `${mine} and (`;
+  return { filter: `${prefix}${filter})`, offset: prefix.length };
+}
+
 export class RunsModel extends LiveModel {
   constructor(options: IRunsModelOptions) {
     super(options.feed);
     this._project = options.project ?? '';
     this._configuredColumns = options.metricColumns ?? [];
+    this.identity = options.identity ?? null;
+    this._scope = options.scope ?? 'team';
+    if (this.identity && !this.identity.team) {
+      this._hiddenColumns.add('owner');
+    }
     this._pageSizes = options.pageSizes ?? {
       first: FIRST_PAGE,
       next: NEXT_PAGE
     };
+  }
+
+  /** Who this user is (null: no identity, everything is offered). */
+  readonly identity: Identity | null;
+
+  /** Whose runs are listed (Mine only applies in a team's store). */
+  get scope(): RunScope {
+    return this._scope;
+  }
+
+  /** Whether the list is narrowed to this user's runs now. */
+  get mineOnly(): boolean {
+    return this._scope === 'mine' && !!this.identity?.team;
+  }
+
+  /** Emitted when the user picks Mine or Team (the choice is kept in the settings). */
+  get scopeChanged(): ISignal<this, RunScope> {
+    return this._scopeChanged;
+  }
+
+  /** List this user's runs only, or the team's. */
+  setScope(scope: RunScope): void {
+    if (scope === this._scope) {
+      return;
+    }
+    this._scope = scope;
+    this._scopeChanged.emit(scope);
+    this._refreshIfStarted();
+  }
+
+  /** The store became (or stopped being) a team's: the Owner column follows unless chosen. */
+  identityChanged(): void {
+    if (!this._ownerColumnChosen) {
+      if (this.identity?.team) {
+        this._hiddenColumns.delete('owner');
+      } else {
+        this._hiddenColumns.add('owner');
+      }
+    }
+    this._refreshIfStarted();
   }
 
   /** Pinned runs first, then the others in the sort order; as loaded so far. */
@@ -97,9 +172,14 @@ export class RunsModel extends LiveModel {
     return this._filter;
   }
 
-  /** The filter of the rows shown (the last one the server accepted). */
+  /** The filter of the rows shown (the last one the server accepted), as the user typed it. */
   get appliedFilter(): string {
     return this._appliedFilter;
+  }
+
+  /** Whether the rows shown are this user's only (Mine, as last loaded). */
+  get appliedMine(): boolean {
+    return this._appliedMine;
   }
 
   /** Why the server refused the filter, shown once typing paused. */
@@ -175,6 +255,9 @@ export class RunsModel extends LiveModel {
   /** Show or hide an optional column (the panel's Columns menu). */
   toggleColumn(id: OptionalColumn, shown?: boolean): void {
     const on = shown ?? this._hiddenColumns.has(id);
+    if (id === 'owner') {
+      this._ownerColumnChosen = true;
+    }
     if (on) {
       this._hiddenColumns.delete(id);
     } else {
@@ -293,17 +376,19 @@ export class RunsModel extends LiveModel {
     this._controller = controller;
     const generation = ++this._generation;
     const filter = this._filter;
+    const mine = this.mineOnly ? (this.identity?.me.name ?? null) : null;
+    const scoped = scopedFilter(filter, mine);
     const base = { project: this._project || undefined, sort: this._sort };
     this._loading = true;
     this._loadingMore = false;
     this._pending.clear();
     this._emit();
     const main = listRuns(
-      { ...base, filter, limit: this._pageSizes.first },
+      { ...base, filter: scoped.filter, limit: this._pageSizes.first },
       controller.signal
     );
     const pinned = listRuns(
-      { ...base, filter: pinnedFilter(filter), limit: PINNED_LIMIT },
+      { ...base, filter: pinnedFilter(scoped.filter), limit: PINNED_LIMIT },
       controller.signal
     ).catch(() => null); // the main request reports the error
     Promise.all([main, pinned]).then(
@@ -315,6 +400,8 @@ export class RunsModel extends LiveModel {
         this._pinned = (pinnedPage?.runs ?? []).filter(r => r.pinned);
         this._next = page.next;
         this._appliedFilter = filter;
+        this._requestFilter = scoped.filter;
+        this._appliedMine = mine !== null;
         this._loaded = true;
         this._loading = false;
         this._loadError = null;
@@ -330,7 +417,10 @@ export class RunsModel extends LiveModel {
           // Keep the last good rows: a half-typed filter should not blank the list.
           this._setFilterError({
             message: error.message,
-            position: error.position
+            position:
+              error.position === null
+                ? null
+                : Math.max(0, error.position - scoped.offset)
           });
         } else {
           this._loaded = true;
@@ -354,7 +444,7 @@ export class RunsModel extends LiveModel {
       {
         project: this._project || undefined,
         sort: this._sort,
-        filter: this._appliedFilter,
+        filter: this._requestFilter,
         limit: this._pageSizes.next,
         cursor: this._next
       },
@@ -382,24 +472,48 @@ export class RunsModel extends LiveModel {
   }
 
   /** Pin or unpin a run: shown at once, written to the server, undone if that fails. */
-  async setPinned(id: string, pinned: boolean): Promise<void> {
+  setPinned(id: string, pinned: boolean): Promise<boolean> {
+    return this.change(id, { kind: 'pin', pinned });
+  }
+
+  /**
+   * Change a run from the panel (its row, its context menu): a pin shows at once and is undone
+   * if the server refuses; a refusal's message (a run of someone else's: 403) is shown in the
+   * panel. Whether it went through.
+   */
+  async change(id: string, change: RunChange): Promise<boolean> {
     const run = this._byId.get(id);
-    if (run) {
-      this._place({ ...run, pinned });
+    if (run && change.kind === 'pin') {
+      this._place({ ...run, pinned: change.pinned });
     }
     this._actionError = null;
+    this._emit();
     try {
-      const changed = await patchRun(id, { pinned });
-      if (this._byId.has(id)) {
+      const changed = await applyRunChange(id, change);
+      if (change.kind === 'delete') {
+        this._remove(id);
+      } else if (changed && this._byId.has(id)) {
         this._place(this._summary(changed));
+      } else if (this._byId.has(id)) {
+        this._pending.add(id);
+        this._scheduleRefetch(RUN_EVENT_DELAY_MS);
       }
+      return true;
     } catch (error) {
-      if (run) {
+      if (run && change.kind === 'pin') {
         this._place(run);
       }
       this._actionError = errorText(error);
+      this.identity?.noteRefusal(error);
       this._emit();
+      return false;
     }
+  }
+
+  /** Say why an action on a run started from the panel failed (null: clear it). */
+  setActionError(message: string | null): void {
+    this._actionError = message;
+    this._emit();
   }
 
   getRun(id: string): IRun | undefined {
@@ -485,7 +599,7 @@ export class RunsModel extends LiveModel {
         {
           project: this._project || undefined,
           sort: this._sort,
-          filter: idsFilter(ids, this._appliedFilter),
+          filter: idsFilter(ids, this._requestFilter),
           limit: ids.length
         },
         controller.signal
@@ -611,6 +725,12 @@ export class RunsModel extends LiveModel {
   private _pageSizes: { first: number; next: number };
   private _filter = '';
   private _appliedFilter = '';
+  /** What the rows shown were asked for (the user's filter, narrowed to Mine). */
+  private _requestFilter = '';
+  private _appliedMine = false;
+  private _scope: RunScope;
+  private _scopeChanged = new Signal<this, RunScope>(this);
+  private _ownerColumnChosen = false;
   private _shownFilterError: IFilterError | null = null;
   private _sort = DEFAULT_SORT;
   private _main: IRun[] = [];

@@ -9,7 +9,7 @@ import {
 import { ReactFlowProvider, Viewport } from '@xyflow/react';
 import * as React from 'react';
 
-import { IPipelineRunSummary, IRun } from '../api';
+import { IMe, IPipelineRunSummary, IRun } from '../api';
 import { RUN_MIME } from '../mime';
 import { Canvas, ICanvasHandle } from './Canvas';
 import { Inspector } from './Inspector';
@@ -144,6 +144,7 @@ export function PipelineEditor(props: IPipelineEditorProps): JSX.Element {
         >
           <PinnedRuns
             model={model}
+            me={state.me}
             pinned={state.pinned}
             error={state.pinnedError}
             trans={trans}
@@ -151,6 +152,7 @@ export function PipelineEditor(props: IPipelineEditorProps): JSX.Element {
           />
           <History
             model={model}
+            me={state.me}
             history={state.history}
             error={state.historyError}
             shown={state.runView?.id ?? null}
@@ -216,6 +218,9 @@ function Toolbar(props: {
   const { model, state, trans, canvas, sides, toggle } = props;
   const [busy, setBusy] = React.useState(false);
   const live = state.runView?.live ?? false;
+  // Someone else's pipeline run is cancelled only by them (or an admin): no button for it.
+  const detail = state.runView?.detail;
+  const mayCancel = !!detail && model.mayChange(detail.owner);
   const errors = state.issues.filter(i => i.level === 'error').length;
   const warnings = state.issues.length - errors;
   const onRun = async () => {
@@ -263,9 +268,9 @@ function Toolbar(props: {
         <runIcon.react tag="span" className="jp-mlp-Button-icon" />
         {trans.__('Run')}
       </button>
-      {live ? (
+      {live && mayCancel ? (
         <button
-          className="jp-mlp-Button"
+          className="jp-mlp-Button jp-mlp-PipelineToolbar-cancel"
           onClick={() => void model.cancel()}
           title={trans.__('Cancel the running pipeline')}
         >
@@ -370,8 +375,35 @@ function Message(props: {
   );
 }
 
+/** A run's or pipeline run's owner, in a team's store (else nothing). */
+function OwnerLabel(props: {
+  model: PipelineModel;
+  me: IMe | null;
+  owner: string | null | undefined;
+  className: string;
+  trans: TranslationBundle;
+}): JSX.Element | null {
+  const { model, me, owner, trans } = props;
+  if (!me?.team || !owner) {
+    return null;
+  }
+  const mine = model.isMine(owner);
+  return (
+    <span
+      className={`${props.className} jp-mlp-Owner`}
+      data-mine={mine ? 'true' : undefined}
+      title={
+        mine ? trans.__('Owner: %1 (you)', owner) : trans.__('Owner: %1', owner)
+      }
+    >
+      {owner}
+    </span>
+  );
+}
+
 const PinnedRuns = React.memo(function PinnedRuns(props: {
   model: PipelineModel;
+  me: IMe | null;
   pinned: readonly IRun[] | null;
   error: string | null;
   trans: TranslationBundle;
@@ -435,6 +467,14 @@ const PinnedRuns = React.memo(function PinnedRuns(props: {
                 +
               </button>
               <span className="jp-mlp-PipelinePalette-meta">
+                <OwnerLabel
+                  model={model}
+                  me={props.me}
+                  owner={run.owner}
+                  className="jp-mlp-PipelinePalette-owner"
+                  trans={trans}
+                />
+                {props.me?.team && run.owner ? ' · ' : ''}
                 {run.notebook ? run.notebook.split('/').pop() : run.id}
               </span>
             </li>
@@ -451,6 +491,7 @@ function formatTime(seconds: number | null | undefined): string {
 
 const History = React.memo(function History(props: {
   model: PipelineModel;
+  me: IMe | null;
   history: readonly IPipelineRunSummary[] | null;
   error: string | null;
   shown: string | null;
@@ -514,6 +555,13 @@ const History = React.memo(function History(props: {
                   {run.version ? trans.__('v %1', run.version.slice(0, 8)) : ''}
                 </span>
                 <span className="jp-mlp-PipelineHistory-id">{run.id}</span>
+                <OwnerLabel
+                  model={model}
+                  me={props.me}
+                  owner={run.owner}
+                  className="jp-mlp-PipelineHistory-owner"
+                  trans={trans}
+                />
               </button>
             </li>
           ))}
@@ -549,6 +597,13 @@ function RunBanner(props: {
           ? trans.__('Run %1: %2', view.id, stateLabel(trans, detail.status))
           : trans.__('Run %1: loading…', view.id)}
       </span>
+      <OwnerLabel
+        model={model}
+        me={state.me}
+        owner={detail?.owner}
+        className="jp-mlp-RunBanner-owner"
+        trans={trans}
+      />
       {detail?.version ? (
         <span className="jp-mlp-RunBanner-version">
           {trans.__('version %1', detail.version.slice(0, 8))}

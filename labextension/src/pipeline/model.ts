@@ -13,12 +13,14 @@ import { ISignal, Signal } from '@lumino/signaling';
 import {
   errorText,
   EventFeed,
+  IMe,
   IRun,
   ITemplateInfo,
   IValidationIssue,
   listRunsOfNotebook,
   validatePipeline
 } from '../api';
+import { Identity } from '../model/Identity';
 import { Later } from '../model/LiveModel';
 import { IPipelineRunsState, PipelineRuns } from './runs';
 import * as S from './spec';
@@ -52,6 +54,8 @@ export interface IPipelineState extends ITemplatesState, IPipelineRunsState {
   selected: string | null;
   canUndo: boolean;
   canRedo: boolean;
+  /** Who this user is (owners shown in a team's store; Cancel run only on their own). */
+  me: IMe | null;
 }
 
 const HISTORY_LIMIT = 200;
@@ -63,12 +67,15 @@ export interface IPipelineModelOptions {
   openRun?: (id: string) => boolean;
   /** The page's event feed (stage colours, history and pinned runs follow it). */
   feed: EventFeed | null;
+  /** Who this user is (none: a single seat, everything offered). */
+  identity?: Identity | null;
 }
 
 export class PipelineModel implements IDisposable {
   constructor(options: IPipelineModelOptions) {
     this.context = options.context;
     this._openRun = options.openRun ?? null;
+    this.identity = options.identity ?? null;
     this.templates = new StageTemplates(options.feed);
     this.runs = new PipelineRuns(options.feed, () => this.path);
     this._state = {
@@ -83,8 +90,13 @@ export class PipelineModel implements IDisposable {
       message: null,
       selected: null,
       canUndo: false,
-      canRedo: false
+      canRedo: false,
+      me: this.identity?.loaded ? this.identity.me : null
     };
+    if (this.identity) {
+      this.identity.changed.connect(this._onIdentity, this);
+      void this.identity.load();
+    }
     this.context.model.contentChanged.connect(this._onContentChanged, this);
     this.context.fileChanged.connect(this._onFileChanged, this);
     void this.context.ready.then(() => {
@@ -102,6 +114,7 @@ export class PipelineModel implements IDisposable {
   }
 
   readonly context: DocumentRegistry.Context;
+  readonly identity: Identity | null;
   /** The stage templates and the pinned runs. */
   readonly templates: StageTemplates;
   /** The runs of this file: history and the one on the canvas. */
@@ -125,6 +138,7 @@ export class PipelineModel implements IDisposable {
       return;
     }
     this._disposed = true;
+    this.identity?.changed.disconnect(this._onIdentity, this);
     this.templates.dispose();
     this.runs.dispose();
     this._validateAbort?.abort();
@@ -447,8 +461,24 @@ export class PipelineModel implements IDisposable {
     try {
       await this.runs.cancel();
     } catch (error) {
+      // A refusal (a pipeline run of someone else's: 403) in the server's words.
       this.say(`Could not cancel: ${errorText(error)}`, 'error');
+      this.identity?.noteRefusal(error);
     }
+  }
+
+  /** Whether this user may change (cancel) what `owner` owns (no identity: a single seat). */
+  mayChange(owner: string | null | undefined): boolean {
+    return this.identity?.mayChange(owner) ?? true;
+  }
+
+  /** Whether `owner` is this user. */
+  isMine(owner: string | null | undefined): boolean {
+    return !!this.identity?.isMine(owner);
+  }
+
+  private _onIdentity(_: Identity, me: IMe): void {
+    this._set({ me });
   }
 
   /** Show a pipeline run's stage states on the canvas (live: follow it while it runs). */

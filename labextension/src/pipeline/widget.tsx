@@ -9,6 +9,7 @@ import { Message } from '@lumino/messaging';
 import * as React from 'react';
 
 import { sharedFeed } from '../api';
+import { sharedIdentity } from '../model/Identity';
 import { pipelineIcon } from '../icons';
 import { PipelineModel } from './model';
 import { PipelineEditor } from './PipelineEditor';
@@ -86,7 +87,8 @@ export class PipelineFactory extends ABCWidgetFactory<
     const model = new PipelineModel({
       context,
       openRun: this._openRun,
-      feed: sharedFeed()
+      feed: sharedFeed(),
+      identity: sharedIdentity()
     });
     const content = new PipelineEditorPanel(model, this._trans);
     const widget = new PipelineDocument({ content, context });

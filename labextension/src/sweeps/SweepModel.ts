@@ -7,6 +7,7 @@ import { Poll } from '@lumino/polling';
 import { ApiError, errorText, JSONValue } from '../api';
 import { cancelSweep, getSweep } from '../api/sweeps';
 import { ISweep, ISweepDimension, ISweepTrial } from '../api/types';
+import { Identity } from '../model/Identity';
 import { LiveModel } from '../model/LiveModel';
 
 const FINAL = new Set(['finished', 'failed', 'cancelled']);
@@ -52,8 +53,12 @@ export function categoryLabel(value: JSONValue | undefined): string {
 }
 
 export class SweepModel extends LiveModel {
-  constructor(readonly id: string) {
+  constructor(
+    readonly id: string,
+    readonly identity: Identity | null = null
+  ) {
     super(null);
+    identity?.changed.connect(() => this.emit(), this);
     this._poll = new Poll({
       auto: false,
       factory: () => this._fetch(),
@@ -97,6 +102,20 @@ export class SweepModel extends LiveModel {
     return this._cancelling;
   }
 
+  /** Whether the sweep is this user's. */
+  get mine(): boolean {
+    return !!this.identity?.isMine(this._sweep?.owner);
+  }
+
+  /** Whether Cancel sweep is offered: while it runs, to its owner and the admins. */
+  get offersCancel(): boolean {
+    return (
+      !!this._sweep &&
+      !this.final &&
+      (this.identity?.mayChange(this._sweep.owner) ?? true)
+    );
+  }
+
   dispose(): void {
     this._poll.dispose();
     super.dispose();
@@ -135,6 +154,7 @@ export class SweepModel extends LiveModel {
       }
     } catch (error) {
       this._actionError = errorText(error);
+      this.identity?.noteRefusal(error);
     } finally {
       this._cancelling = false;
       this.emit();

@@ -53,7 +53,6 @@ export function SweepView({
   const maximize = sweep.objective?.direction !== 'minimize';
   const objective = sweep.objective?.text ?? '';
   const objectiveKey = sweep.objective?.key ?? trans.__('objective');
-  const running = !model.final;
   const trials = model.trials;
   const brushed = model.brushed;
   const rows = brushed ? trials.filter(t => brushed.has(t.number)) : trials;
@@ -77,7 +76,7 @@ export function SweepView({
           <span className="jp-mlp-Status" data-status={sweep.status}>
             {sweep.status}
           </span>
-          {running && (
+          {model.offersCancel && (
             <Button
               small
               className="jp-mlp-Sweep-cancel"
@@ -128,6 +127,22 @@ export function SweepView({
               </>
             )}
           </dd>
+          {sweep.owner && (
+            <>
+              <dt>{trans.__('Owner')}</dt>
+              <dd className="jp-mlp-Sweep-owner">
+                <span
+                  className="jp-mlp-Owner"
+                  data-mine={model.mine ? 'true' : undefined}
+                >
+                  {sweep.owner}
+                </span>
+                {model.mine && (
+                  <span className="jp-mlp-Muted"> {trans.__('(you)')}</span>
+                )}
+              </dd>
+            </>
+          )}
           <dt>{trans.__('Sampler')}</dt>
           <dd>
             {sweep.sampler}

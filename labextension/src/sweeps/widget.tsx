@@ -4,6 +4,7 @@ import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
 import { pipelineIcon } from '../icons';
+import { Identity } from '../model/Identity';
 import { SweepModel } from './SweepModel';
 import { SweepView } from './SweepView';
 
@@ -38,9 +39,10 @@ export class SweepWidget extends MainAreaWidget<SweepContent> {
   constructor(options: {
     id: string;
     openRun: (id: string) => void;
+    identity: Identity;
     trans: TranslationBundle;
   }) {
-    const model = new SweepModel(options.id);
+    const model = new SweepModel(options.id, options.identity);
     super({ content: new SweepContent(model, options.openRun, options.trans) });
     this.sweepId = options.id;
     this.id = `jp-mlp-sweep-${options.id}`;
