@@ -7,6 +7,7 @@ functions, so that UI tests start from known runs. Called by the specs through `
     python mlp_store.py mixed                  # project "mix": kinds, a stage, a rerun, an idle kernel
     python mlp_store.py sweep [--trials N]     # a finished sweep of 8 (or N) trials -> JSON {sweep, template, best}
     python mlp_store.py grid [--n 40]          # project "cmp": n runs, lr (3 values) x seed, a loss curve each
+    python mlp_store.py team --me NAME [--other alice]  # project "team": runs of two owners, a sweep of the other's
 
 The runs arrive as tracker batches (`records.apply_batch`), so the server's event feed sees them
 like runs written by a kernel.
@@ -333,6 +334,54 @@ def seed_grid(store: Store, n: int) -> dict[str, object]:
     return {"ids": ids, "by_lr": by_lr}
 
 
+# name, owner (None: --me, else --other), status, kind, pinned, acc
+TEAM_RUNS = [
+    ("baseline-mine", None, "finished", "interactive", False, 0.81),
+    ("tuned-mine", None, "finished", "interactive", True, 0.90),
+    ("baseline-other", "other", "finished", "interactive", True, 0.84),
+    ("long-other", "other", "running", "job", False, 0.50),
+]
+
+
+def seed_team(store: Store, me: str, other: str) -> dict[str, object]:
+    """A team's store as one user sees it: runs of project "team" of `me` and of `other` (the
+    owner column a run records), pinned ones of each, a running job of `other`'s, and a running
+    sweep of `other`'s over their pinned run."""
+    from jupyter_mlp.store import sweeps as sweep_store
+
+    now = time.time()
+    ids: dict[str, str] = {}
+    for i, (name, whose, status, kind, pinned, acc) in enumerate(TEAM_RUNS):
+        owner = me if whose is None else other
+        run_id = new_run_id()
+        started = now - 900 + i * 60
+        ended = None if status == "running" else started + 30
+        batch = {
+            "run": {
+                "name": name, "project": "team", "status": status, "kind": kind,
+                "created_at": started, "started_at": started, "ended_at": ended,
+                "heartbeat_at": now, "tags": ["team"], "user": owner, "owner": owner,
+            },
+            "params": [["lr", json.dumps(0.01 * (i + 1)), "float", "parameters"]],
+            "metrics": [["acc", s, acc * (s + 1) / 10, started + s] for s in range(10)],
+        }  # fmt: skip
+        with store.write() as conn:
+            apply_batch(conn, run_id, batch)
+            if pinned:
+                conn.execute("UPDATE runs SET pinned = 1 WHERE id = ?", (run_id,))
+        ids[name] = run_id
+    conn = store.connect()
+    sweep_id = sweep_store.create(
+        conn, name="other's search", template_id=ids["baseline-other"],
+        space={}, objective={"direction": "maximize", "key": "acc", "source": "metric",
+                             "agg": "last", "text": "max:metric.acc"},
+        sampler="random", seed=0, budget=4, timeout_s=None, concurrency=1, executor="local",
+        gpus=None, options={}, owner=other,
+    )  # fmt: skip
+    sweep_store.set_status(conn, sweep_id, "running")
+    return {"runs": ids, "sweep": sweep_id, "me": me, "other": other}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -343,6 +392,9 @@ def main() -> None:
     sweep.add_argument("--trials", type=int, default=None)
     grid = sub.add_parser("grid")
     grid.add_argument("--n", type=int, default=40)
+    team = sub.add_parser("team")
+    team.add_argument("--me", required=True)
+    team.add_argument("--other", default="alice")
     bulk = sub.add_parser("bulk")
     bulk.add_argument("n", type=int)
     bulk.add_argument("--project", default="bench")
@@ -356,6 +408,8 @@ def main() -> None:
         json.dump(seed_mixed(store), sys.stdout)
     elif args.command == "sweep":
         json.dump(seed_sweep(store, args.trials), sys.stdout)
+    elif args.command == "team":
+        json.dump(seed_team(store, args.me, args.other), sys.stdout)
     elif args.command == "grid":
         json.dump(seed_grid(store, args.n), sys.stdout)
     else:

@@ -23,4 +23,11 @@ else
   npm install
 fi
 
-exec npx playwright test "$@"
+if [ $# -eq 0 ]; then
+  npx playwright test
+  # The team spec once more on a server in team mode: the server's own refusals (see
+  # jupyter_server_test_config.py). With arguments: MLP_UI_TEAM=1 bash run.sh tests/team.spec.ts
+  MLP_UI_TEAM=1 npx playwright test tests/team.spec.ts
+else
+  exec npx playwright test "$@"
+fi
