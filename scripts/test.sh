@@ -53,6 +53,10 @@ if ! grep -q "jupyter-mlp.*enabled.*OK" <<<"$extensions"; then
   exit 1
 fi
 
+# tests/test_hub.py starts a real JupyterHub (jupyterhub comes with the test extra); its proxy
+# is the npm package configurable-http-proxy, pinned by tests/hub/package-lock.json.
+npm ci --prefix tests/hub --no-audit --no-fund --loglevel=error >/dev/null
+
 # Static checks before the tests; any failure ends the script (set -e). The strict TypeScript
 # compile (tsconfig.json "strict": true) already ran in the extension build of the install above.
 check() {
