@@ -214,19 +214,6 @@ async def test_a_rerun_belongs_to_who_asked_and_its_kernel_tracks_with_a_token(j
                       method="POST"))["state"] == "finished"  # fmt: skip
 
 
-def _pipeline_owner_recorded() -> bool:
-    import inspect
-
-    from jupyter_mlp.store import pipelines
-
-    return "owner" in inspect.signature(pipelines.create).parameters
-
-
-@pytest.mark.xfail(
-    not _pipeline_owner_recorded(),
-    reason="store.pipelines.create takes no owner= yet: a pipeline run's owner is not recorded",
-    strict=True,
-)
 async def test_a_pipeline_run_its_stages_and_its_cancel_are_the_owners(
     jp_fetch, jp_root_dir, store
 ):

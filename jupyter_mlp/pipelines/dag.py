@@ -72,13 +72,8 @@ def submit(
     if resume:
         previous = P.get(conn, resume)  # raises PipelineRunNotFound
         options["resumed_from"] = previous["id"]
-    # the owner is recorded where the store's create takes it (issue 16: store.pipelines.create
-    # has no owner= yet; until then a pipeline run's owner stays empty and only admins change it)
-    import inspect
-
-    owned = {"owner": owner} if owner and "owner" in inspect.signature(P.create).parameters else {}
     return P.create(
-        conn, spec, S.version_hash(spec), path, resolved_params, executor, options, **owned
+        conn, spec, S.version_hash(spec), path, resolved_params, executor, options, owner=owner
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..model import new_run_id
 from . import events
-from .db import Connection, write
+from .db import Connection, os_user, write
 from .transitions import (
     DONE_STAGE,
     FINAL_PIPELINE,
@@ -30,7 +30,7 @@ class PipelineRunNotFound(LookupError):
 
 def create(
     conn: Connection, spec: dict[str, Any], version: str, path: str | None,
-    params: dict[str, Any], executor: str, options: dict[str, Any],
+    params: dict[str, Any], executor: str, options: dict[str, Any], owner: str | None = None,
 ) -> str:  # fmt: skip
     run_id = new_run_id()
     now = time.time()
@@ -38,9 +38,9 @@ def create(
     with write(conn):
         conn.execute(
             "INSERT INTO pipeline_runs (id, name, path, version, spec, params, executor, options, "
-            "status, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?)",
+            "status, owner, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?)",
             (run_id, spec.get("name") or "pipeline", path, version, json.dumps(spec),
-             json.dumps(params), executor, json.dumps(options), now),
+             json.dumps(params), executor, json.dumps(options), owner or os_user(), now),
         )  # fmt: skip
         conn.executemany(
             "INSERT INTO pipeline_stages (pipeline_run_id, stage, status) VALUES (?, ?, 'pending')",
