@@ -106,14 +106,18 @@ def runs_list(args: argparse.Namespace) -> int:
             print(f"hint: {_t(hint['message'])}")
         return 0
     now = time.time()
-    rows = [["ID", "NAME", "PROJECT", "STATUS", "STARTED", "TIME", "METRICS"]]
+    # a team's store (or runs of several owners): who made each run is a column of its own
+    owners = store.url is not None or len({r.get("owner") for r in found}) > 1
+    rows = [["ID", "NAME", *(["OWNER"] if owners else []), "PROJECT", "STATUS", "STARTED", "TIME",
+             "METRICS"]]  # fmt: skip
     for r in found:
         metrics = ", ".join(f"{_t(k)}={_value(v)}" for k, v in list(r["metrics"].items())[:4])
         status = _t(r["status"])
         if runs.is_idle(r, now):
             status += f" (idle {_duration(now - (r['last_activity_at'] or r['started_at']))})"
         rows.append([
-            r["id"], _t(r["name"], 80), _t(r["project"], 40), status + (" *" if r["pinned"] else ""),
+            r["id"], _t(r["name"], 80), *([_t(r.get("owner") or "-", 40)] if owners else []),
+            _t(r["project"], 40), status + (" *" if r["pinned"] else ""),
             _when(r["started_at"]), _run_time(r), metrics,
         ])  # fmt: skip
     _table(rows, sys.stdout)

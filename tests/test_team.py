@@ -556,3 +556,11 @@ def test_runs_list_by_owner(store, mlp_home, capsys):
     assert listed("--owner", "me") == ["3a3a00000003"]
     assert listed("--owner", "alice", "--filter", "name ~ 0002") == []
     assert len(listed()) == 3
+    # the table says who made each run once runs of several owners are listed
+    capsys.readouterr()
+    assert main(["--home", str(mlp_home), "runs", "list"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["ID", "NAME", "OWNER"]
+    assert any("3a3a00000001" in line and " alice " in line for line in table)
+    assert main(["--home", str(mlp_home), "runs", "list", "--owner", "alice"]) == 0
+    assert "OWNER" not in capsys.readouterr().out  # one owner on a file store: no column
