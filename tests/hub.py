@@ -270,17 +270,16 @@ class Hub:
         return UserClient(self, name)
 
 
-class UserClient:
-    """One user's requests to their own server through the hub's proxy, with their token."""
+class ServerClient:
+    """Requests to one Jupyter server (`base`: its URL and base_url, no trailing slash) with an
+    API token: the hub's users (UserClient) and the bench's plain servers (bench/store.py)."""
 
-    def __init__(self, hub: Hub, name: str) -> None:
+    def __init__(self, base: str, token: str, name: str) -> None:
         import requests
 
-        self.hub, self.name = hub, name
-        self.base = f"{hub.url}/user/{name}"
+        self.base, self.token, self.name = base.rstrip("/"), token, name
         self.http = requests.Session()
-        self.http.headers["Authorization"] = f"token {hub.token(name)}"
-        self.home = hub.homes / name
+        self.http.headers["Authorization"] = f"token {token}"
 
     def request(self, method: str, path: str, **kw: Any) -> Any:
         """`path` under the server's base URL (`mlp/api/runs`, `api/kernels`)."""
@@ -326,10 +325,19 @@ class UserClient:
         return KernelSocket(self, kernel_id)
 
 
+class UserClient(ServerClient):
+    """One user's requests to their own server through the hub's proxy, with their token."""
+
+    def __init__(self, hub: Hub, name: str) -> None:
+        super().__init__(f"{hub.url}/user/{name}", hub.token(name), name)
+        self.hub = hub
+        self.home = hub.homes / name
+
+
 class KernelSocket:
     """Jupyter's kernel websocket (the JSON message form) of one kernel, as JupyterLab uses it."""
 
-    def __init__(self, user: UserClient, kernel_id: str) -> None:
+    def __init__(self, user: ServerClient, kernel_id: str) -> None:
         import websocket
 
         self.user, self.id = user, kernel_id
@@ -339,7 +347,7 @@ class KernelSocket:
             f"{user.name}'s kernel websocket",
             lambda: websocket.create_connection(
                 f"{url}?session_id={self.session}",
-                header=[f"Authorization: token {user.hub.token(user.name)}"],
+                header=[f"Authorization: token {user.token}"],
                 timeout=30,
             ),
             60,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 
 import hub as hub_module
 import pytest
@@ -42,21 +43,27 @@ NOTEBOOK = {
 RUN_ID = "import jupyter_mlp as mlp; print(mlp.active_run().run_id)"
 
 
+DB_PASSWORD = "team-db-pw"  # the team role's (what no answer may show)
+
+
 @pytest.fixture(scope="module")
 def hub(postgres_server, tmp_path_factory):
-    """The hub, its proxy and the three users' servers, on one new database of the session's
-    PostgreSQL server. Warm kernels are off (`warm_kernels=0`): three servers each keeping a
-    kernel started is more than this suite's two cores need."""
+    """The hub, its proxy and the three users' servers, on a database of the session's
+    PostgreSQL server made as the README says (a login role that owns it, no superuser). Warm
+    kernels are off (`warm_kernels=0`): three servers each keeping a kernel started is more
+    than this suite's two cores need."""
     reason = hub_module.missing_reason()
     if reason is not None:
         if os.geteuid() == 0:  # CI: scripts/test.sh installs jupyterhub and the proxy
             pytest.fail(reason)
         pytest.skip(reason)
-    database = postgres_server.create_database()
+    role = "team_" + uuid.uuid4().hex[:10]
+    postgres_server.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{DB_PASSWORD}'")
+    postgres_server.admin(f"CREATE DATABASE {role} OWNER {role}")
     folder = tmp_path_factory.mktemp("hub")
     the_hub = Hub(
-        folder, postgres_server.url(database), folder / "shared", USERS, ADMINS,
-        server_args=["--MlpApp.warm_kernels=0"],
+        folder, postgres_server.url(role, password=DB_PASSWORD, user=role), folder / "shared",
+        USERS, ADMINS, server_args=["--MlpApp.warm_kernels=0"],
     )  # fmt: skip
     try:
         the_hub.start()
@@ -64,7 +71,8 @@ def hub(postgres_server, tmp_path_factory):
         yield the_hub
     finally:
         the_hub.stop()
-        postgres_server.drop_database(database)
+        postgres_server.drop_database(role)
+        postgres_server.admin(f"DROP ROLE IF EXISTS {role}")
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +141,7 @@ def test_each_server_knows_its_hub_user_and_the_admin(alice, bob, carol):
     }  # fmt: skip
     stores = {m["store"] for m in mes.values()}
     assert len(stores) == 1 and stores.pop().startswith("postgresql://")
-    assert all(hub_module.PASSWORD not in json.dumps(m) for m in mes.values())
+    assert all(DB_PASSWORD not in json.dumps(m) for m in mes.values())
     # one user's token does not open another user's server (the hub's own rule)
     assert alice.http.get(f"{bob.base}/mlp/api/me", timeout=30).status_code in (403, 404)
 
@@ -298,7 +306,7 @@ def test_the_database_restarting_mid_run_loses_nothing(postgres_server, alice, b
         (down,) = poll("alice's server to answer 503",  # (a 503 Response is falsy)
                        lambda: (a := alice.get("runs")).status_code != 200 and [a], 30)  # fmt: skip
         assert down.status_code == 503, (down.status_code, down.text)
-        assert hub_module.PASSWORD not in down.text
+        assert DB_PASSWORD not in down.text and "team_" in down.text  # names the database
     finally:
         came_back = time.time()
         postgres_server.start()
