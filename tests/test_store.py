@@ -275,3 +275,82 @@ def test_filter_errors_count_characters_from_1_as_the_panel_does():
     with pytest.raises(FilterError) as info:
         compile_filter("metrics.acc > 0.9 )")
     assert info.value.position == 18 and str(info.value) == "unexpected ')' (at character 19)"
+
+
+@pytest.mark.parametrize(
+    "sort", ["-metrics.acc", "params.lr", "-created_at", "name", "-started_at", "duration"]
+)
+def test_keyset_pages_walk_every_run_once_in_order(store, sort):
+    for i in range(23):
+        add_run(store, f"eeee{i:08d}", name=f"r{i % 7}", params={"lr": (i % 5) / 10},
+                metrics={"acc": (i % 4) / 4} if i % 6 else {}, started_at=1000.0 + i % 3)  # fmt: skip
+    conn = store.connect()
+    whole = [r["id"] for r in run_store.list_runs(conn, sort=sort, limit=100)]
+    paged, cursor = [], None
+    while True:
+        page = run_store.list_page(conn, sort=sort, limit=4, cursor=cursor)
+        paged += [r["id"] for r in page["runs"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert paged == whole and len(whole) == 23
+
+
+@pytest.mark.sqlite_only("SQLite's planner statistics")
+def test_sqlite_gets_planner_statistics_as_the_store_grows(store):
+    conn = store.connect()
+    with store.write() as w:
+        w.executemany(
+            "INSERT INTO runs (id, name, status, created_at) VALUES (?, ?, ?, ?)",
+            [(f"{i:012x}", "r", ("finished", "failed")[i % 2], float(i)) for i in range(3000)],
+        )
+    store.close()
+    conn = store.connect()  # a new connection: statistics for 3000 runs
+    stat = conn.execute(
+        "SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs' AND idx = 'runs_created'"
+    ).fetchone()[0]
+    assert stat.split()[0] == "3000"
+    from jupyter_mlp.store import db
+
+    # at a million runs, the averages they give make a page of the newest finished runs walk
+    # created_at in order (not sort the fifth of the runs the status index has)
+    conn.executemany("UPDATE sqlite_stat1 SET stat = ? WHERE tbl = ? AND idx = ?",
+                     [(stat, tbl, idx) for tbl, idx, stat in db._stats(1_000_000)])  # fmt: skip
+    conn.execute("ANALYZE sqlite_master")
+
+    class Recorder:  # the statements list_page runs, with their parameters
+        def __init__(self):
+            self.seen = []
+
+        def execute(self, sql, args=()):
+            self.seen.append((sql, args))
+            return conn.execute(sql, args)
+
+    recorder = Recorder()
+    run_store.list_page(recorder, filter="status = finished", limit=10)
+    sql, args = recorder.seen[0]
+    plan = " ".join(r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+    assert "runs_created" in plan and "TEMP B-TREE FOR ORDER BY" not in plan, plan
+    store.close()
+    assert not db.refresh_stats(store.connect())  # not again until the store doubles
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["metrics.nope > 1", "not metrics.nope > 1", "metrics.nope = null", "metrics.nope != null",
+     "params.nope != x", "not params.nope = 2", "params.nope ~ a or name ~ base",
+     "(metrics.acc > 0.9 or params.nope = 1) and not params.nope2 = null"],
+)  # fmt: skip
+def test_a_field_no_run_has_filters_as_its_subquery_would(runs, expr):
+    from jupyter_mlp.store.db import dialect
+
+    conn = runs.connect()
+    absent = run_store.absent_fields(conn, expr)
+    assert absent and all(key.startswith("nope") for _, key in absent)
+
+    def ids(where, args):
+        return sorted(r[0] for r in conn.execute(f"SELECT id FROM runs WHERE {where}", args))
+
+    fast = compile_filter(expr, dialect(conn), absent)
+    assert "nope" not in fast[0] and "nope" not in str(fast[1])
+    assert ids(*fast) == ids(*compile_filter(expr, dialect(conn)))

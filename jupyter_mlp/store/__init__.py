@@ -97,6 +97,7 @@ class Store:
         conn = db.connect(self.path)
         try:
             migrate(conn)
+            db.refresh_stats(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and not db._corrupt(exc):

@@ -302,6 +302,71 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     return conn
 
 
+STATS_MIN_RUNS = 1000  # below this SQLite's planner does well without statistics
+
+
+def _stats(runs: int) -> list[tuple[str, str, str]]:
+    """sqlite_stat1 rows for `runs` runs, in the shape a full ANALYZE gives a store of real
+    use: a status is shared by a fifth of the runs, a project or an owner by a tenth, a record
+    key by most runs, an id or a (run, key) by one row."""
+    n, records = runs, runs * 10
+    return [
+        ("runs", "sqlite_autoindex_runs_1", f"{n} 1"),
+        ("runs", "runs_created", f"{n} 1"),
+        ("runs", "runs_status", f"{n} {max(1, n // 5)}"),
+        ("runs", "runs_project_created", f"{n} {max(1, n // 10)} 1"),
+        ("runs", "runs_owner", f"{n} {max(1, n // 10)} 1"),
+        ("runs", "runs_parent", f"{n} 10"),
+        ("runs", "runs_sweep", f"{n} 100"),
+        ("params", "params", f"{records} 10 1"),
+        ("params", "params_key_num", f"{records} {n} 10"),
+        ("metrics_latest", "metrics_latest", f"{records} 10 1"),
+        ("metrics_latest", "metrics_latest_key_value", f"{records} {n} 1"),
+    ]
+
+
+def refresh_stats(conn: sqlite3.Connection) -> bool:
+    """Statistics for SQLite's planner, written when the runs table grew past twice what they
+    say. Without them it takes an equality filter's index (`status = finished`: a fifth of a
+    million runs) and sorts it for a page of the newest runs, instead of walking created_at in
+    order. A real ANALYZE takes seconds at a million runs and a sampled one (analysis_limit)
+    misjudges how many runs share a status or a key, which misleads the planner far worse; so
+    these are the averages a full ANALYZE finds (sqlite_stat1 holds only averages), for the
+    runs there are now: two tiny reads at open, a few rows written when the store has doubled.
+    True when written; a busy or read-only store is left as it is."""
+    try:
+        top = conn.execute("SELECT MAX(rowid) FROM runs").fetchone()[0] or 0
+        if top < STATS_MIN_RUNS:
+            return False
+        known = 0
+        if conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+        ).fetchone():
+            row = conn.execute(
+                "SELECT stat FROM sqlite_stat1 WHERE tbl = 'runs' AND idx = 'runs_created'"
+            ).fetchone()
+            known = int(str(row[0]).split()[0]) if row else 0
+        if known * 2 > top:
+            return False
+        indexes = {
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        conn.execute("PRAGMA busy_timeout=50")  # another writer: next time
+        try:
+            with _sqlite_write(conn, attempts=1):
+                conn.execute("ANALYZE sqlite_master")  # makes sqlite_stat1 (and nothing else)
+                rows = [r for r in _stats(top) if r[1] in indexes or r[1] == r[0]]
+                conn.executemany("DELETE FROM sqlite_stat1 WHERE tbl = ? AND idx = ?",
+                                 [r[:2] for r in rows])  # fmt: skip
+                conn.executemany("INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", rows)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("ANALYZE sqlite_master")  # this connection loads them now
+        return True
+    except (sqlite3.OperationalError, ValueError, IndexError):
+        return False
+
+
 def _corrupt(exc: BaseException) -> bool:
     text = str(exc).lower()
     return "not a database" in text or "malformed" in text or "corrupt" in text

@@ -16,6 +16,7 @@ exhaust the parser's stack or SQLite's expression limits.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from ..records import FILTER_DEPTH_MAX, FILTER_MAX, FILTER_TERMS_MAX
@@ -112,8 +113,11 @@ def _unquote(text: str) -> str:
 
 
 class _Parser:
-    def __init__(self, expr: str, dialect: Dialect = SQLITE) -> None:
+    def __init__(
+        self, expr: str, dialect: Dialect = SQLITE, absent: Collection[tuple[str, str]] = ()
+    ) -> None:
         self.dialect = dialect
+        self.absent = absent
         if len(expr) > FILTER_MAX:
             raise FilterError(
                 f"the filter is {len(expr):,} characters long (at most {FILTER_MAX:,})", FILTER_MAX
@@ -270,9 +274,15 @@ class _Parser:
         else:
             source, key_col = table, ("name" if table == "outputs" else "key")
             column = "num" if is_num else "text"
-        self.args.append(key)
-        sub = f"(SELECT {column} FROM {source} AS r WHERE r.run_id = runs.id AND r.{key_col} = ?)"
-        return self.compare(sub, op, value, pos, column in ("num", "value"))
+        real = column in ("num", "value")
+        if (table, key) in self.absent:  # no run has it: what the subquery gives every run
+            sub = f"CAST(NULL AS {'DOUBLE PRECISION' if real else 'TEXT'})"
+        else:
+            self.args.append(key)
+            sub = (
+                f"(SELECT {column} FROM {source} AS r WHERE r.run_id = runs.id AND r.{key_col} = ?)"
+            )
+        return self.compare(sub, op, value, pos, real)
 
     def compare(self, column: str, op: str, value: object, pos: int, real: bool = False) -> str:
         """`column op value`; `real`: the column holds floating point numbers."""
@@ -323,9 +333,13 @@ def record_fields(expr: str | None) -> list[tuple[str, str]]:
     return found
 
 
-def compile_filter(expr: str | None, dialect: Dialect = SQLITE) -> tuple[str, list[object]]:
+def compile_filter(
+    expr: str | None, dialect: Dialect = SQLITE, absent: Collection[tuple[str, str]] = ()
+) -> tuple[str, list[object]]:
     """Filter text -> (SQL boolean expression over `runs`, its parameters) in `dialect` (the
-    same answers on both engines). Raises FilterError."""
-    parser = _Parser(expr or "", dialect)
+    same answers on both engines). `absent`: (table, key) of record fields no run has (a NULL
+    then, as the subquery would give every run, without a million lookups: a misspelt metric
+    answers at once). Raises FilterError."""
+    parser = _Parser(expr or "", dialect, absent)
     sql = parser.parse()
     return sql, parser.args

@@ -21,7 +21,7 @@ from ..records import (
     run_field,
 )
 from . import events, records
-from .db import Connection, dialect
+from .db import Connection, dialect, is_sqlite
 from .filter import COLUMNS, FilterError, compile_filter, record_fields
 
 SUMMARY_COLUMNS = (
@@ -127,7 +127,7 @@ def list_page(
 
     Keyset paging in two phases: rows with a sort value (walked in index order, so a
     metric-sorted page of 100k runs reads ~a page of rows), then rows without one (id order)."""
-    where, args = compile_filter(filter, dialect(conn))
+    where, args = compile_filter(filter, dialect(conn), absent_fields(conn, filter))
     if project:
         where = f"runs.project = ? AND ({where})"
         args = [project, *args]
@@ -145,7 +145,11 @@ def list_page(
         else:
             value, source, head_where, head_args, tiebreak = order.expr, "runs", "", [], "runs.id"
         keyset, keyset_args = "", []
-        if after is not None:
+        if after is not None and (order.table or not is_sqlite(conn)):
+            # a row value: an index on (value, id) (a record sort's; PostgreSQL's on the
+            # columns it sorts) is walked from the cursor on, never from the top
+            keyset, keyset_args = f"AND ({value}, {tiebreak}) {cmp} (?, ?)", [after[1], after[2]]
+        elif after is not None:  # SQLite's column indexes hold the rowid, not the id
             keyset = f"AND ({value} {cmp} ? OR ({value} = ? AND {tiebreak} {cmp} ?))"
             keyset_args = [after[1], after[1], after[2]]
         rows = conn.execute(
@@ -246,6 +250,41 @@ def is_idle(run: dict[str, Any], now: float | None = None, after: float = IDLE_A
     return isinstance(last, (int, float)) and (now or time.time()) - last > after
 
 
+# record fields -> (table, key column) whose keys an index leads with (a lookup, a loose scan)
+_KEYED = {"metrics": ("metrics_latest", "key"), "params": ("params", "key")}
+
+
+def absent_fields(conn: Connection, expr: str | None) -> set[tuple[str, str]]:
+    """The `metrics.K` / `params.K` a filter names that no run has (one index lookup each)."""
+    absent = set()
+    for table, key in record_fields(expr):
+        if table in _KEYED:
+            source, column = _KEYED[table]
+            if (
+                conn.execute(
+                    f"SELECT 1 FROM {source} WHERE {column} = ? LIMIT 1", (key,)
+                ).fetchone()
+                is None
+            ):
+                absent.add((table, key))
+    return absent
+
+
+def _distinct_keys(conn: Connection, table: str) -> list[str]:
+    """Every key of a record table: a loose scan of the index that leads with it (one lookup per
+    key, not a read of every row), or DISTINCT where no index does (outputs' names)."""
+    if table in _KEYED:
+        source, column = _KEYED[table]
+        sql = (
+            f"WITH RECURSIVE k(v) AS (SELECT MIN({column}) FROM {source} UNION ALL "
+            f"SELECT (SELECT MIN({column}) FROM {source} WHERE {column} > k.v) FROM k "
+            "WHERE k.v IS NOT NULL) SELECT v FROM k WHERE v IS NOT NULL"
+        )
+    else:
+        sql = "SELECT DISTINCT name FROM outputs"
+    return [r[0] for r in conn.execute(sql) if isinstance(r[0], str)]
+
+
 def filter_hints(conn: Connection, expr: str | None) -> list[dict[str, Any]]:
     """For each `metrics.K` / `params.K` / `outputs.K` a filter names that no run has: {field,
     message, suggestions} with close names that exist (difflib). Why a filter matched nothing."""
@@ -255,14 +294,7 @@ def filter_hints(conn: Connection, expr: str | None) -> list[dict[str, Any]]:
     known: dict[str, list[str]] = {}
     for table, key in record_fields(expr):
         if table not in known:
-            source, column = {
-                "metrics": ("metrics_latest", "key"), "params": ("params", "key"),
-                "outputs": ("outputs", "name"),
-            }[table]  # fmt: skip
-            known[table] = [
-                r[0] for r in conn.execute(f"SELECT DISTINCT {column} FROM {source}")
-                if isinstance(r[0], str)
-            ]  # fmt: skip
+            known[table] = _distinct_keys(conn, table)
         if key in known[table]:
             continue
         close = difflib.get_close_matches(key, known[table], n=3, cutoff=0.6)

@@ -309,7 +309,15 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # Statements PostgreSQL alone runs after the step of that index (same rule: never edit a
 # released entry). Keyset pages sorted by (value, id) walk these in order; SQLite's indexes
 # carry the rowid and its planner sorts ties itself.
-PG_ONLY: dict[int, list[str]] = {}
+PG_ONLY: dict[int, list[str]] = {
+    0: [
+        "CREATE INDEX runs_created_id ON runs(created_at, id)",
+        "CREATE INDEX runs_started_id ON runs(started_at, id)",
+        "CREATE INDEX runs_name_id ON runs(name, id)",
+        "CREATE INDEX params_key_num_run ON params(key, num, run_id)",
+        "CREATE INDEX metrics_latest_key_value_run ON metrics_latest(key, value, run_id)",
+    ],
+}
 
 # Tables whose rows are read in insertion order (`ORDER BY rowid`): a rowid column on PostgreSQL.
 ROWID_TABLES = frozenset({"metrics"})
