@@ -36,10 +36,10 @@ import {
 } from './api';
 import { listSweeps } from './api/sweeps';
 import { showRerunDialog } from './components/RerunDialog';
+import { askRunChange } from './components/RunChangeDialogs';
 import { pipelineIcon } from './icons';
 import { Identity, sharedIdentity } from './model/Identity';
 import { offersChange, RunChangeKind } from './model/runActions';
-import { askRunChange } from './components/RunChangeDialogs';
 import { RunsModel } from './model/RunsModel';
 import { pipelinePlugins } from './pipeline';
 import { RunsSidebar } from './sidebar';

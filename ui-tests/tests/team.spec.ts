@@ -307,6 +307,12 @@ test("someone else's run offers no owner's actions (detail, row, context menu, c
       0
     );
   }
+  await page.screenshot({ path: test.info().outputPath('their-run.png') });
+  await page.theme.setDarkTheme();
+  expect(
+    await contrast(theirs.locator('.jp-mlp-RunDetail-owner .jp-mlp-Owner'))
+  ).toBeGreaterThanOrEqual(4.5);
+  await page.theme.setLightTheme();
   // Their running job: no Cancel either.
   const running = await openRun(page, seeded.runs['long-other']);
   await expect(running.getByRole('button', { name: 'Rerun…' })).toBeVisible();
@@ -461,6 +467,10 @@ test('owners in Compare, the sweeps list and view (no Cancel on theirs) and the 
   );
   await page.theme.setDarkTheme();
   expect(await contrast(owners.nth(1))).toBeGreaterThanOrEqual(4.5);
+  expect(
+    await contrast(panel.locator('.jp-mlp-SweepsList-owner'))
+  ).toBeGreaterThanOrEqual(4.5);
+  await page.screenshot({ path: test.info().outputPath('compare.png') });
   await page.theme.setLightTheme();
 
   // The sweeps list names its owner; alice's running sweep has no Cancel for me.
@@ -476,6 +486,7 @@ test('owners in Compare, the sweeps list and view (no Cancel on theirs) and the 
   await expect(sweep.getByRole('button', { name: 'Cancel sweep' })).toHaveCount(
     0
   );
+  await page.screenshot({ path: test.info().outputPath('sweep.png') });
 
   // The pipeline editor: pinned runs name their owners; alice's is used like mine.
   const file = `${tmpPath}/team.mlpipe`;
@@ -533,6 +544,11 @@ test('owners in Compare, the sweeps list and view (no Cancel on theirs) and the 
   );
   await expect(item.locator('.jp-mlp-PipelinePalette-owner')).toHaveText(OTHER);
   await expectLegible(item.locator('.jp-mlp-PipelinePalette-owner'));
+  await page.theme.setDarkTheme();
+  expect(
+    await contrast(item.locator('.jp-mlp-PipelinePalette-owner'))
+  ).toBeGreaterThanOrEqual(4.5);
+  await page.theme.setLightTheme();
   await expect(
     palette.locator(
       `.jp-mlp-PipelinePalette-run[data-run="${seeded.runs['tuned-mine']}"] .jp-mlp-PipelinePalette-owner`
@@ -545,6 +561,11 @@ test('owners in Compare, the sweeps list and view (no Cancel on theirs) and the 
   await expect(
     editor.locator('.jp-mlp-StageNode[data-stage="baseline-other"]')
   ).toHaveCount(1);
+  // (It has no notebook snapshot: the editor says so; that message is put away.)
+  await editor
+    .locator('.jp-mlp-PipelineMessage')
+    .getByRole('button', { name: 'Dismiss' })
+    .click();
 
   // Their pipeline run, live: no Cancel run; mine has it, and its refusal reads as text.
   const history = editor.locator('.jp-mlp-PipelineHistory');
@@ -553,6 +574,7 @@ test('owners in Compare, the sweeps list and view (no Cancel on theirs) and the 
   await expect(editor.getByRole('button', { name: 'Cancel run' })).toHaveCount(
     0
   );
+  await page.screenshot({ path: test.info().outputPath('pipeline.png') });
   await history.locator(`[data-run="${myRun.id}"]`).click();
   await expect(
     history.locator(`[data-run="${myRun.id}"] .jp-mlp-PipelineHistory-owner`)

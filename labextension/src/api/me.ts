@@ -19,10 +19,14 @@ export async function me(signal?: AbortSignal): Promise<IMe> {
     }
     throw error;
   }
+  if (typeof found?.admin !== 'boolean' || typeof found.team !== 'boolean') {
+    // Not this route's answer (a proxy's, or a test harness's mock of JupyterLab's /api/me).
+    return SINGLE_SEAT;
+  }
   return {
     name: typeof found.name === 'string' && found.name ? found.name : null,
-    admin: found.admin === true,
-    team: found.team === true,
+    admin: found.admin,
+    team: found.team,
     ...(typeof found.store === 'string' ? { store: found.store } : {})
   };
 }

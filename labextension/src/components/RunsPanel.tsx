@@ -67,7 +67,6 @@ export function RunsPanel(props: IRunsPanelProps): JSX.Element {
           {props.live ? trans.__('live') : trans.__('paused')}
         </span>
         <span className="jp-mlp-RunsPanel-spacer" />
-        <ScopeToggle model={model} trans={trans} />
         <Button
           small
           minimal
@@ -159,22 +158,25 @@ function FilterBox({
   const error = model.filterError;
   return (
     <div className="jp-mlp-Filter">
-      <input
-        className={`jp-mlp-Filter-input jp-InputGroup-input${error ? ' jp-mod-error' : ''}`}
-        type="search"
-        spellCheck={false}
-        placeholder={trans.__(
-          'Filter, e.g. metrics.acc > 0.9 and status = finished'
-        )}
-        aria-label={trans.__('Filter runs')}
-        aria-invalid={error ? 'true' : 'false'}
-        aria-describedby={error ? 'jp-mlp-filter-error' : undefined}
-        value={text}
-        onChange={e => {
-          setText(e.currentTarget.value);
-          model.setFilter(e.currentTarget.value);
-        }}
-      />
+      <div className="jp-mlp-Filter-row">
+        <ScopeToggle model={model} trans={trans} />
+        <input
+          className={`jp-mlp-Filter-input jp-InputGroup-input${error ? ' jp-mod-error' : ''}`}
+          type="search"
+          spellCheck={false}
+          placeholder={trans.__(
+            'Filter, e.g. metrics.acc > 0.9 and status = finished'
+          )}
+          aria-label={trans.__('Filter runs')}
+          aria-invalid={error ? 'true' : 'false'}
+          aria-describedby={error ? 'jp-mlp-filter-error' : undefined}
+          value={text}
+          onChange={e => {
+            setText(e.currentTarget.value);
+            model.setFilter(e.currentTarget.value);
+          }}
+        />
+      </div>
       {error && <FilterError error={error} text={model.filter} trans={trans} />}
     </div>
   );
@@ -264,8 +266,9 @@ function RunsBody(props: IRunsPanelProps): JSX.Element {
 }
 
 /**
- * Mine / Team, in a team's store: this user's runs only (the list asks for `owner = me` on top
- * of the filter typed, which stays as typed), or everyone's. Kept in the settings.
+ * Mine / Team, in a team's store, before the filter box (both say which runs are listed): this
+ * user's runs only (the list asks for `owner = me` on top of the filter typed, which stays as
+ * typed), or everyone's. Kept in the settings.
  */
 function ScopeToggle({
   model,
