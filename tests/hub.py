@@ -42,6 +42,7 @@ PASSWORD = "hub-test-pw"  # the DummyAuthenticator's one password
 def missing_reason() -> str | None:
     """Why no hub can start here (None: one can)."""
     try:
+        import distributed  # noqa: F401
         import jupyterhub  # noqa: F401
         import websocket  # noqa: F401
     except ImportError as exc:
@@ -125,6 +126,20 @@ c.Spawner.http_timeout = 180
 c.Spawner.environment = {environment!r}
 """
 
+# With a Dask scheduler (the README's "Shared compute with Dask"): every server submits to it, and
+# its jobs report back through the proxy, to the server of the user who submitted them.
+DASK_CONFIG = """
+BASE_ARGS = {args!r}  # noqa
+
+
+def mlp_args(spawner):
+    url = f"{url}/user/{{{{spawner.user.name}}}}/mlp/api"
+    spawner.args = [*BASE_ARGS, f"--MlpApp.dask_server_url={{{{url}}}}"]
+
+
+c.Spawner.pre_spawn_hook = mlp_args
+"""
+
 
 class Hub:
     """A JupyterHub of `users` on loopback whose single-user servers share one store."""
@@ -138,11 +153,13 @@ class Hub:
         admins: Iterable[str] = (),
         server_args: Iterable[str] = (),
         environment: dict[str, str] | None = None,
+        dask_scheduler: str | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.homes = self.folder / "homes"
         self.shared_home = Path(shared_home)
+        self.store_url = store_url
         self.users = list(users)
         self.admins = sorted(admins)
         self.port, self.hub_port, self.proxy_api_port = free_port(), free_port(), free_port()
@@ -156,14 +173,19 @@ class Hub:
             args.append("--ServerApp.allow_root=True")
         args += [f"--MlpApp.team_admins={name}" for name in self.admins]
         args += list(server_args)
+        if dask_scheduler:
+            args.append(f"--MlpApp.dask_scheduler={dask_scheduler}")
         env = {
             # the README's "For a team": one store, one folder for the blobs
             "MLP_STORE_URL": store_url,
             "MLP_HOME": str(self.shared_home),
             **(environment or {}),
         }
+        config = CONFIG
+        if dask_scheduler:
+            config += DASK_CONFIG.format(args=args, url=self.url)
         (self.folder / "jupyterhub_config.py").write_text(
-            CONFIG.format(
+            config.format(
                 port=self.port,
                 hub_port=self.hub_port,
                 proxy_api_port=self.proxy_api_port,
@@ -412,6 +434,51 @@ class KernelSocket:
             self.ws.close()
         with contextlib.suppress(Exception):
             self.user.request("DELETE", f"api/kernels/{self.id}", timeout=30)
+
+
+class Dask:
+    """A Dask scheduler and one worker on loopback: the team's shared compute. The worker has a
+    store folder of its own and no database address, so whatever a job records reaches the
+    store only through the server it reports to; it keeps no warm kernels (two cores here)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.address = ""
+
+    def _spawn(self, args: list[str], log: str, env: dict[str, str]) -> None:
+        with open(self.folder / log, "wb") as out:
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", *args], env=env, stdout=subprocess.DEVNULL, stderr=out,
+                start_new_session=True, cwd=self.folder,
+            ))  # fmt: skip
+
+    def start(self, deadline_s: float = 90) -> str:
+        from distributed import Client
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLP_")}
+        info = self.folder / "scheduler.json"
+        self._spawn(["distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                     "--no-dashboard", "--scheduler-file", str(info)], "scheduler.log", env)  # fmt: skip
+        poll("the Dask scheduler", info.exists, deadline_s)
+        self.address = json.loads(info.read_text())["address"]
+        worker_env = {**env, "MLP_HOME": str(self.folder / "worker-store"),
+                      "MLP_SPOOL_DIR": str(self.folder / "spool"), "MLP_KERNEL_POOL": "0"}  # fmt: skip
+        self._spawn(["distributed.cli.dask_worker", self.address, "--name", "w1", "--nthreads",
+                     "2", "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"], "worker.log",
+                    worker_env)  # fmt: skip
+        with Client(self.address, timeout=30, set_as_default=False) as client:
+            poll("the Dask worker to join", lambda: client.scheduler_info()["workers"], deadline_s)
+        return self.address
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+        self.procs.clear()
 
 
 if __name__ == "__main__":  # pragma: no cover - by hand

@@ -35,9 +35,10 @@ NOTEBOOK = {
         {"id": "params", "cell_type": "code", "metadata": {"tags": ["parameters"]}, "outputs": [],
          "execution_count": None, "source": "lr = 0.1\nsteps = 20"},
         {"id": "work", "cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
-         "source": "import jupyter_mlp as mlp\nfor i in range(steps):\n"
+         "source": "import os, jupyter_mlp as mlp\nfor i in range(steps):\n"
                    "    mlp.log_metric('acc', min(1.0, lr * i), step=i)\n"
-                   "mlp.output('score', lr * steps)"},
+                   "mlp.output('score', lr * steps)\n"
+                   "mlp.output('via', os.environ.get('MLP_TRACKING_URI'))"},
     ],
 }  # fmt: skip
 RUN_ID = "import jupyter_mlp as mlp; print(mlp.active_run().run_id)"
@@ -57,20 +58,23 @@ def hub(postgres_server, tmp_path_factory):
         if os.geteuid() == 0:  # CI: scripts/test.sh installs jupyterhub and the proxy
             pytest.fail(reason)
         pytest.skip(reason)
+    dask = hub_module.Dask(tmp_path_factory.mktemp("dask"))
     role = "team_" + uuid.uuid4().hex[:10]
     postgres_server.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{DB_PASSWORD}'")
     postgres_server.admin(f"CREATE DATABASE {role} OWNER {role}")
     folder = tmp_path_factory.mktemp("hub")
-    the_hub = Hub(
-        folder, postgres_server.url(role, password=DB_PASSWORD, user=role), folder / "shared",
-        USERS, ADMINS, server_args=["--MlpApp.warm_kernels=0"],
-    )  # fmt: skip
     try:
+        the_hub = Hub(
+            folder, postgres_server.url(role, password=DB_PASSWORD, user=role), folder / "shared",
+            USERS, ADMINS, server_args=["--MlpApp.warm_kernels=0"], dask_scheduler=dask.start(),
+        )  # fmt: skip
         the_hub.start()
         the_hub.spawn(*USERS)
         yield the_hub
     finally:
-        the_hub.stop()
+        if "the_hub" in locals():
+            the_hub.stop()
+        dask.stop()
         postgres_server.drop_database(role)
         postgres_server.admin(f"DROP ROLE IF EXISTS {role}")
 
@@ -271,6 +275,10 @@ def test_bobs_pipeline_runs_a_stage_made_from_alices_pinned_run(alice, bob, caro
     assert stage["params"] == {"lr": 0.25, "steps": 4}
     outputs = {o["name"]: o.get("value") for o in stage["outputs"]}
     assert outputs["score"] == 1.0
+    assert str(outputs["via"]).endswith("/user/bob/mlp/api"), (
+        f"bob's stage ran as a job of another server (its kernel tracked through {outputs['via']}): "
+        "each server on the shared store dispatches every queued job, not only its user's"
+    )
     # alice may not cancel bob's pipeline run; carol may (it stays as it ended)
     assert refused(alice.mlp("POST", f"pipelines/runs/{pipeline_id}/cancel"))
     assert carol.mlp("POST", f"pipelines/runs/{pipeline_id}/cancel").status_code == 200
@@ -279,6 +287,44 @@ def test_bobs_pipeline_runs_a_stage_made_from_alices_pinned_run(alice, bob, caro
         f"pipeline run {pipeline_id} has owner {done['owner']!r}, not bob: the server does not "
         "record who started a pipeline run yet (store.pipelines.create takes no owner=)"
     )
+
+
+# --- shared compute ---------------------------------------------------------------------------------
+
+
+def test_bobs_rerun_of_alices_run_on_the_teams_dask_cluster_reports_to_bob(
+    alice, bob, alice_template
+):
+    """Every server submits to the one scheduler; the job reports through the hub's proxy to the
+    server of whoever asked (the worker holds neither the database's address nor the blobs)."""
+    answer = bob.mlp("POST", f"runs/{alice_template}/rerun",
+                     json={"executor": "dask", "params": {"lr": 0.5, "steps": 2}})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    run_id = answer.json()["id"]
+    run = poll(
+        f"the Dask job {run_id} to end",
+        lambda: (
+            (r := alice.json(f"runs/{run_id}"))["status"] in ("finished", "failed", "cancelled")
+            and r
+        ),
+        150,
+        every=0.25,
+    )
+    assert run["status"] == "finished", (
+        f"bob's Dask job ended {run['status']}: {run.get('error')} (seen here when every server "
+        "on the shared store dispatches every queued job: alice's and carol's servers submit bob's "
+        "job too, and each submission's run token displaces the one before)"
+    )
+    assert run["owner"] == "bob" and run["parent_id"] == alice_template
+    via = {o["name"]: o.get("value") for o in run["outputs"]}["via"]
+    assert via.startswith(alice.hub.url), via  # it reported through the hub's proxy
+    assert via.endswith("/user/bob/mlp/api"), (
+        f"bob's Dask job was submitted by another server (it reported to {via}): each server on "
+        "the shared store dispatches every queued job, not only its user's"
+    )
+    assert run["params"] == {"lr": 0.5, "steps": 2}
+    assert {o["name"]: o.get("value") for o in run["outputs"]}["score"] == 1.0
+    assert run["metrics"]["acc"] == 0.5  # the tracker in the job's kernel, over HTTP too
 
 
 # --- the database goes away mid-run ----------------------------------------------------------------
@@ -305,7 +351,7 @@ def test_the_database_restarting_mid_run_loses_nothing(postgres_server, alice, b
         # while it is down, the servers say so (503), they do not fail (500) or hang
         (down,) = poll("alice's server to answer 503",  # (a 503 Response is falsy)
                        lambda: (a := alice.get("runs")).status_code != 200 and [a], 30)  # fmt: skip
-        assert down.status_code == 503, (down.status_code, down.text)
+        assert down.status_code == 503 and down.headers.get("Retry-After"), (down, down.text)
         assert DB_PASSWORD not in down.text and "team_" in down.text  # names the database
     finally:
         came_back = time.time()
