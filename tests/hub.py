@@ -233,6 +233,16 @@ class Hub:
             method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kw
         )
 
+    def login(self, name: str, password: str) -> int:
+        """The status of a login through the hub's form (302: logged in), as a browser does it."""
+        import requests
+
+        browser = requests.Session()
+        browser.get(f"{self.url}/hub/login", timeout=30)
+        form = {"username": name, "password": password, "_xsrf": browser.cookies.get("_xsrf", "")}
+        answer = browser.post(f"{self.url}/hub/login", data=form, allow_redirects=False, timeout=30)
+        return int(answer.status_code)
+
     def log(self) -> str:
         with contextlib.suppress(OSError):
             return self.log_path.read_text(errors="replace")[-6000:]

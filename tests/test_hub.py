@@ -138,7 +138,9 @@ def refused(answer) -> dict:
 # --- who is who ----------------------------------------------------------------------------------
 
 
-def test_each_server_knows_its_hub_user_and_the_admin(alice, bob, carol):
+def test_each_server_knows_its_hub_user_and_the_admin(hub, alice, bob, carol):
+    assert hub.login("alice", hub_module.PASSWORD) == 302  # the dummy authenticator's password
+    assert hub.login("alice", "not-it") == 403
     mes = {u.name: u.json("me") for u in (alice, bob, carol)}
     assert {n: (m["name"], m["admin"], m["team"]) for n, m in mes.items()} == {
         "alice": ("alice", False, True), "bob": ("bob", False, True), "carol": ("carol", True, True),
