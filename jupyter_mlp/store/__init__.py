@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import db
-from .blobs import BlobNotFound, Blobs
+from .blobs import BlobNotFound, Blobs, FsBlobs
 from .db import Connection, StoreUnavailable
 from .schema import SchemaTooNew, migrate
 
@@ -49,25 +49,35 @@ class Store:
 
     `path` is what messages name: the SQLite file, or the URL without its password (db.PgUrl)."""
 
-    def __init__(self, home: str | os.PathLike[str] | None = None, url: str | None = None) -> None:
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        blob_url: str | None = None,
+    ) -> None:
         self.home: Path = db.home_dir(home)
         self.url = db.store_url(url)
         self.path: Path | db.PgUrl = (
             self.home / "mlp.sqlite" if self.url is None else db.PgUrl(self.url)
         )
-        self.blobs = Blobs(self.home / "blobs")
+        self.blob_url = db.blob_url(blob_url)
+        self.blobs: Blobs = Blobs(self.home / "blobs") if self.blob_url is None else _fs_blobs(self)
         self._local = threading.local()
 
     @classmethod
     def shared(
-        cls, home: str | os.PathLike[str] | None = None, url: str | None = None
+        cls,
+        home: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        blob_url: str | None = None,
     ) -> SharedStore:
-        """This process's SharedStore of `home` (one per folder, store URL and process)."""
-        key = (os.getpid(), str(db.home_dir(home)), db.store_url(url))
+        """This process's SharedStore of `home` (one per folder, store URL, blob URL and
+        process)."""
+        key = (os.getpid(), str(db.home_dir(home)), db.store_url(url), db.blob_url(blob_url))
         with _SHARED_LOCK:
             store = _SHARED.get(key)
             if store is None:
-                store = _SHARED[key] = SharedStore(key[1], key[2])
+                store = _SHARED[key] = SharedStore(key[1], key[2], key[3])
             return store
 
     def connect(self) -> Connection:
@@ -130,8 +140,13 @@ class SharedStore(Store):
     `mlp.output`) never wait in SQLite's busy handler for each other and a run's start opens
     nothing. A store file moved aside or replaced is opened anew."""
 
-    def __init__(self, home: str | os.PathLike[str] | None = None, url: str | None = None) -> None:
-        super().__init__(home, url)
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        url: str | None = None,
+        blob_url: str | None = None,
+    ) -> None:
+        super().__init__(home, url, blob_url)
         self.lock = threading.RLock()
         self._conn: Connection | None = None
         self._file: tuple[int, int] | None = None
@@ -166,8 +181,23 @@ class SharedStore(Store):
             self._conn, self._file = None, None
 
 
-_SHARED: dict[tuple[int, str, str | None], SharedStore] = {}
+_SHARED: dict[tuple[int, str, str | None, str | None], SharedStore] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+def _fs_blobs(store: Store) -> FsBlobs:
+    """The blobs at `store.blob_url` (StoreUnavailable, naming it, when fsspec cannot open it);
+    verified local copies are cached under `<home>/blob-cache`."""
+    assert store.blob_url is not None
+    try:
+        return FsBlobs(store.blob_url, store.home / "blob-cache")
+    except (ImportError, ValueError, OSError) as exc:
+        raise StoreUnavailable(
+            db.safe_url(store.blob_url),
+            f"cannot be opened as a blob store ({type(exc).__name__}: {exc})",
+            "give an fsspec URL whose filesystem is installed (file://, s3:// with s3fs, ...), "
+            f"or unset {db.BLOB_URL_ENV} for the blobs folder under MLP_HOME",
+        ) from None
 
 
 def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 BUSY_TIMEOUT_MS = 30_000
 STORE_URL_ENV = "MLP_STORE_URL"
+BLOB_URL_ENV = "MLP_BLOB_URL"
 PG_SCHEMES = ("postgresql", "postgres")
 
 
@@ -113,6 +114,12 @@ def store_url(url: str | None = None) -> str | None:
             f"{STORE_URL_ENV} for the SQLite file under MLP_HOME",
         )
     return url
+
+
+def blob_url(url: str | None = None) -> str | None:
+    """Where the blobs are when not under the home: `url`, else $MLP_BLOB_URL, else None."""
+    url = (url if url is not None else os.environ.get(BLOB_URL_ENV, "")).strip()
+    return url or None
 
 
 def safe_url(url: str) -> str:
