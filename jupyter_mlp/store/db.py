@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 BUSY_TIMEOUT_MS = 30_000
 STORE_URL_ENV = "MLP_STORE_URL"
@@ -133,13 +134,23 @@ def safe_url(url: str) -> str:
             if ":" in auth:
                 auth = auth.split(":", 1)[0] + ":***"
             netloc = f"{auth}@{host}"
-        query = parts.query
-        if query:
-            pairs = parse_qsl(query, keep_blank_values=True)
-            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs])
+        query = re.sub(r"(^|&)(password=)[^&]*", r"\1\2***", parts.query, flags=re.IGNORECASE)
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return "(a store URL that does not parse)"
+    except ValueError:  # shown as it is, less anything that may be a password
+        return scrub_passwords(url)
+
+
+_PASSWORDS = (
+    re.compile(r"(://[^:/@\s\"']*:)[^@\s\"']*(@)"),  # scheme://user:PASSWORD@
+    re.compile(r"(password=)[^&\s\"']*()", re.IGNORECASE),  # ?password=PASSWORD
+)
+
+
+def scrub_passwords(text: str) -> str:
+    """`text` with what looks like a password in a URL replaced by ***."""
+    for pattern in _PASSWORDS:
+        text = pattern.sub(r"\1***\2", text)
+    return text
 
 
 def url_password(url: str) -> str | None:

@@ -26,7 +26,14 @@ import psycopg
 from psycopg import adapt, postgres
 from psycopg.rows import RowMaker
 
-from .db import POSTGRES, StoreUnavailable, StoreUnreachable, safe_url, url_password
+from .db import (
+    POSTGRES,
+    StoreUnavailable,
+    StoreUnreachable,
+    safe_url,
+    scrub_passwords,
+    url_password,
+)
 
 CHANNEL = "mlp_events"  # NOTIFY at every write's commit; the feed and ChangeWatcher LISTEN
 WRITE_LOCK = 0x6D6C_7000  # pg_advisory_xact_lock key held by every write transaction
@@ -112,12 +119,13 @@ def translate(sql: str, with_params: bool) -> str:
 
 
 def _describe(exc: BaseException, url: str) -> str:
-    """The server's message in one line, any password in it removed."""
+    """The server's message in one line, any password in it removed (libpq quotes a URL it
+    cannot parse whole)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     password = url_password(url)
     if password:
         text = text.replace(password, "***")
-    return text
+    return scrub_passwords(text)
 
 
 def unreachable(url: str, exc: BaseException, doing: str = "") -> StoreUnreachable:
@@ -138,6 +146,15 @@ def unreachable(url: str, exc: BaseException, doing: str = "") -> StoreUnreachab
         problem, advice = "is busy", "the call can be retried"
     elif isinstance(exc, psycopg.errors.QueryCanceled):
         problem, advice = "cancelled the statement", "the call can be retried"
+    elif (
+        doing == "connect"
+        and "invalid" in low
+        and any(word in low for word in ("port", "value", "option", "uri", "integer"))
+    ):
+        problem, advice = (
+            "is not a valid PostgreSQL URL",
+            "give postgresql://USER:PASSWORD@HOST:PORT/DATABASE (and valid parameters)",
+        )
     elif doing == "connect":
         problem, advice = (
             "cannot be reached",
