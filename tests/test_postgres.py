@@ -435,3 +435,22 @@ async def test_the_server_answers_503_while_postgresql_is_down_and_serves_again_
     finally:
         postgres_server.start()
     assert await names() == ["shared"]  # connections opened again: no restart of Jupyter
+
+
+def test_a_role_that_may_not_create_tables_is_told_so(postgres_server, pg_url, tmp_path):
+    import psycopg
+
+    name = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS reader")
+        conn.execute("CREATE ROLE reader LOGIN PASSWORD 'wrong-pw'")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    try:
+        url = postgres_server.url(name, password="wrong-pw", user="reader")
+        exc = _refused(url, tmp_path)
+        assert "could not make or migrate its tables" in str(exc) and "owns the database" in str(
+            exc
+        )
+    finally:
+        postgres_server.drop_database(name)  # its objects first: then the role can go
+        postgres_server.admin("DROP ROLE IF EXISTS reader")

@@ -100,6 +100,16 @@ class Store:
             pg_conn = pg.connect(self.url)
             try:
                 migrate(pg_conn)
+            except StoreUnavailable:
+                pg_conn.close()
+                raise
+            except pg.Error as exc:  # e.g. a role that may not create tables
+                pg_conn.close()
+                raise StoreUnavailable(
+                    self.path,
+                    f"could not make or migrate its tables ({db.scrub_passwords(str(exc))})",
+                    "give a role that owns the database (or may create tables in its schema)",
+                ) from None
             except BaseException:
                 pg_conn.close()
                 raise

@@ -169,6 +169,7 @@ def unreachable(url: str, exc: BaseException, doing: str = "") -> StoreUnreachab
 
 
 _FAULTS = (psycopg.OperationalError, psycopg.InterfaceError)
+Error = psycopg.Error  # any error of the driver (the store wraps what reaches its callers)
 _IDLE = psycopg.pq.TransactionStatus.IDLE
 _RETRIED = frozenset({"SELECT", "BEGIN"})  # change nothing yet: retried on a new connection
 
