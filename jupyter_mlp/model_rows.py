@@ -36,6 +36,7 @@ class Job:
     started_at: float | None = None
     ended_at: float | None = None
     error: dict[str, Any] | None = None
+    dispatcher: str | None = None  # the user whose services start it (team mode)
 
     @property
     def final(self) -> bool:

@@ -564,3 +564,55 @@ def test_runs_list_by_owner(store, mlp_home, capsys):
     assert any("3a3a00000001" in line and " alice " in line for line in table)
     assert main(["--home", str(mlp_home), "runs", "list", "--owner", "alice"]) == 0
     assert "OWNER" not in capsys.readouterr().out  # one owner on a file store: no column
+
+
+# --- dispatch on a shared store ------------------------------------------------------------------
+
+
+def test_on_a_shared_store_each_users_services_run_only_the_jobs_that_user_queued(
+    pg_url, tmp_path, monkeypatch
+):
+    """Servers of several users on one PostgreSQL store: a job queued by alice's server (or her
+    pipeline's driver, or her terminal) is started and watched by alice's services alone — bob's
+    service on the same store leaves it queued, and alice's runs it (as her, reporting to her)."""
+    from conftest import wait_for, write_notebook
+
+    from jupyter_mlp.execution.service import JobService
+    from jupyter_mlp.execution.submit import prepare_notebook
+    from jupyter_mlp.store import Store
+    from jupyter_mlp.store import jobs as jobs_store
+
+    nb = write_notebook(tmp_path / "t.ipynb", [
+        {"id": "p", "source": "x = 1", "tags": ["parameters"]},
+        {"id": "w", "source": "import os\nprint(os.environ.get('JUPYTERHUB_USER'), x)"},
+    ])  # fmt: skip
+    homes = {u: tmp_path / u for u in ("alice", "bob")}
+    services = {}
+
+    def as_user(user: str) -> JobService:
+        monkeypatch.setenv("JUPYTERHUB_USER", user)
+        monkeypatch.setenv("MLP_HOME", str(homes[user]))
+        store = Store(homes[user], url=pg_url)
+        return JobService(store, concurrency=2, warm=False, poll_interval=0.05)
+
+    try:
+        services["bob"] = as_user("bob")
+        services["bob"].start()
+        alice = as_user("alice")
+        request = prepare_notebook(alice.store.blobs, nb, {"x": 2})
+        with alice.store.write() as conn:  # queued by a process of alice's (her driver, say)
+            run_id = jobs_store.enqueue(conn, request)
+        job = jobs_store.get_job(alice.store.connect(), run_id)
+        assert job is not None and job.dispatcher == "alice"
+        monkeypatch.setenv("JUPYTERHUB_USER", "bob")
+        for _ in range(5):  # bob's service dispatches, round after round: never alice's job
+            assert services["bob"].executor("local").dispatch() == []
+        assert jobs_store.get_job(alice.store.connect(), run_id).state == "queued"
+        monkeypatch.setenv("JUPYTERHUB_USER", "alice")
+        services["alice"] = alice
+        alice.start()
+        wait_for(lambda: alice.status(run_id)["state"] in jobs_store.FINAL, 90, what="the job")
+        assert alice.status(run_id)["state"] == "finished", alice.status(run_id)
+    finally:
+        for svc in services.values():
+            svc.stop()

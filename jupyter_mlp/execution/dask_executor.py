@@ -41,7 +41,7 @@ from typing import Any
 
 from ..model import CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, Job, JobRequest
 from ..store import tokens
-from ..store.jobs import get_job, list_jobs, set_output_notebook, transition, update_job
+from ..store.jobs import get_job, set_output_notebook, transition, update_job
 from .errors import JobError
 from .executor import Executor
 
@@ -215,7 +215,7 @@ class DaskExecutor(Executor):
         if not url:
             return []
         started = []
-        for job in list_jobs(self.store.connect(), self.name, (QUEUED,)):
+        for job in self.jobs(self.store.connect(), (QUEUED,)):
             if not job.options.get("dask_key") and self._submit(job, url):
                 started.append(job.run_id)
         return started
@@ -278,7 +278,7 @@ class DaskExecutor(Executor):
             return
         active = [
             j
-            for j in list_jobs(self.store.connect(), self.name, (QUEUED, RUNNING))
+            for j in self.jobs(self.store.connect(), (QUEUED, RUNNING))
             if j.options.get("dask_key")
         ]
         with self._lock:
@@ -376,8 +376,8 @@ class DaskExecutor(Executor):
         conn = self.store.connect()
         info: dict[str, Any] = {
             "executor": self.name, "scheduler": self.scheduler,
-            "running": len(list_jobs(conn, self.name, (RUNNING,))),
-            "queued": len(list_jobs(conn, self.name, (QUEUED,))),
+            "running": len(self.jobs(conn, (RUNNING,))),
+            "queued": len(self.jobs(conn, (QUEUED,))),
         }  # fmt: skip
         with self._lock:
             workers = self._workers.get(self.scheduler or "")

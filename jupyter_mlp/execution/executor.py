@@ -23,6 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import JobRequest
+from ..store.db import server_user
+from ..store.jobs import list_jobs
 
 
 class Executor:
@@ -31,6 +33,14 @@ class Executor:
     def __init__(self, store: Any, **config: Any) -> None:
         self.store = store
         self.config = config
+        # On a store several servers share (a team's), each starts and watches only the jobs
+        # its own user queued (their kernels run as that user, report to that user's server);
+        # on this machine's own store, every job is this executor's.
+        self.dispatcher: str | None = server_user() if getattr(store, "url", None) else None
+
+    def jobs(self, conn: Any, states: tuple[str, ...]) -> list[Any]:
+        """This executor's jobs in these states (its own user's, on a shared store)."""
+        return list_jobs(conn, self.name, states, self.dispatcher)
 
     def validate(self, request: JobRequest) -> None:
         return None

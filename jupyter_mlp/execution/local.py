@@ -105,9 +105,9 @@ class LocalExecutor(Executor):
 
     def capacity(self) -> dict[str, Any]:
         conn = self.store.connect()
-        running = list_jobs(conn, self.name, (RUNNING,))
-        queued = list_jobs(conn, self.name, (QUEUED,))
-        used = {g for j in running for g in (j.gpus or [])}
+        running = self.jobs(conn, (RUNNING,))
+        queued = self.jobs(conn, (QUEUED,))
+        used = self._cards_in_use(conn)
         return {
             "executor": self.name, "slots": self.concurrency, "running": len(running),
             "queued": len(queued), "gpus": self.gpus(), "free_gpus": [g for g in self.gpus() if g not in used],
@@ -126,14 +126,13 @@ class LocalExecutor(Executor):
         """Queued jobs -> running, with their GPUs, as long as there are slots (one transaction)."""
         gpus = self.gpus()
         with self.store.write() as conn:
-            running = list_jobs(conn, self.name, (RUNNING,))
-            slots = self.concurrency - len(running)
+            slots = self.concurrency - len(self.jobs(conn, (RUNNING,)))
             if slots <= 0:
                 return []
-            used = {g for j in running for g in (j.gpus or [])}
+            used = self._cards_in_use(conn)
             free = [g for g in gpus if g not in used]
             claimed: list[Job] = []
-            for job in list_jobs(conn, self.name, (QUEUED,)):
+            for job in self.jobs(conn, (QUEUED,)):
                 if len(claimed) >= slots:
                     break
                 if job.gpus_requested > len(free):
@@ -143,6 +142,14 @@ class LocalExecutor(Executor):
                 if moved is not None:
                     claimed.append(moved)
             return claimed
+
+    def _cards_in_use(self, conn: Any) -> set[str]:
+        """The GPU cards running local jobs hold on this machine, whoever dispatched them (the
+        cards are this machine's, and so is every local job on it)."""
+        return {
+            g for j in list_jobs(conn, self.name, (RUNNING,)) if j.host in (None, self.host)
+            for g in (j.gpus or [])
+        }  # fmt: skip
 
     def tracking_url(self) -> str | None:
         url = self._tracking_url() if callable(self._tracking_url) else self._tracking_url
@@ -226,7 +233,7 @@ class LocalExecutor(Executor):
         self._children = [p for p in self._children if p.poll() is None]
         now = time.time()
         with self._lock:
-            for job in list_jobs(self.store.connect(), self.name, (RUNNING,)):
+            for job in self.jobs(self.store.connect(), (RUNNING,)):
                 if job.host and job.host != self.host:
                     continue
                 if job.pid is None:
@@ -260,7 +267,7 @@ class LocalExecutor(Executor):
         """After a restart: fail the dead, kill what is left of cancelled and pruned jobs (a
         service that stopped between the decision and the kill), then poll."""
         conn = self.store.connect()
-        for job in list_jobs(conn, self.name, (CANCELLED, PRUNED)):
+        for job in self.jobs(conn, (CANCELLED, PRUNED)):
             if job.host == self.host and job.pid and process_alive(job.pid, job.proc_start):
                 self.cancel(job)
         self.poll()

@@ -14,7 +14,7 @@ from traitlets import Bool, Float, Int, Set, Unicode
 from ..execution.store_address import open_store, store_url_of
 from ..store import Store, StoreUnavailable
 from ..store import runs as run_store
-from ..store.db import safe_url
+from ..store.db import safe_url, server_user
 from . import permissions
 from .feed import EventFeed
 from .routes import handlers
@@ -116,7 +116,7 @@ class MlpApp(ExtensionApp):
         self.shared_store_url = url or None
         self.hub = permissions.hub_identity(getattr(self.serverapp, "identity_provider", None))
         self.admins = frozenset(self.team_admins)
-        self.server_user = permissions.server_user()
+        self.server_user = server_user()
         try:
             self.store = open_store(self.home or None, url or None, self.blob_url or None)
         except StoreUnavailable as exc:  # an address this store cannot open: every route 503

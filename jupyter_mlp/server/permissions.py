@@ -40,12 +40,6 @@ def hub_identity(identity_provider: Any = None) -> bool:
     return not type(identity_provider).__module__.startswith("jupyter_server.")
 
 
-def server_user() -> str:
-    """The user this server runs for: the Hub's name for it, else this process's OS user. The
-    owner of what its kernels track (the tracking key) and of what its CLI-less paths create."""
-    return os.environ.get("JUPYTERHUB_USER") or os_user()
-
-
 def owner_name(current_user: Any, hub: bool) -> str:
     """The one rule for who owns what a request creates: the Jupyter user's name where the login
     names a person (`hub`), else this process's OS user (single-seat, as without a server)."""

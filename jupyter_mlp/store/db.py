@@ -85,6 +85,13 @@ def os_user() -> str:
         return str(os.getuid())
 
 
+def server_user() -> str:
+    """The user this process works for: the Hub's name for its server (JUPYTERHUB_USER, which
+    the server's kernels, terminals and drivers inherit), else the OS user. On a shared store
+    a job is dispatched by the services of the user who queued it."""
+    return os.environ.get("JUPYTERHUB_USER") or os_user()
+
+
 def home_dir(home: str | os.PathLike[str] | None = None) -> Path:
     """$MLP_HOME, else `<jupyter data dir>/mlp`."""
     if home:

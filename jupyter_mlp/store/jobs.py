@@ -21,7 +21,7 @@ from typing import Any
 from .. import model
 from ..model import Job, JobRequest
 from . import events
-from .db import Connection, os_user
+from .db import Connection, os_user, server_user
 from .records import apply_batch
 from .transitions import JOB, allowed
 
@@ -63,10 +63,16 @@ def get_job(conn: Connection, run_id: str) -> Job | None:
 
 
 def list_jobs(
-    conn: Connection, executor: str | None = None, states: tuple[str, ...] | None = None
+    conn: Connection,
+    executor: str | None = None,
+    states: tuple[str, ...] | None = None,
+    dispatcher: str | None = None,
 ) -> list[Job]:
-    """Oldest first: the queue order."""
+    """Oldest first: the queue order. dispatcher: only the jobs that user's services start."""
     where, args = [], []
+    if dispatcher is not None:
+        where.append("dispatcher = ?")
+        args.append(dispatcher)
     if executor is not None:
         where.append("executor = ?")
         args.append(executor)
@@ -96,7 +102,7 @@ def enqueue(conn: Connection, request: JobRequest, now: float | None = None) -> 
         run_id=run_id, executor=request.executor, state=QUEUED, kernel=request.kernel,
         submitted_at=now, params=request.params, notebook=request.notebook,
         snapshot=request.snapshot, cwd=request.cwd, gpus_requested=request.gpus,
-        options=request.options,
+        options=request.options, dispatcher=server_user(),
     )  # fmt: skip
     values = {k: _encode(k, v) for k, v in job.as_dict().items()}
     conn.execute(

@@ -302,6 +302,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sweeps ADD COLUMN owner TEXT;
     UPDATE sweeps SET owner = user WHERE owner IS NULL;
     """,
+    # 6 -> 7: who dispatches a job (team mode): the user of the process that queued it (a
+    # server, a pipeline's or sweep's driver, the CLI). On a shared store each server starts
+    # and watches only its own jobs. Older rows: NULL (dispatched where the store is not shared).
+    """
+    ALTER TABLE jobs ADD COLUMN dispatcher TEXT;
+    CREATE INDEX jobs_dispatcher ON jobs(dispatcher, executor, state);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
