@@ -244,7 +244,9 @@ def _no_stray_kernels(store):
             os.kill(pid, signal.SIGKILL)
 
 
-def test_a_running_job_keeps_its_warm_kernel_when_the_service_dies_mid_reply(store, service, folder):
+def test_a_running_job_keeps_its_warm_kernel_when_the_service_dies_mid_reply(
+    store, service, folder
+):
     """The process that drove the launcher (a sweep's or a pipeline's driver) is killed while
     the launcher answers it: the launcher's reply fails (EPIPE), and it must still stay for the
     jobs it forked, whose warm kernels (and their zygote) watch it as their parent."""

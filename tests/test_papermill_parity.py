@@ -307,7 +307,8 @@ def test_papermill_engine_mlp_ends_runs_as_papermill_exits(tmp_path):
     }
     assert by_name["e"]["status"] == "finished" and by_name["k"]["status"] == "failed"
     assert by_name["k"]["error"]["ename"] == "KeyboardInterrupt", (
-        by_name["k"]["error"], interrupt.stderr[-3000:]
+        by_name["k"]["error"],
+        interrupt.stderr[-3000:],
     )
     for r in by_name.values():
         assert r["snapshot"] and r["output_notebook"] and r["params"] == {"x": 5, "name": "n"}

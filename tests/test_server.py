@@ -237,10 +237,12 @@ async def test_compare(jp_fetch, store):
         "cccc00000002",
         params=[("lr", "0.01", "float", "api"), ("opt", '"sgd"', "str", "api")],
         metrics=[("acc", 0, 0.95, 1)],
+        run={"owner": "bob"},
     )
     body = await api(jp_fetch, "compare", ids="cccc00000001,cccc00000002")
     assert body["params"] == ["lr", "opt"] and body["params_differ"] == ["lr"]
     assert [r["metrics"]["acc"] for r in body["runs"]] == [0.9, 0.95]
+    assert body["runs"][1]["owner"] == "bob"  # a team tells same-named runs apart by owner
     assert await status_of(jp_fetch("mlp", "api", "compare", params={"ids": "cccc00000001"})) == 400
 
 

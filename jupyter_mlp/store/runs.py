@@ -587,7 +587,7 @@ def compare_runs(conn: Connection, refs: list[str]) -> dict[str, Any]:
     ]
     metric_keys = sorted({k for r in runs for k in r["metrics"]})
     return {
-        "runs": [{k: r[k] for k in ("id", "name", "project", "status", "started_at", "ended_at", "duration", "params", "metrics", "tags", "pinned")} for r in runs],
+        "runs": [{k: r[k] for k in ("id", "name", "project", "status", "started_at", "ended_at", "duration", "params", "metrics", "tags", "pinned", "owner")} for r in runs],
         "params": keys,
         "params_differ": differ,
         "metrics": metric_keys,

@@ -11,8 +11,7 @@ import {
   ICompare,
   ICompareRun,
   IMetricSeries,
-  IRunEvent,
-  listRuns
+  IRunEvent
 } from '../api';
 import {
   ALL_BUT_SEED,
@@ -25,7 +24,6 @@ import {
 } from './groups';
 import { Identity } from './Identity';
 import { LiveModel } from './LiveModel';
-import { idsFilter } from './RunsModel';
 import { CHART_POINTS, rangeParams, StepRange } from './series';
 
 /** Metrics charted at most. */
@@ -37,8 +35,6 @@ export const MAX_COMPARE_CHARTS = 8;
 export const COMPARE_POINT_BUDGET = 20_000;
 const MIN_POINTS = 100;
 const LIVE_DELAY_MS = 1500;
-/** Runs whose owners one listing asks for (a filter of ids stays well under the URL limit). */
-const OWNERS_CHUNK = 50;
 
 /** Points per run's series when `runs` runs are charted. */
 export function pointsPerRun(runs: number): number {
@@ -253,10 +249,7 @@ export class CompareModel extends LiveModel {
   async load(): Promise<void> {
     const signal = this.signal;
     try {
-      this._data = await this._withOwners(
-        await compareRuns(this.ids, signal),
-        signal
-      );
+      this._data = await compareRuns(this.ids, signal);
       this._differ = new Set(this._data.params_differ);
       this.setError(null);
     } catch (error) {
@@ -267,42 +260,6 @@ export class CompareModel extends LiveModel {
     }
     this.emit();
     await Promise.all(this.chartedKeys.map(key => this._loadSeries(key)));
-  }
-
-  /**
-   * In a team's store each run is told apart by its owner too: where the compare answer does
-   * not carry owners (an older server), they are read from the runs listing.
-   */
-  private async _withOwners(
-    data: ICompare,
-    signal: AbortSignal
-  ): Promise<ICompare> {
-    if (!this.identity?.team || data.runs.every(r => 'owner' in r)) {
-      return data;
-    }
-    const ids = data.runs.map(r => r.id);
-    const owners = new Map<string, string | null>();
-    try {
-      for (let i = 0; i < ids.length; i += OWNERS_CHUNK) {
-        const chunk = ids.slice(i, i + OWNERS_CHUNK);
-        const page = await listRuns(
-          { filter: idsFilter(chunk, ''), limit: chunk.length },
-          signal
-        );
-        for (const run of page.runs) {
-          owners.set(run.id, run.owner ?? null);
-        }
-      }
-    } catch (error) {
-      if (signal.aborted) {
-        throw error;
-      }
-      return data; // the owners are a nicety: the comparison shows without them
-    }
-    return {
-      ...data,
-      runs: data.runs.map(r => ({ ...r, owner: owners.get(r.id) ?? null }))
-    };
   }
 
   zoom(key: string, range: StepRange): void {
