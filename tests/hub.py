@@ -6,7 +6,8 @@ scripts/test.sh does it), the DummyAuthenticator (one password) and the
 SimpleLocalProcessSpawner: every user's single-user server is `jupyterhub-singleuser` from this
 venv with jupyter_mlp, in a home folder of its own, and every one is configured as the README's
 "For a team" says: the same PostgreSQL store (MLP_STORE_URL in the spawner's environment), one
-shared folder for the blobs (MLP_HOME) and the team's admins (`--MlpApp.team_admins`).
+place for the blobs (`--MlpApp.blob_url`, or one shared MLP_HOME) and the team's admins
+(`--MlpApp.team_admins`).
 
 The test drives it as people would, through the proxy: a service token (`load_roles`) starts
 servers and makes each user an API token; each user then talks to their own server
@@ -148,17 +149,21 @@ class Hub:
         self,
         folder: Path,
         store_url: str,
-        shared_home: Path,
         users: Iterable[str],
         admins: Iterable[str] = (),
+        *,
+        blob_url: str | None = None,
+        shared_home: Path | None = None,
         server_args: Iterable[str] = (),
         environment: dict[str, str] | None = None,
         dask_scheduler: str | None = None,
     ) -> None:
+        """The blobs: at `blob_url` (`--MlpApp.blob_url`; each server keeps its own home), or
+        in `shared_home` (MLP_HOME: one folder for every server)."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.homes = self.folder / "homes"
-        self.shared_home = Path(shared_home)
+        self.shared_home = Path(shared_home) if shared_home is not None else None
         self.store_url = store_url
         self.users = list(users)
         self.admins = sorted(admins)
@@ -175,12 +180,14 @@ class Hub:
         args += list(server_args)
         if dask_scheduler:
             args.append(f"--MlpApp.dask_scheduler={dask_scheduler}")
-        env = {
-            # the README's "For a team": one store, one folder for the blobs
-            "MLP_STORE_URL": store_url,
-            "MLP_HOME": str(self.shared_home),
-            **(environment or {}),
-        }
+        # the README's "For a team": one store (its address in the spawner's environment), one
+        # place for the blobs
+        env = {"MLP_STORE_URL": store_url, **(environment or {})}
+        if blob_url:
+            args.append(f"--MlpApp.blob_url={blob_url}")
+        if self.shared_home is not None:
+            env["MLP_HOME"] = str(self.shared_home)
+            self.shared_home.mkdir(parents=True, exist_ok=True)
         config = CONFIG
         if dask_scheduler:
             config += DASK_CONFIG.format(args=args, url=self.url)
@@ -203,7 +210,6 @@ class Hub:
         )
         for name in self.users:
             (self.homes / name).mkdir(parents=True, exist_ok=True)
-        self.shared_home.mkdir(parents=True, exist_ok=True)
 
     # --- the hub ------------------------------------------------------------------------------
 
@@ -498,8 +504,8 @@ if __name__ == "__main__":  # pragma: no cover - by hand
 
     pg = postgres.start_server()
     folder = Path(tempfile.mkdtemp(prefix="mlp-hub-"))
-    hub = Hub(folder, pg.url(pg.create_database()), folder / "shared", ["alice", "bob", "carol"],
-              ["carol"])  # fmt: skip
+    hub = Hub(folder, pg.url(pg.create_database()), ["alice", "bob", "carol"], ["carol"],
+              blob_url=f"file://{folder}/blobs")  # fmt: skip
     try:
         hub.start()
         hub.spawn("alice", "bob")
