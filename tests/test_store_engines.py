@@ -225,3 +225,18 @@ def test_lineage_compare_and_notebook_outputs(store):
     both = run_store.compare_runs(conn, ["aaaa00000001", "aaaa00000002"])
     assert both["params_differ"] == ["lr"]
     assert run_store.notebook_outputs(conn, "/n.ipynb") == ("aaaa00000001", ["acc"])
+
+
+def test_a_nul_inside_a_json_value_is_kept_on_both_engines(store):
+    """PostgreSQL's text cannot hold a NUL (SQLite's can): the JSON column keeps it escaped, and
+    the plain-text copy kept for filters has U+FFFD instead; nothing is refused."""
+    with store.write() as conn:
+        refused = apply_batch(conn, "abcd00000001", {
+            "run": {"name": "nul"},
+            "params": [("p", json.dumps("x\x00y"), "str", "api")],
+            "outputs": [("o", "value", json.dumps({"k": "a\x00"}), None, None, None, 1.0)],
+        })  # fmt: skip
+    assert refused == []
+    run = run_store.get_run(store.connect(), "abcd00000001")
+    assert run["params"] == {"p": "x\x00y"} and run["outputs"][0]["value"] == {"k": "a\x00"}
+    assert len(run_store.list_runs(store.connect(), filter="params.p ~ y")) == 1

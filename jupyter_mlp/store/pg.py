@@ -7,8 +7,9 @@ tracks into the SQLite file never loads psycopg.
 What the adapter does, so that SQL is written once:
 - `?` placeholders become psycopg's `%s` (and a literal `%` is doubled), cached per statement;
 - rows index by position and by name, `dict(row)` and `row.keys()` work (as sqlite3.Row);
-- a Python bool is sent as an integer (SQLite stores True as 1; no column is boolean), a
-  NUMERIC result (SUM over BIGINT) comes back as an int (or a float);
+- a Python bool is sent as an integer (SQLite stores True as 1; no column is boolean), a NUL in
+  a str as U+FFFD (PostgreSQL's text cannot hold one), a NUMERIC result (SUM over BIGINT) comes
+  back as an int (or a float);
 - autocommit outside `write_transaction()` (BEGIN, the store's write lock, NOTIFY, COMMIT);
 - every psycopg.OperationalError / InterfaceError (server down, credentials refused, connection
   lost, admin shutdown, too many connections, disk full, deadlock) is raised as
@@ -24,7 +25,9 @@ from typing import Any
 
 import psycopg
 from psycopg import adapt, postgres
+from psycopg.abc import Buffer
 from psycopg.rows import RowMaker
+from psycopg.types.string import StrDumperUnknown
 
 from .db import (
     POSTGRES,
@@ -89,6 +92,15 @@ class _BoolAsInt(adapt.Dumper):
 
     def dump(self, obj: Any) -> bytes:
         return b"1" if obj else b"0"
+
+
+class _StrWithoutNul(StrDumperUnknown):
+    """A str as text, a NUL (which PostgreSQL's text cannot hold: SQLite's can) as U+FFFD. The
+    store's names and keys refuse NUL before; JSON columns hold it escaped; what is left is the
+    plain-text copy of a value kept for filters (params.text, outputs.text) and cell sources."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
 
 
 class _NumericLoader(adapt.Loader):
@@ -199,6 +211,7 @@ def _raw_connect(url: str) -> psycopg.Connection[Any]:
             "give postgresql://USER:PASSWORD@HOST:PORT/DATABASE",
         ) from None  # fmt: skip
     raw.adapters.register_dumper(bool, _BoolAsInt)
+    raw.adapters.register_dumper(str, _StrWithoutNul)
     raw.adapters.register_loader("numeric", _NumericLoader)
     return raw
 
