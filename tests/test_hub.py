@@ -1,12 +1,12 @@
 """A team on a real JupyterHub (issue 16): alice, bob and carol (the team's admin) each have a
-single-user server of their own, spawned by the hub; all three servers share one PostgreSQL store
-and one blobs folder, as the README's "For a team" sets them up. Everything goes through the
-hub's proxy with each user's own API token, and kernels are driven over their websockets, as
-JupyterLab drives them (tests/hub.py starts it all).
+single-user server of their own, spawned by the hub; all three servers share one PostgreSQL store,
+one blob store (c.MlpApp.blob_url) and one Dask cluster, as the README's "For a team" sets them
+up. Everything goes through the hub's proxy with each user's own API token, and kernels are
+driven over their websockets, as JupyterLab drives them (tests/hub.py starts it all).
 
 What the team would notice: both track at once and each sees the other's runs, live; nobody
-deletes someone else's run but the admin; bob's pipeline runs on alice's pinned run; the
-database restarting while alice's kernel logs loses nothing."""
+deletes someone else's run but the admin; bob's pipeline and bob's Dask rerun on alice's pinned
+run run as bob's jobs; the database restarting while alice's kernel logs loses nothing."""
 
 from __future__ import annotations
 
@@ -63,6 +63,7 @@ def hub(postgres_server, tmp_path_factory):
     postgres_server.admin(f"CREATE ROLE {role} LOGIN PASSWORD '{DB_PASSWORD}'")
     postgres_server.admin(f"CREATE DATABASE {role} OWNER {role}")
     folder = tmp_path_factory.mktemp("hub")
+    the_hub = None
     try:
         the_hub = Hub(
             folder, postgres_server.url(role, password=DB_PASSWORD, user=role), USERS, ADMINS,
@@ -73,7 +74,7 @@ def hub(postgres_server, tmp_path_factory):
         the_hub.spawn(*USERS)
         yield the_hub
     finally:
-        if "the_hub" in locals():
+        if the_hub is not None:
             the_hub.stop()
         dask.stop()
         postgres_server.drop_database(role)
@@ -187,12 +188,8 @@ def test_two_users_track_at_once_and_each_sees_the_others_runs_live(alice, bob, 
 
     # live: a cell ending in bob's kernel reaches the event feed of alice's server
     last = alice.json("events")["last"]
-    ended_at = time.time()
     kb.run("x = 1", cell_id="bob-cell")
-    event, arrived = events_until(
-        alice, last, lambda e: e["run_id"] == ids["bob"] and e["type"] == "cells", 15
-    )
-    assert arrived - ended_at < 15, event
+    events_until(alice, last, lambda e: e["run_id"] == ids["bob"] and e["type"] == "cells", 15)
 
     for k in (ka, kb):
         k.run("%mlp_track stop")
