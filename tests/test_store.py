@@ -187,6 +187,24 @@ def test_blobs_are_content_addressed_and_refuse_paths(store, tmp_path):
     assert not [p for p in store.blobs.root.rglob(".tmp-*")]
 
 
+def test_a_blob_is_as_readable_as_any_file_its_writer_makes(store, tmp_path):
+    """Not mkstemp's 0600: a team's servers, run as several OS users sharing a group folder,
+    read each other's snapshots. The mode follows the umask, as open() would."""
+    import os
+    import stat
+
+    from jupyter_mlp.store.blobs import file_mode
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert file_mode() == 0o666 & ~umask
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"a file")
+    for digest in (store.blobs.put_bytes(b"some bytes"), store.blobs.put_file(f)[0]):
+        mode = stat.S_IMODE(store.blobs.path(digest).stat().st_mode)
+        assert mode == stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask
+
+
 def test_a_run_whose_heartbeat_stopped_is_marked_lost(store):
     now = time.time()
     add_run(

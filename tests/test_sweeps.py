@@ -310,7 +310,7 @@ def _running_trials(store, sweep_id: str, n: int) -> list[dict]:
 def test_cancel_stops_every_running_trial(store, sleepy, capsys):
     sweep_id = submit(store, sleepy, ["x=0..10", "s=60.0"], "max:score", trials=4,
                       concurrency=2, sampler="random", seed=1)  # fmt: skip
-    driver = spawn(store.home, sweep_id)
+    driver = spawn(store, sweep_id)
     running = _running_trials(store, sweep_id, 2)
     assert sweep(store.home, "cancel", sweep_id) == 0
     assert f"sweep {sweep_id}: cancelled" in capsys.readouterr().out
@@ -340,7 +340,7 @@ def _reap(pid: int) -> bool:
 def test_resume_after_the_driver_is_killed_goes_on_to_the_budget(store, sleepy, capsys):
     sweep_id = submit(store, sleepy, ["x=0..10", "s=1.0"], "max:score", trials=5,
                       concurrency=2, sampler="random", seed=7)  # fmt: skip
-    driver = spawn(store.home, sweep_id)
+    driver = spawn(store, sweep_id)
     adopted = {t["run_id"] for t in _running_trials(store, sweep_id, 2)}
     os.kill(driver, signal.SIGKILL)  # the driver we started, by its pid
     wait_for(lambda: _reap(driver), 15, what="the killed driver")
@@ -370,7 +370,7 @@ def test_a_starting_server_drives_again_the_sweeps_whose_driver_is_gone(store, s
 
     sweep_id = submit(store, sleepy, ["x=0..10", "s=0.5"], "max:score", trials=3,
                       concurrency=2, sampler="random", seed=3)  # fmt: skip
-    driver = spawn(store.home, sweep_id)
+    driver = spawn(store, sweep_id)
     _running_trials(store, sweep_id, 1)
     os.kill(driver, signal.SIGKILL)
     wait_for(lambda: _reap(driver), 15, what="the killed driver")

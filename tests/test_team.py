@@ -453,8 +453,8 @@ def test_the_tracking_key_is_private_and_survives_a_restart(tmp_path):
 def shared_store_address(monkeypatch):
     """A store address given in the server's environment. No PostgreSQL here: the server opens
     the SQLite store instead, and what is checked is what it does with the address."""
-    from jupyter_mlp.execution.store_address import open_store
     from jupyter_mlp.server import app
+    from jupyter_mlp.store import Store
 
     url = "postgresql://mlp:s3cret@db.internal:5432/mlp"
     monkeypatch.setenv("MLP_STORE_URL", url)
@@ -462,9 +462,9 @@ def shared_store_address(monkeypatch):
 
     def opened(home=None, url=None, blob_url=None):
         seen.append(url)
-        return open_store(home)
+        return Store(home)
 
-    monkeypatch.setattr(app, "open_store", opened)
+    monkeypatch.setattr(app, "Store", opened)
     return url, seen
 
 

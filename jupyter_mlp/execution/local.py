@@ -38,7 +38,7 @@ from .errors import JobError
 from .executor import Executor
 from .gpus import detect_gpus, parse_gpus
 from .processes import group_alive, kill_group, proc_start, process_alive
-from .store_address import store_env, store_url_of, without_secrets
+from .store_address import store_env, without_secrets
 
 START_GRACE_S = 60.0  # a claimed job whose process never recorded itself is failed after this
 CANCEL_GRACE_S = 5.0
@@ -160,7 +160,7 @@ class LocalExecutor(Executor):
         process is ours, its kernel never gets it), and in team mode where its kernel tracks to
         with a token for its run alone."""
         env = {
-            **store_env(self.store.home, store_url_of(self.store)),
+            **store_env(self.store),
             "MLP_LOCAL_CONCURRENCY": str(self.concurrency),
             "MLP_GPUS": ",".join(self.gpus()),
             "CUDA_VISIBLE_DEVICES": ",".join(job.gpus or []),

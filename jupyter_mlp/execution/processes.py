@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from ..store.runs import pid_alive
 
@@ -66,12 +67,10 @@ def kill_group(pgid: int | None, sig: int) -> None:
         pass
 
 
-def spawn_detached(
-    module: str, args: list[str], home: Path, log: Path, store_url: str | None = None
-) -> int:
+def spawn_detached(module: str, args: list[str], store: Any, log: Path) -> int:
     """`python -m module args` in its own process session, so it outlives the terminal or server
-    that started it (a pipeline or sweep driver); output appended to `log`. Returns its pid.
-    store_url: the shared store it opens (a server keeps it out of its own environment)."""
+    that started it (a pipeline or sweep driver), opening `store` (told its addresses: a server
+    keeps a team store's out of its own environment); output appended to `log`. Its pid."""
     import subprocess
     import sys
 
@@ -80,8 +79,8 @@ def spawn_detached(
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args, "--home", str(home)],
+            [sys.executable, "-m", module, *args, "--home", str(store.home)],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-            env={**os.environ, **store_env(home, store_url)},
+            env={**os.environ, **store_env(store)},
         )  # fmt: skip
     return proc.pid

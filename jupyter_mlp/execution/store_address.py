@@ -3,18 +3,14 @@
 A shared store (PostgreSQL, `MLP_STORE_URL` / `c.MlpApp.store_url`) has an address with
 credentials in it. The Jupyter server reads it and removes it from its own environment, so the
 kernels it starts never inherit it; its own processes (job processes, pipeline and sweep drivers)
-are told it explicitly (`store_env`), and a job's kernel is started without it (`without_secrets`):
+are told it explicitly (`store_env`, with the blobs' address), and a job's kernel is started without it (`without_secrets`):
 kernels track through their server with a run token or the server's tracking key instead."""
 
 from __future__ import annotations
 
-import contextlib
-import inspect
-import os
-from pathlib import Path
 from typing import Any
 
-KERNEL_SECRETS = ("MLP_STORE_URL", "MLP_TRACKING_KEY")
+KERNEL_SECRETS = ("MLP_STORE_URL", "MLP_BLOB_URL", "MLP_TRACKING_KEY")
 
 
 def without_secrets(env: dict[str, str]) -> dict[str, str]:
@@ -32,44 +28,13 @@ def job_kernel_env(env: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k != "MLP_TRACKING_KEY"}
 
 
-def store_url_of(store: Any) -> str | None:
-    """The address of a store that is not the SQLite file under its home (a shared store), or
-    None: what a process of ours must be told to open the same store."""
-    url = getattr(store, "url", None)
-    return url if isinstance(url, str) and url and not url.startswith("sqlite") else None
-
-
-def store_env(home: Path | str, store_url: str | None = None) -> dict[str, str]:
-    """The environment that opens the same store in a process of ours: MLP_HOME, and
-    MLP_STORE_URL for a shared store."""
-    env = {"MLP_HOME": str(home)}
-    if store_url:
-        env["MLP_STORE_URL"] = store_url
+def store_env(store: Any) -> dict[str, str]:
+    """The environment that opens `store` in a process of ours (a job process, a pipeline's or
+    a sweep's driver): MLP_HOME, and for a team's store its address (MLP_STORE_URL) and its
+    blobs' (MLP_BLOB_URL), which the server keeps out of its own environment."""
+    env = {"MLP_HOME": str(store.home)}
+    if getattr(store, "url", None):
+        env["MLP_STORE_URL"] = store.url
+    if getattr(store, "blob_url", None):
+        env["MLP_BLOB_URL"] = store.blob_url
     return env
-
-
-def open_store(
-    home: str | os.PathLike[str] | None = None, url: str | None = None, blob_url: str | None = None
-) -> Any:
-    """The store at `url` (a shared one), else the SQLite store under `home`; StoreUnavailable
-    when this jupyter-mlp's store cannot open such an address."""
-    from ..store import Store, StoreUnavailable
-    from ..store.db import safe_url
-
-    accepted = inspect.signature(Store).parameters
-    given: dict[str, str] = {}
-    for name, value in (("url", url), ("blob_url", blob_url)):
-        if not value:
-            continue
-        if name not in accepted:
-            raise StoreUnavailable(
-                safe_url(value), "cannot be opened by this jupyter-mlp (it has no backend "
-                "for such an address)", "install a jupyter-mlp that has one, or leave "
-                f"{'MLP_STORE_URL' if name == 'url' else 'the blob address'} unset",
-            )  # fmt: skip
-        given[name] = value
-    store = Store(home or None, **given)
-    if url and not getattr(store, "url", None):  # so that our processes are told it (store_env)
-        with contextlib.suppress(AttributeError):
-            store.url = url
-    return store

@@ -119,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.detach:
         from .driver import spawn
 
-        spawn(store.home, pid)
+        spawn(store, pid)
         print(pid)
         return 0
     print(f"pipeline run {pid} (jupyter mlp pipeline cancel {pid} stops it)", file=sys.stderr)

@@ -6,16 +6,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 
-def spawn(home: Path, pipeline_run_id: str, store_url: str | None = None) -> int:
-    """Start the driver detached; returns its pid."""
+def spawn(store: Any, pipeline_run_id: str) -> int:
+    """Start the driver of `store`'s pipeline run detached; returns its pid."""
     from ..execution.processes import spawn_detached
 
-    log = Path(home) / "pipelines" / f"{pipeline_run_id}.log"
-    return spawn_detached(
-        "jupyter_mlp.pipelines.driver", [pipeline_run_id], Path(home), log, store_url
-    )
+    log = Path(store.home) / "pipelines" / f"{pipeline_run_id}.log"
+    return spawn_detached("jupyter_mlp.pipelines.driver", [pipeline_run_id], store, log)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,9 +53,7 @@ class Template:
 PATH = object()  # an artifact output: the stage gets a local path (a str)
 
 
-def template(
-    conn: Connection, blobs: Blobs, tmpl: Any, base: Path | None = None
-) -> Template | str:
+def template(conn: Connection, blobs: Blobs, tmpl: Any, base: Path | None = None) -> Template | str:
     """What a stage's template offers, or why it cannot be one. A template is a run (pinned,
     usually) or, for a pipeline written before any run existed, a notebook file (relative to the
     .mlpipe's folder)."""

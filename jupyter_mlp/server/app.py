@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
 from tornado.ioloop import PeriodicCallback
 from traitlets import Bool, Float, Int, Set, Unicode
 
-from ..execution.store_address import open_store, store_url_of
 from ..store import Store, StoreUnavailable
 from ..store import runs as run_store
 from ..store.db import safe_url, server_user
@@ -112,13 +112,15 @@ class MlpApp(ExtensionApp):
         # the shared store's address (with its credentials) stays in this process alone: the
         # kernels the server starts inherit its environment
         url = self.store_url or os.environ.get("MLP_STORE_URL", "")
+        blobs = self.blob_url or os.environ.get("MLP_BLOB_URL", "")
         os.environ.pop("MLP_STORE_URL", None)
+        os.environ.pop("MLP_BLOB_URL", None)
         self.shared_store_url = url or None
         self.hub = permissions.hub_identity(getattr(self.serverapp, "identity_provider", None))
         self.admins = frozenset(self.team_admins)
         self.server_user = server_user()
         try:
-            self.store = open_store(self.home or None, url or None, self.blob_url or None)
+            self.store = Store(self.home or None, url or None, blobs or None)
         except StoreUnavailable as exc:  # an address this store cannot open: every route 503
             self.store = Store(self.home or None)
             self.store_error, self.store_where = str(exc), exc.path
@@ -185,7 +187,7 @@ class MlpApp(ExtensionApp):
         """The store's address without its password (what /me shows)."""
         if self.shared_store_url:
             return safe_url(self.shared_store_url)
-        return "sqlite:///" + self.store.path.resolve().as_posix()
+        return "sqlite:///" + Path(self.store.path).resolve().as_posix()
 
     # --- kernels that track through this server ---------------------------------------------
 
@@ -268,7 +270,7 @@ class MlpApp(ExtensionApp):
         """A pipeline is driven by a process of its own: it outlives a server restart."""
         from ..pipelines.driver import spawn
 
-        spawn(self.store.home, pipeline_run_id, store_url_of(self.store))
+        spawn(self.store, pipeline_run_id)
 
     async def stop_extension(self) -> None:
         # whatever initialize_settings got to (a broken store starts no services)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..execution.store_address import store_url_of
 from ..records import RecordError
 from ..store import Store, series, tokens
 from ..store import pipelines as pipeline_store
@@ -370,7 +369,7 @@ def start_sweep(store: Store, body: dict[str, Any], owner: str | None = None) ->
     options = dict(body)
     template, params, objective = (options.pop(k) for k in ("template", "params", "objective"))
     sweep_id = submit(store, template, params, objective, owner=owner, **options)
-    spawn(store.home, sweep_id, store_url_of(store))
+    spawn(store, sweep_id)
     return {"id": sweep_id}
 
 
@@ -405,6 +404,6 @@ def resume_sweeps(store: Store) -> list[str]:
         if sweep["status"] == "cancelling":
             cancel(store, sweep["id"])
         else:
-            spawn(store.home, sweep["id"], store_url_of(store))
+            spawn(store, sweep["id"])
         resumed.append(sweep["id"])
     return resumed

@@ -51,6 +51,7 @@ class Blobs:
 
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-")
         try:
+            os.fchmod(fd, file_mode())
             with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
                 while chunk := src.read(CHUNK):
                     h.update(chunk)
@@ -93,6 +94,7 @@ class Blobs:
 
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
+            os.fchmod(fd, file_mode())
             with os.fdopen(fd, "wb") as f:
                 write(f)
             os.replace(tmp, target)
@@ -100,6 +102,29 @@ class Blobs:
             with _suppress():
                 os.unlink(tmp)
             raise
+
+
+def file_mode() -> int:
+    """The mode `open()` gives a new file (0o666 less the umask): a blob is as readable as any
+    file its writer makes (a team's servers, run as several OS users of one group, read each
+    other's), not mkstemp's 0o600. The umask is read from /proc (setting it to read it would
+    race with other threads); 0o644 where that cannot be read."""
+    global _MODE
+    if _MODE is None:
+        mode = 0o644
+        try:
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("Umask:"):
+                        mode = 0o666 & ~int(line.split()[1], 8)
+                        break
+        except (OSError, ValueError):
+            pass
+        _MODE = mode
+    return _MODE
+
+
+_MODE: int | None = None
 
 
 def _suppress() -> contextlib.suppress:

@@ -105,7 +105,7 @@ def _drive(store: Any, sweep_id: str, detach: bool) -> int:
     from .driver import cancel, run, spawn
 
     if detach:
-        spawn(store.home, sweep_id)
+        spawn(store, sweep_id)
         print(sweep_id)
         return 0
     print(f"sweep {sweep_id} (jupyter mlp sweep cancel {sweep_id} stops it)", file=sys.stderr)

@@ -2,7 +2,7 @@
 
     sweep_id = submit(store, "ab12", ["lr=log:1e-4..1e-1", "depth=3,5,8"], "max:val_acc",
                       trials=40, concurrency=4)          # checked, recorded, nothing queued yet
-    Driver(store, sweep_id).run()                        # or spawn(home, sweep_id): detached
+    Driver(store, sweep_id).run()                        # or spawn(store, sweep_id): detached
 
 Each asked trial becomes an ordinary job run (a rerun of the template with the sampled values,
 `sweep_id` set, parent = the template run). A new trial is asked as soon as one ends (not in
@@ -712,12 +712,13 @@ def run(store: Any, sweep_id: str, service: Any = None) -> str:
 # --- the detached process -----------------------------------------------------------------------
 
 
-def spawn(home: Path, sweep_id: str, store_url: str | None = None) -> int:
-    """Start the driver in its own process session (it outlives the terminal); its pid."""
+def spawn(store: Any, sweep_id: str) -> int:
+    """Start the driver of `store`'s sweep in its own process session (it outlives the
+    terminal); its pid."""
     from ..execution.processes import spawn_detached
 
-    log = Path(home) / "sweeps" / f"{sweep_id}.log"
-    return spawn_detached("jupyter_mlp.sweeps.driver", [sweep_id], Path(home), log, store_url)
+    log = Path(store.home) / "sweeps" / f"{sweep_id}.log"
+    return spawn_detached("jupyter_mlp.sweeps.driver", [sweep_id], store, log)
 
 
 def main(argv: list[str] | None = None) -> int:
