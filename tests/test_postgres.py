@@ -8,6 +8,7 @@ server (tests/postgres.py) and are skipped with the reason where there is none."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -435,6 +436,43 @@ async def test_the_server_answers_503_while_postgresql_is_down_and_serves_again_
     finally:
         postgres_server.start()
     assert await names() == ["shared"]  # connections opened again: no restart of Jupyter
+
+
+@pytest.fixture
+def postgres_down_at_start(pg_url, postgres_server, monkeypatch):
+    """The team's database is down when Jupyter starts (the server is tried again every 0.2 s
+    here, 5 s by default)."""
+    monkeypatch.setattr("jupyter_mlp.server.app.STORE_RETRY_S", 0.2)
+    postgres_server.stop("fast")
+    yield postgres_server
+    if not postgres_server.running():
+        postgres_server.start()
+
+
+async def test_a_server_started_while_postgresql_is_down_serves_once_it_is_up(
+    postgres_down_at_start, jp_fetch, jp_serverapp
+):
+    import tornado.httpclient
+
+    app = jp_serverapp.web_app.settings["mlp"]
+    with pytest.raises(tornado.httpclient.HTTPClientError) as info:
+        await jp_fetch("mlp", "api", "runs")
+    assert info.value.code == 503
+    message = json.loads(info.value.response.body)["message"]
+    assert "cannot be reached" in message
+    no_password(message)
+    assert app.jobs is None  # nothing started on a store it cannot read
+    postgres_down_at_start.start()
+    deadline = time.monotonic() + 30
+    while True:  # no restart of Jupyter: it serves, and its job service runs, once the store is up
+        try:
+            response = await jp_fetch("mlp", "api", "runs")
+            break
+        except tornado.httpclient.HTTPClientError as exc:
+            assert exc.code == 503 and time.monotonic() < deadline, exc
+            await asyncio.sleep(0.1)
+    assert json.loads(response.body)["runs"] == []
+    assert app.jobs is not None and app._reconciler is not None
 
 
 def test_a_role_that_may_not_create_tables_is_told_so(postgres_server, pg_url, tmp_path):

@@ -14,12 +14,14 @@ from traitlets import Bool, Float, Int, Set, Unicode
 
 from ..store import Store, StoreUnavailable
 from ..store import runs as run_store
-from ..store.db import safe_url, server_user
+from ..store.db import StoreUnreachable, safe_url, server_user
 from . import permissions
 from .feed import EventFeed
 from .routes import handlers
 from .routes.base import TokenBuckets
 from .tracking_key import TrackingKey, load_or_create
+
+STORE_RETRY_S = 5.0  # a store that cannot be reached at start is tried again this often
 
 # What the server puts into its own environment for the kernels it starts (team mode).
 TRACKING_ENV = ("MLP_TRACKING_URI", "MLP_TRACKING_KEY", "MLP_TRACKING_TOKEN")
@@ -103,12 +105,14 @@ class MlpApp(ExtensionApp):
 
     store_error: str | None = None
     store_where: str | None = None
+    _stopping: threading.Event
     jobs: Any = None
     tracking_key: TrackingKey | None = None
     _reconciler: PeriodicCallback | None = None
     _saved_env: dict[str, str | None] | None = None
 
     def initialize_settings(self) -> None:
+        self._stopping = threading.Event()
         # the shared store's address (with its credentials) stays in this process alone: the
         # kernels the server starts inherit its environment
         url = self.store_url or os.environ.get("MLP_STORE_URL", "")
@@ -133,18 +137,54 @@ class MlpApp(ExtensionApp):
             self.serverapp.io_loop.add_callback(self._raise_header_limit)
         if self.store_error is not None:
             return
-        try:
-            self.store.connect()  # create or migrate now, not on the first request
-        except StoreUnavailable as exc:
-            # every /mlp/api route answers 503 with this; nothing else starts
-            self.store_error = str(exc)
-            self.log.error("jupyter-mlp: %s", exc)
-            return
         through = self.kernels_through_server
         if through is None:
             through = self.shared_store_url is not None
-        if through:
+        if through:  # before the store answers: kernels started meanwhile spool through us
             self._track_through_server()
+        try:
+            self.store.connect()  # create or migrate now, not on the first request
+        except StoreUnreachable as exc:
+            # a database that is down or restarting: 503 with this until it answers, then the
+            # services start (no restart of Jupyter needed)
+            self.store_error = str(exc)
+            self.log.error("jupyter-mlp: %s; trying again every %.0f s", exc, STORE_RETRY_S)
+            threading.Thread(
+                target=self._wait_for_store, args=(through,), name="mlp-store-retry", daemon=True
+            ).start()
+            return
+        except StoreUnavailable as exc:
+            # corrupt, newer schema, refused: every /mlp/api route answers 503 with this
+            self.store_error = str(exc)
+            self.log.error("jupyter-mlp: %s", exc)
+            return
+        self._start_services(through)
+
+    def _wait_for_store(self, through: bool) -> None:
+        while not self._stopping.wait(STORE_RETRY_S):
+            try:
+                self.store.connect()
+            except StoreUnreachable:
+                continue
+            except StoreUnavailable as exc:  # it answers now, with something else wrong
+                self.store_error = str(exc)
+                self.log.error("jupyter-mlp: %s", exc)
+                return
+            loop = self.serverapp.io_loop if self.serverapp is not None else None
+            if loop is None:
+                self._store_back(through)
+            else:
+                loop.add_callback(self._store_back, through)
+            return
+
+    def _store_back(self, through: bool) -> None:
+        if self._stopping.is_set():
+            return
+        self.store_error = None
+        self.log.info("jupyter-mlp: the store answers again: %s", self.store.path)
+        self._start_services(through)
+
+    def _start_services(self, through: bool) -> None:
         from ..execution.service import JobService
 
         executors: dict = {
@@ -273,6 +313,9 @@ class MlpApp(ExtensionApp):
         spawn(self.store, pipeline_run_id)
 
     async def stop_extension(self) -> None:
+        stopping = getattr(self, "_stopping", None)
+        if stopping is not None:  # the wait for a store that was down at start ends
+            stopping.set()
         # whatever initialize_settings got to (a broken store starts no services)
         if self._reconciler is not None:
             self._reconciler.stop()
