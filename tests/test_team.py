@@ -15,6 +15,7 @@ import stat
 import pytest
 import tornado.httpclient
 from jupyter_server.auth import IdentityProvider, User
+from test_server import poll
 
 from jupyter_mlp.store.db import os_user
 from jupyter_mlp.store.records import apply_batch, metric_series
@@ -81,17 +82,6 @@ async def refusal(coro) -> dict:
         body = exc.response.body if exc.response is not None else b""
         return {"code": exc.code, "body": json.loads(body) if body else None}
     raise AssertionError("the request was accepted")
-
-
-async def poll(fetch, predicate, timeout: float = 90.0, what: str = "condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = await fetch()
-        if predicate(value):
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}: {value}")
-        await asyncio.sleep(0.1)
 
 
 def seed(store, run_id, owner, **run):

@@ -211,35 +211,25 @@ function Header({
             {run.pinned ? trans.__('Unpin') : trans.__('Pin')}
           </Button>
         )}
-        {model.offers('rename') && (
-          <Button
-            small
-            minimal
-            className="jp-mlp-RunDetail-rename"
-            onClick={() => actions.change('rename', run.id)}
-          >
-            {trans.__('Rename…')}
-          </Button>
-        )}
-        {model.offers('tags') && (
-          <Button
-            small
-            minimal
-            className="jp-mlp-RunDetail-tags"
-            onClick={() => actions.change('tags', run.id)}
-          >
-            {trans.__('Tags…')}
-          </Button>
-        )}
-        {model.offers('notes') && (
-          <Button
-            small
-            minimal
-            className="jp-mlp-RunDetail-notes-edit"
-            onClick={() => actions.change('notes', run.id)}
-          >
-            {trans.__('Notes…')}
-          </Button>
+        {(
+          [
+            ['rename', 'jp-mlp-RunDetail-rename', trans.__('Rename…')],
+            ['tags', 'jp-mlp-RunDetail-tags', trans.__('Tags…')],
+            ['notes', 'jp-mlp-RunDetail-notes-edit', trans.__('Notes…')]
+          ] as const
+        ).map(
+          ([change, className, label]) =>
+            model.offers(change) && (
+              <Button
+                key={change}
+                small
+                minimal
+                className={className}
+                onClick={() => actions.change(change, run.id)}
+              >
+                {label}
+              </Button>
+            )
         )}
         <Button
           small
