@@ -223,6 +223,34 @@ def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
     assert run_store.get_run(conn, run["stages"]["slow"]["run_id"])["status"] == model.CANCELLED
 
 
+def test_a_driver_whose_store_was_removed_leaves(store, jobs, stage_nb, tmp_path):
+    """A detached driver outlives its terminal; when its home is deleted under it (a test's
+    temporary folder, a user's cleanup) it has nothing left to drive and must not wait for ever
+    (one such driver read the deleted file every 2 ms for an hour)."""
+    import shutil
+
+    spec = pipeline({"slow": stage(sleep=120.0), "after_slow": stage(x="${slow.outputs.y}")})
+    pid = submit(store, spec, base=tmp_path)
+    done: dict = {}
+    thread = threading.Thread(
+        target=lambda: done.setdefault("status", Driver(store, pid, service=jobs).run())
+    )
+    thread.start()
+    wait_for(lambda: P.get(store.connect(), pid)["stages"]["slow"]["status"] == "running",
+             timeout=60, what="slow stage running")  # fmt: skip
+    slow = jobs_store.get_job(
+        store.connect(), P.get(store.connect(), pid)["stages"]["slow"]["run_id"]
+    )
+    jobs.stop()
+    shutil.rmtree(store.home)
+    thread.join(30)
+    assert not thread.is_alive() and done["status"] == "failed"
+    from jupyter_mlp.execution.processes import kill_group
+
+    for group in (slow.pgid, slow.kernel_pgid):
+        kill_group(group, 9)
+
+
 def test_fifty_stage_dag_runs_in_dependency_order(store, jobs, tmp_path):
     write_notebook(
         tmp_path / "tiny.ipynb",

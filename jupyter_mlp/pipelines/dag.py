@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,10 @@ class Driver:
         try:
             self._resume_from(self.options.get("resumed_from"))
             while True:
+                if self.store.gone():
+                    print(f"pipeline run {self.id}: its store {self.store.path} was removed; "
+                          "leaving", file=sys.stderr)  # fmt: skip
+                    return FAILED
                 version = watcher.version()  # before the reads: no write slips between
                 status = P.get(self.conn, self.id)
                 if status["status"] == CANCELLING:

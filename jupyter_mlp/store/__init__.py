@@ -137,6 +137,12 @@ class Store:
         """`with store.write() as conn:` one write transaction (db.write)."""
         return db.write(self.connect())
 
+    def gone(self) -> bool:
+        """Whether the store file was removed (its home deleted) since this process opened it:
+        a detached driver then has nothing left to drive and leaves, rather than wait for ever
+        on a file nobody else can write to. A PostgreSQL store is never gone (it may be down)."""
+        return self.url is None and not os.path.exists(self.path)
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None:

@@ -459,6 +459,10 @@ class Driver:
             if taken is not None:
                 return taken
             while True:
+                if self.store.gone():
+                    print(f"sweep {self.id}: its store {self.store.path} was removed; leaving",
+                          file=sys.stderr)  # fmt: skip
+                    return FAILED
                 status = self.step()
                 if status is not None:
                     return status
