@@ -8,6 +8,8 @@ import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from hashlib import _Hash
+
     from .model_rows import Cell as Cell
     from .model_rows import GpuSample as GpuSample
     from .model_rows import Job as Job
@@ -53,6 +55,14 @@ BLOB_HASH_RE = re.compile(r"^[0-9a-f]{64}$")
 def new_run_id() -> str:
     """12 hex digits: short enough to type, 48 random bits so kernels never collide."""
     return os.urandom(6).hex()
+
+
+def sha256(data: bytes = b"") -> _Hash:
+    """hashlib.sha256, imported on first use: a run that hashes nothing (a script's track ->
+    log_metric -> finish) never loads OpenSSL's hashes (~4 ms of a fresh process)."""
+    import hashlib
+
+    return hashlib.sha256(data)
 
 
 def is_run_id(value: str) -> bool:

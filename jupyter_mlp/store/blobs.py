@@ -4,13 +4,12 @@ or the same layout on an fsspec filesystem (FsBlobs: a team's object store)."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from ..model import BLOB_HASH_RE
+from ..model import BLOB_HASH_RE, sha256
 
 CHUNK = 1 << 20
 
@@ -36,7 +35,7 @@ class Blobs:
             return False
 
     def put_bytes(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256(data).hexdigest()
         target = self.path(digest)
         if not target.exists():
             self._commit(target, lambda f: f.write(data))
@@ -45,7 +44,7 @@ class Blobs:
     def put_file(self, source: str | os.PathLike[str]) -> tuple[str, int]:
         """Copy a file in while hashing it; returns (hash, size)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        h = hashlib.sha256()
+        h = sha256()
         size = 0
         import tempfile
 
@@ -173,7 +172,7 @@ class FsBlobs(Blobs):
         return f"{folder}/.tmp-{uuid.uuid4().hex}"
 
     def put_bytes(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256(data).hexdigest()
         target = self._key(digest)
         if not self.fs.exists(target):
             tmp = self._tmp(target)
@@ -183,7 +182,7 @@ class FsBlobs(Blobs):
 
     def put_file(self, source: str | os.PathLike[str]) -> tuple[str, int]:
         """Copy a file in while hashing it; returns (hash, size)."""
-        h = hashlib.sha256()
+        h = sha256()
         size = 0
         tmp = self._tmp(f"{self.base}/tmp/x")
         try:
@@ -218,7 +217,7 @@ class FsBlobs(Blobs):
                 data = self.read_bytes(digest)
             except BlobNotFound:
                 return local
-            if hashlib.sha256(data).hexdigest() == digest:
+            if sha256(data).hexdigest() == digest:
                 self.cache.put_bytes(data)
         return local
 

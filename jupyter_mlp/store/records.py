@@ -4,7 +4,6 @@ machine and, over HTTP, from remote trackers."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sqlite3
@@ -15,7 +14,7 @@ from operator import itemgetter
 from typing import Any
 
 from .. import records
-from ..model import DEFAULT_PROJECT, FINAL_STATUSES, LOST
+from ..model import DEFAULT_PROJECT, FINAL_STATUSES, LOST, sha256
 from ..records import (
     TIME_MAX,
     TIME_MIN,
@@ -47,7 +46,7 @@ BATCH_KEYS = set(records.BATCH_KEYS)
 
 
 def text_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _num_text(value: Any) -> tuple[float | None, str | None]:

@@ -10,11 +10,10 @@ A token may reference only blobs its own run uploaded (`record_upload` when the 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 
-from ..model import CANCELLED, FAILED, FINISHED, INTERRUPTED, LOST, QUEUED, is_run_id
+from ..model import CANCELLED, FAILED, FINISHED, INTERRUPTED, LOST, QUEUED, is_run_id, sha256
 from .db import Connection
 
 ENDED = frozenset((FINISHED, FAILED, INTERRUPTED, CANCELLED))
@@ -33,7 +32,7 @@ TOKEN_UNSTARTED_TTL_S = 86400.0  # the default of $MLP_TOKEN_TTL_S
 
 
 def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+    return sha256(token.encode("utf-8", "replace")).hexdigest()
 
 
 def issue(conn: Connection, run_id: str) -> str:

@@ -6,7 +6,7 @@ carries a sequence number, so a replay never doubles anything."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
 import os
 import threading
@@ -14,6 +14,8 @@ import time
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+from ..model import sha256
 
 METRICS_PER_REQUEST = 200_000
 
@@ -104,10 +106,7 @@ class StoreSink:
 
         self.store = Store.shared(home)  # one connection for the process's runs and threads
         self.run_id = run_id
-        self.spool_dir = default_spool_dir() / f"store-{_spool_folder(self.store.home)}"
-        self.spool = self.spool_dir / f"{run_id or 'run'}.jsonl"
         self._lock = threading.RLock()
-        self._owner = _Lock(self.spool.with_suffix(".lock"))
         self._items: deque[dict[str, Any]] = deque()  # spooled, in order (also in the file)
         self._memory_blobs: dict[str, Any] = {}  # digest -> bytes or a source path (spool full)
         self.spooled_bytes = 0
@@ -115,6 +114,20 @@ class StoreSink:
         self.notes: list[str] = []
         self.refused: list[Any] = []  # RecordErrors the store gave back (bad records)
         self._seq = 0
+
+    # Where this run spools: named on first use (the folder's name hashes the home), so a run
+    # the store takes at once never computes it.
+    @functools.cached_property
+    def spool_dir(self) -> Path:
+        return default_spool_dir() / f"store-{_spool_folder(self.store.home)}"
+
+    @functools.cached_property
+    def spool(self) -> Path:
+        return self.spool_dir / f"{self.run_id or 'run'}.jsonl"
+
+    @functools.cached_property
+    def _owner(self) -> _Lock:
+        return _Lock(self.spool.with_suffix(".lock"))
 
     def describe(self) -> str:
         return str(self.store.home)
@@ -253,7 +266,7 @@ class StoreSink:
             except Exception as exc:
                 if not isinstance(exc, Kept) and not _store_fault(exc):
                     raise
-                digest = hashlib.sha256(data).hexdigest()
+                digest = sha256(data).hexdigest()
                 self._spool_blob(digest, data=data)
                 return digest
 
@@ -312,6 +325,8 @@ class StoreSink:
         return self.spool_dir / f"{self.run_id or 'run'}-{digest}"
 
     def close(self) -> None:
+        if "_owner" not in self.__dict__:  # this run never spooled: no lock was taken
+            return
         self._owner.release()
         if not self._items:
             with contextlib.suppress(OSError):
@@ -354,7 +369,7 @@ def _spool_folder(home: Path) -> str:
     key = str(home)
     found = _SPOOL_FOLDERS.get(key)
     if found is None:
-        found = hashlib.sha256(str(Path(home).resolve()).encode()).hexdigest()[:12]
+        found = sha256(str(Path(home).resolve()).encode()).hexdigest()[:12]
         _SPOOL_FOLDERS[key] = found
     return found
 
@@ -373,7 +388,7 @@ def _store_fault(exc: BaseException) -> bool:
 
 
 def _hash_file(path: str | os.PathLike) -> tuple[str, int]:
-    h = hashlib.sha256()
+    h = sha256()
     size = 0
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -520,7 +535,7 @@ class HttpSink:
         self.http.headers["X-MLP-Run-Token"] = token
 
     def put_bytes(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+        digest = sha256(data).hexdigest()
         with self._lock:
             try:
                 self.spool_dir.mkdir(parents=True, exist_ok=True)
