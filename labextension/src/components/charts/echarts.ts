@@ -75,7 +75,14 @@ export function useEChart(
     if (!node || width === 0) {
       return;
     }
-    const chart = echarts.init(node, null, { renderer: 'canvas', height });
+    // The width measured, not the div's at this instant: made again on a theme change, while
+    // the page restyles, the div can read 0 wide and ECharts then draws 100 px wide for good
+    // (the resize below runs only when the measured width changes).
+    const chart = echarts.init(node, null, {
+      renderer: 'canvas',
+      width,
+      height
+    });
     chartRef.current = chart;
     (node as EChartElement).mlpChart = chart;
     onInit?.(chart);
