@@ -224,10 +224,10 @@ def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
 
 
 def test_a_driver_whose_store_was_removed_leaves(store, jobs, stage_nb, tmp_path):
-    """A detached driver outlives its terminal; when its home is deleted under it (a test's
+    """A detached driver outlives its terminal; when its store is deleted under it (a test's
     temporary folder, a user's cleanup) it has nothing left to drive and must not wait for ever
     (one such driver read the deleted file every 2 ms for an hour)."""
-    import shutil
+    from jupyter_mlp.execution.processes import group_alive, kill_group
 
     spec = pipeline({"slow": stage(sleep=120.0), "after_slow": stage(x="${slow.outputs.y}")})
     pid = submit(store, spec, base=tmp_path)
@@ -242,13 +242,14 @@ def test_a_driver_whose_store_was_removed_leaves(store, jobs, stage_nb, tmp_path
         store.connect(), P.get(store.connect(), pid)["stages"]["slow"]["run_id"]
     )
     jobs.stop()
-    shutil.rmtree(store.home)
+    for group in (slow.pgid, slow.kernel_pgid):  # nothing of ours writes to the store any more
+        kill_group(group, 9)
+    wait_for(lambda: not any(g and group_alive(g) for g in (slow.pgid, slow.kernel_pgid)),
+             timeout=15, what="the stage's job to stop")  # fmt: skip
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store.path}{suffix}").unlink(missing_ok=True)
     thread.join(30)
     assert not thread.is_alive() and done["status"] == "failed"
-    from jupyter_mlp.execution.processes import kill_group
-
-    for group in (slow.pgid, slow.kernel_pgid):
-        kill_group(group, 9)
 
 
 def test_fifty_stage_dag_runs_in_dependency_order(store, jobs, tmp_path):

@@ -63,6 +63,7 @@ class Store:
         self.blob_url = db.blob_url(blob_url)
         self.blobs: Blobs = Blobs(self.home / "blobs") if self.blob_url is None else _fs_blobs(self)
         self._local = threading.local()
+        self._file: tuple[int, int] | None = None  # the store file's id when first opened
 
     @classmethod
     def shared(
@@ -118,6 +119,8 @@ class Store:
         try:
             migrate(conn)
             db.refresh_stats(conn)
+            if self._file is None:
+                self._file = _file_id(self.path)
         except sqlite3.DatabaseError as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and not db._corrupt(exc):
@@ -138,10 +141,12 @@ class Store:
         return db.write(self.connect())
 
     def gone(self) -> bool:
-        """Whether the store file was removed (its home deleted) since this process opened it:
-        a detached driver then has nothing left to drive and leaves, rather than wait for ever
-        on a file nobody else can write to. A PostgreSQL store is never gone (it may be down)."""
-        return self.url is None and not os.path.exists(self.path)
+        """Whether the store file this process opened was removed (its home deleted) or
+        replaced by another since: a detached driver then has nothing left to drive and leaves,
+        rather than wait for ever on a file nobody else can write to (a kernel that outlived
+        the deletion may have made a new, empty store at the same path). A PostgreSQL store is
+        never gone (it may be down)."""
+        return self.url is None and self._file is not None and _file_id(self.path) != self._file
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -165,7 +170,6 @@ class SharedStore(Store):
         super().__init__(home, url, blob_url)
         self.lock = threading.RLock()
         self._conn: Connection | None = None
-        self._file: tuple[int, int] | None = None
 
     def connect(self) -> Connection:
         with self.lock:
@@ -217,6 +221,7 @@ def _fs_blobs(store: Store) -> FsBlobs:
 
 
 def _file_id(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(device, inode) of a file, None when there is none: the same path may be a new file."""
     try:
         info = os.stat(path)
     except OSError:
