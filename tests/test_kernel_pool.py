@@ -91,8 +91,8 @@ def test_a_kernel_serves_one_job_and_none_is_left_behind(store, service, folder)
     assert not any(p["leaked"] for p in seen)  # no state of an earlier job
     for p in seen:  # each job shut its kernel down
         wait_for(lambda p=p: not process_alive(p["pid"]), timeout=10, what="the kernel to exit")
-    idle = list((store.home / "jobs" / "pool").glob("kernel-*.json"))
-    assert idle  # refilled for the next job
+    wait_for(lambda: list((store.home / "jobs" / "pool").glob("kernel-*.json")),
+             timeout=15, what="the pool to refill for the next job")  # fmt: skip
     svc.stop()  # the launcher stops its idle kernels
     wait_for(
         lambda: not [p for p in _kernel_pids() if _in_pool(p, store)],
@@ -179,13 +179,17 @@ def _ppid(pid: int) -> int:
 
 
 def test_a_kernel_forked_by_the_zygote_is_the_kernel_a_start_would_give(tmp_path):
-    """The pool's first kernel starts the cold way while the zygote imports ipykernel; the
-    next are forked from it: its children, with the launcher's argv, JPY_PARENT_PID naming the
-    zygote (which the kernel watches), subprocesses that can be waited for (SIGCHLD is the
-    default again), a fresh namespace, and the interpreter facts of a started kernel."""
+    """While its zygote imports ipykernel the pool starts no kernel the cold way beside it (two
+    interpreters importing on the same cores slow each other down); then its kernels are forked
+    from it: its children, with the launcher's argv, JPY_PARENT_PID naming the zygote (which
+    the kernel watches), subprocesses that can be waited for (SIGCHLD is the default again), a
+    fresh namespace, and the interpreter facts of a kernel started the cold way (a pool without
+    zygotes, MLP_KERNEL_ZYGOTE=0, starts those)."""
     from jupyter_client import BlockingKernelClient
 
     pool = kernel_pool.KernelPool(tmp_path / "pool", size=1)
+    cold_pool = kernel_pool.KernelPool(tmp_path / "cold", size=1)
+    cold_pool.zygotes_enabled = False
     key = ("python3", "")
     code = (
         "import json, os, sys, subprocess, threading\n"
@@ -210,7 +214,9 @@ def test_a_kernel_forked_by_the_zygote_is_the_kernel_a_start_would_give(tmp_path
 
     try:
         pool.tick()
-        cold = pool.take(*key)  # started while the zygote was still importing
+        assert pool.zygotes[key].starting() and not pool.started and pool.take(*key) is None
+        cold_pool.tick()
+        cold = cold_pool.take(*key)
         assert cold is not None and _ppid(cold.pid) == os.getpid()
         wait_for(lambda: pool.zygotes[key].ready or pool.zygotes[key]._waiting(
             pool.zygotes[key].proc), timeout=60, what="the zygote to be ready")  # fmt: skip
@@ -231,6 +237,31 @@ def test_a_kernel_forked_by_the_zygote_is_the_kernel_a_start_would_give(tmp_path
             lambda: not process_alive(forked.pid), timeout=10, what="the forked kernel to stop"
         )
     finally:
+        pool.close()
+        cold_pool.close()
+        for proc in kernel_pool.Zygote.closed:
+            proc.kill()
+
+
+def test_no_kernel_is_started_ahead_beside_one_a_job_waits_for(tmp_path):
+    """A job given a kernel that is still starting (forked for it, none was idle) waits for it:
+    the kernels the pool keeps for later jobs start once it is up, not beside it on the same
+    cores (at a pipeline's start, eight such kernels delayed its first four stages)."""
+    pool = kernel_pool.KernelPool(tmp_path / "pool", size=2)
+    key = ("python3", "")
+    given = None
+    try:
+        pool.tick()
+        wait_for(lambda: not pool.zygotes[key].starting(), timeout=60, what="the zygote")
+        given = pool.take(*key, wait=5)  # none idle: forked for this job now
+        assert given is not None and not pool.idle.get(key)
+        pool.tick()
+        assert not pool.idle.get(key)  # nothing started beside it
+        wait_for(lambda: (pool.tick(), len(pool.idle.get(key, [])) == 2)[1], timeout=10,
+                 what="the pool to fill once the job's kernel is up")  # fmt: skip
+    finally:
+        if given is not None:
+            given.discard()
         pool.close()
         for proc in kernel_pool.Zygote.closed:
             proc.kill()

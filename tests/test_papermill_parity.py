@@ -581,3 +581,31 @@ def test_stage_settings_and_the_dollar_escape(store, tmp_path):
     assert outs["cwd"] == str(tmp_path / "work") and run["kernel"] == "Python3"
     job = jobs_store.get_job(store.connect(), run["id"])
     assert job.options["papermill"] == {"execution_timeout": 60}
+
+
+def test_a_python_notebook_is_checked_without_importing_papermill():
+    """papermill injects parameters into any Python notebook, whatever its kernel's name (its
+    translator for the language): submitting one (the CLI that drives a pipeline does, for each
+    stage, beside the kernels its first stages wait for) need not import papermill (~0.3 s of
+    CPU). Another language is still checked by papermill itself."""
+    import subprocess
+    import sys
+
+    from papermill.translators import papermill_translators  # type: ignore[import-untyped]
+
+    assert papermill_translators.find_translator("no-such-kernel", "python")  # the rule relied on
+    code = (
+        "import sys\n"
+        "from jupyter_mlp.execution.errors import JobError\n"
+        "from jupyter_mlp.execution.submit import check_language\n"
+        "check_language({'metadata': {'kernelspec': {'language': 'python'}}}, 'k', {}, {'x': 1})\n"
+        "print('papermill' in sys.modules)\n"
+        "try:\n"
+        "    check_language({'metadata': {'language_info': {'name': 'cobol'}}}, 'k', {}, {'x': 1})\n"
+        "except JobError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = out.stdout.splitlines()
+    assert lines[0] == "False", out.stderr
+    assert lines[1].startswith("cannot inject parameters into a 'cobol' notebook"), out.stdout

@@ -42,6 +42,7 @@ from .processes import kill_group, proc_start, process_alive
 DEFAULT_KERNEL = "python3"
 RESERVE_S = 120.0  # a reserve() holds its kernels this long, then the key falls back to its size
 IDLE_MAX_S = 1800.0  # an idle kernel older than this is replaced (a long-idle one may be stale)
+WARMING_S = 0.5  # a kernel this young is still starting (its interpreter busy on a core)
 HIST = "--HistoryManager.hist_file=:memory:"  # what nbclient passes an ipykernel (papermill's)
 
 # Read when the kernel's interpreter starts (or by the dynamic loader): a kernel started with
@@ -151,6 +152,9 @@ class KernelPool:
         self.zygote_failures: dict[tuple[str, str], int] = {}
         self.zygotes: dict[tuple[str, str], Zygote] = {}
         self.zygotes_enabled = os.environ.get("MLP_KERNEL_ZYGOTE", "1") != "0"
+        # Start times of the kernels handed to jobs while still starting: while one is, no
+        # kernel is started ahead for later jobs (it would slow down the one a job waits for).
+        self._awaited: list[float] = []
         (folder / "cwd").mkdir(parents=True, exist_ok=True)
 
     # --- what the launcher calls -------------------------------------------------------------
@@ -164,12 +168,18 @@ class KernelPool:
         while kernels:
             kernel = kernels.pop(0)
             if kernel.alive():
-                return kernel
+                return self._handed(kernel)
             kernel.discard()
         zygote = self.zygotes.get(key)
         if wait > 0 and zygote is not None and zygote.alive() and zygote.wait_ready(wait):
-            return self._start(kernel_name, cards)
+            fresh = self._start(kernel_name, cards)
+            return self._handed(fresh) if fresh is not None else None
         return None
+
+    def _handed(self, kernel: PooledKernel) -> PooledKernel:
+        if time.monotonic() - kernel.started < WARMING_S:
+            self._awaited.append(kernel.started)
+        return kernel
 
     def reserve(self, kernel_name: str, cards: str, n: int, hold: float = RESERVE_S) -> None:
         self.reserved[(kernel_name, cards)] = (max(0, n), time.monotonic() + hold)
@@ -180,6 +190,7 @@ class KernelPool:
         for key, (_, until) in list(self.reserved.items()):
             if until < now:
                 del self.reserved[key]
+        self._awaited = [t for t in self._awaited if now - t < WARMING_S]
         for key in set(self.idle) | set(self.reserved) | {(DEFAULT_KERNEL, "")}:
             want = self.target(key)
             kernels = self.idle.setdefault(key, [])
@@ -190,9 +201,13 @@ class KernelPool:
             while len(kernels) > want:
                 kernels.pop().discard()
             while len(kernels) < want and self.failures.get(key, 0) < 3:
+                if self._zygote_starting(key) or self._awaited:
+                    break  # a cold start beside an importing zygote, or a kernel started
+                    # ahead beside one a job waits for, would only slow both down
                 fresh = self._start(*key)
                 if fresh is None:
-                    self.failures[key] = self.failures.get(key, 0) + 1
+                    if not self._zygote_starting(key):
+                        self.failures[key] = self.failures.get(key, 0) + 1
                     break
                 kernels.append(fresh)
 
@@ -214,6 +229,8 @@ class KernelPool:
     # --- inside ------------------------------------------------------------------------------
 
     def _start(self, kernel_name: str, cards: str) -> PooledKernel | None:
+        """A new idle kernel: forked from the key's zygote, or started the cold way where there
+        can be no zygote; None while the zygote is still importing (or on failure)."""
         from jupyter_client.manager import KernelManager
 
         path = self.folder / f"kernel-{uuid.uuid4().hex}.json"
@@ -239,6 +256,9 @@ class KernelPool:
             env = kernel_env(dict(os.environ), spec_env, language, cards)
             env["JPY_PARENT_PID"] = str(os.getpid())
             pid = self._fork(kernel_name, cards, cmd, env)
+            if pid == 0:  # its zygote is importing: a kernel comes from it in a moment
+                path.unlink(missing_ok=True)
+                return None
             if pid is None:
                 pid = self._popen(cmd, env)
         except Exception as exc:  # no such kernel, a broken spec: jobs start cold and say so
@@ -269,13 +289,16 @@ class KernelPool:
     def _fork(
         self, kernel_name: str, cards: str, cmd: list[str], env: dict[str, str]
     ) -> int | None:
-        """A kernel forked from this key's zygote (None: it cannot be, start one the cold way)."""
+        """A kernel forked from this key's zygote (0: the zygote is still importing; None: it
+        cannot be: start one the cold way)."""
         args = zygote_args(cmd)
         if args is None or not self.zygotes_enabled:
             return None
         key = (kernel_name, cards)
         zygote = self.zygotes.get(key)
         if zygote is not None and (zygote.env != env or not zygote.alive()):
+            if not zygote.alive() and not zygote.ready:  # it died importing
+                self.zygote_failures[key] = self.zygote_failures.get(key, 0) + 1
             zygote.close()
             zygote = None
         if zygote is None:
@@ -285,12 +308,17 @@ class KernelPool:
             self.zygotes[key] = zygote
         pid = zygote.fork(args)
         if pid == 0:
-            return None
+            return 0
         if pid is None:
             self.zygote_failures[key] = self.zygote_failures.get(key, 0) + 1
             zygote.close(kill=True)
             del self.zygotes[key]
         return pid
+
+    def _zygote_starting(self, key: tuple[str, str]) -> bool:
+        """Whether this key's zygote is still importing (it forks kernels once it is done)."""
+        zygote = self.zygotes.get(key)
+        return zygote is not None and zygote.starting()
 
     def _reap(self) -> None:
         for pid, proc in list(self.started.items()):
@@ -401,6 +429,13 @@ class Zygote:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def starting(self) -> bool:
+        """Alive and still importing (it has not said it is ready)."""
+        proc = self.proc
+        if self.ready or proc is None or proc.poll() is not None:
+            return False
+        return not self._waiting(proc)
+
     def fork(self, argv: list[str]) -> int | None:
         """A new kernel's pid; 0 while the zygote is still starting; None when it does not
         answer (it is then closed)."""
@@ -410,7 +445,7 @@ class Zygote:
         try:
             if not self.ready:
                 if not self._waiting(proc):
-                    return 0  # still importing: this kernel starts the cold way
+                    return 0  # still importing
                 self.ready = "ready" in self._answer(proc)
             proc.stdin.write((json.dumps({"argv": argv}) + "\n").encode())
             proc.stdin.flush()

@@ -75,13 +75,13 @@ class JobService:
             return
         from .submit import installed_kernels
 
-        installed_kernels()  # so that the first submit does not pay for the kernel list
-        for name in self.config:
-            ex = self.executor(name)
-            prestart = getattr(ex, "prestart", None)
+        for name in self.config:  # first: the warm launchers import while the rest goes on
+            prestart = getattr(self.executor(name), "prestart", None)
             if prestart is not None and self.dispatching:
                 prestart()
-            ex.recover()
+        installed_kernels()  # so that the first submit does not pay for the kernel list
+        for name in self.config:
+            self.executor(name).recover()
         if self.dispatching:  # job processes leave the next dispatch to this service
             write_marker(
                 self.store.home,

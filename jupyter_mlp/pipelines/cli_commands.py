@@ -104,19 +104,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..execution.param_options import json_values
     from ..params import ParamError
     from ..store.pipelines import PipelineRunNotFound, resolve_id
-    from .dag import PipelineError, cancel, run, submit
+    from .dag import PipelineError, cancel, job_service, run, submit
     from .spec import SpecError, identity, load
 
     store = _store(args)
+    # Started first: its launcher and warm kernels start while the spec is read and submitted.
+    service = None if args.detach else job_service(store, args.concurrency)
     try:
         resume = resolve_id(store.connect(), args.resume) if args.resume else None
         spec = load(args.file)
         params: dict[str, Any] = json_values(args)
         pid = submit(store, spec, path=identity(args.file), params=params, executor=args.executor,
                      no_cache=args.no_cache, resume=resume, concurrency=args.concurrency)  # fmt: skip
-    except (SpecError, PipelineError, ParamError, PipelineRunNotFound) as exc:
-        return _fail(str(exc))
-    if args.detach:
+    except BaseException as exc:
+        if service is not None:
+            service.stop()
+        if isinstance(exc, (SpecError, PipelineError, ParamError, PipelineRunNotFound)):
+            return _fail(str(exc))
+        raise
+    if service is None:
         from .driver import spawn
 
         spawn(store, pid)
@@ -127,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     done: dict[str, str] = {}
     worker = threading.Thread(
-        target=lambda: done.setdefault("status", run(store, pid)), daemon=True
+        target=lambda: done.setdefault("status", run(store, pid, service)), daemon=True
     )
     worker.start()
     print(f"progress: [pipeline status] stage<mark> ... with marks {LEGEND}", file=sys.stderr)
@@ -142,6 +148,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         cancel(store, pid)
         worker.join()
+    finally:
+        service.stop()
     print(_table(store, pid))
     return 0 if done.get("status") == "succeeded" else 1
 

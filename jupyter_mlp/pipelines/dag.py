@@ -113,16 +113,7 @@ class Driver:
         self._reserved_at = 0.0
 
     def _make_service(self) -> Any:
-        from ..execution.service import JobService
-        from ..execution.service_marker import service_running
-
-        service = JobService(
-            self.store, concurrency=self.options.get("concurrency", 2),
-            dispatch=not service_running(self.store.home),
-        )  # fmt: skip
-        if service.dispatching:
-            service.start()
-        return service
+        return job_service(self.store, self.options.get("concurrency"))
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -635,8 +626,23 @@ class StageTrials:
         return hit["run_id"] if hit else None
 
 
+def job_service(store: Any, concurrency: int | None = None) -> Any:
+    """The job service a driver in this process uses: it starts the stages' jobs (its warm
+    launcher and kernels start now), or, when a server's service dispatches for this store,
+    only submits and watches them. The caller stops it."""
+    from ..execution.service import JobService
+    from ..execution.service_marker import service_running
+
+    service = JobService(
+        store, concurrency=concurrency or 2, dispatch=not service_running(store.home)
+    )
+    if service.dispatching:
+        service.start()
+    return service
+
+
 def run(store: Any, pipeline_run_id: str, service: Any = None) -> str:
     return Driver(store, pipeline_run_id, service).run()
 
 
-__all__ = ["submit", "run", "cancel", "Driver", "PipelineError", "PATH"]
+__all__ = ["submit", "run", "cancel", "job_service", "Driver", "PipelineError", "PATH"]
