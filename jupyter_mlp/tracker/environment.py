@@ -102,15 +102,40 @@ _MEMO: dict[str, Any] = {}
 
 
 def _path_stamp() -> list[list[Any]]:
-    """sys.path with each folder's mtime: installing or removing a package adds or removes an
-    entry (a dist-info folder, a .pth file) in one of them, which moves its mtime."""
+    """What the packages found depend on: each folder of sys.path where packages are installed
+    (under the interpreter's prefix, or a site-packages) with its mtime, as installing or
+    removing one adds or removes an entry (a dist-info folder, a .pth file) there; and for the
+    other folders (the working directory, a script's folder, PYTHONPATH's: written to all the
+    time, and different from one script to the next) only the distributions they hold, so
+    that the first run of each new script or folder does not scan every package again."""
     stamp: list[list[Any]] = []
+    local: list[str] = []
     for entry in sys.path:
+        if _installed_here(entry):
+            try:
+                stamp.append([entry, os.stat(entry).st_mtime_ns])
+            except OSError:
+                stamp.append([entry, None])
+            continue
         try:
-            stamp.append([entry, os.stat(entry or ".").st_mtime_ns])
+            with os.scandir(entry or ".") as found:
+                local.extend(f.name for f in found if f.name.endswith(_DIST_SUFFIXES))
         except OSError:
-            stamp.append([entry, None])
+            pass
+    stamp.append(["(distributions elsewhere)", sorted(local)])
     return stamp
+
+
+_DIST_SUFFIXES = (".dist-info", ".egg-info")
+
+
+def _installed_here(entry: str) -> bool:
+    if not entry:
+        return False
+    path = os.path.abspath(entry)
+    if "site-packages" in path or "dist-packages" in path:
+        return True
+    return any(path.startswith(p + os.sep) or path == p for p in {sys.prefix, sys.base_prefix})
 
 
 def _scan_packages() -> dict[str, str]:
@@ -154,7 +179,8 @@ def _facts(cache_dir: str | os.PathLike | None) -> tuple[dict[str, str], dict[st
     if cache_dir is not None:
         import zlib
 
-        key = f"{zlib.crc32(json.dumps([sys.executable, sys.path]).encode()):08x}"
+        kept = [e for e in sys.path if _installed_here(e)]  # the stamp tells the others apart
+        key = f"{zlib.crc32(json.dumps([sys.executable, kept]).encode()):08x}"
         file = Path(cache_dir) / f"packages-{key}.json"
         try:
             doc = json.loads(file.read_text())
