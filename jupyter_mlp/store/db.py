@@ -308,7 +308,7 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
                 f"({SCHEMA_VERSION}); nothing was written to it",
                 "upgrade jupyter-mlp (pip install -U jupyter-mlp) or point MLP_HOME elsewhere",
             )
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        mode = _wal(conn)
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, sqlite3.OperationalError) and not _corrupt(exc):
             conn.close()
@@ -325,6 +325,25 @@ def connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=OFF")
     return conn
+
+
+def _wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL (a no-op once the file is in WAL mode). On a new file another connection
+    may be switching it at the same moment: SQLite then answers "database is locked" at once,
+    without its busy handler (8 threads opening a new store failed so 1 time in 20), so this
+    asks again for as long as the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 STATS_MIN_RUNS = 1000  # below this SQLite's planner does well without statistics
