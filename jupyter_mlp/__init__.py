@@ -9,7 +9,10 @@ This module stays tiny: `import jupyter_mlp` must not pull the store, tornado or
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing's, without importing typing (~3 ms of a script's first run)
+if TYPE_CHECKING:
+    from typing import Any
+
 
 try:
     from ._version import __version__

@@ -11,10 +11,11 @@ A check raises `RecordError(field, message)`; callers refuse that record alone a
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing's, without importing typing (~3 ms of a script's first run)
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import Any
 
 # --- bounds: one size limit per field, whatever the route ---------------------------------------
 INT64_MIN = -(2**63)

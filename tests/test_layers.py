@@ -4,7 +4,8 @@ circle inside execution/ or pipelines/, and every import points the way DESIGN.m
     model <- store <- tracker, execution <- sweeps <- pipelines <- server, cli
 
 Every import counts, also one inside a function: a lazy import that runs back up a layer is
-still a circle the moment it runs."""
+still a circle the moment it runs. One test runs a script's tracked run in a fresh interpreter,
+for what that run loads."""
 
 from __future__ import annotations
 
@@ -157,3 +158,37 @@ def test_the_check_sees_a_circle():
     """The circle the execution layer had (executors -> local -> executors) is one it finds."""
     edges = {"p.a": {"p.b"}, "p.b": {"p.c"}, "p.c": {"p.a"}, "p.d": {"p.a"}}
     assert cycles(edges, "p") == [["p.a", "p.b", "p.c", "p.a"]]
+
+
+# Never loaded by a script's run: the server side, papermill and friends, and what only the
+# type checker reads (typing: ~3 ms of a fresh script's run start) or a cache miss needs.
+RUN_FORBIDDEN = ("typing", "importlib.metadata", "tornado", "jupyter_server", "jupyter_client",
+                 "IPython", "zmq", "papermill", "nbformat", "requests", "dask", "optuna",
+                 "pydantic")  # fmt: skip
+
+
+def test_a_scripts_run_loads_only_what_it_uses(tmp_path):
+    """mlp.track() -> log_metric -> finish() in a fresh interpreter (the second one on its home:
+    the package list is cached by the first) loads none of RUN_FORBIDDEN."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import jupyter_mlp as mlp\n"
+        "class Quiet:\n"
+        "    def show(self, s): pass\n"
+        "    def refresh(self, s): pass\n"
+        "    def close(self, s): pass\n"
+        "mlp.track('t', gpu=False, status_view=Quiet())\n"
+        "mlp.log_metric('loss', 0.5)\n"
+        "mlp.finish()\n"
+        f"print(sorted(m for m in {RUN_FORBIDDEN!r} if m in sys.modules))\n"
+    )
+    env = {**os.environ, "MLP_HOME": str(tmp_path / "home")}
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout

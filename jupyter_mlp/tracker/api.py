@@ -5,9 +5,12 @@ from __future__ import annotations
 import atexit
 import os
 from time import time as _now
-from typing import Any
 
 from .session import RunSession
+
+TYPE_CHECKING = False  # typing's, without importing typing (~3 ms of a script's first run)
+if TYPE_CHECKING:
+    from typing import Any
 
 _active: RunSession | None = None
 

@@ -4,7 +4,10 @@ after cells, or plain text lines where there is no widget frontend (papermill jo
 from __future__ import annotations
 
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # typing's, without importing typing (~3 ms of a script's first run)
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _elapsed(seconds: float) -> str:
