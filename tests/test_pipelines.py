@@ -201,7 +201,9 @@ def test_retries(store, jobs, stage_nb, tmp_path):
     assert statuses(run_pipeline(store, jobs, spec, tmp_path)) == {"flaky": "failed"}
 
 
-def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
+def driving_a_slow_stage(store, jobs, tmp_path) -> tuple[str, threading.Thread, dict]:
+    """A pipeline whose first stage sleeps for two minutes, its driver in a thread (its outcome
+    in the dict once it returns): returned once that stage runs."""
     spec = pipeline({"slow": stage(sleep=120.0), "after_slow": stage(x="${slow.outputs.y}")})
     pid = submit(store, spec, base=tmp_path)
     done: dict = {}
@@ -209,12 +211,14 @@ def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
         target=lambda: done.setdefault("status", Driver(store, pid, service=jobs).run())
     )
     thread.start()
+    wait_for(lambda: P.get(store.connect(), pid)["stages"]["slow"]["status"] == "running",
+             timeout=60, what="slow stage running")  # fmt: skip
+    return pid, thread, done
+
+
+def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
+    pid, thread, done = driving_a_slow_stage(store, jobs, tmp_path)
     conn = store.connect()
-    wait_for(
-        lambda: P.get(conn, pid)["stages"]["slow"]["status"] == "running",
-        timeout=60,
-        what="slow stage running",
-    )
     cancel(store, pid)
     thread.join(60)
     run = P.get(conn, pid)
@@ -229,15 +233,7 @@ def test_a_driver_whose_store_was_removed_leaves(store, jobs, stage_nb, tmp_path
     (one such driver read the deleted file every 2 ms for an hour)."""
     from jupyter_mlp.execution.processes import group_alive, kill_group
 
-    spec = pipeline({"slow": stage(sleep=120.0), "after_slow": stage(x="${slow.outputs.y}")})
-    pid = submit(store, spec, base=tmp_path)
-    done: dict = {}
-    thread = threading.Thread(
-        target=lambda: done.setdefault("status", Driver(store, pid, service=jobs).run())
-    )
-    thread.start()
-    wait_for(lambda: P.get(store.connect(), pid)["stages"]["slow"]["status"] == "running",
-             timeout=60, what="slow stage running")  # fmt: skip
+    pid, thread, done = driving_a_slow_stage(store, jobs, tmp_path)
     slow = jobs_store.get_job(
         store.connect(), P.get(store.connect(), pid)["stages"]["slow"]["run_id"]
     )

@@ -65,7 +65,7 @@ class Store:
         self.blob_url = db.blob_url(blob_url)
         self.blobs: Blobs = Blobs(self.home / "blobs") if self.blob_url is None else _fs_blobs(self)
         self._local = threading.local()
-        self._file: tuple[int, int] | None = None  # the store file's id when first opened
+        self._first_file: tuple[int, int] | None = None  # the store file's id when first opened
 
     @classmethod
     def shared(
@@ -121,8 +121,8 @@ class Store:
         try:
             migrate(conn)
             db.refresh_stats(conn)
-            if self._file is None:
-                self._file = _file_id(self.path)
+            if self._first_file is None:
+                self._first_file = _file_id(self.path)
         except sqlite3.DatabaseError as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and not db._corrupt(exc):
@@ -148,7 +148,8 @@ class Store:
         rather than wait for ever on a file nobody else can write to (a kernel that outlived
         the deletion may have made a new, empty store at the same path). A PostgreSQL store is
         never gone (it may be down)."""
-        return self.url is None and self._file is not None and _file_id(self.path) != self._file
+        first = self._first_file
+        return self.url is None and first is not None and _file_id(self.path) != first
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -172,6 +173,7 @@ class SharedStore(Store):
         super().__init__(home, url, blob_url)
         self.lock = threading.RLock()
         self._conn: Connection | None = None
+        self._file: tuple[int, int] | None = None  # the file of the connection open now
 
     def connect(self) -> Connection:
         with self.lock:
