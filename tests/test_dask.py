@@ -172,12 +172,11 @@ async def final(jp_fetch, run_id: str, timeout: float = 120.0) -> dict:
 
 
 def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    """The project's own check (a zombie counts as gone; a process exiting while /proc is read
+    is gone, not an error: reading its stat after an exists() raced its exit)."""
+    from jupyter_mlp.execution.processes import process_alive
+
+    return process_alive(pid)
 
 
 async def test_a_dask_job_reports_over_http(jp_fetch, store, worker):
