@@ -113,6 +113,23 @@ def test_a_job_on_a_gpu_card_never_gets_a_kernel_started_for_none(store, service
     assert seen["ppid"] == job_pid(store, run_id)  # a cold kernel, started for card 0
 
 
+def test_a_discarded_kernel_is_gone_even_before_it_leads_its_group(tmp_path):
+    """A kernel the pool lets go of a moment after forking it (the reservation fell) has not yet
+    called setsid: killing its group alone missed it, and it lived on, idle and untracked."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert os.getpgid(proc.pid) != proc.pid  # in our group, as a fork is before its setsid
+        k = kernel_pool.PooledKernel("python3", "", proc.pid, kernel_pool.proc_start(proc.pid),
+                                     str(tmp_path / "k.json"), {}, {}, "python")  # fmt: skip
+        k.discard()
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        proc.kill()
+
+
 def test_fits_refuses_other_cards_kernels_and_interpreter_starts():
     k = kernel_pool.PooledKernel(
         "python3", "", 1, None, "/x.json", {"PATH": "/bin", "A": "1"}, {}, "python"

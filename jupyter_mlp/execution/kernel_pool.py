@@ -77,6 +77,11 @@ class PooledKernel:
     def discard(self) -> None:
         """Not used after all: stop it and remove its connection file."""
         kill_group(self.pid, signal.SIGKILL)
+        if self.alive():  # forked a moment ago, it may not lead its own group yet
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
         try:
             os.unlink(self.connection_file)
         except OSError:
