@@ -192,3 +192,35 @@ def test_a_scripts_run_loads_only_what_it_uses(tmp_path):
                               cwd=tmp_path, env=env, timeout=60)  # fmt: skip
         assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]", done.stdout
+
+
+def test_a_command_that_queues_and_claims_a_job_loads_only_what_it_uses(tmp_path):
+    """What every `jupyter mlp run` / `pipeline run` pays before its first job starts: finding
+    the local executor reads no installed entry points (importlib.metadata), a python3 job's
+    kernel is checked without jupyter_client's kernel list, and a job that asks for no GPU is
+    claimed without NVML (pynvml)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": {"name": "python3"}},
+          "cells": [{"id": "a", "cell_type": "code", "metadata": {}, "outputs": [],
+                     "execution_count": None, "source": "x = 1"}]}  # fmt: skip
+    (tmp_path / "nb.ipynb").write_text(json.dumps(nb))
+    code = (
+        "import sys\n"
+        "from jupyter_mlp.store import Store\n"
+        "from jupyter_mlp.execution.service import JobService\n"
+        "service = JobService(Store(), dispatch=False)\n"
+        "run_id = service.submit_notebook('nb.ipynb')\n"
+        "claimed = service.executor('local')._claim()\n"
+        "assert [j.run_id for j in claimed] == [run_id], claimed\n"
+        "print(sorted(m for m in ('importlib.metadata', 'pynvml', 'jupyter_client')"
+        " if m in sys.modules))\n"
+    )
+    env = {**os.environ, "MLP_HOME": str(tmp_path / "home")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, env=env, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout

@@ -371,6 +371,22 @@ def test_kernel_names_resolve_as_jupyter_client_does():
         check_kernel("no-such-kernel")
 
 
+def test_python3_is_checked_without_listing_the_kernels():
+    """A submit of a python3 notebook (most of them) does not import jupyter_client to list the
+    kernels (~0.2 s of a CLI's start); the shortcut holds because jupyter_client adds the
+    native python3 wherever ipykernel can be imported."""
+    code = (
+        "import sys\n"
+        "from jupyter_mlp.execution.submit import check_kernel\n"
+        "assert check_kernel('python3') == 'python3' and check_kernel('python') == 'python'\n"
+        "assert 'jupyter_client' not in sys.modules, 'jupyter_client imported'\n"
+        "from jupyter_client.kernelspec import KernelSpecManager\n"
+        "assert 'python3' in KernelSpecManager().find_kernel_specs()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
 def test_relative_cwd_kernel_language_and_nbformat3_are_settled_before_queueing(
     store, tmp_path, monkeypatch
 ):

@@ -96,6 +96,8 @@ class LocalExecutor(Executor):
         return folder / f"{run_id}.log"
 
     def validate(self, request: JobRequest) -> None:
+        if request.gpus <= 0:
+            return
         have = len(self.gpus())
         if request.gpus > have:
             raise JobError(
@@ -123,16 +125,19 @@ class LocalExecutor(Executor):
             return [j.run_id for j in claimed]
 
     def _claim(self) -> list[Job]:
-        """Queued jobs -> running, with their GPUs, as long as there are slots (one transaction)."""
-        gpus = self.gpus()
+        """Queued jobs -> running, with their GPUs, as long as there are slots (one transaction).
+        The machine's cards are looked up (NVML) only once a job asks for one."""
         with self.store.write() as conn:
             slots = self.concurrency - len(self.jobs(conn, (RUNNING,)))
             if slots <= 0:
                 return []
-            used = self._cards_in_use(conn)
-            free = [g for g in gpus if g not in used]
+            queued = self.jobs(conn, (QUEUED,))
+            free: list[str] = []
+            if any(job.gpus_requested for job in queued):
+                used = self._cards_in_use(conn)
+                free = [g for g in self.gpus() if g not in used]
             claimed: list[Job] = []
-            for job in self.jobs(conn, (QUEUED,)):
+            for job in queued:
                 if len(claimed) >= slots:
                     break
                 if job.gpus_requested > len(free):
@@ -162,9 +167,10 @@ class LocalExecutor(Executor):
         env = {
             **store_env(self.store),
             "MLP_LOCAL_CONCURRENCY": str(self.concurrency),
-            "MLP_GPUS": ",".join(self.gpus()),
             "CUDA_VISIBLE_DEVICES": ",".join(job.gpus or []),
         }
+        if self._gpus is not None:  # the cards as this executor knows them (else the job looks)
+            env["MLP_GPUS"] = ",".join(self._gpus)
         url = self.tracking_url()
         if url:
             from ..store import tokens

@@ -73,13 +73,10 @@ class JobService:
     def start(self) -> None:
         if self._thread is not None:
             return
-        from .submit import installed_kernels
-
         for name in self.config:  # first: the warm launchers import while the rest goes on
             prestart = getattr(self.executor(name), "prestart", None)
             if prestart is not None and self.dispatching:
                 prestart()
-        installed_kernels()  # so that the first submit does not pay for the kernel list
         for name in self.config:
             self.executor(name).recover()
         if self.dispatching:  # job processes leave the next dispatch to this service

@@ -54,10 +54,24 @@ def installed_kernels(refresh: bool = False) -> dict[str, str]:
         return _kernels[1]
 
 
+def _native_kernel() -> bool:
+    """Whether jupyter_client finds `python3` without a look at the kernel folders: it adds the
+    native kernel whenever ipykernel can be imported (KernelSpecManager.ensure_native_kernel),
+    and listing the folders costs a submit ~0.2 s (jupyter_client's import, then the scan)."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("ipykernel") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def check_kernel(name: str) -> str:
     """The name as given when jupyter_client (so papermill) finds it: `python` means the native
     `python3` (KernelManager's own rule) and names match whatever their case (KernelSpecManager)."""
     wanted = "python3" if name == "python" else name.lower()
+    if wanted == "python3" and _native_kernel():
+        return name
     for refresh in (False, True):
         if any(k.lower() == wanted for k in installed_kernels(refresh=refresh)):
             return name

@@ -186,6 +186,7 @@ class MlpApp(ExtensionApp):
 
     def _start_services(self, through: bool) -> None:
         from ..execution.service import JobService
+        from ..execution.submit import installed_kernels
 
         executors: dict = {
             "local": {
@@ -197,6 +198,8 @@ class MlpApp(ExtensionApp):
         self.jobs = JobService(self.store, concurrency=self.local_concurrency, executors=executors)
         self.jobs.start()
         threading.Thread(target=self._resume_sweeps, name="mlp-resume-sweeps", daemon=True).start()
+        # so that the first submit of a kernel other than python3 does not pay for the list
+        threading.Thread(target=installed_kernels, name="mlp-kernels", daemon=True).start()
         self._reconciler = PeriodicCallback(
             self._reconcile_tick, max(1.0, min(self.heartbeat_timeout / 4, 15.0)) * 1000
         )
