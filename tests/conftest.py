@@ -18,6 +18,10 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 HERE = Path(__file__).parent
 FAKE_NVML = HERE / "fake_nvml"
 
+# A CLI's warm launcher stays 600 s for the next command; a test's would outlive the test. The
+# tests of that stay set their own (test_keep_warm.py).
+os.environ["MLP_KEEP_WARM_S"] = "0"
+
 
 @pytest.fixture
 def mlp_home(tmp_path, monkeypatch) -> Path:

@@ -41,7 +41,10 @@ def test_run_a_notebook_file_waits_and_exits_0(store, tmp_path):
 
 def test_detached_jobs_queue_and_drain_without_a_server(store, tmp_path, monkeypatch):
     monkeypatch.setenv("MLP_LOCAL_CONCURRENCY", "1")
-    nb = write_notebook(tmp_path / "quick.ipynb", [{"id": "a", "source": "x = 1"}])
+    # (long enough that the first still runs when the second is queued: a warm start is quick)
+    nb = write_notebook(
+        tmp_path / "quick.ipynb", [{"id": "a", "source": "import time\ntime.sleep(2)"}]
+    )
     ids = []
     for _ in range(2):
         done = mlp("run", str(nb), "--detach")

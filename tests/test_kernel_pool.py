@@ -309,9 +309,9 @@ def test_a_running_job_keeps_its_warm_kernel_when_the_service_dies_mid_reply(
     wait_for(lambda: job_pid(store, run_id), timeout=30, what="the job to start")
     launcher = svc.executor("local")._launcher
     assert launcher is not None and launcher.alive()
-    launcher.proc.stdout.close()  # the service is gone: the launcher's next reply cannot be read
-    launcher.proc.stdin.write(b'{"reserve": {"kernel": "python3", "cards": "", "n": 1}}\n')
-    launcher.proc.stdin.flush()
+    sock = launcher._connected()  # the service asks, and is gone before the reply comes
+    sock.sendall(b'{"reserve": {"kernel": "python3", "cards": "", "n": 1}}\n')
+    sock.close()
     run = wait_final(store, run_id)
     assert run["status"] == "finished", run["error"]
     assert "done 3" in json.dumps(executed(store, run))

@@ -1,8 +1,10 @@
-"""`jupyter mlp rerun | run | cancel`: jobs from a terminal, no server needed.
+"""`jupyter mlp rerun | run | cancel | pool`: jobs from a terminal, no server needed.
 
-Without a server the CLI starts the job process itself (detached, in its own session: it writes
-its own outcome, so `--detach` may return at once). With a server running on this machine the
-server's job service starts it. Both commands wait and show progress unless `--detach`.
+Without a server the CLI has the job process forked by the warm launcher it finds (or starts;
+the job runs in its own session and writes its own outcome, so `--detach` may return at once).
+The launcher and its kernels stay `$MLP_KEEP_WARM_S` (600 s) for the next command; `jupyter mlp
+pool status | stop` shows and ends them. With a server running on this machine the server's job
+service starts the job. Both commands wait and show progress unless `--detach`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,17 @@ def add_commands(sub: Any) -> None:
     cancel.add_argument("id", help="run id (or a unique prefix of at least 4 digits)")
     cancel.set_defaults(func=cmd_cancel)
 
+    pool = sub.add_parser(
+        "pool",
+        help="the warm launcher and kernels a command leaves for the next one "
+        "($MLP_KEEP_WARM_S, default 600 s)",
+    )
+    pool_sub = pool.add_subparsers(dest="pool_command", required=True)
+    pool_sub.add_parser("status", help="list them").set_defaults(func=cmd_pool, stop=False)
+    pool_sub.add_parser(
+        "stop", help="stop them now (their idle kernels at once; jobs they run finish first)"
+    ).set_defaults(func=cmd_pool, stop=True)
+
 
 def _job_options(p: argparse.ArgumentParser) -> None:
     from .param_options import add_options
@@ -66,7 +79,7 @@ def _service(args: argparse.Namespace):
     from .service_marker import service_running
 
     store = Store(args.home)
-    return JobService(store, warm=False, dispatch=not service_running(store.home))
+    return JobService(store, dispatch=not service_running(store.home))
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -137,6 +150,45 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         return 0
     print(f"run {st['run_id']}: {st['state']}")
     return 0 if st["state"] == model.CANCELLED else 1
+
+
+def cmd_pool(args: argparse.Namespace) -> int:
+    """`jupyter mlp pool status | stop`: the warm launchers serving this store's home."""
+    from ..store.db import home_dir
+    from .launcher import client, running
+    from .processes import process_alive
+
+    found = running(home_dir(args.home))
+    if not found:
+        print("no warm launcher for this store")
+        return 0
+    for record in found:
+        launcher = client(str(record["name"]))
+        try:
+            if launcher is None:
+                raise OSError("it does not answer")
+            info = launcher.stop() if args.stop else launcher.status()
+        except (OSError, RuntimeError) as exc:
+            print(f"launcher {record['pid']}: {exc}")
+            continue
+        finally:
+            if launcher is not None:
+                launcher.close()
+        idle = ", ".join(f"{n} {k}" for k, n in sorted(info["idle_kernels"].items())) or "none"
+        where = f"pid {info['pid']}, started in {info['cwd']}"
+        if not args.stop:
+            print(f"launcher {where}: idle kernels {idle}; jobs running {info['jobs']}; "
+                  f"stays {info['linger']:g} s once idle")  # fmt: skip
+            continue
+        deadline = time.monotonic() + 10.0
+        while info["jobs"] == 0 and process_alive(int(info["pid"])):
+            if time.monotonic() > deadline:
+                print(f"launcher {where}: asked to stop, still running", file=sys.stderr)
+                return 1
+            time.sleep(0.02)
+        after = f" once its {info['jobs']} running job(s) end" if info["jobs"] else ""
+        print(f"launcher {where}: stopped{after}")
+    return 0
 
 
 def wait(service, run_id: str, out=None, interval: float = 0.2) -> int:

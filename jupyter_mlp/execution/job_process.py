@@ -2,11 +2,11 @@
 
     python -m jupyter_mlp.execution.job_process RUN_ID      run one claimed job, then start the next
                                                         queued local job if no service is there
-    python -m jupyter_mlp.execution.job_process --launcher  read {"run_id", "env", "log", "kernel",
-                                                        "cards"} lines on stdin, fork a job process
-                                                        for each (own session, output to the log,
-                                                        a warm kernel of the launcher's pool when
-                                                        one fits), reply {"pid"}
+    python -m jupyter_mlp.execution.job_process --launcher NAME LINGER
+        the warm launcher: listen on the socket NAME (launcher.py), read {"run_id", "env",
+        "environ", "log", "kernel", "cards"} lines, fork a job process for each (own session,
+        output to the log, the client's environment, a warm kernel of the launcher's pool when
+        one fits), reply {"pid"}; stay LINGER seconds once no client and no job is left
 
 The job process is self-sufficient: it writes its own state, cells and output notebook into the
 store, so neither the server nor the CLI that started it has to stay alive.
@@ -72,8 +72,17 @@ def warm_up() -> None:
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_client.provisioning import KernelProvisionerFactory
 
-    from ..store import Store  # noqa: F401
-    from . import engine, local, notebook_job, reporters  # noqa: F401
+    from .. import params  # noqa: F401
+    from ..store import Store, partial  # noqa: F401
+    from . import (  # noqa: F401
+        engine,
+        local,
+        notebook_job,
+        papermill_options,
+        param_translator,
+        reporters,
+        service_marker,
+    )
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 0", metadata={"tags": ["parameters"]})]
@@ -119,12 +128,37 @@ def _pool() -> Any:
         return None
 
 
-def launcher() -> int:
-    replies = os.dup(1)  # replies go here; anything else printed to stdout goes to the log
-    os.dup2(2, 1)
+def launcher(name: str, linger: float) -> int:
+    """Serve the clients of the launcher socket `name` (launcher.py) until none is connected,
+    no job forked here runs, and `linger` seconds have passed so (or a client asked it to stop,
+    or the store's home was removed)."""
+    import socket
+    import time
+    from pathlib import Path
+
+    from .launcher import address, peer_is_me, records
+    from .processes import proc_start
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listener.bind(address(name))
+    except OSError:  # another launcher of this name was started at the same time: it serves
+        return 0
+    listener.listen(64)
+    home = Path(os.environ.get("MLP_HOME") or ".")
+    record = records(home) / f"{name}.json"
+    me = {"name": name, "pid": os.getpid(), "start": proc_start(os.getpid()), "linger": linger,
+          "cwd": os.getcwd(), "python": sys.executable, "since": time.time()}  # fmt: skip
+    try:
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps(me))
+    except OSError:
+        traceback.print_exc()
     pool = _pool()
     if pool is not None:  # the first warm kernel and its zygote start while the imports below run
         pool.tick()
+    if linger > 0:
+        _retire_others(home, name)
     warm_up()
     import gc
 
@@ -132,28 +166,57 @@ def launcher() -> int:
     # collector off those objects (a collection would touch, and so copy, their pages).
     gc.collect()
     gc.freeze()
-    children: set[int] = set()
-    buffer = b""
+    children: dict[int, tuple[str, str] | None] = {}  # job pid -> the key of its pooled kernel
+    clients: dict[socket.socket, bytes] = {}
+    # peaks: the most jobs of a kernel key that ran at once, kept warm while the launcher lingers
+    state: dict[str, Any] = {**me, "stop": False, "peaks": {}}
+    idle_since = time.monotonic()
+    served = False  # a launcher nobody connected to yet waits for its first client a while
+    wait = 0.0
     try:
-        while True:
+        while not state["stop"]:
             _reap(children)
-            if pool is not None:
-                pool.tick()
-            ready, _, _ = select.select([0], [], [], 0.5)
-            if not ready:
-                continue
-            chunk = os.read(0, 65536)
-            if not chunk:
+            ready = select.select([listener, *clients], [], [], wait)[0]
+            # Requests first: the pool tops up (one kernel a turn) only when none is waiting.
+            wait = pool.tick(most=1) if pool is not None and not ready else 0.0
+            for sock in ready:
+                if sock is listener:
+                    try:
+                        conn, _ = listener.accept()
+                    except OSError:  # (out of descriptors) the client sees its connection fail
+                        continue
+                    try:
+                        mine = peer_is_me(conn)
+                    except OSError:
+                        mine = False
+                    if mine:
+                        clients[conn], served = b"", True
+                    else:  # another user's process: refused unanswered
+                        conn.close()
+                elif not _read(sock, clients, pool, children, state):
+                    clients.pop(sock, None)
+                    sock.close()
+                    if not clients and pool is not None and state["linger"] > 0:
+                        for key, n in state["peaks"].items():  # what the next command needs
+                            pool.reserve(*key, n, hold=state["linger"])
+            now = time.monotonic()
+            if clients or children:
+                idle_since = now
+            elif now - idle_since >= (state["linger"] if served else max(state["linger"], 10.0)):
                 break
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                if line.strip():
-                    reply = _serve(json.loads(line), pool, children, replies)
-                    os.write(replies, (json.dumps(reply) + "\n").encode())
-    except Exception:  # a service gone mid-reply (EPIPE), a bad line: serve no more
+            elif not home.is_dir():
+                break
+    except Exception:
         traceback.print_exc()
     finally:
+        listener.close()
+        for sock in clients:
+            sock.close()
+        try:
+            if json.loads(record.read_text()).get("pid") == os.getpid():
+                record.unlink()
+        except (OSError, ValueError):
+            pass
         if pool is not None:
             pool.close()
     # Stay while a job forked here runs: the warm kernels handed to jobs (and the zygotes that
@@ -161,7 +224,7 @@ def launcher() -> int:
     while children:
         try:
             pid, _ = os.wait()  # any child: a job, or a kernel or zygote of the pool
-            children.discard(pid)
+            children.pop(pid, None)
         except ChildProcessError:
             children.clear()
         except InterruptedError:
@@ -169,21 +232,84 @@ def launcher() -> int:
     return 0
 
 
-def _serve(request: dict, pool: Any, children: set[int], replies: int) -> dict:
-    """A request: {"reserve": {"kernel", "cards", "n"}} (warm kernels for what comes next), or a
-    job to fork {"run_id", "env", "log", "kernel", "cards"}, given a warm kernel if one fits."""
+def _retire_others(home: Any, name: str) -> None:
+    """One launcher stays for a store: the others left by earlier commands (another interpreter,
+    folder or version) end once nobody uses them. A server's (it stays 0 s) is left alone."""
+    from .launcher import client, running
+
+    for record in running(home):
+        if record.get("name") == name or not record.get("linger"):
+            continue
+        other = client(str(record["name"]))
+        if other is not None:
+            try:
+                other.retire()
+            except (OSError, RuntimeError):
+                pass
+            finally:
+                other.close()
+
+
+def _read(sock: Any, clients: dict, pool: Any, children: dict, state: dict) -> bool:
+    """Serve what a client sent; False when it is gone (closed, or its reply cannot be sent)."""
+    try:
+        chunk = sock.recv(65536)
+    except OSError:
+        return False
+    if not chunk:
+        return False
+    clients[sock] += chunk
+    while b"\n" in clients[sock]:
+        line, clients[sock] = clients[sock].split(b"\n", 1)
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict):
+                raise ValueError("not an object")
+            reply = _serve(request, pool, children, state)
+        except Exception as exc:  # this request is refused; the launcher serves on
+            reply = {"error": f"bad request: {type(exc).__name__}: {exc}"}
+        try:
+            sock.sendall((json.dumps(reply) + "\n").encode())
+        except OSError:  # the client is gone (its jobs are not: they are ours)
+            return False
+    return True
+
+
+def _serve(request: dict, pool: Any, children: dict, state: dict) -> dict:
+    """A request: {"reserve": {"kernel", "cards", "n"}} (warm kernels for what comes next),
+    {"status": true}, {"stop": true}, or a job to fork {"run_id", "env", "environ", "log",
+    "kernel", "cards"}, given a warm kernel if one fits."""
     if "reserve" in request:
         want = request["reserve"]
         if pool is not None:
             pool.reserve(str(want.get("kernel") or "python3"), str(want.get("cards") or ""),
                          int(want.get("n") or 0))  # fmt: skip
         return {"ok": True}
-    kernel = None
+    if "retire" in request:  # a newer launcher serves this store: end once no one uses this
+        state["linger"] = 0.0
+        return {"ok": True}
+    if "status" in request or "stop" in request:
+        state["stop"] = state["stop"] or bool(request.get("stop"))
+        idle = {
+            f"{k}{'/' + c if c else ''}": len(v)
+            for (k, c), v in (pool.idle if pool else {}).items()
+            if v
+        }
+        return {"pid": state["pid"], "jobs": len(children), "idle_kernels": idle,
+                "linger": state["linger"], "cwd": state["cwd"], "since": state["since"]}  # fmt: skip
+    kernel = key = None
     if pool is not None and request.get("kernel"):
-        kernel = pool.take(
-            str(request["kernel"]), str(request.get("cards") or ""), wait=ZYGOTE_WAIT_S
-        )
-    reply = _fork(request, children, replies, kernel)
+        key = (str(request["kernel"]), str(request.get("cards") or ""))
+        kernel = pool.take(*key, wait=ZYGOTE_WAIT_S)
+    reply = _fork(request, kernel)
+    if "pid" in reply:
+        children[reply["pid"]] = key
+        if key is not None:  # (jobs still ending count too: at most the client's slots)
+            running = sum(1 for k in children.values() if k == key)
+            slots = int(request.get("slots") or running)
+            state["peaks"][key] = min(max(state["peaks"].get(key, 0), running), slots)
     if kernel is not None:
         if "error" in reply:
             kernel.discard()
@@ -192,7 +318,7 @@ def _serve(request: dict, pool: Any, children: set[int], replies: int) -> dict:
     return reply
 
 
-def _fork(request: dict, children: set[int], replies: int, kernel: Any = None) -> dict:
+def _fork(request: dict, kernel: Any = None) -> dict:
     try:
         log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     except OSError as exc:
@@ -206,14 +332,16 @@ def _fork(request: dict, children: set[int], replies: int, kernel: Any = None) -
         code = 1
         try:
             os.setsid()
-            os.close(replies)
             null = os.open(os.devnull, os.O_RDONLY)
             os.dup2(null, 0)
             os.dup2(log, 1)
             os.dup2(log, 2)
-            # nothing of the launcher's (the pipes to its service and to its kernel zygotes)
-            # stays open in a job: a zygote sees its end when the launcher's does
+            # nothing of the launcher's (its socket and clients, the pipes to its kernel
+            # zygotes) stays open in a job: a zygote sees its end when the launcher's does
             os.closerange(3, 1 << 16)
+            if request.get("environ"):  # the environment of the client that asked for it
+                os.environ.clear()
+                os.environ.update(request["environ"])
             os.environ.update(request.get("env") or {})
             code = run(request["run_id"], kernel)
         except BaseException:
@@ -225,27 +353,26 @@ def _fork(request: dict, children: set[int], replies: int, kernel: Any = None) -
             finally:
                 os._exit(code)
     os.close(log)
-    children.add(pid)
     return {"pid": pid}
 
 
-def _reap(children: set[int]) -> None:
+def _reap(children: dict) -> None:
     for pid in list(children):
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
             done = pid
         if done:
-            children.discard(pid)
+            children.pop(pid, None)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args == ["--launcher"]:
-        return launcher()
+    if len(args) == 3 and args[0] == "--launcher":
+        return launcher(args[1], float(args[2]))
     if len(args) != 1:
         print(
-            "usage: python -m jupyter_mlp.execution.job_process RUN_ID | --launcher",
+            "usage: python -m jupyter_mlp.execution.job_process RUN_ID | --launcher NAME LINGER",
             file=sys.stderr,
         )
         return 2

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -37,19 +36,17 @@ from pathlib import Path
 from string import Template
 from typing import Any
 
+from .launcher import STARTUP_ENV
 from .processes import kill_group, proc_start, process_alive
 
 DEFAULT_KERNEL = "python3"
 RESERVE_S = 120.0  # a reserve() holds its kernels this long, then the key falls back to its size
 IDLE_MAX_S = 1800.0  # an idle kernel older than this is replaced (a long-idle one may be stale)
 WARMING_S = 0.5  # a kernel this young is still starting (its interpreter busy on a core)
+TICK_S = 0.5  # a pool with what it wants looks again this often
+BLOCKED_S = 0.05  # one that waits for a zygote or for an awaited kernel, this often
 HIST = "--HistoryManager.hist_file=:memory:"  # what nbclient passes an ipykernel (papermill's)
 
-# Read when the kernel's interpreter starts (or by the dynamic loader): a kernel started with
-# other values is not the kernel this job would have had, whatever the prelude sets.
-STARTUP_ENV = re.compile(
-    r"^(PYTHON\w*|LD_\w+|VIRTUAL_ENV|CONDA_PREFIX|PATH|IPYTHONDIR|JUPYTER_\w+|MPLBACKEND)$"
-)
 # Set by whoever launched the kernel; not part of what the job asked for.
 LAUNCH_ONLY = {"JPY_PARENT_PID"}
 PORTS = ("shell", "iopub", "stdin", "control", "hb")
@@ -189,8 +186,11 @@ class KernelPool:
     def reserve(self, kernel_name: str, cards: str, n: int, hold: float = RESERVE_S) -> None:
         self.reserved[(kernel_name, cards)] = (max(0, n), time.monotonic() + hold)
 
-    def tick(self) -> None:
+    def tick(self, most: int | None = None) -> float:
+        """Reap, retire and top up (starting at most `most` kernels); the seconds until it is
+        worth calling again: 0 when it stopped at `most` with kernels still wanted."""
         self._reap()
+        later = TICK_S
         now = time.monotonic()
         for key, (_, until) in list(self.reserved.items()):
             if until < now:
@@ -207,14 +207,19 @@ class KernelPool:
                 kernels.pop().discard()
             while len(kernels) < want and self.failures.get(key, 0) < 3:
                 if self._zygote_starting(key) or self._awaited:
-                    break  # a cold start beside an importing zygote, or a kernel started
-                    # ahead beside one a job waits for, would only slow both down
+                    later = min(later, BLOCKED_S)  # a cold start beside an importing zygote,
+                    break  # or a kernel started ahead beside one a job waits for, would only
+                    # slow both down
+                if most is not None and most <= 0:
+                    return 0.0
                 fresh = self._start(*key)
                 if fresh is None:
                     if not self._zygote_starting(key):
                         self.failures[key] = self.failures.get(key, 0) + 1
                     break
                 kernels.append(fresh)
+                most = None if most is None else most - 1
+        return later
 
     def target(self, key: tuple[str, str]) -> int:
         base = self.size if key == (DEFAULT_KERNEL, "") else 0

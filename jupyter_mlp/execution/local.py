@@ -19,9 +19,7 @@ a Jupyter server restart does not take it down.
 
 from __future__ import annotations
 
-import json
 import os
-import select
 import signal
 import socket
 import subprocess
@@ -37,12 +35,12 @@ from ..store.jobs import list_jobs, transition, update_job
 from .errors import JobError
 from .executor import Executor
 from .gpus import detect_gpus, parse_gpus
+from .launcher import Launcher, keep_warm
 from .processes import group_alive, kill_group, proc_start, process_alive
-from .store_address import store_env, without_secrets
+from .store_address import store_env
 
 START_GRACE_S = 60.0  # a claimed job whose process never recorded itself is failed after this
 CANCEL_GRACE_S = 5.0
-LAUNCH_TIMEOUT_S = 120.0  # the first launch waits for the launcher's imports
 
 
 def _setting(value: Any, env: str, default: Any) -> Any:
@@ -64,10 +62,13 @@ class LocalExecutor(Executor):
         cancel_grace: float = CANCEL_GRACE_S,
         kernel_pool: int | None = None,
         tracking_url: str | Callable[[], str | None] | None = None,
+        keep_warm: float | None = None,
         **config: Any,
     ) -> None:
         """tracking_url: where a job's kernel tracks to in team mode (the server's /mlp/api,
-        read when a job starts): it gets that and its run's token instead of the store."""
+        read when a job starts): it gets that and its run's token instead of the store.
+        keep_warm: how long the warm launcher and its kernels stay once this executor and its
+        jobs are gone, for the next command (default $MLP_KEEP_WARM_S, else 600 s; a server: 0)."""
         super().__init__(store, **config)
         self._tracking_url = tracking_url
         self.concurrency = max(1, int(_setting(concurrency, "MLP_LOCAL_CONCURRENCY", 2)))
@@ -76,6 +77,7 @@ class LocalExecutor(Executor):
         # warm kernels the launcher keeps for the default kernel (kernel_pool.py)
         self.kernel_pool = max(0, int(_setting(kernel_pool, "MLP_KERNEL_POOL", 1)))
         self.python = python or sys.executable
+        self.keep_warm = keep_warm
         self.cancel_grace = cancel_grace
         self.host = socket.gethostname()
         self._lock = threading.RLock()
@@ -189,7 +191,8 @@ class LocalExecutor(Executor):
                 try:
                     launcher = self._warm_launcher()
                     pid = launcher.launch(job.run_id, env, log, kernel=job.kernel,
-                                          cards=env["CUDA_VISIBLE_DEVICES"])  # fmt: skip
+                                          cards=env["CUDA_VISIBLE_DEVICES"],
+                                          slots=self.concurrency)  # fmt: skip
                 except Exception:  # a broken launcher: start this job cold instead
                     if self._launcher is not None:
                         self._launcher.close()
@@ -215,7 +218,9 @@ class LocalExecutor(Executor):
     def _warm_launcher(self) -> Launcher:
         with self._lock:
             if self._launcher is None or not self._launcher.alive():
-                self._launcher = Launcher(self.python, self.store.home, self.kernel_pool)
+                self._launcher = Launcher.open(
+                    self.python, self.store.home, self.kernel_pool, keep_warm(self.keep_warm)
+                )
             return self._launcher
 
     def prestart(self) -> None:
@@ -307,82 +312,3 @@ class LocalExecutor(Executor):
             if self._launcher is not None:
                 self._launcher.close()
                 self._launcher = None
-
-
-class Launcher:
-    """A warm process with papermill imported that forks job processes, each in its own session:
-    a job starts in milliseconds instead of paying the imports. It exits once its input closes and
-    its job processes have ended (it reaps them, so none lingers as a zombie)."""
-
-    def __init__(self, python: str, home: Path, kernel_pool: int = 1) -> None:
-        folder = home / "jobs"
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "launcher.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                [python, "-m", "jupyter_mlp.execution.job_process", "--launcher"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, close_fds=True,
-                env={**without_secrets(dict(os.environ)), "MLP_HOME": str(home),
-                     "MLP_KERNEL_POOL": str(kernel_pool)},
-            )  # fmt: skip
-        self._lock = threading.Lock()
-        self._buffer = b""
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def launch(
-        self,
-        run_id: str,
-        env: dict[str, str],
-        log: Path,
-        timeout: float = LAUNCH_TIMEOUT_S,
-        kernel: str | None = None,
-        cards: str = "",
-    ) -> int:
-        """Fork a job process (given a warm `kernel` kernel for `cards` if the pool has one);
-        its pid. Raises when the launcher is gone or does not answer in time (it is then
-        stopped, and the caller starts the job another way)."""
-        data = self._ask(
-            {"run_id": run_id, "env": env, "log": str(log), "kernel": kernel, "cards": cards},
-            timeout,
-        )
-        return int(data["pid"])
-
-    def reserve(self, kernel: str, cards: str, n: int) -> None:
-        self._ask({"reserve": {"kernel": kernel, "cards": cards, "n": n}}, LAUNCH_TIMEOUT_S)
-
-    def _ask(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
-        request = json.dumps(message) + "\n"
-        with self._lock:
-            assert self.proc.stdin is not None and self.proc.stdout is not None
-            try:
-                self.proc.stdin.write(request.encode())
-                self.proc.stdin.flush()
-                reply = self._line(self.proc.stdout.fileno(), time.monotonic() + timeout)
-            except Exception:
-                self.proc.kill()
-                raise
-        data = json.loads(reply)
-        if "error" in data:
-            raise RuntimeError(data["error"])
-        return data
-
-    def _line(self, fd: int, deadline: float) -> bytes:
-        while b"\n" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                raise TimeoutError("the job launcher did not answer")
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                raise RuntimeError("the job launcher exited")
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line
-
-    def close(self) -> None:
-        try:
-            if self.proc.stdin is not None:
-                self.proc.stdin.close()
-        except OSError:
-            pass
-        threading.Thread(target=self.proc.wait, name="mlp-launcher-reaper", daemon=True).start()

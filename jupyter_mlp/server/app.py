@@ -191,6 +191,7 @@ class MlpApp(ExtensionApp):
         executors: dict = {
             "local": {
                 "kernel_pool": self.warm_kernels,
+                "keep_warm": 0,  # the server's launcher and kernels live as long as it does
                 "tracking_url": self.kernel_tracking_url if through else None,
             },
             "dask": {"scheduler": self.dask_scheduler or None, "api_url": self.api_url},

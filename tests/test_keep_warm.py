@@ -1,0 +1,198 @@
+"""A command's warm launcher stays for the next one (`$MLP_KEEP_WARM_S`): the next `jupyter mlp
+run` gets a warm kernel that shows it what a cold one would (this command's environment, not
+the first's), `jupyter mlp pool` lists and stops it, an idle one ends by itself, another
+interpreter start gets a launcher of its own, and only this user's processes are served.
+Real CLI processes, launcher and kernels."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+from conftest import wait_for, write_notebook
+from test_cli_and_scripts import cli
+from test_execution import executed
+
+from jupyter_mlp.execution import launcher
+from jupyter_mlp.execution.processes import process_alive
+from jupyter_mlp.store import Store, jobs
+from jupyter_mlp.store import runs as run_store
+
+PROBE = [
+    {"id": "p", "source": "x = 1", "tags": ["parameters"]},
+    {"id": "probe", "source": (
+        "import os, json\n"
+        "print(json.dumps({'x': x, 'ppid': os.getppid(), 'pid': os.getpid(),\n"
+        "    'value': os.environ.get('MLP_TEST_VALUE'), 'gone': os.environ.get('MLP_TEST_GONE'),\n"
+        "    'cwd': os.getcwd()}))"
+    )},
+]  # fmt: skip
+
+
+@pytest.fixture
+def env(mlp_home, tmp_path):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MLP_", "JPY_"))}
+    yield {**base, "MLP_HOME": str(mlp_home), "MLP_KEEP_WARM_S": "60"}
+    for record in launcher.running(mlp_home):  # a failing test leaves nothing running
+        os.kill(int(record["pid"]), signal.SIGKILL)
+
+
+def run(nb, x: int, env: dict) -> tuple[dict, dict]:
+    """`jupyter mlp run NB -p x X`: the probe's output and the job's row."""
+    cli("run", str(nb), "-p", "x", str(x), env=env)
+    store = Store(env["MLP_HOME"])
+    try:
+        latest = max(run_store.list_runs(store.connect()), key=lambda r: r["created_at"])
+        done = run_store.get_run(store.connect(), latest["id"])
+        assert done["status"] == "finished", done["error"]
+        text = "".join(
+            "".join(o.get("text", "")) for c in executed(store, done)["cells"]
+            if c.get("id") == "probe" for o in c.get("outputs", [])
+        )  # fmt: skip
+        job = jobs.get_job(store.connect(), latest["id"])
+        return json.loads(text), {"pid": job.pid, "kernel_pid": job.kernel_pid}
+    finally:
+        store.close()
+
+
+def idle_kernels(home) -> int:
+    found = launcher.running(home)
+    if len(found) != 1:
+        return 0
+    one = launcher.client(found[0]["name"])
+    if one is None:
+        return 0
+    try:
+        return sum(one.status()["idle_kernels"].values())
+    finally:
+        one.close()
+
+
+def test_the_next_command_gets_a_warm_kernel_with_its_own_environment(env, mlp_home, tmp_path):
+    nb = write_notebook(tmp_path / "probe.ipynb", PROBE)
+    first, first_job = run(nb, 1, {**env, "MLP_TEST_VALUE": "first", "MLP_TEST_GONE": "1"})
+    assert (first["x"], first["value"], first["gone"]) == (1, "first", "1")
+    [record] = launcher.running(mlp_home)  # the launcher outlived the command
+    wait_for(lambda: idle_kernels(mlp_home) >= 1, timeout=30, what="a warm kernel for the next")
+
+    second, second_job = run(nb, 2, {**env, "MLP_TEST_VALUE": "second"})
+    assert [r["pid"] for r in launcher.running(mlp_home)] == [record["pid"]]
+    # the kernel was the pool's (not the job process's child), and saw this command's variables
+    assert second["ppid"] != second_job["pid"] and second["pid"] != first["pid"]
+    assert (second["x"], second["value"], second["gone"]) == (2, "second", None)
+    assert second["cwd"] == first["cwd"] == str(tmp_path)
+
+    listed = cli("pool", "status", env=env).stdout
+    assert f"pid {record['pid']}" in listed and "stays 60 s" in listed
+    stopped = cli("pool", "stop", env=env).stdout
+    assert "stopped" in stopped
+    assert not process_alive(int(record["pid"]), record["start"])
+    wait_for(lambda: not _pool_kernels(mlp_home), timeout=15, what="its idle kernels to stop")
+    assert "no warm launcher" in cli("pool", "status", env=env).stdout
+
+
+def test_an_idle_launcher_ends_after_its_time(env, mlp_home, tmp_path):
+    nb = write_notebook(tmp_path / "probe.ipynb", PROBE)
+    run(nb, 1, {**env, "MLP_KEEP_WARM_S": "1"})
+    [record] = launcher.running(mlp_home)
+    wait_for(lambda: not process_alive(int(record["pid"]), record["start"]), timeout=20,
+             what="the idle launcher to end")  # fmt: skip
+    wait_for(lambda: not _pool_kernels(mlp_home), timeout=15, what="its kernels to stop")
+    assert not list(launcher.records(mlp_home).glob("*.json"))
+
+
+def test_another_interpreter_start_gets_its_own_launcher_and_the_old_one_ends(
+    env, mlp_home, tmp_path
+):
+    nb = write_notebook(tmp_path / "probe.ipynb", PROBE)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    run(nb, 1, {**env, "PYTHONPATH": str(tmp_path / "a")})
+    [old] = launcher.running(mlp_home)
+    run(nb, 2, {**env, "PYTHONPATH": str(tmp_path / "b")})
+    # a kernel started with another PYTHONPATH is not this job's: a launcher of its own, and
+    # the old one is retired once nobody uses it
+    wait_for(lambda: not process_alive(int(old["pid"]), old["start"]), timeout=20,
+             what="the older launcher to end")  # fmt: skip
+    [new] = launcher.running(mlp_home)
+    assert new["pid"] != old["pid"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+def test_a_launcher_serves_only_its_own_user(env, mlp_home, tmp_path):
+    nb = write_notebook(tmp_path / "probe.ipynb", PROBE)
+    run(nb, 1, env)
+    [record] = launcher.running(mlp_home)
+    code = (
+        "import os, socket, sys\n"
+        "os.setgid(65534); os.setuid(65534)\n"
+        "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "s.connect('\\0' + sys.argv[1])\n"
+        "s.settimeout(10)\n"
+        "s.sendall(b'{\"status\": true}\\n')\n"
+        "print(repr(s.recv(4096)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, launcher.address(record["name"])[1:]],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    # refused: the connection is closed unanswered (or reset before the request is sent)
+    assert done.stdout.strip() == "b''" or "ConnectionResetError" in done.stderr, done
+    mine = launcher.client(record["name"])
+    assert mine is not None and mine.status()["pid"] == record["pid"]
+    mine.close()
+
+
+def _pool_kernels(home) -> list[int]:
+    folder = str(home / "jobs" / "pool")
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/cwd").startswith(folder):
+                    found.append(int(entry))
+            except OSError:
+                pass
+    return [p for p in found if process_alive(p)]
+
+
+def test_a_bad_request_is_refused_alone(env, mlp_home, tmp_path):
+    nb = write_notebook(tmp_path / "probe.ipynb", PROBE)
+    run(nb, 1, env)
+    [record] = launcher.running(mlp_home)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.connect(launcher.address(record["name"]))
+    sock.settimeout(10)
+    sock.sendall(b'not json\n[1, 2]\n{"run_id": "x"}\n{"reserve": {"n": "many"}}\n')
+    replies = b""
+    while replies.count(b"\n") < 4:
+        replies += sock.recv(4096)
+    assert ["error" in json.loads(line) for line in replies.splitlines()] == [True] * 4
+    sock.close()
+    second, _ = run(nb, 2, env)  # the launcher still serves
+    assert second["x"] == 2
+
+
+def test_a_launcher_that_hangs_is_ended_not_waited_for_again(mlp_home):
+    """A launcher that stops answering (here: stopped) is killed by the client that timed out,
+    so the next command starts a new one instead of waiting on it too."""
+    first = launcher.Launcher.open(sys.executable, mlp_home, 0, linger=30.0)
+    pid = first.status(timeout=60)["pid"]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        second = launcher.Launcher.open(sys.executable, mlp_home, 0, linger=30.0)
+        assert second.reused
+        with pytest.raises(TimeoutError):
+            second.status(timeout=1.0)
+        wait_for(lambda: not process_alive(pid), timeout=10, what="the hung launcher to be killed")
+        third = launcher.Launcher.open(sys.executable, mlp_home, 0, linger=30.0)
+        assert not third.reused and third.status(timeout=60)["pid"] != pid
+        third.stop()
+        for one in (first, second, third):
+            one.close()
+    finally:
+        if process_alive(pid):
+            os.kill(pid, signal.SIGKILL)
