@@ -1,6 +1,7 @@
 """Pipeline figures: a fully cached rerun of 20 stages, the upstream-to-downstream hand-off (the
 driver's, and cell to cell in a 4-stage chain), and 8 independent ~2 s stages at capacity 4 (in
-process, and from the CLI with its start).
+process, and from the CLI with its start: cold on a fresh store, then warm, with the launcher the
+first command left), and `jupyter mlp run` of a trivial notebook (cold, warm, papermill's CLI).
 
     python bench/pipeline.py
 
@@ -76,25 +77,82 @@ def cell_to_cell(store: Store, service: JobService, base: Path, n: int = 4) -> d
             "cell_to_cell_handoff_max_ms": round(max(gaps), 1)}  # fmt: skip
 
 
-def cli_parallel(home: Path, base: Path) -> dict:
-    """`jupyter mlp pipeline run` of 8 independent 2 s stages at concurrency 4, wall time from
-    the shell (the CLI's start included) / 2 s; ploomber's `ploomber build` beside it if installed."""
+def jupyter_mlp(home: Path, *args: str) -> float:
+    """`jupyter mlp ARGS` from the shell on the store at `home`: its wall time, start included."""
     import shutil
+    import subprocess
+
+    jupyter = shutil.which("jupyter") or str(Path(sys.executable).with_name("jupyter"))
+    t = time.perf_counter()
+    subprocess.run([jupyter, "mlp", *args], check=True, capture_output=True,
+                   env={**os.environ, "MLP_HOME": str(home)})  # fmt: skip
+    return time.perf_counter() - t
+
+
+def settled(home: Path, kernels: int, timeout: float = 60.0) -> None:
+    """Wait until the launcher a command left has `kernels` idle kernels (what a user who runs
+    the next command a few seconds later finds)."""
+    from jupyter_mlp.execution.launcher import client, running
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for record in running(home):
+            one = client(str(record["name"]))
+            if one is not None:
+                try:
+                    if sum(one.status()["idle_kernels"].values()) >= kernels:
+                        return
+                finally:
+                    one.close()
+        time.sleep(0.1)
+    raise RuntimeError("the warm launcher did not settle")
+
+
+def cli_parallel(base: Path, warm_runs: int = 3) -> dict:
+    """`jupyter mlp pipeline run` of 8 independent 2 s stages at concurrency 4, wall time from
+    the shell (the CLI's start included) / 2 s: on a fresh store (no launcher: everything starts
+    cold), then the same command again once the launcher the first left has settled (the median
+    of `warm_runs`). And `jupyter mlp run` of a trivial notebook, cold and warm, with the
+    papermill CLI beside it."""
     import subprocess
 
     stages = {f"p{i}": {"template": {"notebook": "stage.ipynb"}, "parameters": {"sleep": 2.0, "i": 200 + i},
                         "cache": False} for i in range(8)}  # fmt: skip
     path = base / "eight.mlpipe"
     path.write_text(json.dumps(spec(stages)))
-    jupyter = shutil.which("jupyter") or str(Path(sys.executable).with_name("jupyter"))
-    t = time.perf_counter()
-    subprocess.run([jupyter, "mlp", "pipeline", "run", str(path), "--concurrency", "4"], check=True,
-                   env={**os.environ, "MLP_HOME": str(home)}, capture_output=True)  # fmt: skip
-    wall = time.perf_counter() - t
-    return {
-        "parallel_8x2s_c4_cli_s": round(wall, 2),
-        "parallel_8x2s_c4_cli_ratio": round(wall / 2.0, 2),
+    home = base.parent / "cli-home"
+    command = ("pipeline", "run", str(path), "--concurrency", "4")
+    try:
+        cold = jupyter_mlp(home, *command)
+        warm = []
+        for _ in range(warm_runs):
+            settled(home, 4)
+            warm.append(jupyter_mlp(home, *command))
+        trivial = base / "trivial.ipynb"
+        trivial.write_text(json.dumps(NOTEBOOK))
+        run_home = base.parent / "run-home"
+        run_cold = jupyter_mlp(run_home, "run", str(trivial), "-p", "i", "1")
+        run_warm = []
+        for i in range(warm_runs):
+            settled(run_home, 1)
+            run_warm.append(jupyter_mlp(run_home, "run", str(trivial), "-p", "i", str(i)))
+    finally:
+        for where in (home, base.parent / "run-home"):
+            if where.exists():
+                jupyter_mlp(where, "pool", "stop")
+    figures = {
+        "parallel_8x2s_c4_cli_cold_ratio": round(cold / 2.0, 2),
+        "parallel_8x2s_c4_cli_ratio": round(statistics.median(warm) / 2.0, 2),
+        "parallel_8x2s_c4_cli_warm_s": [round(w, 2) for w in warm],
+        "cli_run_trivial_cold_ms": round(run_cold * 1e3),
+        "cli_run_trivial_ms": round(statistics.median(run_warm) * 1e3),
     }
+    t = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "papermill", str(trivial), str(base / "pm-out.ipynb"),
+                           "-p", "i", "1"], capture_output=True)  # fmt: skip
+    if done.returncode == 0:
+        figures["papermill_cli_trivial_ms"] = round((time.perf_counter() - t) * 1e3)
+    return figures
 
 
 def main() -> None:
@@ -104,7 +162,9 @@ def main() -> None:
         base.mkdir()
         (base / "stage.ipynb").write_text(json.dumps(NOTEBOOK))
         store = Store(Path(home) / "mlp")
-        service = JobService(store, concurrency=4, poll_interval=0.05)
+        # (this service's launcher ends with it: the CLI figures below start from nothing)
+        service = JobService(store, concurrency=4, poll_interval=0.05,
+                             executors={"local": {"keep_warm": 0}})  # fmt: skip
         service.start()
         try:
             chain = {f"s{i}": {"template": {"notebook": "stage.ipynb"}, "parameters": {"i": i},
@@ -148,7 +208,7 @@ def main() -> None:
             figures["parallel_speedup"] = round(total / single, 2)
         finally:
             service.stop()
-        figures.update(cli_parallel(Path(home) / "mlp", base))
+        figures.update(cli_parallel(base))
     for k, v in figures.items():
         print(f"{k:>20}: {v}", file=sys.stderr)
     print(json.dumps(figures))
