@@ -2,6 +2,8 @@
 driver's, and cell to cell in a 4-stage chain), and 8 independent ~2 s stages at capacity 4 (in
 process, and from the CLI with its start: cold on a fresh store, then warm, with the launcher the
 first command left), and `jupyter mlp run` of a trivial notebook (cold, warm, papermill's CLI).
+ploomber's figures for the same pipelines are printed beside ours when it is installed
+($MLP_BENCH_PLOOMBER names its `ploomber` if it is not on PATH).
 
     python bench/pipeline.py
 
@@ -82,7 +84,9 @@ def jupyter_mlp(home: Path, *args: str) -> float:
     import shutil
     import subprocess
 
-    jupyter = shutil.which("jupyter") or str(Path(sys.executable).with_name("jupyter"))
+    jupyter = str(Path(sys.executable).with_name("jupyter"))  # this interpreter's, not a peer's
+    if not Path(jupyter).exists():
+        jupyter = shutil.which("jupyter") or "jupyter"
     t = time.perf_counter()
     subprocess.run([jupyter, "mlp", *args], check=True, capture_output=True,
                    env={**os.environ, "MLP_HOME": str(home)})  # fmt: skip
@@ -155,6 +159,64 @@ def cli_parallel(base: Path, warm_runs: int = 3) -> dict:
     return figures
 
 
+PLOOMBER_STAGE = """# %% tags=["parameters"]
+upstream = {upstream}
+product = None
+i = 0
+sleep = 0.0
+
+# %%
+import time
+time.sleep(sleep)
+"""
+
+
+def ploomber_figures(base: Path) -> dict:
+    """The same two pipelines with ploomber (`ploomber build --force`, notebooks through
+    papermill), if it is installed: $MLP_BENCH_PLOOMBER, else `ploomber` on PATH. The 8 x 2 s
+    stages at 4 processes (wall time from the shell / 2 s), and the 4-stage chain's hand-off from
+    the cells' own times (papermill's start_time / end_time in each executed notebook)."""
+    import shutil
+    import subprocess
+    from datetime import datetime
+
+    ploomber = os.environ.get("MLP_BENCH_PLOOMBER") or shutil.which("ploomber")
+    if not ploomber:
+        return {}
+    figures: dict = {}
+    for name, n, chain in (("parallel", 8, False), ("chain", 4, True)):
+        folder = base / f"ploomber-{name}"
+        folder.mkdir()
+        lines = [
+            "executor:",
+            "  dotted_path: ploomber.executors.Parallel",
+            "  processes: 4",
+            "tasks:",
+        ]
+        for i in range(n):
+            upstream = repr([f"s{i - 1}"]) if chain and i else "None"
+            (folder / f"s{i}.py").write_text(PLOOMBER_STAGE.format(upstream=upstream))
+            lines += [f"  - source: s{i}.py", f"    name: s{i}", f"    product: out/s{i}.ipynb",
+                      "    params:", f"      sleep: {0.0 if chain else 2.0}", f"      i: {i}"]  # fmt: skip
+        (folder / "pipeline.yaml").write_text("\n".join(lines) + "\n")
+        t = time.perf_counter()
+        subprocess.run([ploomber, "build", "--force"], cwd=folder, check=True, capture_output=True)
+        wall = time.perf_counter() - t
+        if not chain:
+            figures["ploomber_8x2s_c4_ratio"] = round(wall / 2.0, 2)
+            continue
+
+        cells = [
+            [c["metadata"]["papermill"] for c in json.loads((folder / "out" / f"s{i}.ipynb")
+             .read_text())["cells"] if c["cell_type"] == "code"] for i in range(n)
+        ]  # fmt: skip
+        gaps = [(datetime.fromisoformat(cells[i][0]["start_time"])
+                 - datetime.fromisoformat(cells[i - 1][-1]["end_time"])).total_seconds() * 1e3
+                for i in range(1, n)]  # fmt: skip
+        figures["ploomber_cell_to_cell_handoff_ms"] = round(statistics.median(gaps), 1)
+    return figures
+
+
 def main() -> None:
     figures: dict = {}
     with tempfile.TemporaryDirectory() as home:
@@ -209,6 +271,7 @@ def main() -> None:
         finally:
             service.stop()
         figures.update(cli_parallel(base))
+        figures.update(ploomber_figures(base))
     for k, v in figures.items():
         print(f"{k:>20}: {v}", file=sys.stderr)
     print(json.dumps(figures))
