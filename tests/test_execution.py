@@ -384,6 +384,28 @@ def test_jobs_survive_a_service_restart(store, service, tmp_path):
     wait_for(lambda: not group_alive(job.kernel_pgid), timeout=10, what="the orphaned kernel to go")
 
 
+def test_a_service_that_left_the_jobs_to_another_takes_over_when_that_one_stops(
+    store, service, tmp_path
+):
+    """Two pipeline drivers on one store: the first one's service starts the jobs, the second's
+    leaves that to it. When the first ends (its pipeline done), a stage the second queues next
+    must still start; it stayed queued for ever (seen with a few `pipeline run --detach`)."""
+    nb = write_notebook(
+        tmp_path / "quick.ipynb", [{"id": "a", "source": "x = 1", "tags": ["parameters"]}]
+    )
+    first = service(concurrency=1)
+    second = JobService(store, dispatch=None, poll_interval=0.05)
+    try:
+        assert first.dispatching and not second.dispatching
+        first.stop()  # the first driver's pipeline is done: it leaves
+        run_id = second.submit_notebook(nb, {"x": 2})  # the second queues its next stage
+        run = wait_final(store, run_id, timeout=JOB_TIMEOUT)
+        assert run["status"] == "finished", run["error"]
+        assert second.dispatching
+    finally:
+        second.stop()
+
+
 def test_bad_input_is_refused_before_anything_is_queued(store, tmp_path):
     nb = write_notebook(tmp_path / "plain.ipynb", PLAIN)
     good = tracked_run(store, nb, {"lr": 0.5, "epochs": 2, "name": "base"})

@@ -76,10 +76,8 @@ def _job_options(p: argparse.ArgumentParser) -> None:
 def _service(args: argparse.Namespace):
     from ..store import Store
     from .service import JobService
-    from .service_marker import service_running
 
-    store = Store(args.home)
-    return JobService(store, dispatch=not service_running(store.home))
+    return JobService(Store(args.home), dispatch=None)
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:

@@ -37,15 +37,20 @@ class JobService:
         cwd: str | None = None,
         warm: bool = True,
         poll_interval: float = POLL_S,
-        dispatch: bool = True,
+        dispatch: bool | None = True,
     ) -> None:
         """concurrency: local jobs at once (default $MLP_LOCAL_CONCURRENCY, else 2);
         executors: per-executor settings, e.g. {"local": {"gpus": "0,1"}, "dask": {...}};
         cwd: the working directory of jobs (default: the notebook's folder); warm: fork local jobs
         from a launcher with papermill imported; dispatch=False: only submit, cancel and watch
-        (another service starts the jobs)."""
+        (another service starts the jobs); None: dispatch unless another service on this machine
+        does, and take over when that one stops (`take_over`)."""
+        from .service_marker import service_running
+
         self.store = store
-        self.dispatching = dispatch
+        self._auto = dispatch is None
+        self.dispatching = not service_running(store.home) if dispatch is None else dispatch
+        self._checked = time.monotonic()
         self.config: dict[str, dict[str, Any]] = {
             name: dict(cfg) for name, cfg in (executors or {}).items()
         }
@@ -97,6 +102,10 @@ class JobService:
             self._thread.join(timeout=30)
             self._thread = None
         remove_marker(self.store.home)
+        if self.dispatching:
+            # A job that ended while the marker was there left its successor to this service:
+            # start it now. One that ends from here on starts the next itself (no marker).
+            self.tick()
         with self._lock:
             for ex in self._executors.values():
                 ex.close()
@@ -122,8 +131,28 @@ class JobService:
         finally:
             watcher.close()
 
+    def take_over(self, every: float = 0.5) -> bool:
+        """A service made with dispatch=None that left the dispatching to another one starts
+        dispatching itself once that one is gone (a pipeline's or a sweep's driver that ended
+        while others still queue jobs: nobody would start those). Looks at most every `every` s.
+        Two that take over at once are harmless: claiming a job is one transaction."""
+        from .service_marker import service_running
+
+        if self.dispatching or not self._auto:
+            return False
+        now = time.monotonic()
+        if now - self._checked < every:
+            return False
+        self._checked = now
+        if service_running(self.store.home):
+            return False
+        self.dispatching = True
+        self.start()
+        return True
+
     def tick(self) -> None:
         """One round: notice ended jobs, start queued ones (what the thread does; the CLI calls it)."""
+        self.take_over()
         with self._lock:
             executors = list(self._executors.values())
         for ex in executors:
@@ -139,6 +168,7 @@ class JobService:
     def kick(self, executor: Executor) -> None:
         """Dispatch now what was queued for `executor` (a job, or a sweep trial queued in its own
         transaction), not at the next poll."""
+        self.take_over(every=0.0)
         if self._thread is not None:
             self._wake.set()
         elif self.dispatching:  # no thread (the CLI): start it now

@@ -132,6 +132,7 @@ class Driver:
                 if status["status"] == CANCELLING:
                     return self._cancel_all(status["stages"])
                 stages = status["stages"]
+                self.service.take_over()  # the service that started our jobs may have ended
                 self._watch(stages)
                 self._watch_sweeps(stages)
                 self._start_ready(stages)
@@ -628,14 +629,12 @@ class StageTrials:
 
 def job_service(store: Any, concurrency: int | None = None) -> Any:
     """The job service a driver in this process uses: it starts the stages' jobs (its warm
-    launcher and kernels start now), or, when a server's service dispatches for this store,
-    only submits and watches them. The caller stops it."""
+    launcher and kernels start now), or, when another service (a server's, another driver's)
+    dispatches for this store, submits and watches them until that one stops. The caller stops
+    it."""
     from ..execution.service import JobService
-    from ..execution.service_marker import service_running
 
-    service = JobService(
-        store, concurrency=concurrency or 2, dispatch=not service_running(store.home)
-    )
+    service = JobService(store, concurrency=concurrency or 2, dispatch=None)
     if service.dispatching:
         service.start()
     return service

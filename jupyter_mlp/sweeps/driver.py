@@ -379,12 +379,10 @@ class Driver:
     def service(self) -> Any:
         if self._service is None:
             from ..execution.service import JobService
-            from ..execution.service_marker import service_running
 
             self._service = JobService(
-                self.store, concurrency=self.row["concurrency"],
-                dispatch=not service_running(self.store.home),
-            )  # fmt: skip
+                self.store, concurrency=self.row["concurrency"], dispatch=None
+            )
             if self._service.dispatching:
                 self._service.start()
         return self._service
@@ -490,6 +488,8 @@ class Driver:
         the sweep ended (finished, failed, cancelled), else None."""
         if S.get(self.conn, self.id)["status"] == CANCELLING:
             return self._cancel_all()
+        if self._service is not None:
+            self._service.take_over()  # the service that started our trials may have ended
         self._watch()
         self._fill()
         if not self.active and not self._may_ask():
