@@ -21,9 +21,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def cell_overhead_us(n: int, blocks: int = 6) -> dict:
+def cell_overhead_us(n: int, blocks: int = 20) -> dict:
     """Median time of `x = 1` through InteractiveShell.run_cell, tracked vs untracked, measured
-    in alternating blocks (untracked, tracked, untracked, ...) so that drift cancels out."""
+    in alternating blocks (untracked, tracked, untracked, ...); the overhead is the median over
+    the pairs of (tracked block's median - its untracked block's median), so that this machine's
+    drift (its single-core speed moves by a third from one minute to the next) cancels out."""
     from IPython.core.interactiveshell import InteractiveShell
     from traitlets.config import Config
 
@@ -44,15 +46,19 @@ def cell_overhead_us(n: int, blocks: int = 6) -> dict:
     block(500)  # warm up
     bare: list[float] = []
     tracked: list[float] = []
+    pairs: list[float] = []
     per_block = max(n // blocks, 100)
     for _ in range(blocks):
-        bare += block(per_block)
+        untracked_block = block(per_block)
         mlp.track("bench-cells", gpu=False, status_view=_Quiet(), shell=ip)
-        tracked += block(per_block)
+        tracked_block = block(per_block)
         mlp.finish()
+        bare += untracked_block
+        tracked += tracked_block
+        pairs.append(statistics.median(tracked_block) - statistics.median(untracked_block))
     b, t = statistics.median(bare) * 1e6, statistics.median(tracked) * 1e6
     return {"bare_run_cell_us": round(b, 1), "tracked_run_cell_us": round(t, 1),
-            "cell_overhead_us": round(t - b, 1)}  # fmt: skip
+            "cell_overhead_us": round(statistics.median(pairs) * 1e6, 1)}  # fmt: skip
 
 
 def metric_rates(points: int) -> dict:
