@@ -119,6 +119,30 @@ def test_git_state_is_read_fresh_for_every_run(tmp_path, monkeypatch):
     assert environment.git_state(tmp_path) == (None, None)  # not a repository
 
 
+def test_reading_git_state_never_rewrites_the_index(tmp_path, monkeypatch):
+    """A run's read of git takes no lock of the repository: a plain `git status` on a file whose
+    mtime changed rewrites the index under .git/index.lock, which the user's own git command at
+    that moment would find taken (and a git killed with its kernel would leave behind)."""
+    import os
+
+    monkeypatch.setattr(environment, "_MEMO", {})
+    monkeypatch.setattr(environment, "_GIT_READS", {})
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a.py").write_text("x = 1\n")
+    git(repo, "add", "a.py")
+    git(repo, "commit", "-q", "-m", "one")
+    os.utime(repo / "a.py", (1, 1))  # same content, other stat: the index looks stale
+    index = repo / ".git" / "index"
+    before = (index.stat().st_ino, index.stat().st_mtime_ns)
+    info, diff = environment.git_state(repo)
+    assert info is not None and not info["dirty"] and diff is None
+    assert (index.stat().st_ino, index.stat().st_mtime_ns) == before
+    git(repo, "status", "--porcelain")  # (what the test relies on: git's own status rewrites it)
+    assert (index.stat().st_ino, index.stat().st_mtime_ns) != before
+
+
 def test_runs_starting_together_share_one_read_of_git_until_a_commit(tmp_path, monkeypatch):
     """A loop of short runs in one process starts git once a second, not once a run; a commit
     (or `git add`, a checkout) in between is seen at once."""

@@ -234,12 +234,16 @@ def capture(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
 
 
 def _git(directory: Path, *args: str) -> str | None:
+    """git's output, read without taking the repository's optional locks: a plain `git status`
+    rewrites a stale index under `.git/index.lock`, so the user's own `git commit` at that moment
+    failed ("index.lock: File exists"), and a git killed with its kernel left the lock behind."""
     import subprocess
 
     try:
         done = subprocess.run(
-            ["git", *args], cwd=directory, capture_output=True, timeout=10, check=False
-        )
+            ["git", "--no-optional-locks", *args], cwd=directory, capture_output=True,
+            timeout=10, check=False,
+        )  # fmt: skip
     except (OSError, subprocess.SubprocessError):
         return None
     if done.returncode != 0:
