@@ -90,16 +90,19 @@ def _submit(args: argparse.Namespace, submit) -> int:
     from ..params import ParamError
     from .errors import JobError
 
-    try:
-        service = _service(args)
-        run_id = submit(service, _params(args))
-    except (JobError, ParamError) as exc:
-        print(f"jupyter mlp: {exc}", file=sys.stderr)
-        return 2
-    if args.detach:
-        print(run_id)
-        return 0
-    return wait(service, run_id)
+    service = _service(args)
+    try:  # (stopped at the end: a service that took over dispatching hands the queue back)
+        try:
+            run_id = submit(service, _params(args))
+        except (JobError, ParamError) as exc:
+            print(f"jupyter mlp: {exc}", file=sys.stderr)
+            return 2
+        if args.detach:
+            print(run_id)
+            return 0
+        return wait(service, run_id)
+    finally:
+        service.stop()
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:

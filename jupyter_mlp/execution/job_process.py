@@ -169,28 +169,30 @@ def launcher(name: str, linger: float) -> int:
     children: dict[int, tuple[str, str] | None] = {}  # job pid -> the key of its pooled kernel
     clients: dict[socket.socket, bytes] = {}
     # peaks: the most jobs of a kernel key that ran at once, kept warm while the launcher lingers
-    state: dict[str, Any] = {**me, "stop": False, "peaks": {}}
+    # served: a launcher no client asked anything yet waits for its first one a while (a
+    # `retire` from another launcher does not count: the command that started this one is coming)
+    state: dict[str, Any] = {**me, "stop": False, "peaks": {}, "served": False}
     idle_since = time.monotonic()
-    served = False  # a launcher nobody connected to yet waits for its first client a while
-    wait = 0.0
+    wait = 0.0 if pool is not None else 0.5
     try:
         while not state["stop"]:
             _reap(children)
             ready = select.select([listener, *clients], [], [], wait)[0]
             # Requests first: the pool tops up (one kernel a turn) only when none is waiting.
-            wait = pool.tick(most=1) if pool is not None and not ready else 0.0
+            wait = pool.tick(most=1) if pool is not None and not ready else 0.0 if ready else 0.5
             for sock in ready:
                 if sock is listener:
                     try:
                         conn, _ = listener.accept()
-                    except OSError:  # (out of descriptors) the client sees its connection fail
+                    except OSError:  # out of descriptors: the client waits; so do we, a moment
+                        time.sleep(0.05)
                         continue
                     try:
                         mine = peer_is_me(conn)
                     except OSError:
                         mine = False
                     if mine:
-                        clients[conn], served = b"", True
+                        clients[conn] = b""
                     else:  # another user's process: refused unanswered
                         conn.close()
                 elif not _read(sock, clients, pool, children, state):
@@ -202,8 +204,9 @@ def launcher(name: str, linger: float) -> int:
             now = time.monotonic()
             if clients or children:
                 idle_since = now
-            elif now - idle_since >= (state["linger"] if served else max(state["linger"], 10.0)):
-                break
+            elif now - idle_since >= max(state["linger"], 0.0 if state["served"] else 10.0):
+                if not select.select([listener], [], [], 0)[0]:
+                    break  # (a client connecting now is served first)
             elif not home.is_dir():
                 break
     except Exception:
@@ -237,9 +240,14 @@ def _retire_others(home: Any, name: str) -> None:
     folder or version) end once nobody uses them. A server's (it stays 0 s) is left alone."""
     from .launcher import client, running
 
+    mine = next((r for r in running(home) if r.get("name") == name), None)
+    if mine is None:
+        return
     for record in running(home):
         if record.get("name") == name or not record.get("linger"):
             continue
+        if (record.get("since", 0), record["name"]) > (mine.get("since", 0), name):
+            continue  # a newer one: it retires this one (two started together keep one)
         other = client(str(record["name"]))
         if other is not None:
             try:
@@ -290,6 +298,7 @@ def _serve(request: dict, pool: Any, children: dict, state: dict) -> dict:
     if "retire" in request:  # a newer launcher serves this store: end once no one uses this
         state["linger"] = 0.0
         return {"ok": True}
+    state["served"] = True
     if "status" in request or "stop" in request:
         state["stop"] = state["stop"] or bool(request.get("stop"))
         idle = {
@@ -343,6 +352,9 @@ def _fork(request: dict, kernel: Any = None) -> dict:
                 os.environ.clear()
                 os.environ.update(request["environ"])
             os.environ.update(request.get("env") or {})
+            import tempfile
+
+            tempfile.tempdir = None  # warm_up found the launcher's TMPDIR: the client's counts
             code = run(request["run_id"], kernel)
         except BaseException:
             traceback.print_exc()

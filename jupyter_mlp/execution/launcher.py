@@ -42,7 +42,8 @@ KEEP_WARM_S = 600.0
 # Read when the kernel's interpreter starts (or by the dynamic loader): a kernel started with
 # other values is not the kernel this job would have had, whatever the prelude sets.
 STARTUP_ENV = re.compile(
-    r"^(PYTHON\w*|LD_\w+|VIRTUAL_ENV|CONDA_PREFIX|PATH|IPYTHONDIR|JUPYTER_\w+|MPLBACKEND)$"
+    r"^(PYTHON\w*|LD_\w+|VIRTUAL_ENV|CONDA_PREFIX|PATH|IPYTHONDIR|JUPYTER_\w+|MPLBACKEND"
+    r"|LANG|LC_\w+|TZ)$"
 )
 
 
@@ -76,14 +77,39 @@ def _code_stamp() -> list[Any]:
     return [newest, folders]
 
 
+def _process_state() -> list[Any]:
+    """What a fork inherits from the launcher besides its environment, and a job cannot be told:
+    the umask, the CPU affinity, the nice value, the resource limits and the cgroup (a command
+    run under `taskset`, `ulimit` or `systemd-run -p MemoryMax=` gets a launcher of its own)."""
+    import resource
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    limits = [resource.getrlimit(getattr(resource, name)) for name in (
+        "RLIMIT_AS", "RLIMIT_DATA", "RLIMIT_NOFILE", "RLIMIT_NPROC", "RLIMIT_CPU", "RLIMIT_STACK",
+    ) if hasattr(resource, name)]  # fmt: skip
+    try:
+        with open("/proc/self/cgroup") as f:
+            cgroup = f.read()
+    except OSError:
+        cgroup = ""
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return [mask, affinity, os.nice(0), limits, cgroup]
+
+
 def digest(home: Path, python: str, env: dict[str, str], linger: float) -> str:
+    """The launcher's name: this user's, for this interpreter, store, folder, interpreter-start
+    variables, process state, pool settings, linger and installed code."""
     startup = sorted((k, v) for k, v in env.items() if STARTUP_ENV.match(k))
     pool = [env.get("MLP_KERNEL_POOL"), env.get("MLP_KERNEL_ZYGOTE")]
-    key = [str(home.resolve()), python, os.getcwd(), startup, pool, linger, _code_stamp()]
+    key = [os.getuid(), str(home.resolve()), python, os.getcwd(), startup, _process_state(), pool,
+           linger, _code_stamp()]  # fmt: skip
     return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
 
 
 def address(name: str) -> str:
+    """The socket's name in the abstract namespace (every user sees these names: the uid in the
+    digest keeps two users of one venv and store from ever wanting the same one)."""
     return f"\0jupyter-mlp-launcher-{name}"
 
 
@@ -203,25 +229,28 @@ class Launcher:
         data = self._ask(
             {"run_id": run_id, "env": env, "log": str(log), "kernel": kernel, "cards": cards,
              "environ": self.env, "slots": slots},
-            timeout,
+            timeout, kill=True,
         )  # fmt: skip
         return int(data["pid"])
 
-    def reserve(self, kernel: str, cards: str, n: int) -> None:
-        self._ask({"reserve": {"kernel": kernel, "cards": cards, "n": n}}, LAUNCH_TIMEOUT_S)
+    def reserve(self, kernel: str, cards: str, n: int, timeout: float = LAUNCH_TIMEOUT_S) -> None:
+        self._ask({"reserve": {"kernel": kernel, "cards": cards, "n": n}}, timeout, kill=True)
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         return self._ask({"status": True}, timeout)
 
-    def retire(self, timeout: float = 5.0) -> None:
-        """Ask it to end once no client is connected and none of its jobs runs."""
-        self._ask({"retire": True}, timeout)
+    def retire(self) -> None:
+        """Tell it to end once no client is connected and none of its jobs runs (sent, not
+        waited for: it reads it when it serves, which a launcher still importing does not)."""
+        self._connected().sendall(b'{"retire": true}\n')
 
     def stop(self, timeout: float = 5.0) -> dict[str, Any]:
         """Ask it to end: it stops its idle kernels, and exits once its running jobs have."""
         return self._ask({"stop": True}, timeout)
 
-    def _ask(self, message: dict[str, Any], timeout: float) -> dict[str, Any]:
+    def _ask(self, message: dict[str, Any], timeout: float, kill: bool = False) -> dict[str, Any]:
+        """Send `message`, wait `timeout` s for the reply. kill: a launcher that does not answer
+        a job's request in time is broken for every command that would use it: end it."""
         request = json.dumps(message).encode() + b"\n"
         with self._lock:
             try:
@@ -230,7 +259,8 @@ class Launcher:
                 reply = self._line(sock, time.monotonic() + timeout)
             except TimeoutError:
                 self._broken = True
-                self._kill()  # a launcher that hangs would keep every next command waiting
+                if kill:
+                    self._kill()
                 raise
             except Exception:
                 self._broken = True
@@ -283,6 +313,8 @@ def running(home: Path) -> list[dict[str, Any]]:
             continue
         if process_alive(int(record.get("pid", 0)), record.get("start")):
             found.append(record)
+        else:  # one that was killed could not take its record away
+            path.unlink(missing_ok=True)
     return found
 
 

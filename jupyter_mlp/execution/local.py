@@ -193,10 +193,12 @@ class LocalExecutor(Executor):
                     pid = launcher.launch(job.run_id, env, log, kernel=job.kernel,
                                           cards=env["CUDA_VISIBLE_DEVICES"],
                                           slots=self.concurrency)  # fmt: skip
-                except Exception:  # a broken launcher: start this job cold instead
+                except Exception as exc:  # a broken launcher: start this job cold instead
                     if self._launcher is not None:
                         self._launcher.close()
                     self._launcher = None
+                    if isinstance(exc, TimeoutError):  # it may have forked it: never run twice
+                        raise
             if pid is None:
                 with open(log, "ab") as out:
                     proc = subprocess.Popen(
