@@ -284,6 +284,40 @@ def test_no_kernel_is_started_ahead_beside_one_a_job_waits_for(tmp_path):
             proc.kill()
 
 
+def test_a_wave_of_jobs_starts_before_the_pool_refills_but_a_lone_job_holds_nothing(
+    tmp_path, monkeypatch
+):
+    """Kernels handed out to a wave of jobs (a pipeline's first stages, as many as there are
+    cores or more) are replaced only once those jobs had their moment of CPU; a lone job (a
+    chain's next stage) is replaced at once, or the stage after it would wait."""
+    monkeypatch.setattr(kernel_pool, "CORES", 2)
+    pool = kernel_pool.KernelPool(tmp_path / "pool", size=3)
+    key = ("python3", "")
+    given = []
+    try:
+        wait_for(lambda: (pool.tick(), len(pool.idle.get(key, [])) == 3)[1], timeout=60,
+                 what="three idle kernels")  # fmt: skip
+        for kernel in pool.idle[key]:
+            kernel.started -= kernel_pool.WARMING_S  # up for a while: a job waits for none
+        given.append(pool.take(*key, burst=1))
+        pool.tick()
+        assert len(pool.idle[key]) == 3  # replaced at once
+        for kernel in pool.idle[key]:
+            kernel.started -= kernel_pool.WARMING_S
+        given += [pool.take(*key, burst=2), pool.take(*key, burst=2)]
+        pool.tick()
+        assert len(pool.idle[key]) == 1  # not beside the two jobs starting
+        wait_for(lambda: (pool.tick(), len(pool.idle.get(key, [])) == 3)[1], timeout=10,
+                 what="the pool to refill after the wave")  # fmt: skip
+    finally:
+        for kernel in given:
+            if kernel is not None:
+                kernel.discard()
+        pool.close()
+        for proc in kernel_pool.Zygote.closed:
+            proc.kill()
+
+
 @pytest.fixture(autouse=True)
 def _no_stray_kernels(store):
     yield

@@ -311,7 +311,7 @@ def _serve(request: dict, pool: Any, children: dict, state: dict) -> dict:
     kernel = key = None
     if pool is not None and request.get("kernel"):
         key = (str(request["kernel"]), str(request.get("cards") or ""))
-        kernel = pool.take(*key, wait=ZYGOTE_WAIT_S)
+        kernel = pool.take(*key, wait=ZYGOTE_WAIT_S, burst=int(request.get("burst") or 1))
     reply = _fork(request, kernel)
     if "pid" in reply:
         children[reply["pid"]] = key

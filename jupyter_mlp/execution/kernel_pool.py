@@ -43,6 +43,8 @@ DEFAULT_KERNEL = "python3"
 RESERVE_S = 120.0  # a reserve() holds its kernels this long, then the key falls back to its size
 IDLE_MAX_S = 1800.0  # an idle kernel older than this is replaced (a long-idle one may be stale)
 WARMING_S = 0.5  # a kernel this young is still starting (its interpreter busy on a core)
+JOB_START_S = 0.15  # a job handed a warm kernel is this long starting (its process busy)
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 TICK_S = 0.5  # a pool with what it wants looks again this often
 BLOCKED_S = 0.05  # one that waits for a zygote or for an awaited kernel, this often
 HIST = "--HistoryManager.hist_file=:memory:"  # what nbclient passes an ipykernel (papermill's)
@@ -157,31 +159,45 @@ class KernelPool:
         # Start times of the kernels handed to jobs while still starting: while one is, no
         # kernel is started ahead for later jobs (it would slow down the one a job waits for).
         self._awaited: list[float] = []
+        self._wave_until = 0.0  # a wave of jobs is starting until then
         (folder / "cwd").mkdir(parents=True, exist_ok=True)
 
     # --- what the launcher calls -------------------------------------------------------------
 
-    def take(self, kernel_name: str, cards: str, wait: float = 0.0) -> PooledKernel | None:
+    def take(
+        self, kernel_name: str, cards: str, wait: float = 0.0, burst: int = 1
+    ) -> PooledKernel | None:
         """An idle kernel for this key; with none idle and `wait`, one forked now from the key's
         zygote (waiting up to `wait` s for it to finish its imports): ready in ~0.15 s, where a
-        job's own start takes 0.5-1 s (more when several start at once)."""
+        job's own start takes 0.5-1 s (more when several start at once). burst: how many jobs
+        are being started together with this one (a wave of stages)."""
         key = (kernel_name, cards)
         kernels = self.idle.get(key, [])
         while kernels:
             kernel = kernels.pop(0)
             if kernel.alive():
-                return self._handed(kernel)
+                return self._handed(kernel, burst)
             kernel.discard()
         zygote = self.zygotes.get(key)
         if wait > 0 and zygote is not None and zygote.alive() and zygote.wait_ready(wait):
             fresh = self._start(kernel_name, cards)
-            return self._handed(fresh) if fresh is not None else None
+            return self._handed(fresh, burst) if fresh is not None else None
         return None
 
-    def _handed(self, kernel: PooledKernel) -> PooledKernel:
-        if time.monotonic() - kernel.started < WARMING_S:
+    def _handed(self, kernel: PooledKernel, burst: int = 1) -> PooledKernel:
+        """A kernel handed to a job. While it still starts, or while a wave of at least as many
+        jobs as there are cores starts (each job process needs ~0.1 s of CPU before its first
+        cell), no kernel is started ahead. A lone job (a chain's next stage) holds nothing up."""
+        now = time.monotonic()
+        if now - kernel.started < WARMING_S:
             self._awaited.append(kernel.started)
+        if burst >= CORES:
+            self._wave_until = now + JOB_START_S
         return kernel
+
+    def _busy(self) -> bool:
+        """Whether a kernel started ahead now would slow down one a job waits for."""
+        return bool(self._awaited) or time.monotonic() < self._wave_until
 
     def reserve(self, kernel_name: str, cards: str, n: int, hold: float = RESERVE_S) -> None:
         self.reserved[(kernel_name, cards)] = (max(0, n), time.monotonic() + hold)
@@ -206,7 +222,7 @@ class KernelPool:
             while len(kernels) > want:
                 kernels.pop().discard()
             while len(kernels) < want and self.failures.get(key, 0) < 3:
-                if self._zygote_starting(key) or self._awaited:
+                if self._zygote_starting(key) or self._busy():
                     later = min(later, BLOCKED_S)  # a cold start beside an importing zygote,
                     break  # or a kernel started ahead beside one a job waits for, would only
                     # slow both down

@@ -220,15 +220,17 @@ class Launcher:
         kernel: str | None = None,
         cards: str = "",
         slots: int = 1,
+        burst: int = 1,
     ) -> int:
         """Fork a job process (given a warm `kernel` kernel for `cards` if the pool has one);
         its pid. It gets this client's environment with `env` on top. slots: how many jobs this
-        client runs at once (what a lingering launcher keeps warm for the next command).
+        client runs at once (what a lingering launcher keeps warm for the next command); burst: how
+        many jobs it is starting together with this one.
         Raises when the launcher is gone or does not answer in time (the caller then starts the
         job another way)."""
         data = self._ask(
             {"run_id": run_id, "env": env, "log": str(log), "kernel": kernel, "cards": cards,
-             "environ": self.env, "slots": slots},
+             "environ": self.env, "slots": slots, "burst": burst},
             timeout, kill=True,
         )  # fmt: skip
         return int(data["pid"])

@@ -123,7 +123,7 @@ class LocalExecutor(Executor):
         with self._lock:
             claimed = self._claim()
             for job in claimed:
-                self._spawn(job)
+                self._spawn(job, burst=len(claimed))
             return [j.run_id for j in claimed]
 
     def _claim(self) -> list[Job]:
@@ -182,7 +182,7 @@ class LocalExecutor(Executor):
             env.update(MLP_TRACKING_URI=url, MLP_TRACKING_TOKEN=token)
         return env
 
-    def _spawn(self, job: Job) -> None:
+    def _spawn(self, job: Job, burst: int = 1) -> None:
         env = self.job_env(job)
         log = self.log_path(job.run_id)
         try:
@@ -192,7 +192,7 @@ class LocalExecutor(Executor):
                     launcher = self._warm_launcher()
                     pid = launcher.launch(job.run_id, env, log, kernel=job.kernel,
                                           cards=env["CUDA_VISIBLE_DEVICES"],
-                                          slots=self.concurrency)  # fmt: skip
+                                          slots=self.concurrency, burst=burst)  # fmt: skip
                 except Exception as exc:  # a broken launcher: start this job cold instead
                     if self._launcher is not None:
                         self._launcher.close()
