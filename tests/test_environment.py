@@ -119,6 +119,17 @@ def test_git_state_is_read_fresh_for_every_run(tmp_path, monkeypatch):
     assert environment.git_state(tmp_path) == (None, None)  # not a repository
 
 
+def committed_repo(tmp_path):
+    """A repository with a.py committed once, on branch main."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "a.py").write_text("x = 1\n")
+    git(repo, "add", "a.py")
+    git(repo, "commit", "-q", "-m", "one")
+    return repo
+
+
 def test_reading_git_state_never_rewrites_the_index(tmp_path, monkeypatch):
     """A run's read of git takes no lock of the repository: a plain `git status` on a file whose
     mtime changed rewrites the index under .git/index.lock, which the user's own git command at
@@ -127,12 +138,7 @@ def test_reading_git_state_never_rewrites_the_index(tmp_path, monkeypatch):
 
     monkeypatch.setattr(environment, "_MEMO", {})
     monkeypatch.setattr(environment, "_GIT_READS", {})
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "a.py").write_text("x = 1\n")
-    git(repo, "add", "a.py")
-    git(repo, "commit", "-q", "-m", "one")
+    repo = committed_repo(tmp_path)
     os.utime(repo / "a.py", (1, 1))  # same content, other stat: the index looks stale
     index = repo / ".git" / "index"
     before = (index.stat().st_ino, index.stat().st_mtime_ns)
@@ -152,12 +158,7 @@ def test_runs_starting_together_share_one_read_of_git_until_a_commit(tmp_path, m
     calls = []
     real = environment._git
     monkeypatch.setattr(environment, "_git", lambda d, *a: calls.append(a[0]) or real(d, *a))
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "a.py").write_text("x = 1\n")
-    git(repo, "add", "a.py")
-    git(repo, "commit", "-q", "-m", "one")
+    repo = committed_repo(tmp_path)
     first = environment.git_state(repo)
     reads = calls.count("status")
     assert [environment.git_state(repo) for _ in range(5)] == [first] * 5

@@ -16,7 +16,7 @@ import sys
 import pytest
 from conftest import wait_for, write_notebook
 from test_cli_and_scripts import cli
-from test_execution import executed
+from test_kernel_pool import probe
 
 from jupyter_mlp.execution import launcher
 from jupyter_mlp.execution.processes import process_alive
@@ -50,12 +50,8 @@ def run(nb, x: int, env: dict) -> tuple[dict, dict]:
         latest = max(run_store.list_runs(store.connect()), key=lambda r: r["created_at"])
         done = run_store.get_run(store.connect(), latest["id"])
         assert done["status"] == "finished", done["error"]
-        text = "".join(
-            "".join(o.get("text", "")) for c in executed(store, done)["cells"]
-            if c.get("id") == "probe" for o in c.get("outputs", [])
-        )  # fmt: skip
         job = jobs.get_job(store.connect(), latest["id"])
-        return json.loads(text), {"pid": job.pid, "kernel_pid": job.kernel_pid}
+        return probe(store, done), {"pid": job.pid, "kernel_pid": job.kernel_pid}
     finally:
         store.close()
 

@@ -240,10 +240,11 @@ def _retire_others(home: Any, name: str) -> None:
     folder or version) end once nobody uses them. A server's (it stays 0 s) is left alone."""
     from .launcher import client, running
 
-    mine = next((r for r in running(home) if r.get("name") == name), None)
+    records = running(home)
+    mine = next((r for r in records if r.get("name") == name), None)
     if mine is None:
         return
-    for record in running(home):
+    for record in records:
         if record.get("name") == name or not record.get("linger"):
             continue
         if (record.get("since", 0), record["name"]) > (mine.get("since", 0), name):

@@ -5,10 +5,10 @@ warm kernels (`kernel_pool.py`) that forks job processes. It listens on a Unix s
 abstract namespace (no file to go stale, no path length limit) and serves only processes of its
 own user (the peer's credentials are checked on every connection).
 
-Its name is a digest of what its forks inherit from it and cannot be told per job: the
-interpreter, the store's home, the working directory, the variables read when an interpreter
-starts (`STARTUP_ENV`), the pool's settings, how long it stays (`linger`) and a stamp of the
-installed code. Any other variable is sent with each job: a fork takes the environment of the
+Its name is a digest of what its forks inherit from it and cannot be told per job: the user,
+the interpreter, the store's home, the working directory, the variables read when an interpreter
+starts (`STARTUP_ENV`), the process state (umask, affinity, nice value, limits, cgroup), the
+pool's settings, how long it stays (`linger`) and a stamp of the installed code. Any other variable is sent with each job: a fork takes the environment of the
 client that asked for it, and its kernel gets it through the pool's prelude. So a launcher left
 by one command serves the next one from the same place alike, and a change of interpreter,
 PYTHONPATH or installed packages gets a launcher of its own.
@@ -27,7 +27,6 @@ import re
 import select
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -64,17 +63,13 @@ def records(home: Path) -> Path:
 
 def _code_stamp() -> list[Any]:
     """What changes when the code a launcher imported changes: this package's sources, and the
-    installed packages' folders (an install or removal touches them)."""
+    installed packages (the tracker's stamp for its package list: an install or removal touches
+    their folders)."""
+    from ..tracker.environment import packages_stamp
+
     package = Path(__file__).resolve().parents[1]
     newest = max((p.stat().st_mtime_ns for p in package.rglob("*.py")), default=0)
-    folders = []
-    for entry in sys.path:
-        if entry.endswith(("site-packages", "dist-packages")):
-            try:
-                folders.append((entry, os.stat(entry).st_mtime_ns))
-            except OSError:
-                pass
-    return [newest, folders]
+    return [newest, packages_stamp()]
 
 
 def _process_state() -> list[Any]:
@@ -226,8 +221,9 @@ class Launcher:
         its pid. It gets this client's environment with `env` on top. slots: how many jobs this
         client runs at once (what a lingering launcher keeps warm for the next command); burst: how
         many jobs it is starting together with this one.
-        Raises when the launcher is gone or does not answer in time (the caller then starts the
-        job another way)."""
+        Raises when the launcher is gone (the caller may start the job another way), and
+        TimeoutError when it did not answer in time (it is then ended; it may have forked the
+        job, so the caller must not start it again)."""
         data = self._ask(
             {"run_id": run_id, "env": env, "log": str(log), "kernel": kernel, "cards": cards,
              "environ": self.env, "slots": slots, "burst": burst},
@@ -259,13 +255,10 @@ class Launcher:
                 sock = self._connected()
                 sock.sendall(request)
                 reply = self._line(sock, time.monotonic() + timeout)
-            except TimeoutError:
+            except Exception as exc:
                 self._broken = True
-                if kill:
+                if kill and isinstance(exc, TimeoutError):
                     self._kill()
-                raise
-            except Exception:
-                self._broken = True
                 raise
         data = json.loads(reply)
         if "error" in data:

@@ -267,4 +267,14 @@ class JobService:
         return [self.executor(name).capacity() for name in self.config]
 
 
-__all__ = ["JobService"]
+def driver_service(store: Any, concurrency: int | None = None) -> JobService:
+    """The job service of a pipeline's or a sweep's driver: it starts the jobs (its warm launcher
+    and kernels start now), or, when another service (a server's, another driver's) dispatches
+    for this store, submits and watches them until that one stops. The caller stops it."""
+    service = JobService(store, concurrency=concurrency or 2, dispatch=None)
+    if service.dispatching:
+        service.start()
+    return service
+
+
+__all__ = ["JobService", "driver_service"]

@@ -102,14 +102,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..execution.param_options import json_values
+    from ..execution.service import driver_service
     from ..params import ParamError
     from ..store.pipelines import PipelineRunNotFound, resolve_id
-    from .dag import PipelineError, cancel, job_service, run, submit
+    from .dag import PipelineError, cancel, run, submit
     from .spec import SpecError, identity, load
 
     store = _store(args)
     # Started first: its launcher and warm kernels start while the spec is read and submitted.
-    service = None if args.detach else job_service(store, args.concurrency)
+    service = None if args.detach else driver_service(store, args.concurrency)
     try:
         resume = resolve_id(store.connect(), args.resume) if args.resume else None
         spec = load(args.file)

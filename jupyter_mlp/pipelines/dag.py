@@ -113,7 +113,9 @@ class Driver:
         self._reserved_at = 0.0
 
     def _make_service(self) -> Any:
-        return job_service(self.store, self.options.get("concurrency"))
+        from ..execution.service import driver_service
+
+        return driver_service(self.store, self.options.get("concurrency"))
 
     # --- the loop ----------------------------------------------------------------------------------
 
@@ -627,21 +629,8 @@ class StageTrials:
         return hit["run_id"] if hit else None
 
 
-def job_service(store: Any, concurrency: int | None = None) -> Any:
-    """The job service a driver in this process uses: it starts the stages' jobs (its warm
-    launcher and kernels start now), or, when another service (a server's, another driver's)
-    dispatches for this store, submits and watches them until that one stops. The caller stops
-    it."""
-    from ..execution.service import JobService
-
-    service = JobService(store, concurrency=concurrency or 2, dispatch=None)
-    if service.dispatching:
-        service.start()
-    return service
-
-
 def run(store: Any, pipeline_run_id: str, service: Any = None) -> str:
     return Driver(store, pipeline_run_id, service).run()
 
 
-__all__ = ["submit", "run", "cancel", "job_service", "Driver", "PipelineError", "PATH"]
+__all__ = ["submit", "run", "cancel", "Driver", "PipelineError", "PATH"]

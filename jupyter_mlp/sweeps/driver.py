@@ -378,13 +378,9 @@ class Driver:
     @property
     def service(self) -> Any:
         if self._service is None:
-            from ..execution.service import JobService
+            from ..execution.service import driver_service
 
-            self._service = JobService(
-                self.store, concurrency=self.row["concurrency"], dispatch=None
-            )
-            if self._service.dispatching:
-                self._service.start()
+            self._service = driver_service(self.store, self.row["concurrency"])
         return self._service
 
     # --- the study ------------------------------------------------------------------------------

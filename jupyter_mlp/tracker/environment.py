@@ -100,11 +100,11 @@ def user_name() -> str:
         return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
 
 
-# What does not change while a process lives, or changes only with what `_path_stamp` sees.
+# What does not change while a process lives, or changes only with what `packages_stamp` sees.
 _MEMO: dict[str, Any] = {}
 
 
-def _path_stamp() -> list[list[Any]]:
+def packages_stamp() -> list[list[Any]]:
     """What the packages found depend on: each folder of sys.path where packages are installed
     (under the interpreter's prefix, or a site-packages) with its mtime, as installing or
     removing one adds or removes an entry (a dist-info folder, a .pth file) there; and for the
@@ -164,7 +164,7 @@ def packages(cache_dir: str | os.PathLike | None = None) -> dict[str, str]:
 
 def facts_known() -> bool:
     """Whether capture() answers from this process's memo (no sys.path folder changed)."""
-    return _MEMO.get("stamp") == _path_stamp()
+    return _MEMO.get("stamp") == packages_stamp()
 
 
 def _facts(cache_dir: str | os.PathLike | None) -> tuple[dict[str, str], dict[str, Any]]:
@@ -173,7 +173,7 @@ def _facts(cache_dir: str | os.PathLike | None) -> tuple[dict[str, str], dict[st
     (a subprocess, ~10 ms); they are found again when the kernel (os.uname) changes."""
     import json
 
-    stamp = _path_stamp()
+    stamp = packages_stamp()
     if _MEMO.get("stamp") == stamp:
         return _MEMO["packages"], _MEMO["platform"]
     uname = list(os.uname()) if hasattr(os, "uname") else None
