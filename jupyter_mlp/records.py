@@ -182,40 +182,63 @@ def json_value(value: Any, field: str, max_bytes: int = JSON_BYTES_MAX) -> Any:
     def walk(v: Any, depth: int, where: str) -> None:
         if depth > JSON_DEPTH_MAX:
             raise RecordError(field, f"is nested deeper than {JSON_DEPTH_MAX} levels")
-        if v is None or isinstance(v, bool):
-            budget[0] -= 5
-        elif isinstance(v, int):
-            budget[0] -= 20
-        elif isinstance(v, float):
-            budget[0] -= 24
-        elif isinstance(v, str):
-            if _has_surrogate(v):
-                raise RecordError(where, "is not valid Unicode (it holds a lone surrogate)")
-            budget[0] -= len(v) + 2
+        if isinstance(v, dict):
+            if len(v) > LIST_MAX:
+                raise RecordError(where, f"has {len(v):,} keys (at most {LIST_MAX:,})", 413)
+            cost = 2
+            deep = depth >= JSON_DEPTH_MAX  # a leaf inside is too deep too
+            for k, item in v.items():
+                if type(k) is type(item) is str and not deep and (k + item).isascii():
+                    cost += len(k) + len(item) + 5  # the common case, without a call
+                    continue
+                if not isinstance(k, str):
+                    raise RecordError(where, f"has a key of type {type(k).__name__}")
+                if not k.isascii() and _has_surrogate(k):
+                    raise RecordError(where, "has a key that is not valid Unicode")
+                cost += len(k) + 3
+                leaf = _leaf_cost(item)
+                if leaf is None or leaf < 0 or deep:
+                    walk(item, depth + 1, f"{where}.{k}" if len(k) < 40 else where)
+                else:
+                    cost += leaf
+            budget[0] -= cost
         elif isinstance(v, (list, tuple)):
             if len(v) > LIST_MAX:
                 raise RecordError(where, f"has {len(v):,} items (at most {LIST_MAX:,})", 413)
-            budget[0] -= 2
+            cost = 2
             for i, item in enumerate(v):
-                walk(item, depth + 1, f"{where}[{i}]")
-        elif isinstance(v, dict):
-            if len(v) > LIST_MAX:
-                raise RecordError(where, f"has {len(v):,} keys (at most {LIST_MAX:,})", 413)
-            budget[0] -= 2
-            for k, item in v.items():
-                if not isinstance(k, str):
-                    raise RecordError(where, f"has a key of type {type(k).__name__}")
-                if _has_surrogate(k):
-                    raise RecordError(where, "has a key that is not valid Unicode")
-                budget[0] -= len(k) + 3
-                walk(item, depth + 1, f"{where}.{k}" if len(k) < 40 else where)
+                leaf = _leaf_cost(item)
+                if leaf is None or leaf < 0 or depth >= JSON_DEPTH_MAX:
+                    walk(item, depth + 1, f"{where}[{i}]")
+                else:
+                    cost += leaf
+            budget[0] -= cost
         else:
-            raise RecordError(where, f"holds a {type(v).__name__}, which JSON cannot hold")
+            leaf = _leaf_cost(v)
+            if leaf is None:
+                raise RecordError(where, f"holds a {type(v).__name__}, which JSON cannot hold")
+            if leaf < 0:
+                raise RecordError(where, "is not valid Unicode (it holds a lone surrogate)")
+            budget[0] -= leaf
         if budget[0] < 0:
             raise RecordError(field, f"is larger than {max_bytes:,} bytes", 413)
 
     walk(value, 0, field)
     return value
+
+
+def _leaf_cost(v: Any) -> int | None:
+    """What a scalar adds to a JSON document's size budget; -1 for a string that is not valid
+    Unicode; None for what is not a scalar (a container, or what JSON cannot hold)."""
+    if isinstance(v, str):
+        return len(v) + 2 if v.isascii() or not _has_surrogate(v) else -1
+    if v is None or isinstance(v, bool):
+        return 5
+    if isinstance(v, int):
+        return 20
+    if isinstance(v, float):
+        return 24
+    return None
 
 
 def json_object(value: Any, field: str, max_bytes: int = JSON_BYTES_MAX) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from jupyter_mlp import records
@@ -466,6 +466,54 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=8), inner, max_size=5)),
     max_leaves=25,
 )  # fmt: skip
+
+
+def _plain_json_check(value, depth=0):
+    """The JSON rule stated plainly (slow): what records.json_value must accept and refuse."""
+    if depth > records.JSON_DEPTH_MAX:
+        return "deep"
+    if isinstance(value, str):
+        return None if not any(0xD800 <= ord(c) <= 0xDFFF for c in value) else "unicode"
+    if value is None or isinstance(value, (bool, int, float)):
+        return None
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    elif isinstance(value, dict):
+        if any(not isinstance(k, str) or _plain_json_check(k) for k in value):
+            return "key"
+        items = list(value.values())
+    else:
+        return "type"
+    for item in items:
+        problem = _plain_json_check(item, depth + 1)
+        if problem:
+            return problem
+    return None
+
+
+def _nested(inner, levels, in_dicts):
+    for _ in range(levels):
+        inner = {"k": inner} if in_dicts else [inner]
+    return inner
+
+
+@given(
+    json_values
+    | st.builds(_nested, json_values, st.integers(28, 36), st.booleans())
+    | st.builds(set)
+)
+@example(_nested({"a": "b"}, records.JSON_DEPTH_MAX, True))  # the leaves one level too deep
+@example(_nested(["b"], records.JSON_DEPTH_MAX, False))
+def test_json_values_are_checked_as_the_plain_definition_says(value):
+    expected = _plain_json_check(value)
+    try:
+        assert records.json_value(value, "v", max_bytes=10**9) is value
+    except RecordError as exc:
+        assert expected, f"refused a good value: {exc}"
+    else:
+        assert expected is None, f"accepted a value with a problem: {expected}"
+
+
 sections = st.sampled_from(list(records.BATCH_KEYS) + ["other"])
 run_keys = st.sampled_from(sorted(records.RUN_FIELDS) + ["bogus"])
 remote_batches = st.one_of(
