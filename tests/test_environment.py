@@ -73,6 +73,39 @@ def test_a_new_script_folder_or_a_file_written_in_the_working_directory_costs_no
     assert environment.packages(cache)["mlp-fake-local"] == "0.1" and len(scans) == 2
 
 
+def test_a_folder_is_listed_again_only_when_its_mtime_moves(tmp_path, monkeypatch):
+    """Each run's start reads the stamp: a folder on sys.path that is not an installation is
+    listed once while its mtime stays, and again when a distribution appears in it. A listing
+    made in the mtime's own moment is not kept (a coarse file-system clock would not move it
+    for an entry added in the same tick)."""
+    import os
+    import time
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.syspath_prepend(str(work))
+    monkeypatch.setattr(environment, "_LISTED", {})
+    listed = []
+    real = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p=".": listed.append(str(p)) or real(p))
+    mine = lambda: [x for x in listed if x == str(work)]  # noqa: E731
+
+    seen = work.stat().st_mtime_ns
+    stamp = environment.packages_stamp()
+    install(work, "mlp-fake-same-tick", "1.0")
+    os.utime(work, ns=(seen, seen))  # added in the same tick: the mtime did not move
+    assert environment.packages_stamp() != stamp  # seen: the fresh listing was not kept
+    old = time.time_ns() - 5 * 10**9
+    os.utime(work, ns=(old, old))
+    environment.packages_stamp()
+    count = len(mine())
+    stamp = environment.packages_stamp()
+    assert len(mine()) == count  # kept while the mtime stays
+    install(work, "mlp-fake-later", "2.0")
+    assert environment.packages_stamp() != stamp and len(mine()) == count + 1
+    assert "mlp_fake_later-2.0.dist-info" in environment.packages_stamp()[-1][1]
+
+
 def test_a_broken_or_unwritable_cache_only_costs_a_scan(site, tmp_path, monkeypatch):
     folder, scans = site
     cache = tmp_path / "cache"

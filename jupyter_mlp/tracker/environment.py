@@ -110,26 +110,51 @@ def packages_stamp() -> list[list[Any]]:
     removing one adds or removes an entry (a dist-info folder, a .pth file) there; and for the
     other folders (the working directory, a script's folder, PYTHONPATH's: written to all the
     time, and different from one script to the next) only the distributions they hold, so
-    that the first run of each new script or folder does not scan every package again."""
+    that the first run of each new script or folder does not scan every package again. A
+    folder's listing is kept while its mtime stays (each run's start reads the stamp)."""
     stamp: list[list[Any]] = []
     local: list[str] = []
     for entry in sys.path:
-        if _installed_here(entry):
-            try:
-                stamp.append([entry, os.stat(entry).st_mtime_ns])
-            except OSError:
+        installed = _INSTALLED.get(entry)
+        if installed is None:
+            installed = _installed_here(entry)
+            if os.path.isabs(entry):
+                _INSTALLED[entry] = installed
+        try:
+            st = os.stat(entry or ".")
+        except OSError:
+            if installed:
                 stamp.append([entry, None])
             continue
-        try:
-            with os.scandir(entry or ".") as found:
-                local.extend(f.name for f in found if f.name.endswith(_DIST_SUFFIXES))
-        except OSError:
-            pass
+        if installed:
+            stamp.append([entry, st.st_mtime_ns])
+        else:
+            local.extend(_distributions_in(entry or ".", st))
     stamp.append(["(distributions elsewhere)", sorted(local)])
     return stamp
 
 
 _DIST_SUFFIXES = (".dist-info", ".egg-info")
+_INSTALLED: dict[str, bool] = {}  # sys.path entry -> _installed_here (the prefixes do not move)
+_LISTED: dict[tuple[int, int], tuple[int, list[str]]] = {}  # folder -> (mtime, distributions)
+
+
+def _distributions_in(folder: str, st: os.stat_result) -> list[str]:
+    """The distributions a folder holds, listed again only when its mtime moved. A listing made
+    within 0.1 s of the mtime is not kept: a file system's clock is coarse, and an entry added
+    in the same tick would not move it."""
+    key = (st.st_dev, st.st_ino)
+    kept = _LISTED.get(key)
+    if kept is not None and kept[0] == st.st_mtime_ns:
+        return kept[1]
+    try:
+        with os.scandir(folder) as found:
+            names = [f.name for f in found if f.name.endswith(_DIST_SUFFIXES)]
+    except OSError:
+        return []
+    if time.time_ns() - st.st_mtime_ns > 100_000_000:
+        _LISTED[key] = (st.st_mtime_ns, names)
+    return names
 
 
 def _installed_here(entry: str) -> bool:
