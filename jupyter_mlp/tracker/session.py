@@ -30,6 +30,7 @@ FLUSH_S = 0.05
 RETRY_S = 2.0
 GPU_COMPACT_S = 600.0  # how often the store folds GPU samples older than an hour into buckets
 UNSENT_LIMIT = 2_000_000  # metric points kept while the store cannot be written
+REST_AFTER_S = 0.2  # the start-up capture's git read and spool replay wait this long for finish()
 _perf = time.perf_counter
 _now = time.time
 
@@ -103,6 +104,7 @@ class RunSession:
         self._start_thread: threading.Thread | None = None
         self._captured = False  # the start-up capture's fields are handed over (under _io_lock)
         self._essentials = threading.Event()  # the capture's environment and GPU are handed over
+        self._rest = threading.Event()  # the rest of the capture may go (see _capture_start)
         self._warned = False
         self._refusals: dict[tuple, int] = {}  # (call, field, kind of problem) -> calls refused
         self._failing_since: float | None = None
@@ -200,6 +202,7 @@ class RunSession:
         if start is not None and not getattr(self._sink, "late_writes", False):
             # a sink that cannot take a finished run's fields (the server ends the run token
             # with the final status): the capture is waited for, as it always was
+            self._rest.set()
             if start is not threading.current_thread():
                 start.join(timeout=30)
         if status is None and self.papermill is not None:
@@ -237,6 +240,7 @@ class RunSession:
             if late:
                 _LATE.add(self)
             self._say_what_is_kept(close=not late)
+        self._rest.set()
         if self.view is not None:
             self._safe(self.view.close, self)
         return status
@@ -696,19 +700,22 @@ class RunSession:
         """First what finish() waits for, then what may come after the run's end (the snapshot,
         git: a subprocess per run, orphaned spools)."""
         self._capture_essentials()
-        updates: dict[str, Any] = {}
-        snapshot = self._snapshot(scan_parameters=True)
+        snapshot = self._snapshot(scan_parameters=True)  # at once: it finds the parameters cell
         if snapshot and not self.in_job:
-            updates["snapshot"] = snapshot
+            with self._io_lock:
+                self._run_updates["snapshot"] = snapshot
+        # The rest (a subprocess to import and start, spools to read: milliseconds holding the
+        # GIL) waits until finish() has written, or REST_AFTER_S: a short script's finish()
+        # does not wait for the interpreter to come back from it, and its exit waits for it.
+        self._rest.wait(REST_AFTER_S)
         folder = Path(self.notebook).parent if self.notebook else Path.cwd()
         git, diff = environment.git_state(folder)
         if git is not None:
             if diff:
                 git["diff"] = self._sink.put_bytes(diff.encode("utf-8", "replace"))
                 environment.remember_diff(folder, self._sink.describe(), git["diff"])
-            updates["git"] = git
-        with self._io_lock:
-            self._run_updates.update(updates)
+            with self._io_lock:
+                self._run_updates["git"] = git
         from .sinks import StoreSink, replay_orphans
 
         if isinstance(self._sink, StoreSink):  # what dead kernels spooled for this store
