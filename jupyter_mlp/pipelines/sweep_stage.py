@@ -15,13 +15,14 @@ searched or given, never both. The seed defaults to 0 (a pipeline reruns the sam
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import records
 from ..params import Known, notebook_parameters
-from ..sweeps.driver import PRUNE_STARTUP, Plan, plan
-from ..sweeps.space import SweepError, template_parameters
 from . import spec as S
+
+if TYPE_CHECKING:
+    from ..sweeps.driver import Plan
 
 SETTINGS = ("params", "objective", "trials", "concurrency", "sampler", "seed", "prune",
             "prune_startup", "prune_warmup", "timeout")  # fmt: skip
@@ -48,13 +49,19 @@ def known_parameters(conn: Any, blobs: Any, template: Any) -> dict[str, Known]:
     sweep` reads them, a notebook template's from its parameters cell. `template` is a
     validate.Template."""
     if template.run_id is not None:
+        from ..sweeps.space import template_parameters
+
         return template_parameters(conn, blobs, template.run_id)
     return notebook_parameters(json.loads(template.code(blobs)))
 
 
 def stage_plan(name: str, stage: dict[str, Any], known: dict[str, Known]) -> Plan:
     """The stage's sweep, checked; SweepError with a message that names the stage and a
-    `field` under `sweep` (`sweep.params.lr`, `sweep.trials`, ...) on the first problem."""
+    `field` under `sweep` (`sweep.params.lr`, `sweep.trials`, ...) on the first problem.
+    (The sweep modules load here: a pipeline without a sweep stage does not import them.)"""
+    from ..sweeps.driver import PRUNE_STARTUP, plan
+    from ..sweeps.space import SweepError
+
     block = stage.get("sweep")
     if not isinstance(block, dict):
         raise SweepError(
