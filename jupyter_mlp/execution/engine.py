@@ -165,14 +165,18 @@ del _mlp_sys
 FINISH_TIMEOUT_S = 30.0
 
 
-async def _warm_ready(kc: Any, km: Any, timeout: float) -> None:
+async def _warm_ready(kc: Any, km: Any, timeout: float, prelude_id: str | None = None) -> Any:
     """jupyter_client's wait_for_ready for a kernel that is already up, without its 0.2 s of
     IOPub silence at the end: a kernel_info reply on shell, and that request's `idle` on IOPub
     (so IOPub is connected and nothing of it is left to flush). ipykernel greets a new IOPub
-    subscriber (`iopub_welcome`); waiting for that first lets the first request count."""
+    subscriber (`iopub_welcome`); waiting for that first lets the first request count.
+
+    prelude_id: a request sent before (the job's prelude), which the kernel runs and answers
+    first: its shell reply is returned (one round trip for both, not two)."""
     from queue import Empty
 
     deadline = time.monotonic() + timeout
+    prelude_reply = None
     try:
         await kc.iopub_channel.get_msg(timeout=0.25)
     except Empty:  # a kernel that does not greet: the loop below asks again until IOPub is up
@@ -182,6 +186,8 @@ async def _warm_ready(kc: Any, km: Any, timeout: float) -> None:
         try:
             reply = await kc.shell_channel.get_msg(timeout=1)
             while reply["parent_header"].get("msg_id") != msg_id:
+                if prelude_id is not None and reply["parent_header"].get("msg_id") == prelude_id:
+                    prelude_reply = reply
                 reply = await kc.shell_channel.get_msg(timeout=1)
             while True:
                 msg = await kc.iopub_channel.get_msg(timeout=0.2)
@@ -193,7 +199,9 @@ async def _warm_ready(kc: Any, km: Any, timeout: float) -> None:
                     handle = getattr(kc, "_handle_kernel_info_reply", None)
                     if handle is not None:
                         handle(reply)
-                    return
+                    if prelude_id is not None and prelude_reply is None:
+                        raise RuntimeError("the warm kernel did not answer the job's prelude")
+                    return prelude_reply
         except Empty:
             if not await km.is_alive():
                 raise RuntimeError("the warm kernel died before replying to kernel_info") from None
@@ -256,6 +264,7 @@ def _papermill_classes() -> tuple[Any, Any]:
             kw.setdefault("kernel_manager_class", MlpKernelManager)
             super().__init__(nb_man, **kw)
             self.warm = warm  # (a PooledKernel, its prelude): connect to it, start none
+            self.prelude_reply: dict[str, Any] | None = None
             self.cold_start: dict[str, Any] = {}  # how to start a kernel if the warm one fails
             self.recorder = recorder
             self.should_stop = should_stop or (lambda: False)
@@ -279,8 +288,13 @@ def _papermill_classes() -> tuple[Any, Any]:
             km: Any = self.km
             self.kc = km.client()
             await ensure_async(self.kc.start_channels())
+            # what a cold start gives the kernel (env, cwd), sent ahead of the readiness check:
+            # the kernel runs it, then answers kernel_info
+            prelude_id = self.kc.execute(self.warm[1], silent=True, store_history=False)
             try:
-                await _warm_ready(self.kc, km, self.startup_timeout)
+                self.prelude_reply = await _warm_ready(
+                    self.kc, km, self.startup_timeout, prelude_id
+                )
             except Exception as exc:  # a warm kernel that died or hangs: start a cold one
                 self.log.warning("jupyter-mlp: %s; starting a kernel for this job", exc)
                 await ensure_async(self.kc.stop_channels())
@@ -294,10 +308,8 @@ def _papermill_classes() -> tuple[Any, Any]:
             return self.kc
 
         async def _notebook_started(self, notebook: Any) -> None:
-            if self.warm is not None:  # what a cold start gives the kernel: env, cwd
-                msg_id = self.kc.execute(self.warm[1], silent=True, store_history=False)
-                reply = await self.async_wait_for_reply(msg_id)
-                content = (reply or {}).get("content") or {}
+            if self.warm is not None:  # the prelude, answered before kernel_info
+                content = (self.prelude_reply or {}).get("content") or {}
                 if content.get("status") != "ok":
                     raise RuntimeError(
                         "the warm kernel could not be given the job's environment: "

@@ -84,6 +84,7 @@ def warm_up() -> None:
         service_marker,
     )
 
+    engine._papermill_classes()  # the engine's classes (and traitlets' set-up of them), once
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 0", metadata={"tags": ["parameters"]})]
     with tempfile.TemporaryDirectory() as tmp:
