@@ -361,3 +361,80 @@ def test_a_running_job_keeps_its_warm_kernel_when_the_service_dies_mid_reply(
     run = wait_final(store, run_id)
     assert run["status"] == "finished", run["error"]
     assert "done 3" in json.dumps(executed(store, run))
+
+
+class _Channel:
+    """A kernel client's channel: what the kernel sent, read as jupyter_client's get_msg does."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict] = []
+        self.reads = 0
+
+    async def get_msg(self, timeout: float = 1.0) -> dict:
+        from queue import Empty
+
+        self.reads += 1
+        if not self.sent:
+            raise Empty
+        return self.sent.pop(0)
+
+
+class _Kernel:
+    """A warm kernel seen through its client: it answers each request on shell, and publishes
+    on IOPub only once subscribed (`greets`: it says so with iopub_welcome)."""
+
+    def __init__(self, greets: bool, subscribed_after: int) -> None:
+        self.shell, self.iopub = _Channel(), _Channel()
+        self.greets, self.subscribed_after, self.asked, self.handled = (
+            greets,
+            subscribed_after,
+            0,
+            [],
+        )
+        self.shell.sent.append(
+            {"parent_header": {"msg_id": "prelude"}, "content": {"status": "ok"}}
+        )
+        if greets:
+            self.iopub.sent.append({"msg_type": "iopub_welcome", "parent_header": {}})
+
+    @property
+    def shell_channel(self):
+        return self.shell
+
+    @property
+    def iopub_channel(self):
+        return self.iopub
+
+    def kernel_info(self) -> str:
+        if not self.asked:
+            self.waited_first = self.iopub.reads + self.shell.reads  # reads before asking
+        self.asked += 1
+        msg_id = f"info{self.asked}"
+        self.shell.sent.append({"parent_header": {"msg_id": msg_id}, "content": {}})
+        if self.greets or self.asked > self.subscribed_after:  # published while subscribed
+            self.iopub.sent.append({"msg_type": "status", "parent_header": {"msg_id": msg_id},
+                                    "content": {"execution_state": "idle"}})  # fmt: skip
+        return msg_id
+
+    def _handle_kernel_info_reply(self, reply: dict) -> None:
+        self.handled.append(reply["parent_header"]["msg_id"])
+
+    async def is_alive(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("greets", [True, False])
+def test_a_warm_kernel_answers_the_prelude_and_kernel_info_in_one_round_trip(greets):
+    """The prelude is sent first, kernel_info at once after it: a kernel that greets its IOPub
+    subscriber is ready with both replies, asked once. One that does not is asked again until
+    a request's `idle` shows IOPub connected (here the first was published before that)."""
+    import asyncio
+
+    from jupyter_mlp.execution.engine import _warm_ready
+
+    kernel = _Kernel(greets, subscribed_after=1)
+    reply = asyncio.run(_warm_ready(kernel, kernel, timeout=5, prelude_id="prelude"))
+    assert reply["content"]["status"] == "ok"
+    assert kernel.waited_first == 0  # asked at once, not after waiting for IOPub
+    assert kernel.asked == (1 if greets else 2)
+    assert kernel.handled == [f"info{kernel.asked}"]

@@ -167,28 +167,52 @@ FINISH_TIMEOUT_S = 30.0
 
 async def _warm_ready(kc: Any, km: Any, timeout: float, prelude_id: str | None = None) -> Any:
     """jupyter_client's wait_for_ready for a kernel that is already up, without its 0.2 s of
-    IOPub silence at the end: a kernel_info reply on shell, and that request's `idle` on IOPub
-    (so IOPub is connected and nothing of it is left to flush). ipykernel greets a new IOPub
-    subscriber (`iopub_welcome`); waiting for that first lets the first request count.
+    IOPub silence at the end: IOPub connected, and a kernel_info reply on shell.
 
-    prelude_id: a request sent before (the job's prelude), which the kernel runs and answers
-    first: its shell reply is returned (one round trip for both, not two)."""
+    kernel_info is asked at once, beside the prelude sent before it (`prelude_id`: the job's
+    environment and folder), so that the kernel answers both while IOPub connects: one round
+    trip in all. ipykernel greets a new IOPub subscriber (`iopub_welcome`): any IOPub message
+    shows it is connected (what was published before it never comes, and nbclient reads only
+    its own requests' messages). A kernel that does not greet is asked kernel_info until that
+    request's `idle` comes on IOPub. Returns the prelude's shell reply."""
     from queue import Empty
 
     deadline = time.monotonic() + timeout
-    prelude_reply = None
+    replies: dict[str, Any] = {}
+
+    async def reply_to(msg_id: str) -> Any:
+        while msg_id not in replies:
+            reply = await kc.shell_channel.get_msg(timeout=1)
+            replies[reply["parent_header"].get("msg_id")] = reply
+        return replies[msg_id]
+
+    def answered(reply: Any) -> Any:
+        handle = getattr(kc, "_handle_kernel_info_reply", None)
+        if handle is not None:
+            handle(reply)
+        if prelude_id is None:
+            return None
+        if prelude_id not in replies:
+            raise RuntimeError("the warm kernel did not answer the job's prelude")
+        return replies[prelude_id]
+
+    msg_id = kc.kernel_info()
     try:
         await kc.iopub_channel.get_msg(timeout=0.25)
-    except Empty:  # a kernel that does not greet: the loop below asks again until IOPub is up
+        while time.monotonic() < deadline:
+            try:
+                return answered(await reply_to(msg_id))
+            except Empty:
+                if not await km.is_alive():
+                    raise RuntimeError(
+                        "the warm kernel died before replying to kernel_info"
+                    ) from None
+        raise RuntimeError(f"the warm kernel did not answer within {timeout:.0f} s")
+    except Empty:  # no greeting: ask until a request's `idle` shows IOPub is connected
         pass
     while time.monotonic() < deadline:
-        msg_id = kc.kernel_info()
         try:
-            reply = await kc.shell_channel.get_msg(timeout=1)
-            while reply["parent_header"].get("msg_id") != msg_id:
-                if prelude_id is not None and reply["parent_header"].get("msg_id") == prelude_id:
-                    prelude_reply = reply
-                reply = await kc.shell_channel.get_msg(timeout=1)
+            reply = await reply_to(msg_id)
             while True:
                 msg = await kc.iopub_channel.get_msg(timeout=0.2)
                 if (
@@ -196,15 +220,11 @@ async def _warm_ready(kc: Any, km: Any, timeout: float, prelude_id: str | None =
                     and msg["msg_type"] == "status"
                     and msg["content"].get("execution_state") == "idle"
                 ):
-                    handle = getattr(kc, "_handle_kernel_info_reply", None)
-                    if handle is not None:
-                        handle(reply)
-                    if prelude_id is not None and prelude_reply is None:
-                        raise RuntimeError("the warm kernel did not answer the job's prelude")
-                    return prelude_reply
+                    return answered(reply)
         except Empty:
             if not await km.is_alive():
                 raise RuntimeError("the warm kernel died before replying to kernel_info") from None
+        msg_id = kc.kernel_info()
     raise RuntimeError(f"the warm kernel did not answer within {timeout:.0f} s")
 
 
