@@ -284,43 +284,31 @@ def test_no_kernel_is_started_ahead_beside_one_a_job_waits_for(tmp_path):
             proc.kill()
 
 
-def test_jobs_start_before_the_pool_refills_unless_a_job_needs_the_kernel_next(
+def test_a_wave_of_jobs_starts_before_the_pool_refills_but_a_lone_job_holds_nothing(
     tmp_path, monkeypatch
 ):
     """Kernels handed out to a wave of jobs (a pipeline's first stages, as many as there are
-    cores or more) are replaced only once those jobs had their moment of CPU; so is the kernel
-    of a lone job while others are idle. The last idle kernel of a key that jobs were announced
-    for (a chain's next stage) is replaced at once, or that stage would wait."""
+    cores or more) are replaced only once those jobs had their moment of CPU; a lone job (a
+    chain's next stage) is replaced at once, or the stage after it would wait."""
     monkeypatch.setattr(kernel_pool, "CORES", 2)
     pool = kernel_pool.KernelPool(tmp_path / "pool", size=3)
     key = ("python3", "")
     given = []
-
-    def up_a_while():  # a job waits for none of them
-        for kernel in pool.idle[key]:
-            kernel.started -= kernel_pool.WARMING_S
-
     try:
         wait_for(lambda: (pool.tick(), len(pool.idle.get(key, [])) == 3)[1], timeout=60,
                  what="three idle kernels")  # fmt: skip
-        up_a_while()
+        for kernel in pool.idle[key]:
+            kernel.started -= kernel_pool.WARMING_S  # up for a while: a job waits for none
         given.append(pool.take(*key, burst=1))
         pool.tick()
-        assert len(pool.idle[key]) == 2  # not beside the job starting: two are idle
-        wait_for(lambda: (pool.tick(), len(pool.idle.get(key, [])) == 3)[1], timeout=10,
-                 what="the pool to refill after the job's start")  # fmt: skip
-        up_a_while()
+        assert len(pool.idle[key]) == 3  # replaced at once
+        for kernel in pool.idle[key]:
+            kernel.started -= kernel_pool.WARMING_S
         given += [pool.take(*key, burst=2), pool.take(*key, burst=2)]
         pool.tick()
         assert len(pool.idle[key]) == 1  # not beside the two jobs starting
         wait_for(lambda: (pool.tick(), len(pool.idle.get(key, [])) == 3)[1], timeout=10,
                  what="the pool to refill after the wave")  # fmt: skip
-        up_a_while()
-        pool.reserve(*key, 1)  # a chain: its next stage is announced
-        pool._job_until = 0.0  # (its own start is long past)
-        given += [pool.take(*key, burst=1) for _ in range(3)]
-        pool.tick()
-        assert len(pool.idle[key]) == 1  # the stage after it would wait: replaced at once
     finally:
         for kernel in given:
             if kernel is not None:

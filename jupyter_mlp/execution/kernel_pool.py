@@ -160,7 +160,6 @@ class KernelPool:
         # kernel is started ahead for later jobs (it would slow down the one a job waits for).
         self._awaited: list[float] = []
         self._wave_until = 0.0  # a wave of jobs is starting until then
-        self._job_until = 0.0  # a job (or the jobs a reservation announces) starts until then
         (folder / "cwd").mkdir(parents=True, exist_ok=True)
 
     # --- what the launcher calls -------------------------------------------------------------
@@ -188,31 +187,20 @@ class KernelPool:
     def _handed(self, kernel: PooledKernel, burst: int = 1) -> PooledKernel:
         """A kernel handed to a job. While it still starts, or while a wave of at least as many
         jobs as there are cores starts (each job process needs ~0.1 s of CPU before its first
-        cell), no kernel is started ahead. After any job, only a kernel that is needed (see
-        tick) is started before the job had its moment."""
+        cell), no kernel is started ahead. A lone job (a chain's next stage) holds nothing up."""
         now = time.monotonic()
         if now - kernel.started < WARMING_S:
             self._awaited.append(kernel.started)
         if burst >= CORES:
             self._wave_until = now + JOB_START_S
-        self._job_until = now + JOB_START_S
         return kernel
 
-    def _busy(self, needed: bool = True) -> bool:
-        """Whether a kernel started ahead now would slow down one a job waits for, or (for a
-        kernel that is not `needed`) a job starting."""
-        now = time.monotonic()
-        return (
-            bool(self._awaited) or now < self._wave_until or (not needed and now < self._job_until)
-        )
+    def _busy(self) -> bool:
+        """Whether a kernel started ahead now would slow down one a job waits for."""
+        return bool(self._awaited) or time.monotonic() < self._wave_until
 
     def reserve(self, kernel_name: str, cards: str, n: int, hold: float = RESERVE_S) -> None:
-        """Keep `n` kernels for this key. The jobs a larger reservation announces usually
-        follow it at once: they start before the kernels beyond the idle ones."""
-        key, now = (kernel_name, cards), time.monotonic()
-        if n > self.reserved.get(key, (0, 0.0))[0]:
-            self._job_until = max(self._job_until, now + JOB_START_S)
-        self.reserved[key] = (max(0, n), now + hold)
+        self.reserved[(kernel_name, cards)] = (max(0, n), time.monotonic() + hold)
 
     def tick(self, most: int | None = None) -> float:
         """Reap, retire and top up (starting at most `most` kernels); the seconds until it is
@@ -234,10 +222,7 @@ class KernelPool:
             while len(kernels) > want:
                 kernels.pop().discard()
             while len(kernels) < want and self.failures.get(key, 0) < 3:
-                # needed: none idle for a key jobs were announced for (a chain's next stage);
-                # the others (a second frontier's, the pool's own size) wait for starting jobs
-                needed = not kernels and self.reserved.get(key, (0, 0.0))[0] > 0
-                if self._zygote_starting(key) or self._busy(needed):
+                if self._zygote_starting(key) or self._busy():
                     later = min(later, BLOCKED_S)  # a cold start beside an importing zygote,
                     break  # or a kernel started ahead beside one a job waits for, would only
                     # slow both down
