@@ -212,6 +212,25 @@ def test_the_tracker_inside_a_job_writes_no_status_snapshot_or_cell(store, servi
     assert [c["status"] for c in run["cells"]] == ["ok"] * 6 and run["metrics"] == {"acc": 0.9}
 
 
+def test_what_the_last_cell_logged_is_stored_when_the_job_ends(store, service, tmp_path):
+    """The kernel's tracker is told to finish (right behind papermill's last kernel_info) and
+    the job ends only once it did: every point the last cell logged (more than one batch of the
+    tracker's writer) is in the store the moment the job is final."""
+    from jupyter_mlp.store.records import metric_count
+
+    nb = write_notebook(tmp_path / "many.ipynb", [
+        {"id": "p", "source": "n = 0", "tags": ["parameters"]},
+        {"id": "log", "source": "import jupyter_mlp as mlp\nfor i in range(n):\n"
+                                "    mlp.log_metric('m', i)"},
+    ])  # fmt: skip
+    parent = tracked_run(store, nb, {"n": 0})
+    child = service().submit_rerun(parent, {"n": 300_000})
+    wait_for(lambda: job_of(store, child).final, timeout=JOB_TIMEOUT, interval=0.01,
+             what="the job to end")  # fmt: skip
+    assert job_of(store, child).state == "finished"
+    assert metric_count(store.connect(), child, "m") == 300_000
+
+
 def test_a_job_keeps_the_gpu_figures_of_each_cell(store, service, tmp_path, monkeypatch):
     """The engine owns a job's cell rows; a tracker inside adds the GPU figures of each cell
     (NVML faked at the `pynvml` boundary), and the engine's final row for the cell keeps them."""

@@ -285,6 +285,7 @@ def _papermill_classes() -> tuple[Any, Any]:
             super().__init__(nb_man, **kw)
             self.warm = warm  # (a PooledKernel, its prelude): connect to it, start none
             self.prelude_reply: dict[str, Any] | None = None
+            self.finish_id: str | None = None  # the tracker's finish, sent after the cells
             self.cold_start: dict[str, Any] = {}  # how to start a kernel if the warm one fails
             self.recorder = recorder
             self.should_stop = should_stop or (lambda: False)
@@ -343,6 +344,22 @@ def _papermill_classes() -> tuple[Any, Any]:
                 self.on_kernel(pid, pgid)
             self.recorder.notebook_start(notebook)
 
+        def papermill_execute_cells(self) -> None:
+            super().papermill_execute_cells()
+            # papermill asks kernel_info next: the kernel's tracker is told to finish right
+            # behind it, so the kernel runs that while this process reads the reply and ends
+            # its context (the finish is awaited in _async_cleanup_kernel, as before)
+            kc = self.kc
+            ask = kc.kernel_info
+
+            def kernel_info(*args: Any, **kw: Any) -> str:
+                kc.kernel_info = ask
+                msg_id = ask(*args, **kw)
+                self.finish_id = kc.execute(FINISH_TRACKER, silent=True, store_history=False)
+                return msg_id
+
+            kc.kernel_info = kernel_info
+
         def _check_stop(self, cell: Any, cell_index: int) -> None:
             if self.should_stop():
                 raise JobCancelled("the job was cancelled")
@@ -361,7 +378,9 @@ def _papermill_classes() -> tuple[Any, Any]:
             finished = False
             try:
                 if self.kc is not None and self.km is not None and await self.km.is_alive():
-                    msg_id = self.kc.execute(FINISH_TRACKER, silent=True, store_history=False)
+                    msg_id = self.finish_id or self.kc.execute(
+                        FINISH_TRACKER, silent=True, store_history=False
+                    )
                     await asyncio.wait_for(self.async_wait_for_reply(msg_id), FINISH_TIMEOUT_S)
                     finished = True
             except Exception:  # a kernel that died or hangs: shut it down all the same
