@@ -351,6 +351,30 @@ def test_a_running_job_keeps_its_warm_kernel_when_the_service_dies_mid_reply(
     assert "done 3" in json.dumps(executed(store, run))
 
 
+def test_a_job_whose_warm_kernel_dies_fails_at_once_and_says_so(store, service, folder):
+    """A warm kernel's client has no heartbeat: whether the kernel lives is asked of the
+    kernel manager, which knows the pooled pid. A kernel that dies mid-cell fails its job
+    within seconds, as "the kernel died", not at a timeout."""
+    import time
+
+    nb = write_notebook(folder / "dies.ipynb", [
+        {"id": "p", "source": "x = 1", "tags": ["parameters"]},
+        {"id": "d", "source": "import os, time\ntime.sleep(0.5)\nos._exit(1)"},
+        {"id": "n", "source": "print('never')"},
+    ])  # fmt: skip
+    svc = service(warm=True)
+    wait_for(lambda: list((store.home / "jobs" / "pool").glob("kernel-*.json")),
+             timeout=60, what="a warm kernel")  # fmt: skip
+    run_id = svc.submit_notebook(nb, {"x": 2})
+    started = time.monotonic()
+    run = wait_final(store, run_id)
+    assert run["status"] == "failed", run
+    assert run["error"]["ename"] == "DeadKernelError", run["error"]
+    assert time.monotonic() - started < 20
+    cells = {c["id"]: c for c in executed(store, run)["cells"]}
+    assert cells["n"]["outputs"] == [] and cells["n"]["execution_count"] is None
+
+
 class _Channel:
     """A kernel client's channel: what the kernel sent, read as jupyter_client's get_msg does."""
 

@@ -308,7 +308,9 @@ def _papermill_classes() -> tuple[Any, Any]:
                 return await super().async_start_new_kernel_client()
             km: Any = self.km
             self.kc = km.client()
-            await ensure_async(self.kc.start_channels())
+            # no heartbeat (a thread with its own event loop): a client made by its kernel
+            # manager asks the manager whether the kernel lives (here the pooled pid)
+            await ensure_async(self.kc.start_channels(hb=False))
             # what a cold start gives the kernel (env, cwd), sent ahead of the readiness check:
             # the kernel runs it, then answers kernel_info
             prelude_id = self.kc.execute(self.warm[1], silent=True, store_history=False)
