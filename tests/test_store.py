@@ -376,3 +376,49 @@ def test_a_field_no_run_has_filters_as_its_subquery_would(runs, expr):
     fast = compile_filter(expr, dialect(conn), absent)
     assert "nope" not in fast[0] and "nope" not in str(fast[1])
     assert ids(*fast) == ids(*compile_filter(expr, dialect(conn)))
+
+
+@pytest.mark.parametrize("notified", [True, False])
+def test_a_change_watcher_wakes_on_a_commit_and_sleeps_while_nothing_is_written(
+    mlp_home, monkeypatch, notified
+):
+    """A pipeline's driver and the job service wait for the store's next commit. On Linux the
+    watcher sleeps until the write-ahead log is written (here with its safety check far away,
+    so only the notification can wake it): a commit from another connection wakes it at once,
+    `interrupt()` too, and a second of waiting costs little CPU (asking SQLite every 2 ms cost
+    ~33 ms a second). Without inotify it asks every few milliseconds, as before."""
+    from jupyter_mlp.store import db
+
+    if not notified:
+        monkeypatch.setattr(db, "_watch_writes", lambda path: None)
+    monkeypatch.setattr(db.ChangeWatcher, "CHECK_S", 30.0)
+    store = Store(mlp_home)
+    store.connect()
+    watcher = db.ChangeWatcher(store.path)
+    try:
+        assert (watcher._notify is not None) == notified
+        version = watcher.version()
+        cpu = time.thread_time()
+        assert watcher.wait(version, 0.5) is False
+        if notified:
+            assert time.thread_time() - cpu < 0.02
+        writer = threading.Timer(0.2, lambda: apply_batch_now(store))
+        writer.start()
+        started = time.monotonic()
+        assert watcher.wait(version, 10.0) is True
+        assert time.monotonic() - started < 5.0
+        writer.join()
+        if notified:
+            version = watcher.version()
+            threading.Timer(0.2, watcher.interrupt).start()
+            started = time.monotonic()
+            assert watcher.wait(version, 10.0) is False
+            assert time.monotonic() - started < 5.0
+    finally:
+        watcher.close()
+        store.close()
+
+
+def apply_batch_now(store) -> None:
+    with store.write() as conn:
+        apply_batch(conn, "ab0000000001", {"run": {"name": "x", "status": "running"}})

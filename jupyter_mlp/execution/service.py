@@ -64,6 +64,7 @@ class JobService:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._watcher: Any = None  # the loop's ChangeWatcher, while it waits
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -97,7 +98,7 @@ class JobService:
     def stop(self) -> None:
         """Stop dispatching and watching. Running jobs keep running."""
         self._stop.set()
-        self._wake.set()
+        self._wake_up()
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
@@ -117,7 +118,7 @@ class JobService:
         kicked; never more than one round per MIN_ROUND_S."""
         from ..store.db import ChangeWatcher
 
-        watcher = ChangeWatcher(self.store.path)
+        watcher = self._watcher = ChangeWatcher(self.store.path)
         try:
             while not self._stop.is_set():
                 version = watcher.version()
@@ -129,7 +130,14 @@ class JobService:
                 if rest > 0:
                     self._stop.wait(rest)
         finally:
+            self._watcher = None
             watcher.close()
+
+    def _wake_up(self) -> None:
+        self._wake.set()
+        watcher = self._watcher
+        if watcher is not None:
+            watcher.interrupt()
 
     def take_over(self, every: float = 0.5) -> bool:
         """A service made with dispatch=None that left the dispatching to another one starts
@@ -170,7 +178,7 @@ class JobService:
         transaction), not at the next poll."""
         self.take_over(every=0.0)
         if self._thread is not None:
-            self._wake.set()
+            self._wake_up()
         elif self.dispatching:  # no thread (the CLI): start it now
             executor.dispatch()
 

@@ -458,11 +458,19 @@ class ChangeWatcher:
     it wakes within milliseconds of a job's end without reading everything every few
     milliseconds. Its own writes count too (another connection): at most one extra round.
 
+    On Linux it sleeps until the store's write-ahead log is written (inotify: every commit
+    appends to it), and asks data_version then, and every CHECK_S in any case; elsewhere it
+    asks every `every` s. `interrupt()` ends a wait at once (from another thread).
+
     For a PostgreSQL store (`path` is its PgUrl) the same, from a connection that LISTENs to
     the notification every write transaction sends at commit (pg.PgWatcher)."""
 
+    CHECK_S = 0.05  # what the log's notification could miss (the file replaced) is seen by then
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._pg: Any = None
+        self._notify: int | None = None
+        self._pipe: tuple[int, int] | None = None
         if isinstance(path, PgUrl):
             from .pg import PgWatcher
 
@@ -470,6 +478,12 @@ class ChangeWatcher:
             return
         self.conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000,
                                     isolation_level=None, check_same_thread=False)  # fmt: skip
+        self.version()  # (the log exists once a connection has read the store)
+        self._notify = _watch_writes(f"{path}-wal")
+        if self._notify is not None:
+            self._pipe = os.pipe()
+            for fd in self._pipe:
+                os.set_blocking(fd, False)
 
     def version(self) -> int:
         if self._pg is not None:
@@ -480,19 +494,69 @@ class ChangeWatcher:
 
     def wait(self, version: int, timeout: float, every: float = 0.002, event: Any = None) -> bool:
         """True as soon as the store changed since `version`; False after `timeout` s, or as
-        soon as `event` (a threading.Event) is set."""
+        soon as `event` (a threading.Event) is set (at once where the setter also calls
+        `interrupt()`, else within CHECK_S)."""
         if self._pg is not None:
             changed: bool = self._pg.wait(version, timeout, event)
             return changed
+        import select
+
         deadline = time.monotonic() + timeout
         while self.version() == version:
-            if time.monotonic() >= deadline or (event is not None and event.is_set()):
+            left = deadline - time.monotonic()
+            if left <= 0 or (event is not None and event.is_set()):
                 return False
-            time.sleep(every)
+            if self._notify is None or self._pipe is None:
+                time.sleep(every)
+                continue
+            ready = select.select([self._notify, self._pipe[0]], [], [], min(left, self.CHECK_S))[0]
+            for fd in ready:
+                _drain(fd)
+            if self._pipe[0] in ready:  # interrupted
+                return self.version() != version
         return True
+
+    def interrupt(self) -> None:
+        """End a wait() of another thread now."""
+        if self._pipe is not None:
+            try:
+                os.write(self._pipe[1], b"x")
+            except OSError:  # full (a wake is pending anyway) or closed
+                pass
 
     def close(self) -> None:
         if self._pg is not None:
             self._pg.close()
             return
+        for fd in (self._notify, *(self._pipe or ())):
+            if fd is not None:
+                os.close(fd)
+        self._notify = self._pipe = None
         self.conn.close()
+
+
+def _watch_writes(path: str) -> int | None:
+    """A non-blocking inotify descriptor that becomes readable when the file at `path` is
+    written, moved or removed; None where there is no inotify (not Linux, or out of instances)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = int(libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC))
+    except (OSError, AttributeError):
+        return None
+    if fd < 0:
+        return None
+    in_modify, in_delete_self, in_move_self = 0x2, 0x400, 0x800
+    if libc.inotify_add_watch(fd, os.fsencode(path), in_modify | in_delete_self | in_move_self) < 0:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except OSError:  # EAGAIN: nothing left
+        pass
