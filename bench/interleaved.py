@@ -3,7 +3,7 @@ a change from this VM's drift (its single-core speed moves by a third from one m
 next, so figures taken minutes apart do not compare).
 
     git worktree add /tmp/before <rev>        # the code to compare against
-    python bench/interleaved.py pipeline /tmp/before . [--rounds 6]
+    python bench/interleaved.py pipeline /tmp/before . [--rounds 6] [--idle 1]
     python bench/interleaved.py tracker /tmp/before . [--rounds 8]
 
 pipeline: `jupyter mlp pipeline run` of 8 independent 2 s stages at concurrency 4, warm (each
@@ -40,7 +40,7 @@ def _env(tree: Path, home: Path) -> dict[str, str]:
     return {**os.environ, "MLP_HOME": str(home), "PYTHONPATH": str(tree)}
 
 
-def pipeline(trees: list[Path], rounds: int) -> dict[str, list[float]]:
+def pipeline(trees: list[Path], rounds: int, idle: float = 0.0) -> dict[str, list[float]]:
     import pipeline as bench  # bench/pipeline.py: the notebook, the spec, settled()
 
     base = Path(tempfile.mkdtemp(prefix="mlp-interleaved-"))
@@ -65,6 +65,7 @@ def pipeline(trees: list[Path], rounds: int) -> dict[str, list[float]]:
         for r in range(rounds):
             for tree in trees if r % 2 == 0 else trees[::-1]:
                 bench.settled(homes[tree], 4)
+                time.sleep(idle)
                 ratios[str(tree)].append(round(run(tree) / 2.0, 3))
     finally:
         for tree in trees:
@@ -95,12 +96,14 @@ def main() -> None:
     ap.add_argument("what", choices=("pipeline", "tracker"))
     ap.add_argument("trees", nargs=2, type=lambda p: Path(p).resolve(), help="two checkouts")
     ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--idle", type=float, default=0.0, metavar="S",
+                    help="pipeline: wait S seconds more once the launcher settled")  # fmt: skip
     args = ap.parse_args()
     for tree in args.trees:  # as pip install does (this machine sets PYTHONDONTWRITEBYTECODE)
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "jupyter_mlp")])
     out: dict = {}
     if args.what == "pipeline":
-        for tree, values in pipeline(args.trees, args.rounds).items():
+        for tree, values in pipeline(args.trees, args.rounds, args.idle).items():
             out[tree] = {
                 "parallel_8x2s_c4_cli_ratio": round(statistics.median(values), 3),
                 "rounds": values,
