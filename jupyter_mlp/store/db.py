@@ -459,13 +459,18 @@ class ChangeWatcher:
     milliseconds. Its own writes count too (another connection): at most one extra round.
 
     On Linux it sleeps until the store's write-ahead log is written (inotify: every commit
-    appends to it), and asks data_version then, and every CHECK_S in any case; elsewhere it
-    asks every `every` s. `interrupt()` ends a wait at once (from another thread).
+    appends to it), then asks data_version every `every` s for BURST_S, and every CHECK_S in
+    any case; elsewhere it asks every `every` s. `interrupt()` ends a wait at once (from another
+    thread).
 
     For a PostgreSQL store (`path` is its PgUrl) the same, from a connection that LISTENs to
     the notification every write transaction sends at commit (pg.PgWatcher)."""
 
     CHECK_S = 0.05  # what the log's notification could miss (the file replaced) is seen by then
+    # A commit becomes visible when its writer updates the log's index (shared memory, which
+    # inotify does not see), a moment after its last write to the log: after a write, asked
+    # every `every` s for this long (a writer paused between the two, on a busy machine).
+    BURST_S = 0.05
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self._pg: Any = None
@@ -514,6 +519,10 @@ class ChangeWatcher:
                 _drain(fd)
             if self._pipe[0] in ready:  # interrupted
                 return self.version() != version
+            if ready:  # the log was written; its commit is seen a moment after its last write
+                until = min(deadline, time.monotonic() + self.BURST_S)
+                while self.version() == version and time.monotonic() < until:
+                    time.sleep(every)
         return True
 
     def interrupt(self) -> None:
