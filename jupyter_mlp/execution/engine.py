@@ -199,32 +199,25 @@ async def _warm_ready(kc: Any, km: Any, timeout: float, prelude_id: str | None =
     msg_id = kc.kernel_info()
     try:
         await kc.iopub_channel.get_msg(timeout=0.25)
-        while time.monotonic() < deadline:
-            try:
-                return answered(await reply_to(msg_id))
-            except Empty:
-                if not await km.is_alive():
-                    raise RuntimeError(
-                        "the warm kernel died before replying to kernel_info"
-                    ) from None
-        raise RuntimeError(f"the warm kernel did not answer within {timeout:.0f} s")
-    except Empty:  # no greeting: ask until a request's `idle` shows IOPub is connected
-        pass
+        connected = True
+    except Empty:  # no greeting: asked until a request's `idle` shows IOPub is connected
+        connected = False
     while time.monotonic() < deadline:
         try:
             reply = await reply_to(msg_id)
-            while True:
+            while not connected:
                 msg = await kc.iopub_channel.get_msg(timeout=0.2)
-                if (
+                connected = (
                     msg["parent_header"].get("msg_id") == msg_id
                     and msg["msg_type"] == "status"
                     and msg["content"].get("execution_state") == "idle"
-                ):
-                    return answered(reply)
+                )
+            return answered(reply)
         except Empty:
             if not await km.is_alive():
                 raise RuntimeError("the warm kernel died before replying to kernel_info") from None
-        msg_id = kc.kernel_info()
+            if not connected:
+                msg_id = kc.kernel_info()
     raise RuntimeError(f"the warm kernel did not answer within {timeout:.0f} s")
 
 
