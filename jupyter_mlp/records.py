@@ -182,11 +182,11 @@ def json_value(value: Any, field: str, max_bytes: int = JSON_BYTES_MAX) -> Any:
     def walk(v: Any, depth: int, where: str) -> None:
         if depth > JSON_DEPTH_MAX:
             raise RecordError(field, f"is nested deeper than {JSON_DEPTH_MAX} levels")
+        deep = depth >= JSON_DEPTH_MAX  # a leaf inside is too deep too: walked, to say so
         if isinstance(v, dict):
             if len(v) > LIST_MAX:
                 raise RecordError(where, f"has {len(v):,} keys (at most {LIST_MAX:,})", 413)
             cost = 2
-            deep = depth >= JSON_DEPTH_MAX  # a leaf inside is too deep too
             for k, item in v.items():
                 if type(k) is type(item) is str and not deep and (k + item).isascii():
                     cost += len(k) + len(item) + 5  # the common case, without a call
@@ -208,7 +208,7 @@ def json_value(value: Any, field: str, max_bytes: int = JSON_BYTES_MAX) -> Any:
             cost = 2
             for i, item in enumerate(v):
                 leaf = _leaf_cost(item)
-                if leaf is None or leaf < 0 or depth >= JSON_DEPTH_MAX:
+                if leaf is None or leaf < 0 or deep:
                     walk(item, depth + 1, f"{where}[{i}]")
                 else:
                     cost += leaf

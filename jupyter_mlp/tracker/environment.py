@@ -115,11 +115,7 @@ def packages_stamp() -> list[list[Any]]:
     stamp: list[list[Any]] = []
     local: list[str] = []
     for entry in sys.path:
-        installed = _INSTALLED.get(entry)
-        if installed is None:
-            installed = _installed_here(entry)
-            if os.path.isabs(entry):
-                _INSTALLED[entry] = installed
+        installed = _installed_here(entry)
         try:
             st = os.stat(entry or ".")
         except OSError:
@@ -135,7 +131,7 @@ def packages_stamp() -> list[list[Any]]:
 
 
 _DIST_SUFFIXES = (".dist-info", ".egg-info")
-_INSTALLED: dict[str, bool] = {}  # sys.path entry -> _installed_here (the prefixes do not move)
+_INSTALLED: dict[str, bool] = {}  # absolute sys.path entry -> _installed_here
 _LISTED: dict[tuple[int, int], tuple[int, list[str]]] = {}  # folder -> (mtime, distributions)
 
 
@@ -158,12 +154,22 @@ def _distributions_in(folder: str, st: os.stat_result) -> list[str]:
 
 
 def _installed_here(entry: str) -> bool:
+    """Whether a sys.path entry is an installation folder (kept per absolute entry: the
+    interpreter's prefixes do not move)."""
     if not entry:
         return False
+    known = _INSTALLED.get(entry)
+    if known is not None:
+        return known
     path = os.path.abspath(entry)
-    if "site-packages" in path or "dist-packages" in path:
-        return True
-    return any(path.startswith(p + os.sep) or path == p for p in {sys.prefix, sys.base_prefix})
+    found = (
+        "site-packages" in path
+        or "dist-packages" in path
+        or any(path.startswith(p + os.sep) or path == p for p in {sys.prefix, sys.base_prefix})
+    )
+    if os.path.isabs(entry):
+        _INSTALLED[entry] = found
+    return found
 
 
 def _scan_packages() -> dict[str, str]:
