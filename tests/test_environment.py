@@ -19,11 +19,23 @@ def site(tmp_path, monkeypatch):
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setattr(environment, "_MEMO", {})
-    scans = []
-    real = environment._scan_packages
-    monkeypatch.setattr(environment, "_scan_packages", lambda: scans.append(1) or real())
+    scans = recorded(monkeypatch, environment, "_scan_packages")
     install(folder, "mlp-fake-one", "1.0")
     return folder, scans
+
+
+def recorded(monkeypatch, owner, name: str) -> list:
+    """The calls to owner.name from now on (each one's first argument, None without one); the
+    real function still runs."""
+    calls: list = []
+    real = getattr(owner, name)
+
+    def spy(*args, **kw):
+        calls.append(args[0] if args else None)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(owner, name, spy)
+    return calls
 
 
 def install(folder, name: str, version: str) -> None:
@@ -85,9 +97,7 @@ def test_a_folder_is_listed_again_only_when_its_mtime_moves(tmp_path, monkeypatc
     work.mkdir()
     monkeypatch.syspath_prepend(str(work))
     monkeypatch.setattr(environment, "_LISTED", {})
-    listed = []
-    real = os.scandir
-    monkeypatch.setattr(os, "scandir", lambda p=".": listed.append(str(p)) or real(p))
+    listed = recorded(monkeypatch, os, "scandir")
     mine = lambda: [x for x in listed if x == str(work)]  # noqa: E731
 
     seen = work.stat().st_mtime_ns
