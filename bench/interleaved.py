@@ -41,22 +41,18 @@ def _env(tree: Path, home: Path) -> dict[str, str]:
 
 
 def pipeline(trees: list[Path], rounds: int, idle: float = 0.0) -> dict[str, list[float]]:
-    import pipeline as bench  # bench/pipeline.py: the notebook, the spec, settled()
+    import pipeline as bench  # bench/pipeline.py: the pipeline, the command, settled()
 
     base = Path(tempfile.mkdtemp(prefix="mlp-interleaved-"))
-    (base / "stage.ipynb").write_text(json.dumps(bench.NOTEBOOK))
-    stages = {f"p{i}": {"template": {"notebook": "stage.ipynb"}, "parameters": {"sleep": 2.0, "i": i},
-                        "cache": False} for i in range(8)}  # fmt: skip
-    spec = base / "eight.mlpipe"
-    spec.write_text(json.dumps(bench.spec(stages)))
-    jupyter = str(Path(sys.executable).with_name("jupyter"))
+    # The commands (and the launchers they start: `python -m` puts the working folder first on
+    # sys.path) run from here, where no checkout is: each imports its own PYTHONPATH's code.
+    os.chdir(base)
+    spec = bench.eight_stages(base)
     homes = {tree: base / f"home{i}" for i, tree in enumerate(trees)}
 
     def run(tree: Path) -> float:
-        t = time.perf_counter()
-        subprocess.run([jupyter, "mlp", "pipeline", "run", str(spec), "--concurrency", "4"],
-                       check=True, capture_output=True, cwd=base, env=_env(tree, homes[tree]))  # fmt: skip
-        return time.perf_counter() - t
+        command = ("pipeline", "run", str(spec), "--concurrency", "4")
+        return bench.jupyter_mlp(homes[tree], *command, env={"PYTHONPATH": str(tree)})
 
     ratios: dict[str, list[float]] = {str(tree): [] for tree in trees}
     try:
@@ -69,8 +65,7 @@ def pipeline(trees: list[Path], rounds: int, idle: float = 0.0) -> dict[str, lis
                 ratios[str(tree)].append(round(run(tree) / 2.0, 3))
     finally:
         for tree in trees:
-            subprocess.run([jupyter, "mlp", "pool", "stop"], capture_output=True,
-                           env=_env(tree, homes[tree]))  # fmt: skip
+            bench.jupyter_mlp(homes[tree], "pool", "stop", env={"PYTHONPATH": str(tree)})
     return ratios
 
 

@@ -79,8 +79,9 @@ def cell_to_cell(store: Store, service: JobService, base: Path, n: int = 4) -> d
             "cell_to_cell_handoff_max_ms": round(max(gaps), 1)}  # fmt: skip
 
 
-def jupyter_mlp(home: Path, *args: str) -> float:
-    """`jupyter mlp ARGS` from the shell on the store at `home`: its wall time, start included."""
+def jupyter_mlp(home: Path, *args: str, env: dict[str, str] | None = None) -> float:
+    """`jupyter mlp ARGS` from the shell on the store at `home` (with `env` added): its wall
+    time, start included."""
     import shutil
     import subprocess
 
@@ -89,8 +90,18 @@ def jupyter_mlp(home: Path, *args: str) -> float:
         jupyter = shutil.which("jupyter") or "jupyter"
     t = time.perf_counter()
     subprocess.run([jupyter, "mlp", *args], check=True, capture_output=True,
-                   env={**os.environ, "MLP_HOME": str(home)})  # fmt: skip
+                   env={**os.environ, "MLP_HOME": str(home), **(env or {})})  # fmt: skip
     return time.perf_counter() - t
+
+
+def eight_stages(base: Path) -> Path:
+    """A .mlpipe of 8 independent 2 s stages of `base`/stage.ipynb (written here)."""
+    (base / "stage.ipynb").write_text(json.dumps(NOTEBOOK))
+    stages = {f"p{i}": {"template": {"notebook": "stage.ipynb"}, "parameters": {"sleep": 2.0, "i": 200 + i},
+                        "cache": False} for i in range(8)}  # fmt: skip
+    path = base / "eight.mlpipe"
+    path.write_text(json.dumps(spec(stages)))
+    return path
 
 
 def settled(home: Path, kernels: int, timeout: float = 60.0) -> None:
@@ -120,10 +131,7 @@ def cli_parallel(base: Path, warm_runs: int = 3) -> dict:
     papermill CLI beside it."""
     import subprocess
 
-    stages = {f"p{i}": {"template": {"notebook": "stage.ipynb"}, "parameters": {"sleep": 2.0, "i": 200 + i},
-                        "cache": False} for i in range(8)}  # fmt: skip
-    path = base / "eight.mlpipe"
-    path.write_text(json.dumps(spec(stages)))
+    path = eight_stages(base)
     home = base.parent / "cli-home"
     command = ("pipeline", "run", str(path), "--concurrency", "4")
     try:
