@@ -220,3 +220,54 @@ def test_two_launchers_started_together_leave_one(mlp_home, tmp_path, monkeypatc
              what="the older launcher to end")  # fmt: skip
     assert process_alive(int(newer["pid"]), newer["start"]) and int(newer["pid"]) in pids
     launcher.client(newer["name"]).stop()
+
+
+def test_asking_whether_the_launcher_lives_never_waits_on_another_threads_reply(monkeypatch):
+    """A service's dispatch thread asks `alive()` while its driver thread waits for a reply to
+    `reserve()`. The reply made the socket readable, the request took it, and the look that saw
+    it readable then waited for a byte that never came: both threads hung, and the pipeline with
+    them (found by a 4-stage chain run 4 times in one service). Here a fake launcher answers
+    every request while another thread asks `alive()` over and over, and a look at the socket
+    that finds it readable is slow to go on (as a thread the scheduler set aside is)."""
+    import threading
+    import time
+
+    real_select = launcher.select.select
+
+    def slow_select(r, w, x, timeout=None):
+        ready = real_select(r, w, x, timeout)
+        if timeout == 0 and ready[0]:
+            time.sleep(0.002)
+        return ready
+
+    monkeypatch.setattr(launcher.select, "select", slow_select)
+    ours, theirs = socket.socketpair()
+    client = launcher.Launcher("test", {}, ours)
+
+    def serve() -> None:
+        with theirs.makefile("rb") as lines:
+            for _line in lines:
+                theirs.sendall(b'{"ok": true}\n')
+
+    threading.Thread(target=serve, daemon=True).start()
+    stop = threading.Event()
+    answers: list[bool] = []
+
+    def look() -> None:
+        while not stop.is_set():
+            answers.append(client.alive())
+
+    looking = threading.Thread(target=look, daemon=True)
+    looking.start()
+    asking = threading.Thread(
+        target=lambda: [client.reserve("python3", "", 1, timeout=5.0) for _ in range(300)],
+        daemon=True,
+    )
+    asking.start()
+    asking.join(timeout=60)
+    stop.set()
+    looking.join(timeout=5)
+    assert not asking.is_alive() and not looking.is_alive(), "a thread hung on the socket"
+    assert answers and all(answers)
+    ours.close()
+    theirs.close()

@@ -196,15 +196,20 @@ class Launcher:
             pause = min(pause * 2, 0.05)
 
     def alive(self) -> bool:
-        if self._broken:
-            return False
-        if self.sock is None:
-            return self.proc is None or self.proc.poll() is None
-        try:
-            readable = select.select([self.sock], [], [], 0)[0]
-            return not readable or bool(self.sock.recv(1, socket.MSG_PEEK))
-        except OSError:
-            return False
+        """Whether it still serves. Asked under the lock every request holds (another thread's
+        request must not read its reply between this look and this peek), and the peek never
+        waits: a socket with nothing to read is a launcher still there."""
+        with self._lock:
+            if self._broken:
+                return False
+            if self.sock is None:
+                return self.proc is None or self.proc.poll() is None
+            try:
+                return bool(self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                return True
+            except OSError:
+                return False
 
     def launch(
         self,
