@@ -383,8 +383,21 @@ def _zygote():
     launcher = importlib.util.find_spec("ipykernel_launcher").origin
     from ipykernel import kernelapp, ipkernel, zmqshell  # noqa: F401
     import IPython.core.interactiveshell  # noqa: F401
+    # what a kernel imports as it starts, once here (~80 ms a kernel): its debugger's debugpy
+    # and pydevd, psutil; the kernel's own start would import them just the same
+    for name in ("ipykernel.debugger", "psutil", "pdb", "sqlite3", "IPython.core.completerlib"):
+        try:
+            __import__(name)
+        except Exception:
+            pass
     if threading.active_count() != 1:
         sys.exit(3)
+    import gc
+
+    # what is imported here is shared by every kernel forked: frozen, the kernels' collector
+    # leaves it alone (a collection would walk it, and copy every page it touches)
+    gc.collect()
+    gc.freeze()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the system reaps the kernels
     out = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)
