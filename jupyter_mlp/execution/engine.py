@@ -163,6 +163,7 @@ if "jupyter_mlp" in _mlp_sys.modules:
 del _mlp_sys
 """
 FINISH_TIMEOUT_S = 30.0
+RECONNECT_MS = 10  # how often a job's client tries a kernel it cannot reach yet
 
 
 async def _warm_ready(kc: Any, km: Any, timeout: float, prelude_id: str | None = None) -> Any:
@@ -290,6 +291,12 @@ def _papermill_classes() -> tuple[Any, Any]:
 
         def create_kernel_manager(self) -> Any:
             km: Any = super().create_kernel_manager()
+            # This job's sockets try a kernel that has not bound its ports yet (forked for it a
+            # moment ago, a pool's kernel still starting, a cold one) again every 10 ms, not
+            # ZMQ's 100: a kernel ready in ~45 ms was answering the job after ~130.
+            import zmq
+
+            km.context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
             if self.warm is not None:
                 from .kernel_pool import AdoptedKernel
 
