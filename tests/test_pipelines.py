@@ -274,6 +274,30 @@ def test_fifty_stage_dag_runs_in_dependency_order(store, jobs, tmp_path):
             assert times[up][1] <= times[name][0], f"{name} started before {up} ended"
 
 
+def test_one_service_runs_chain_after_chain(store, jobs, tmp_path):
+    """A service lives on (the Jupyter server's, a command's lingering launcher): pipelines run
+    in it one after another each finish. The fourth 4-stage chain in one service once hung for
+    good: the driver's kernel reservation read the reply the dispatcher's look at the launcher
+    was waiting for."""
+    write_notebook(
+        tmp_path / "tiny.ipynb",
+        [{"id": "p", "source": "i = 0", "tags": ["parameters"]}, {"id": "w", "source": "j = i"}],
+    )
+    for n in range(6):
+        chain = {
+            f"s{i}": {"template": {"notebook": "tiny.ipynb"}, "parameters": {"i": 10 * n + i},
+                      "after": [f"s{i - 1}"] if i else []}
+            for i in range(4)
+        }  # fmt: skip
+        pid = submit(store, pipeline(chain), base=tmp_path)
+        driver = threading.Thread(target=Driver(store, pid, service=jobs).run, daemon=True)
+        driver.start()
+        driver.join(90)
+        run = P.get(store.connect(), pid)
+        assert not driver.is_alive(), f"chain {n} still running after 90 s: {statuses(run)}"
+        assert run["status"] == "succeeded", (n, statuses(run))
+
+
 def template_run(
     store, notebook: Path, params: dict, outputs: dict | None = None, snapshot: bool = True
 ) -> str:
