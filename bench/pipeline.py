@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -26,6 +27,7 @@ from jupyter_mlp.execution.service import JobService  # noqa: E402
 from jupyter_mlp.pipelines.dag import Driver, submit  # noqa: E402
 from jupyter_mlp.store import Store  # noqa: E402
 from jupyter_mlp.store import pipelines as P  # noqa: E402
+from jupyter_mlp.store import runs as run_store  # noqa: E402
 
 NOTEBOOK = {
     "nbformat": 4, "nbformat_minor": 5,
@@ -49,6 +51,20 @@ def spec(stages: dict) -> dict:
     }
 
 
+def run_times(store: Store, run_id: str) -> dict[str, Any]:
+    """A run's times as the store holds them: created (queued), started (its job claimed), its
+    first cell's start, its last cell's end, ended."""
+    found = run_store.get_run(store.connect(), run_id)
+    cells = found["cells"]
+    return {
+        "queued": found["created_at"],
+        "claimed": found["started_at"],
+        "first_cell": min((c["started_at"] for c in cells), default=None),
+        "last_cell_end": max((c["started_at"] + c["duration"] for c in cells), default=None),
+        "ended": found["ended_at"],
+    }
+
+
 def run(store: Store, service: JobService, s: dict, base: Path) -> tuple[float, dict]:
     t = time.perf_counter()
     pid = submit(store, s, base=base)
@@ -64,17 +80,10 @@ def cell_to_cell(store: Store, service: JobService, base: Path, n: int = 4) -> d
                        "after": [f"h{i - 1}"] if i else [], "cache": False} for i in range(n)}  # fmt: skip
     _, done = run(store, service, spec(chain), base)
     assert done["status"] == "succeeded", done
-    conn = store.connect()
     gaps = []
     for i in range(1, n):
-        up, down = (done["stages"][f"h{j}"]["run_id"] for j in (i - 1, i))
-        up_end = conn.execute(
-            "SELECT MAX(started_at + duration) FROM cells WHERE run_id = ?", (up,)
-        ).fetchone()[0]
-        down_start = conn.execute(
-            "SELECT MIN(started_at) FROM cells WHERE run_id = ?", (down,)
-        ).fetchone()[0]
-        gaps.append((down_start - up_end) * 1e3)
+        up, down = (run_times(store, done["stages"][f"h{j}"]["run_id"]) for j in (i - 1, i))
+        gaps.append((down["first_cell"] - up["last_cell_end"]) * 1e3)
     return {"cell_to_cell_handoff_ms": round(statistics.median(gaps), 1),
             "cell_to_cell_handoff_max_ms": round(max(gaps), 1)}  # fmt: skip
 
@@ -251,17 +260,11 @@ def main() -> None:
             figures["first_run_20_s"] = round(first, 2)
             figures["cached_rerun_20_s"] = round(cached, 3)
 
-            conn = store.connect()
             gaps = []
             for name in list(chain)[1:]:
-                up = chain[name]["after"][0]
-                up_end = conn.execute(
-                    "SELECT ended_at FROM runs WHERE id = ?", (done["stages"][up]["run_id"],)
-                ).fetchone()[0]
-                down = conn.execute(
-                    "SELECT created_at FROM runs WHERE id = ?", (done["stages"][name]["run_id"],)
-                ).fetchone()[0]
-                gaps.append((down - up_end) * 1e3)
+                up = run_times(store, done["stages"][chain[name]["after"][0]]["run_id"])
+                down = run_times(store, done["stages"][name]["run_id"])
+                gaps.append((down["queued"] - up["ended"]) * 1e3)
             figures["handoff_ms"] = round(statistics.median(gaps), 1)
             figures["handoff_max_ms"] = round(max(gaps), 1)
 

@@ -26,29 +26,21 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from pipeline import NOTEBOOK, eight_stages, jupyter_mlp, run, settled, spec  # noqa: E402
+from pipeline import NOTEBOOK, eight_stages, jupyter_mlp, run, run_times, settled, spec  # noqa: E402
 
 from jupyter_mlp.store import Store  # noqa: E402
+from jupyter_mlp.store import runs as run_store  # noqa: E402
 
 COLUMNS = ("queued", "claimed", "first_cell", "last_cell_end", "ended")
 
 
 def stages(store: Store, run_ids: list[str], t0: float) -> list[dict]:
     """Each run's times in ms from t0."""
-    conn = store.connect()
     rows = []
     for run_id in run_ids:
-        created, started, ended = conn.execute(
-            "SELECT created_at, started_at, ended_at FROM runs WHERE id = ?", (run_id,)
-        ).fetchone()
-        first, last = conn.execute(
-            "SELECT MIN(started_at), MAX(started_at + duration) FROM cells WHERE run_id = ?",
-            (run_id,),
-        ).fetchone()
-        times = (created, started, first, last, ended)
-        rows.append(
-            {k: None if v is None else round((v - t0) * 1e3, 1) for k, v in zip(COLUMNS, times)}
-        )
+        times = run_times(store, run_id)
+        rows.append({k: None if times[k] is None else round((times[k] - t0) * 1e3, 1)
+                     for k in COLUMNS})  # fmt: skip
     return rows
 
 
@@ -71,9 +63,8 @@ def cli_runs(base: Path, runs: int) -> list[list[dict]]:
             t0 = time.time()
             wall = jupyter_mlp(home, *command)
             store = Store(home)
-            ids = [r[0] for r in store.connect().execute(
-                "SELECT id FROM runs WHERE created_at > ? ORDER BY created_at", (t0,)
-            )]  # fmt: skip
+            newest = run_store.list_runs(store.connect(), sort="-created_at")
+            ids = [r["id"] for r in reversed(newest) if r["created_at"] > t0]
             rows = stages(store, ids, t0)
             store.close()
             show(f"cli run {n + 1}: {wall * 1e3:.0f} ms from the shell", rows)
