@@ -3,8 +3,10 @@ a run's start to finish (track -> log_metric -> finish) warm in a process and fi
 
     python bench/tracker.py [--cells 5000] [--points 1000000] [--kernels 5]
 
-Prints one figure per line and, last, one JSON object with every figure. Peers (MLflow, W&B)
-are measured beside ours when they are installed in this environment.
+Prints one figure per line and, last, one JSON object with every figure. Peers (MLflow, W&B
+offline, trackio) are measured beside ours, the same way, where they are installed: in this
+environment, or in the interpreter $MLP_BENCH_PEERS_PYTHON names (an environment of their own
+keeps their pins off ours).
 """
 
 from __future__ import annotations
@@ -188,26 +190,91 @@ def kernel_start_figures(kernels: int) -> dict:
             "track_start_ms": med(found["track"])}  # fmt: skip
 
 
-def peers(points: int) -> dict:
+# A peer's run, measured as ours: {setup} once per process (not timed); start, log a point,
+# finish (what makes the points durable).
+PEER_RUNS = {
+    "mlflow": {
+        "setup": "import mlflow\nmlflow.set_tracking_uri('sqlite:///' + os.path.join(os.getcwd(), 'mlflow.db'))",
+        "start": "mlflow.start_run()", "log": "mlflow.log_metric('loss', 0.5, step=i)", "end": "mlflow.end_run()",
+    },
+    "wandb": {
+        "setup": "import wandb",
+        "start": "r = wandb.init(project='bench', mode='offline', dir=os.getcwd())",
+        "log": "r.log({'loss': 0.5}, step=i)", "end": "r.finish()",
+    },
+    "trackio": {
+        "setup": "import trackio",
+        "start": "trackio.init(project='bench')", "log": "trackio.log({'loss': 0.5}, step=i)",
+        "end": "trackio.finish()",
+    },
+}  # fmt: skip
+
+PEER_SCRIPT = """
+import os, statistics, sys, time
+t = time.perf_counter()
+{setup}
+def one(points=1):
+    {start}
+    for i in range(points):
+        {log}
+    {end}
+mode = sys.argv[1]
+if mode == "fresh":  # import and the first run, interpreter start not (as FRESH)
+    one()
+    print((time.perf_counter() - t) * 1000)
+elif mode == "warm":  # the median run after one (as track_finish_figures)
+    one()
+    times = []
+    for _ in range({runs}):
+        s = time.perf_counter()
+        one()
+        times.append((time.perf_counter() - s) * 1000)
+    print(statistics.median(times))
+else:  # points per second, logged and durable at the end (as stored_metric_per_s)
+    s = time.perf_counter()
+    one({points})
+    print({points} / (time.perf_counter() - s))
+"""
+
+
+def peer_figures(python: str, runs: int = 20, fresh: int = 5, points: int = 2000) -> dict:
+    """MLflow (SQLite store), W&B (offline) and trackio (local), measured as ours with `python`
+    (MLP_BENCH_PEERS_PYTHON: an interpreter where they are installed, in an environment of their
+    own; else this one), each in a temporary working folder and home: a run's start
+    to finish warm and first in a fresh process, and points per second durable at the run's
+    end. A peer that is not installed there is left out."""
     out: dict = {}
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
-        out["mlflow_log_metric_per_s"] = None
-    else:  # pragma: no cover - only where MLflow is installed
+    for name, code in PEER_RUNS.items():
+        script = PEER_SCRIPT.format(runs=runs, points=points, **code)
         with tempfile.TemporaryDirectory() as tmp:
-            mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
-            with mlflow.start_run():
-                n = min(points, 2000)
-                t = time.perf_counter()
-                for i in range(n):
-                    mlflow.log_metric("loss", 0.5, step=i)
-                out["mlflow_log_metric_per_s"] = round(n / (time.perf_counter() - t))
-    try:
-        import wandb  # noqa: F401
-    except ImportError:
-        out["wandb_log_per_s"] = None
+            warm = _peer(python, name, script, "warm", tmp)  # makes the store fresh ones find
+            if warm is None:
+                continue
+            firsts = [f for f in (_peer(python, name, script, "fresh", tmp) for _ in range(fresh))
+                      if f is not None]  # fmt: skip
+            rate = _peer(python, name, script, "rate", tmp)
+            out[f"{name}_track_finish_warm_ms"] = round(warm, 2)
+            out[f"{name}_track_first_fresh_ms"] = (
+                round(statistics.median(firsts), 1) if firsts else None
+            )
+            out[f"{name}_stored_metric_per_s"] = round(rate) if rate else None
     return out
+
+
+def _peer(python: str, name: str, script: str, mode: str, folder: str) -> float | None:
+    """The figure the peer's script prints in `mode`, run in `folder` (its home too); None when
+    the peer is not installed there (or failed: then its error is shown)."""
+    import subprocess
+
+    env = {**os.environ, "HOME": folder, "TRACKIO_DIR": f"{folder}/trackio", "WANDB_SILENT": "true",
+           "WANDB_DISABLE_GIT": "true", "MLFLOW_TRACKING_URI": ""}  # fmt: skip
+    done = subprocess.run([python, "-c", script, mode], cwd=folder, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        if f"No module named '{name}'" not in done.stderr:
+            print(f"{name} {mode}: {done.stderr.strip()[-500:]}", file=sys.stderr)
+        return None
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -228,9 +295,9 @@ def main() -> None:
         figures.update(metric_rates(args.points))
         figures.update(track_finish_figures())
         figures.update(kernel_start_figures(args.kernels))
-        figures.update(peers(args.points))
+        figures.update(peer_figures(os.environ.get("MLP_BENCH_PEERS_PYTHON") or sys.executable))
     for key, value in figures.items():
-        print(f"{key:>24}: {value}", file=sys.stderr)
+        print(f"{key:>30}: {value}", file=sys.stderr)
     print(json.dumps(figures))
 
 
