@@ -16,6 +16,7 @@ from jupyter_mlp.execution.service import JobService
 from jupyter_mlp.params import encode_value
 from jupyter_mlp.pipelines import spec as S
 from jupyter_mlp.pipelines.dag import Driver, PipelineError, cancel, submit
+from jupyter_mlp.pipelines.dag import run as drive
 from jupyter_mlp.pipelines.validate import validate
 from jupyter_mlp.store import jobs as jobs_store
 from jupyter_mlp.store import pipelines as P
@@ -274,28 +275,33 @@ def test_fifty_stage_dag_runs_in_dependency_order(store, jobs, tmp_path):
             assert times[up][1] <= times[name][0], f"{name} started before {up} ended"
 
 
-def test_one_service_runs_chain_after_chain(store, jobs, tmp_path):
-    """A service lives on (the Jupyter server's, a command's lingering launcher): pipelines run
-    in it one after another each finish. The fourth 4-stage chain in one service once hung for
-    good: the driver's kernel reservation read the reply the dispatcher's look at the launcher
-    was waiting for."""
+def test_one_service_runs_pipeline_after_pipeline(store, jobs, tmp_path):
+    """A service lives on (the Jupyter server's, a command's lingering launcher) and runs
+    pipelines side by side and one after another: each finishes. The fourth 4-stage chain in
+    one service once hung for good (the driver's kernel reservation read the reply the
+    dispatcher's look at the launcher waited for; test_keep_warm.py pins that race down)."""
     write_notebook(
         tmp_path / "tiny.ipynb",
         [{"id": "p", "source": "i = 0", "tags": ["parameters"]}, {"id": "w", "source": "j = i"}],
     )
-    for n in range(6):
-        chain = {
-            f"s{i}": {"template": {"notebook": "tiny.ipynb"}, "parameters": {"i": 10 * n + i},
-                      "after": [f"s{i - 1}"] if i else []}
-            for i in range(4)
-        }  # fmt: skip
-        pid = submit(store, pipeline(chain), base=tmp_path)
-        driver = threading.Thread(target=Driver(store, pid, service=jobs).run, daemon=True)
-        driver.start()
-        driver.join(90)
-        run = P.get(store.connect(), pid)
-        assert not driver.is_alive(), f"chain {n} still running after 90 s: {statuses(run)}"
-        assert run["status"] == "succeeded", (n, statuses(run))
+    for n in range(4):
+        drivers = []
+        for k in range(3):  # three 4-stage chains at once, each driven in its own thread
+            chain = {
+                f"s{i}": {"template": {"notebook": "tiny.ipynb"},
+                          "parameters": {"i": 1000 * n + 100 * k + i},
+                          "after": [f"s{i - 1}"] if i else []}
+                for i in range(4)
+            }  # fmt: skip
+            pid = submit(store, pipeline(chain), base=tmp_path)
+            thread = threading.Thread(target=drive, args=(store, pid, jobs), daemon=True)
+            thread.start()
+            drivers.append((pid, thread))
+        for pid, thread in drivers:
+            thread.join(90)
+            found = P.get(store.connect(), pid)
+            assert not thread.is_alive(), f"round {n}: still running after 90 s: {statuses(found)}"
+            assert found["status"] == "succeeded", (n, statuses(found))
 
 
 def template_run(
