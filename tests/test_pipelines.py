@@ -304,6 +304,27 @@ def test_one_service_runs_pipeline_after_pipeline(store, jobs, tmp_path):
             assert found["status"] == "succeeded", (n, statuses(found))
 
 
+def test_a_driver_made_in_one_thread_runs_on_the_connection_of_the_thread_running_it(
+    store, jobs, stage_nb, tmp_path
+):
+    """The store gives each thread a connection; a driver made in one thread and run in another
+    (while the first goes on writing) must not share the first one's: their transactions
+    interleaved ("cannot start a transaction within a transaction")."""
+    pid = submit(store, pipeline({"a": stage(x=1)}), base=tmp_path)
+    driver = Driver(store, pid, service=jobs)
+    seen: dict = {}
+
+    def drive_here() -> None:
+        seen["status"] = driver.run()
+        seen["own"] = driver.conn is store.connect()
+
+    thread = threading.Thread(target=drive_here)
+    thread.start()
+    thread.join(60)
+    assert seen == {"status": "succeeded", "own": True}
+    assert driver.conn is not store.connect()
+
+
 def template_run(
     store, notebook: Path, params: dict, outputs: dict | None = None, snapshot: bool = True
 ) -> str:

@@ -120,6 +120,9 @@ class Driver:
     # --- the loop ----------------------------------------------------------------------------------
 
     def run(self) -> str:
+        # the store gives each thread its connection: this one is the running thread's, also
+        # for a driver made in another thread (which may go on writing through its own)
+        self.conn = self.store.connect()
         P.set_status(self.conn, self.id, RUNNING, pid=os.getpid(), host=os.uname().nodename)
         watcher = ChangeWatcher(self.store.path)
         try:

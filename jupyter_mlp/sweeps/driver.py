@@ -446,6 +446,7 @@ class Driver:
 
     def run(self) -> str:
         """Drive the sweep to its end (here, blocking); its final status."""
+        self.conn = self.store.connect()  # this thread's connection (see pipelines.dag.Driver)
         try:
             if self.options.get("pipeline_run_id") and self.trials is None:
                 return self._refuse_pipeline_stage()
