@@ -213,7 +213,8 @@ def test_a_kernel_forked_by_the_zygote_is_the_kernel_a_start_would_give(tmp_path
         "print(json.dumps({'argv0': os.path.basename(sys.argv[0]), 'parent': "
         "os.environ.get('JPY_PARENT_PID'), 'rc': subprocess.run(['true']).returncode, "
         "'path0': '' in sys.path, 'names': sorted(k for k in globals() if not k.startswith('_')), "
-        "'exe': sys.executable, 'pid': os.getpid()}))"
+        "'exe': sys.executable, 'pid': os.getpid(), 'frozen': __import__('gc').get_freeze_count(), "
+        "'modules': sorted(m for m in sys.modules if m != 'runpy')}))"  # runpy: the cold start's
     )
 
     def run(kernel) -> dict:
@@ -245,8 +246,10 @@ def test_a_kernel_forked_by_the_zygote_is_the_kernel_a_start_would_give(tmp_path
         assert seen["forked"]["parent"] == str(zygote) and seen["cold"]["parent"] == str(
             os.getpid()
         )
-        for k in ("argv0", "rc", "path0", "names", "exe"):
+        for k in ("argv0", "rc", "path0", "names", "exe", "modules"):
             assert seen["forked"][k] == seen["cold"][k], k
+        # what README says differs: the zygote's imports are frozen out of the collector
+        assert seen["cold"]["frozen"] == 0 and seen["forked"]["frozen"] > 10_000
         assert seen["forked"]["argv0"] == "ipykernel_launcher.py" and seen["forked"]["rc"] == 0
         for kernel in (cold, forked):
             kernel.discard()
@@ -258,6 +261,25 @@ def test_a_kernel_forked_by_the_zygote_is_the_kernel_a_start_would_give(tmp_path
         cold_pool.close()
         for proc in kernel_pool.Zygote.closed:
             proc.kill()
+
+
+def test_a_jobs_client_tries_a_kernel_that_is_not_listening_yet_every_10_ms():
+    """A job's channels come from its client's own context (not its kernel manager's): that is
+    where ZeroMQ's reconnect interval must be short, or a kernel forked for the job a moment
+    ago is reached ~100 ms late."""
+    import zmq
+
+    from jupyter_mlp.execution.engine import RECONNECT_MS, MlpKernelManager
+
+    km = MlpKernelManager(kernel_name="python3")
+    kc = km.client()
+    socket = kc.context.socket(zmq.DEALER)
+    try:
+        assert kc.context is not km.context
+        assert socket.getsockopt(zmq.RECONNECT_IVL) == RECONNECT_MS == 10
+    finally:
+        socket.close(linger=0)
+        kc.context.destroy(linger=0)
 
 
 def test_no_kernel_is_started_ahead_beside_one_a_job_waits_for(tmp_path):

@@ -119,6 +119,17 @@ class CellMetadataClient(AsyncKernelClient):
 
     next_metadata: dict[str, Any] | None = None
 
+    @default("context")
+    def _context_default(self) -> Any:
+        """The client's own context (its kernel manager's is another): its channels try a
+        kernel that has not bound its ports yet (forked for the job a moment ago, a pool's
+        kernel still starting, a cold one) again every RECONNECT_MS, not ZeroMQ's 100 ms."""
+        import zmq
+
+        context = super()._context_default()
+        context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
+        return context
+
     def execute(  # type: ignore[override]
         self,
         code: str,
@@ -291,12 +302,6 @@ def _papermill_classes() -> tuple[Any, Any]:
 
         def create_kernel_manager(self) -> Any:
             km: Any = super().create_kernel_manager()
-            # This job's sockets try a kernel that has not bound its ports yet (forked for it a
-            # moment ago, a pool's kernel still starting, a cold one) again every 10 ms, not
-            # ZMQ's 100: a kernel ready in ~45 ms was answering the job after ~130.
-            import zmq
-
-            km.context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
             if self.warm is not None:
                 from .kernel_pool import AdoptedKernel
 
