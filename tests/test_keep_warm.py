@@ -271,3 +271,28 @@ def test_asking_whether_the_launcher_lives_never_waits_on_another_threads_reply(
     assert answers and all(answers)
     ours.close()
     theirs.close()
+
+
+def test_the_look_at_the_launcher_never_waits_even_under_a_default_socket_timeout():
+    """Python waits for a socket's timeout before a recv, MSG_DONTWAIT or not: a process that set
+    socket.setdefaulttimeout (a library in the server may) made each alive() wait that long,
+    holding the dispatcher's locks, and then call a healthy launcher dead."""
+    import time
+
+    name = f"test-timeout-{os.getpid()}"
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(launcher.address(name))
+    listening.listen()
+    default = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(1.5)
+    try:
+        sock = launcher.connect(name)
+        assert sock is not None
+        client = launcher.Launcher(name, {}, sock)
+        started = time.monotonic()
+        assert client.alive()
+        assert time.monotonic() - started < 0.5
+        client.close()
+    finally:
+        socket.setdefaulttimeout(default)
+        listening.close()

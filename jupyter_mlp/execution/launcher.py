@@ -120,6 +120,9 @@ def peer_is_me(sock: socket.socket) -> bool:
 def connect(name: str) -> socket.socket | None:
     """A connection to the launcher `name`, if one listens (and runs as this user)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # blocking, whatever socket.setdefaulttimeout says: with a timeout Python waits for it
+    # before a recv, MSG_DONTWAIT or not, and Launcher.alive()'s peek must never wait
+    sock.settimeout(None)
     try:
         sock.connect(address(name))
         if peer_is_me(sock):
@@ -244,8 +247,11 @@ class Launcher:
 
     def retire(self) -> None:
         """Tell it to end once no client is connected and none of its jobs runs (sent, not
-        waited for: it reads it when it serves, which a launcher still importing does not)."""
+        waited for: it reads it when it serves, which a launcher still importing does not).
+        Its answer is never read, so this client is done: alive() would take it for a launcher
+        still there."""
         self._connected().sendall(b'{"retire": true}\n')
+        self._broken = True
 
     def stop(self, timeout: float = 5.0) -> dict[str, Any]:
         """Ask it to end: it stops its idle kernels, and exits once its running jobs have."""

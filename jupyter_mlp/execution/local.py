@@ -220,6 +220,8 @@ class LocalExecutor(Executor):
     def _warm_launcher(self) -> Launcher:
         with self._lock:
             if self._launcher is None or not self._launcher.alive():
+                if self._launcher is not None:  # gone or broken: let go of its socket now
+                    self._launcher.close()
                 self._launcher = Launcher.open(
                     self.python, self.store.home, self.kernel_pool, keep_warm(self.keep_warm)
                 )
