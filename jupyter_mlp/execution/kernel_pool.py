@@ -444,9 +444,10 @@ class Zygote:
     ~150 ms instead of the ~0.5-1 s of a cold start (most of which is imports), so the pool
     refills before the next stage of a pipeline asks. One per (kernel name, card set), started
     with the environment its kernels would have had (STARTUP_ENV included), so a forked kernel
-    is the kernel a cold start would give, down to its imported modules. One difference: the
-    kernels of one zygote share its string hash seed (set PYTHONHASHSEED, or
-    MLP_KERNEL_ZYGOTE=0, to choose)."""
+    is the kernel a cold start would give, down to its imported modules. Two differences: the
+    kernels of one zygote share its string hash seed (set PYTHONHASHSEED to choose), and what
+    the zygote imported is frozen out of their collector (gc.get_freeze_count() > 0);
+    MLP_KERNEL_ZYGOTE=0 starts them the cold way."""
 
     START_S = 30.0
     closed: list[subprocess.Popen] = []  # let go (close), reaped once they exit (reap_closed)
