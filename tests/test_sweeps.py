@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -328,6 +331,28 @@ def test_cancel_stops_every_running_trial(store, sleepy, capsys):
     wait_for(
         lambda: not process_alive(driver, None) or _reap(driver), 15, what="the driver to exit"
     )
+
+
+def test_ctrl_c_on_a_sweep_cancels_it_and_its_running_trials(store, sleepy):
+    """Ctrl-C on `jupyter mlp sweep` stops its running trials, ends it `cancelled` and says so
+    with 130 (the wait Ctrl-C broke could leave the sweep `cancelling`, as a pipeline's did)."""
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+    proc = subprocess.Popen(
+        [jupyter, "mlp", "sweep", sleepy, "-p", "x=0..10", "-p", "s=60.0", "--objective",
+         "max:score", "--trials", "4", "--concurrency", "2", "--sampler", "random"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    (found,) = wait_for(lambda: S.list_sweeps(store.connect()), 60, what="the sweep")
+    running = _running_trials(store, found["id"], 2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=90)
+    conn = store.connect()
+    assert (proc.returncode, S.get(conn, found["id"])["status"]) == (130, "cancelled"), err
+    assert {t["status"] for t in S.trials(conn, found["id"])} == {"cancelled"}
+    for t in running:
+        job = jobs_store.get_job(conn, t["run_id"])
+        wait_for(lambda job=job: not process_alive(job.pid, job.proc_start), 15,
+                 what="a trial's job to stop")  # fmt: skip
 
 
 def _reap(pid: int) -> bool:

@@ -231,3 +231,38 @@ def wait(service, run_id: str, out=None, interval: float = 0.2) -> int:
             print(f"{error.get('ename')}: {error.get('evalue')}", file=out)
     print(f"details: jupyter mlp runs show {run_id}", file=out)
     return 0 if st["state"] == model.FINISHED else 1
+
+
+def drive_here(drive: Any, show: Any, cancel: Any, name: str) -> bool:
+    """Run a pipeline's or sweep's driver (`drive()`) in a thread of this command, `show()` its
+    progress every 0.2 s, and on Ctrl-C `cancel()` it and wait while its driver stops the jobs;
+    a second Ctrl-C leaves at once (`... cancel ID` finishes it then: its driver is gone). True
+    when interrupted. Waits on an event the driver sets, not on Thread.join: a join that Ctrl-C
+    interrupts leaves Python 3.11's thread marked as ended while it still runs, so the command
+    left at once and its pipeline stayed `cancelling` for good."""
+    import threading
+
+    ended = threading.Event()
+
+    def body() -> None:
+        try:
+            drive()
+        finally:
+            ended.set()
+
+    threading.Thread(target=body, name=name, daemon=True).start()
+    try:
+        while True:
+            show()
+            if ended.wait(0.2):
+                return False
+    except KeyboardInterrupt:
+        pass
+    try:
+        print("\ncancelling: the running jobs are being stopped (Ctrl-C again leaves now) ...",
+              file=sys.stderr, flush=True)  # fmt: skip
+        cancel()
+        ended.wait()
+    except KeyboardInterrupt:
+        print("left while cancelling", file=sys.stderr)
+    return True

@@ -130,28 +130,28 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(pid)
         return 0
     print(f"pipeline run {pid} (jupyter mlp pipeline cancel {pid} stops it)", file=sys.stderr)
-    import threading
+    from ..execution.cli_commands import drive_here
 
     done: dict[str, str] = {}
-    worker = threading.Thread(
-        target=lambda: done.setdefault("status", run(store, pid, service)), daemon=True
-    )
-    worker.start()
+    shown = [""]  # the line shown last
+
+    def show() -> None:
+        line = _progress(store, pid)
+        if line != shown[0]:
+            print(line, file=sys.stderr, flush=True)
+            shown[0] = line
+
     print(f"progress: [pipeline status] stage<mark> ... with marks {LEGEND}", file=sys.stderr)
     try:
-        shown = None
-        while worker.is_alive():
-            line = _progress(store, pid)
-            if line != shown:
-                print(line, file=sys.stderr, flush=True)
-                shown = line
-            worker.join(0.2)
-    except KeyboardInterrupt:
-        cancel(store, pid)
-        worker.join()
+        interrupted = drive_here(
+            lambda: done.setdefault("status", run(store, pid, service)), show,
+            lambda: cancel(store, pid), "mlp-pipeline",
+        )  # fmt: skip
     finally:
         service.stop()
     print(_table(store, pid))
+    if interrupted:
+        return 130
     return 0 if done.get("status") == "succeeded" else 1
 
 

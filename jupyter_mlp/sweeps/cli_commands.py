@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from typing import Any
 
@@ -109,34 +108,31 @@ def _drive(store: Any, sweep_id: str, detach: bool) -> int:
         print(sweep_id)
         return 0
     print(f"sweep {sweep_id} (jupyter mlp sweep cancel {sweep_id} stops it)", file=sys.stderr)
-    done: dict[str, Any] = {}
+    from ..execution.cli_commands import drive_here
+
+    out = sys.stderr
+    live = out.isatty()
+    shown = [""]  # the line shown last
 
     def drive() -> None:
         try:
-            done["status"] = run(store, sweep_id)
-        except BaseException as exc:  # recorded in the sweep row by the driver
-            done["error"] = exc
+            run(store, sweep_id)
+        except Exception:  # recorded in the sweep row by the driver
+            pass
 
-    worker = threading.Thread(target=drive, name="mlp-sweep", daemon=True)
-    worker.start()
-    out = sys.stderr
-    live = out.isatty()
-    shown = None
-    try:
-        while worker.is_alive():
-            line = progress_line(store.connect(), sweep_id)
-            if line != shown:
-                print(("\r" if live else "") + line.ljust(90 if live else 0),
-                      end="" if live else "\n", file=out, flush=True)  # fmt: skip
-                shown = line
-            worker.join(0.2)
-    except KeyboardInterrupt:
-        print("\ncancelling the sweep and its running trials ...", file=out, flush=True)
-        cancel(store, sweep_id)
-        worker.join()
+    def show() -> None:
+        line = progress_line(store.connect(), sweep_id)
+        if line != shown[0]:
+            print(("\r" if live else "") + line.ljust(90 if live else 0),
+                  end="" if live else "\n", file=out, flush=True)  # fmt: skip
+            shown[0] = line
+
+    interrupted = drive_here(drive, show, lambda: cancel(store, sweep_id), "mlp-sweep")
     if live:
         print(file=out)
     print(table(store.connect(), sweep_id))
+    if interrupted:
+        return 130
     return 0 if S.get(store.connect(), sweep_id)["status"] == "finished" else 1
 
 
