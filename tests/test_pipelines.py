@@ -4,6 +4,10 @@ artifact, the cache, failure isolation, resume, cancel, retries, validation, a 5
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,6 +16,7 @@ import pytest
 from conftest import wait_for, write_notebook
 
 from jupyter_mlp import model
+from jupyter_mlp.execution.processes import group_alive
 from jupyter_mlp.execution.service import JobService
 from jupyter_mlp.params import encode_value
 from jupyter_mlp.pipelines import spec as S
@@ -226,6 +231,66 @@ def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
     assert done["status"] == "cancelled" and run["status"] == "cancelled"
     assert statuses(run) == {"slow": "cancelled", "after_slow": "cancelled"}
     assert run_store.get_run(conn, run["stages"]["slow"]["run_id"])["status"] == model.CANCELLED
+
+
+def cli_driving_a_slow_stage(store, stage_nb, tmp_path) -> tuple[subprocess.Popen, str]:
+    """`jupyter mlp pipeline run` of a pipeline whose first stage sleeps for two minutes, in a
+    process of its own (as from a terminal), and its pipeline run id, once that stage runs."""
+    S.save(pipeline({"slow": stage(sleep=120.0), "after_slow": stage(x="${slow.outputs.y}")}),
+           tmp_path / "slow.mlpipe")  # fmt: skip
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+    proc = subprocess.Popen([jupyter, "mlp", "pipeline", "run", "slow.mlpipe"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+    def running() -> str | None:
+        found = P.list_runs(store.connect())
+        slow = found[0]["id"] if found else None
+        return (
+            slow
+            if slow and P.get(store.connect(), slow)["stages"]["slow"]["status"] == "running"
+            else None
+        )
+
+    return proc, wait_for(running, timeout=90, what="the slow stage running")
+
+
+def test_ctrl_c_on_pipeline_run_cancels_the_pipeline_and_its_jobs(store, stage_nb, tmp_path):
+    """Ctrl-C on `jupyter mlp pipeline run` cancels the run, its stages and their jobs, and the
+    command says so with 130. It used to leave the run `cancelling` for good: the wait that
+    Ctrl-C broke marked the driver's thread as ended (Python 3.11) and the command left."""
+    proc, pid = cli_driving_a_slow_stage(store, stage_nb, tmp_path)
+    job = jobs_store.get_job(
+        store.connect(), P.get(store.connect(), pid)["stages"]["slow"]["run_id"]
+    )
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=90)
+    run = P.get(store.connect(), pid)
+    assert (proc.returncode, run["status"]) == (130, "cancelled"), err
+    assert statuses(run) == {"slow": "cancelled", "after_slow": "cancelled"}
+    assert f"pipeline run {pid}" in out and "cancelled" in out.splitlines()[0]
+    wait_for(lambda: not any(g and group_alive(g) for g in (job.pgid, job.kernel_pgid)),
+             timeout=15, what="the stage's job to stop")  # fmt: skip
+
+
+def test_cancel_finishes_a_pipeline_whose_driver_is_gone(store, stage_nb, tmp_path):
+    """The terminal that drove a pipeline was killed: `pipeline cancel` stops its stages' jobs
+    and ends it itself, instead of asking a driver nobody runs (it stayed `cancelling`)."""
+    proc, pid = cli_driving_a_slow_stage(store, stage_nb, tmp_path)
+    job = jobs_store.get_job(
+        store.connect(), P.get(store.connect(), pid)["stages"]["slow"]["run_id"]
+    )
+    proc.kill()
+    proc.communicate(timeout=30)
+    cancel(store, pid)
+    run = P.get(store.connect(), pid)
+    assert run["status"] == "cancelled"
+    assert statuses(run) == {"slow": "cancelled", "after_slow": "cancelled"}
+    assert (
+        run_store.get_run(store.connect(), job.run_id, with_cells=False)["status"]
+        == model.CANCELLED
+    )
+    wait_for(lambda: not any(g and group_alive(g) for g in (job.pgid, job.kernel_pgid)),
+             timeout=15, what="the stage's job to stop")  # fmt: skip
 
 
 def test_a_driver_whose_store_was_removed_leaves(store, jobs, stage_nb, tmp_path):

@@ -79,12 +79,49 @@ def submit(
 
 
 def cancel(store: Any, pipeline_run_id: str) -> None:
-    """Ask the driver to stop everything (it cancels the running stage jobs)."""
+    """Ask the driver to stop everything (it cancels the running stage jobs); with no driver
+    left on this machine (the terminal that drove it closed, its command killed), do that here,
+    or the run would stay `cancelling` for good."""
+    from ..sweeps.driver import driver_alive
+
     conn = store.connect()
     run = P.get(conn, pipeline_run_id)
     if run["status"] in P.FINAL_PIPELINE:
         return
     P.set_status(conn, pipeline_run_id, CANCELLING)
+    if run["status"] != QUEUED and not driver_alive(run):
+        from ..execution.service import JobService
+
+        service = JobService(store, warm=False, dispatch=False)
+        try:
+            _cancel_stages(store, pipeline_run_id, run["stages"], service)
+        finally:
+            service.stop()
+
+
+def _cancel_stages(
+    store: Any, pipeline_run_id: str, stages: dict[str, dict[str, Any]], service: Any
+) -> None:
+    """Stop the stages' running jobs (and sweeps whose driver is gone), then mark every stage
+    not yet ended and the run `cancelled`."""
+    from ..store import sweeps as sweep_store
+    from ..sweeps.driver import cancel as cancel_sweep
+
+    conn = store.connect()
+    for sweep in sweep_store.of_pipeline(conn, pipeline_run_id).values():
+        try:
+            cancel_sweep(store, sweep["id"], service)
+        except Exception:  # it may have ended meanwhile
+            pass
+    for name, stage in stages.items():
+        if stage["status"] in (QUEUED, RUNNING) and stage["run_id"]:
+            try:
+                service.cancel(stage["run_id"], wait=True)
+            except Exception:  # the job may have ended meanwhile
+                pass
+        if stage["status"] not in P.FINAL_STAGE:
+            P.set_stage(conn, pipeline_run_id, name, CANCELLED)
+    P.set_status(conn, pipeline_run_id, CANCELLED)
 
 
 class Driver:
@@ -518,15 +555,7 @@ class Driver:
             except Exception:  # its trials may have ended meanwhile
                 pass
             del self._sweeps[name]
-        for name, stage in stages.items():
-            if stage["status"] in (QUEUED, RUNNING) and stage["run_id"]:
-                try:
-                    self.service.cancel(stage["run_id"], wait=True)
-                except Exception:  # the job may have ended meanwhile
-                    pass
-            if stage["status"] not in P.FINAL_STAGE:
-                P.set_stage(self.conn, self.id, name, CANCELLED)
-        P.set_status(self.conn, self.id, CANCELLED)
+        _cancel_stages(self.store, self.id, stages, self.service)
         return CANCELLED
 
     # --- parameters, outputs, cache --------------------------------------------------------------
