@@ -99,12 +99,21 @@ def test_the_next_command_gets_a_warm_kernel_with_its_own_environment(env, mlp_h
     assert "no warm launcher" in cli("pool", "status", env=env).stdout
 
 
-def test_an_idle_launcher_ends_after_its_time(env, mlp_home, tmp_path):
+def test_an_idle_launcher_ends_after_its_time_however_often_its_status_is_asked(
+    env, mlp_home, tmp_path
+):
+    """`pool status` (under `watch`, say) is not a use: it used to keep the launcher forever."""
     nb = write_notebook(tmp_path / "probe.ipynb", PROBE)
-    run(nb, 1, {**env, "MLP_KEEP_WARM_S": "1"})
+    run(nb, 1, {**env, "MLP_KEEP_WARM_S": "2"})
     [record] = launcher.running(mlp_home)
-    wait_for(lambda: not process_alive(int(record["pid"]), record["start"]), timeout=20,
-             what="the idle launcher to end")  # fmt: skip
+    listed = cli("pool", "status", env=env).stdout
+    assert "stays 2 s once idle (idle " in listed and "s: ends in " in listed, listed
+
+    def ended() -> bool:
+        idle_kernels(mlp_home)  # asks its status, as `pool status` does
+        return not process_alive(int(record["pid"]), record["start"])
+
+    wait_for(ended, timeout=20, interval=0.2, what="the idle launcher to end")
     wait_for(lambda: not _pool_kernels(mlp_home), timeout=15, what="its kernels to stop")
     assert not list(launcher.records(mlp_home).glob("*.json"))
 
@@ -212,6 +221,8 @@ def test_two_launchers_started_together_leave_one(mlp_home, tmp_path, monkeypatc
         (tmp_path / folder).mkdir()
         monkeypatch.chdir(tmp_path / folder)
         started.append(launcher.Launcher.open(sys.executable, mlp_home, 0, linger=30.0))
+    for one in started:  # a use, as a command's (its status alone would not keep it)
+        one.reserve("python3", "", 0, timeout=60)
     pids = [one.status(timeout=60)["pid"] for one in started]
     older, newer = sorted(launcher.running(mlp_home), key=lambda r: (r["since"], r["name"]))
     for one in started:
@@ -296,3 +307,14 @@ def test_the_look_at_the_launcher_never_waits_even_under_a_default_socket_timeou
     finally:
         socket.setdefaulttimeout(default)
         listening.close()
+
+
+def test_a_keep_warm_that_is_not_a_number_of_seconds_is_named_and_the_default_taken(
+    env, mlp_home, tmp_path
+):
+    nb = write_notebook(tmp_path / "probe.ipynb", PROBE)
+    for value in ("abc", "-5", "1e9"):
+        done = cli("run", str(nb), env={**env, "MLP_KEEP_WARM_S": value})
+        assert f"MLP_KEEP_WARM_S={value!r} is not a number of seconds" in done.stderr, done.stderr
+        assert "stays 600 s once idle" in cli("pool", "status", env=env).stdout
+        cli("pool", "stop", env=env)

@@ -178,8 +178,11 @@ def cmd_pool(args: argparse.Namespace) -> int:
         idle = ", ".join(f"{n} {k}" for k, n in sorted(info["idle_kernels"].items())) or "none"
         where = f"pid {info['pid']}, started in {info['cwd']}"
         if not args.stop:
-            print(f"launcher {where}: idle kernels {idle}; jobs running {info['jobs']}; "
-                  f"stays {info['linger']:g} s once idle")  # fmt: skip
+            linger, idle_s = float(info["linger"]), float(info.get("idle_s") or 0.0)
+            when = f"stays {linger:g} s once idle"
+            if not info["jobs"]:
+                when += f" (idle {idle_s:.0f} s: ends in {max(0.0, linger - idle_s):.0f} s)"
+            print(f"launcher {where}: idle kernels {idle}; jobs running {info['jobs']}; {when}")
             continue
         deadline = time.monotonic() + 10.0
         while info["jobs"] == 0 and process_alive(int(info["pid"])):

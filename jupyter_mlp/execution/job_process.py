@@ -18,6 +18,7 @@ import json
 import os
 import select
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -172,8 +173,10 @@ def launcher(name: str, linger: float) -> int:
     # peaks: the most jobs of a kernel key that ran at once, kept warm while the launcher lingers
     # served: a launcher no client asked anything yet waits for its first one a while (a
     # `retire` from another launcher does not count: the command that started this one is coming)
-    state: dict[str, Any] = {**me, "stop": False, "peaks": {}, "served": False}
-    idle_since = time.monotonic()
+    # watchers: clients that only asked for its status (`pool status`, perhaps under `watch`):
+    # they do not keep it from ending, as a command that runs or reserves does
+    state: dict[str, Any] = {**me, "stop": False, "peaks": {}, "served": False,
+                             "idle_since": time.monotonic(), "watchers": set(), "users": set()}  # fmt: skip
     wait = 0.0 if pool is not None else 0.5
     try:
         while not state["stop"]:
@@ -198,16 +201,22 @@ def launcher(name: str, linger: float) -> int:
                         conn.close()
                 elif not _read(sock, clients, pool, children, state):
                     clients.pop(sock, None)
+                    state["watchers"].discard(sock)
+                    state["users"].discard(sock)
                     sock.close()
                     if not clients and pool is not None and state["linger"] > 0:
                         for key, n in state["peaks"].items():  # what the next command needs
                             pool.reserve(*key, n, hold=state["linger"])
             now = time.monotonic()
-            if clients or children:
-                idle_since = now
-            elif now - idle_since >= max(state["linger"], 0.0 if state["served"] else 10.0):
-                if not select.select([listener], [], [], 0)[0]:
-                    break  # (a client connecting now is served first)
+            if children or state["users"]:
+                state["idle_since"] = now
+            elif now - state["idle_since"] >= max(
+                state["linger"], 0.0 if state["served"] else 10.0
+            ):
+                # (a client connecting now, or one that has not said what it wants, first)
+                silent = any(c not in state["watchers"] for c in clients)
+                if not silent and not select.select([listener], [], [], 0)[0]:
+                    break
             elif not home.is_dir():
                 break
     except Exception:
@@ -278,6 +287,11 @@ def _read(sock: Any, clients: dict, pool: Any, children: dict, state: dict) -> b
             if not isinstance(request, dict):
                 raise ValueError("not an object")
             reply = _serve(request, pool, children, state)
+            if not request.get("status"):
+                state["users"].add(sock)
+                state["watchers"].discard(sock)
+            elif sock not in state["users"]:
+                state["watchers"].add(sock)
         except Exception as exc:  # this request is refused; the launcher serves on
             reply = {"error": f"bad request: {type(exc).__name__}: {exc}"}
         try:
@@ -309,7 +323,8 @@ def _serve(request: dict, pool: Any, children: dict, state: dict) -> dict:
             if v
         }
         return {"pid": state["pid"], "jobs": len(children), "idle_kernels": idle,
-                "linger": state["linger"], "cwd": state["cwd"], "since": state["since"]}  # fmt: skip
+                "linger": state["linger"], "cwd": state["cwd"], "since": state["since"],
+                "idle_s": round(time.monotonic() - state["idle_since"], 1)}  # fmt: skip
     kernel = key = None
     if pool is not None and request.get("kernel"):
         key = (str(request["kernel"]), str(request.get("cards") or ""))

@@ -27,6 +27,7 @@ import re
 import select
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -37,6 +38,8 @@ from .store_address import without_secrets
 LAUNCH_TIMEOUT_S = 120.0  # the first launch waits for the launcher's imports
 CONNECT_TIMEOUT_S = 30.0  # a launcher binds its socket before its imports: ~0.05 s
 KEEP_WARM_S = 600.0
+KEEP_WARM_MAX_S = 86400.0  # a day: a longer $MLP_KEEP_WARM_S is taken for a typo
+_WARNED: set[str] = set()  # the bad $MLP_KEEP_WARM_S values named already
 
 # Read when the kernel's interpreter starts (or by the dynamic loader): a kernel started with
 # other values is not the kernel this job would have had, whatever the prelude sets.
@@ -47,12 +50,24 @@ STARTUP_ENV = re.compile(
 
 
 def keep_warm(value: float | None = None) -> float:
-    """How long a CLI's launcher stays idle: `value`, else $MLP_KEEP_WARM_S, else 600 s."""
+    """How long a CLI's launcher stays idle: `value`, else $MLP_KEEP_WARM_S, else 600 s. A
+    value that is not a number of seconds from 0 to a day is named on stderr, and the default
+    taken."""
     if value is None:
+        text = os.environ.get("MLP_KEEP_WARM_S")
+        if text is None:
+            return KEEP_WARM_S
         try:
-            value = float(os.environ.get("MLP_KEEP_WARM_S", KEEP_WARM_S))
+            value = float(text)
+            if not 0.0 <= value <= KEEP_WARM_MAX_S:
+                raise ValueError
         except ValueError:
-            value = KEEP_WARM_S
+            if text not in _WARNED:
+                _WARNED.add(text)
+                print(f"jupyter-mlp: MLP_KEEP_WARM_S={text!r} is not a number of seconds from 0 "
+                      f"to {KEEP_WARM_MAX_S:g}; the launcher stays {KEEP_WARM_S:g} s",
+                      file=sys.stderr)  # fmt: skip
+            return KEEP_WARM_S
     return max(0.0, float(value))
 
 
