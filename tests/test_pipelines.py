@@ -4,6 +4,7 @@ artifact, the cache, failure isolation, resume, cancel, retries, validation, a 5
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -559,8 +560,10 @@ def test_a_terminal_run_is_in_the_history_the_editor_asks_for(store, tmp_path):
     done = mlp("run", "sub/p.mlpipe", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     # the progress marks are explained once, before the first progress line, and in --help
-    legend = "progress: [pipeline status] stage<mark> ... with marks . pending, q queued, > running"
-    assert done.stderr.splitlines()[1].startswith(legend), done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[1] == "progress: [pipeline status] stage(mark) ..., marks:", done.stderr
+    assert lines[2].startswith(". pending q queued > running") and len(lines[2]) <= 80
+    assert re.fullmatch(r"\[\w+\] a\(.\)", lines[3]), lines  # the mark apart from the name
     assert "+ succeeded" in " ".join(mlp("run", "--help", cwd=tmp_path).stdout.split())
     (ran,) = P.list_runs(store.connect())
     assert ran["path"] == str((sub / "p.mlpipe").resolve()) and ran["status"] == "succeeded"

@@ -13,7 +13,7 @@ STATUS_MARK = {
     "pending": ".", "queued": "q", "running": ">", "cached": "=", "succeeded": "+",
     "failed": "x", "skipped": "-", "cancelled": "!",
 }  # fmt: skip
-LEGEND = ", ".join(f"{mark} {status}" for status, mark in STATUS_MARK.items())
+LEGEND = " ".join(f"{mark} {status}" for status, mark in STATUS_MARK.items())  # 80 characters
 
 
 def add_commands(sub: Any) -> None:
@@ -23,7 +23,7 @@ def add_commands(sub: Any) -> None:
     run = psub.add_parser(
         "run", help="run a pipeline (cached, in parallel) and wait for it",
         description="Run a pipeline (cached, in parallel) and wait for it. While it runs, a "
-        "progress line '[pipeline status] stage<mark> ...' shows each stage's state by a mark "
+        "progress line '[pipeline status] stage(mark) ...' shows each stage's state by a mark "
         f"after its name ({LEGEND}); at the end, a table of the stages with times and run ids.",
     )  # fmt: skip
     run.add_argument("file", help="a .mlpipe file")
@@ -141,7 +141,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr, flush=True)
             shown[0] = line
 
-    print(f"progress: [pipeline status] stage<mark> ... with marks {LEGEND}", file=sys.stderr)
+    print(f"progress: [pipeline status] stage(mark) ..., marks:\n{LEGEND}", file=sys.stderr)
     try:
         interrupted = drive_here(
             lambda: done.setdefault("status", run(store, pid, service)), show,
@@ -160,13 +160,14 @@ def _progress(store, pid: str) -> str:
 
     run = P.get(store.connect(), pid)
     marks = " ".join(
-        f"{name}{STATUS_MARK.get(s['status'], '?')}" for name, s in run["stages"].items()
+        f"{name}({STATUS_MARK.get(s['status'], '?')})" for name, s in run["stages"].items()
     )
     return f"[{run['status']}] {marks}"
 
 
 def _table(store, pid: str) -> str:
     from ..store import pipelines as P
+    from ..store import runs as run_store
     from ..store import sweeps as sweep_store
 
     conn = store.connect()
@@ -174,10 +175,13 @@ def _table(store, pid: str) -> str:
     sweeps = sweep_store.of_pipeline(conn, pid)
     lines = [f"pipeline run {run['id']}  {run['name']}  version {run['version']}  {run['status']}"]
     width = max((len(n) for n in run["stages"]), default=5)
+    lines.append(f"  {'stage':<{width}}  {'status':<9}  {'ran':>7}")
     for name, s in run["stages"].items():
-        took = (
-            f"{s['ended_at'] - s['started_at']:.1f}s" if s["started_at"] and s["ended_at"] else "-"
-        )
+        took = "-"
+        if s["run_id"] and s["status"] != "cached":  # its job's own time, not its wait in the queue
+            ran = run_store.get_run(conn, s["run_id"], with_cells=False)
+            if ran["started_at"] and ran["ended_at"]:
+                took = f"{ran['ended_at'] - ran['started_at']:.1f}s"
         extra = f"  from {s['cached_from']}" if s["status"] == "cached" and s["cached_from"] else ""
         if name in sweeps:  # a sweep stage: its run is the best trial's
             sw = sweeps[name]
