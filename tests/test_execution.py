@@ -502,3 +502,26 @@ def test_run_and_job_statuses_move_only_as_their_tables_allow(store, tmp_path):
         assert jobs.transition(conn, run_id, "cancelled") is None
     assert job_of(store, run_id).state == "finished"
     assert run_store.get_run(store.connect(), run_id)["status"] == "finished"
+
+
+def test_a_job_takes_the_name_and_project_its_notebook_tracks_itself_under(store, tmp_path):
+    """`%mlp_track digits-softmax --project digits` in the notebook: a job of it (run, pipeline
+    stage) is that run, in that project, as when the notebook runs by hand; what the command
+    says wins. A %mlp_track the magic would refuse, or none, leaves the defaults."""
+    from jupyter_mlp.execution.submit import prepare_notebook
+
+    def job(source: str, **given) -> tuple[str, str]:
+        nb = write_notebook(tmp_path / "t.ipynb", [
+            {"id": "t", "source": f"%load_ext jupyter_mlp\n{source}"},
+            {"id": "p", "source": "x = 1", "tags": ["parameters"]},
+        ])  # fmt: skip
+        request = prepare_notebook(store.blobs, nb, {}, **given)
+        return request.name, request.project
+
+    assert job("%mlp_track digits-softmax --project digits") == ("digits-softmax", "digits")
+    assert job("%mlp_track --project 'my digits'") == ("t", "my digits")
+    assert job("%mlp_track a --project b", project="cli", name="mine") == ("mine", "cli")
+    assert job("%mlp_track a --project b", project="cli") == ("a", "cli")
+    for ignored in ("%mlp_track --gpu-interval -1 --project b", "%mlp_track stop", "x = 1",
+                    "%mlp_tracker a --project b"):  # fmt: skip
+        assert job(ignored) == ("t", model.DEFAULT_PROJECT), ignored

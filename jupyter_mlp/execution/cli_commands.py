@@ -35,8 +35,10 @@ def add_commands(sub: Any) -> None:
     run.add_argument("notebook", help="path of an .ipynb file")
     _job_options(run)
     run.add_argument("--gpus", type=int, default=0, help="GPUs for the job (default 0)")
-    run.add_argument("--project", help="project of the run (default: 'default')")
-    run.add_argument("--name", help="name of the run (default: the notebook's file name)")
+    run.add_argument("--project", help="project of the run (default: the notebook's own "
+                     "%%mlp_track --project, else 'default')")  # fmt: skip
+    run.add_argument("--name", help="name of the run (default: the notebook's own %%mlp_track "
+                     "NAME, else its file name)")  # fmt: skip
     run.set_defaults(func=cmd_run)
 
     cancel = sub.add_parser("cancel", help="cancel a queued or running job")

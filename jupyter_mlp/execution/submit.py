@@ -32,6 +32,7 @@ from ..store import runs as run_store
 from ..store.blobs import BlobNotFound, Blobs
 from ..store.jobs import get_job
 from ..store.templates import param_rows, template_run
+from ..tracker.track_args import in_notebook
 from .errors import JobError
 from .papermill_options import KEY as PAPERMILL
 from .papermill_options import check as check_papermill
@@ -322,10 +323,13 @@ def prepare_notebook(
     for key, value in new.items():
         rows.append((key, *_encoded(key, value), "job"))
     snapshot = blobs.put_bytes(data)
+    # what the notebook's own `%mlp_track NAME --project P` says, where the caller says nothing
+    tracked = in_notebook(nb) if project is None or name is None else None
     return JobRequest(
         executor=executor, kernel=kernel, snapshot=snapshot, notebook=str(source.resolve()),
-        params=_injectable(new), param_rows=rows, project=project or model.DEFAULT_PROJECT,
-        name=name or source.stem, gpus=_check_gpus(gpus or 0), cwd=cwd, options=options,
+        params=_injectable(new), param_rows=rows,
+        project=project or (tracked and tracked.project) or model.DEFAULT_PROJECT,
+        name=name or (tracked and tracked.name) or source.stem, gpus=_check_gpus(gpus or 0), cwd=cwd, options=options,
         kind=kind, pipeline_run_id=pipeline_run_id, stage=stage, owner=owner,
     )  # fmt: skip
 
