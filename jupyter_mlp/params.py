@@ -819,9 +819,9 @@ def fit(name: str, given: Given, type_name: str | None) -> Any:
             raw = value.encode("utf-8")
             return bytearray(raw) if type_name == "bytearray" else raw
     shown = text if text is not None else _shown(value)
+    was = "" if type_name == k else f" (it was {type_name})"  # an int64, a tuple's kind
     raise ParamError(
-        f"parameter {name!r} expects {_EXPECTED.get(k, k)} (it was {type_name}), "
-        f"got {_describe(value)}: {shown}"
+        f"parameter {name!r} expects {_EXPECTED.get(k, k)}{was}, got {_describe(value)}: {shown}"
     )
 
 

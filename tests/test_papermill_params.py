@@ -160,10 +160,7 @@ def test_our_name_value_form_keeps_quotes_and_reads_true_and_none(store, tmp_pat
     # typed against the template: a str parameter takes the text; an int refuses a word
     assert _mlp("run", str(nb), "-p", "s=5", "--detach").returncode == 0
     bad = _mlp("run", str(nb), "-p", "a=many")
-    assert (
-        bad.returncode == 2
-        and "parameter 'a' expects an int (it was int), got a string: many" in bad.stderr
-    )
+    assert bad.returncode == 2 and "parameter 'a' expects an int, got a string: many" in bad.stderr
     unknown = _mlp("run", str(nb), "-p", "nope=1")
     assert unknown.returncode == 2 and "unknown parameter 'nope'" in unknown.stderr
     assert "known: a, f, flag, name, none, raw, s, when, y" in unknown.stderr  # %config skipped

@@ -187,7 +187,7 @@ def test_fit_converts_what_loses_nothing_and_names_what_it_expects():
     for g, type_name, expected in ok:
         assert same(P.fit("p", g, type_name), expected), (g, type_name)
     bad = [
-        (G(1.5, "1.5"), "int", "parameter 'p' expects an int (it was int), got a float: 1.5"),
+        (G(1.5, "1.5"), "int", "parameter 'p' expects an int, got a float: 1.5"),
         (G(True), "int", "expects an int"), (G("abc", "abc"), "float", "expects a float"),
         (G("yes", "yes"), "bool", "expects a bool"), (G(5), "str", "expects a string"),
         (G("5"), "int64", "expects an int (it was int64), got a string: '5'"),

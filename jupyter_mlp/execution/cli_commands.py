@@ -51,7 +51,9 @@ def add_commands(sub: Any) -> None:
         "($MLP_KEEP_WARM_S, default 600 s)",
     )
     pool_sub = pool.add_subparsers(dest="pool_command", required=True)
-    pool_sub.add_parser("status", help="list them").set_defaults(func=cmd_pool, stop=False)
+    pool_sub.add_parser(
+        "status", help="this store's launcher: its idle kernels, running jobs, when it ends"
+    ).set_defaults(func=cmd_pool, stop=False)
     pool_sub.add_parser(
         "stop", help="stop them now (their idle kernels at once; jobs they run finish first)"
     ).set_defaults(func=cmd_pool, stop=True)
