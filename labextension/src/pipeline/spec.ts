@@ -624,8 +624,10 @@ export function parseLiteral(
     };
   }
   if (!fits(typeName, value)) {
+    // the type is named once, as on the Python side: '(it was int64)', never '(it was int)'
+    const was = typeKind(typeName) === typeName ? '' : ` (it was ${typeName})`;
     return {
-      error: `expects ${expectedKind(typeName)} (it was ${typeName}), got ${describeKind(value)}`
+      error: `expects ${expectedKind(typeName)}${was}, got ${describeKind(value)}`
     };
   }
   return { value };
