@@ -234,10 +234,12 @@ def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
     assert run_store.get_run(conn, run["stages"]["slow"]["run_id"])["status"] == model.CANCELLED
 
 
-def cli_driving_a_slow_stage(store, stage_nb, tmp_path) -> tuple[subprocess.Popen, str]:
-    """`jupyter mlp pipeline run` of a pipeline whose first stage sleeps for two minutes, in a
+def cli_driving_a_slow_stage(
+    store, stage_nb, tmp_path, sleep: float = 120.0
+) -> tuple[subprocess.Popen, str]:
+    """`jupyter mlp pipeline run` of a pipeline whose first stage sleeps (two minutes), in a
     process of its own (as from a terminal), and its pipeline run id, once that stage runs."""
-    S.save(pipeline({"slow": stage(sleep=120.0), "after_slow": stage(x="${slow.outputs.y}")}),
+    S.save(pipeline({"slow": stage(sleep=sleep), "after_slow": stage(x="${slow.outputs.y}")}),
            tmp_path / "slow.mlpipe")  # fmt: skip
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
     proc = subprocess.Popen([jupyter, "mlp", "pipeline", "run", "slow.mlpipe"], cwd=tmp_path,
@@ -292,6 +294,48 @@ def test_cancel_finishes_a_pipeline_whose_driver_is_gone(store, stage_nb, tmp_pa
     )
     wait_for(lambda: not any(g and group_alive(g) for g in (job.pgid, job.kernel_pgid)),
              timeout=15, what="the stage's job to stop")  # fmt: skip
+
+
+def test_a_pipeline_whose_driver_was_killed_says_so_and_resume_keeps_what_finished_after(
+    store, stage_nb, tmp_path
+):
+    """The terminal driving a pipeline is killed while a stage runs; the stage's job finishes
+    on its own. `pipeline status` and `pipeline runs` say the run is orphaned (it read `running`
+    for ever), `--resume` takes that stage's finished run instead of running it again (hours of
+    training, for a real one), and a cancel marks it succeeded, not cancelled."""
+    proc, pid = cli_driving_a_slow_stage(store, stage_nb, tmp_path, sleep=1.0)
+    slow = P.get(store.connect(), pid)["stages"]["slow"]["run_id"]
+    proc.kill()
+    proc.communicate(timeout=30)
+    wait_for(lambda: P.stage_run_outcomes(store.connect(), [slow])[slow][0] == "finished",
+             timeout=60, what="the stage's job to finish on its own")  # fmt: skip
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
+
+    def mlp(*args: str) -> str:
+        done = subprocess.run([jupyter, "mlp", "pipeline", *args], capture_output=True,
+                              text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+        return done.stdout + done.stderr
+
+    assert f"its driver (pid {proc.pid}) is gone" in mlp("status", pid)
+    assert f"{pid}" in (listed := mlp("runs", "slow.mlpipe")) and "orphaned" in listed, listed
+    spec = S.load(tmp_path / "slow.mlpipe")
+    again = submit(store, spec, path=S.identity(tmp_path / "slow.mlpipe"), resume=pid)
+    assert drive(store, again) == "succeeded"
+    resumed = P.get(store.connect(), again)["stages"]
+    assert resumed["slow"]["status"] == "cached" and resumed["slow"]["run_id"] == slow
+    assert resumed["after_slow"]["status"] == "succeeded"
+    cancel(store, pid)
+    assert statuses(P.get(store.connect(), pid)) == {"slow": "succeeded", "after_slow": "cancelled"}
+
+
+def test_resume_takes_only_a_run_of_the_same_pipeline(store, stage_nb, tmp_path):
+    """A run of another .mlpipe would feed its stages' outputs to this one's stages of the same
+    name (a `prepare` of other data, silently): refused, naming both."""
+    one = submit(store, pipeline({"a": stage(x=1)}), path=str(tmp_path / "one.mlpipe"),
+                 base=tmp_path)  # fmt: skip
+    with pytest.raises(PipelineError, match=r"is a run of .*one\.mlpipe, not of .*two\.mlpipe"):
+        submit(store, pipeline({"a": stage(x=1)}), path=str(tmp_path / "two.mlpipe"),
+               base=tmp_path, resume=one)  # fmt: skip
 
 
 def test_a_driver_whose_store_was_removed_leaves(store, jobs, stage_nb, tmp_path):

@@ -174,6 +174,9 @@ def _table(store, pid: str) -> str:
     run = P.get(conn, pid)
     sweeps = sweep_store.of_pipeline(conn, pid)
     lines = [f"pipeline run {run['id']}  {run['name']}  version {run['version']}  {run['status']}"]
+    if orphaned(run):
+        lines[0] += (f"\n  its driver (pid {run['pid']}) is gone: `jupyter mlp pipeline cancel "
+                     f"{run['id']}` ends it, `pipeline run FILE --resume {run['id']}` goes on")  # fmt: skip
     width = max((len(n) for n in run["stages"]), default=5)
     lines.append(f"  {'stage':<{width}}  {'status':<9}  {'ran':>7}")
     for name, s in run["stages"].items():
@@ -194,6 +197,18 @@ def _table(store, pid: str) -> str:
             f"  {name:<{width}}  {s['status']:<9}  {took:>7}  run {s['run_id'] or '-'}{extra}"
         )
     return "\n".join(lines)
+
+
+def orphaned(run: dict[str, Any]) -> bool:
+    """A run still running (or cancelling) on this machine whose driver process is gone (the
+    terminal that drove it was killed): nobody moves it on until it is cancelled or resumed."""
+    from ..sweeps.driver import driver_alive
+
+    return (
+        run["status"] in ("running", "cancelling")
+        and bool(run.get("pid"))
+        and not driver_alive(run)
+    )
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -226,7 +241,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from ..store import pipelines as P
     from .spec import identity
 
-    found = P.list_runs(_store(args).connect(), path=identity(args.file) if args.file else None)
+    conn = _store(args).connect()
+    found = P.list_runs(conn, path=identity(args.file) if args.file else None)
     if args.format == "json":
         print(json.dumps(found, indent=2))
         return 0
@@ -234,9 +250,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print("no pipeline runs" + (f" of {args.file}" if args.file else ""))
     for r in found:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created_at"]))
-        print(
-            f"{r['id']}  {when}  version {r['version']}  {r['status']:<10}  {json.dumps(r['params'])}"
-        )
+        live = r["status"] in ("running", "cancelling")
+        status = "orphaned" if live and orphaned(P.get(conn, r["id"])) else r["status"]
+        print(f"{r['id']}  {when}  version {r['version']}  {status:<10}  {json.dumps(r['params'])}")
     return 0
 
 

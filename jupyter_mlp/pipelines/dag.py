@@ -72,6 +72,13 @@ def submit(
         options["concurrency"] = int(concurrency)
     if resume:
         previous = P.get(conn, resume)  # raises PipelineRunNotFound
+        theirs, ours = (previous["path"], path) if previous["path"] and path else (
+            previous["name"], spec.get("name"))  # fmt: skip
+        if theirs != ours:  # its stages' runs would feed this pipeline's stages of the same name
+            raise PipelineError(
+                f"pipeline run {previous['id']} is a run of {theirs}, not of {ours}: --resume "
+                "takes a run of the same pipeline"
+            )
         options["resumed_from"] = previous["id"]
     return P.create(
         conn, spec, S.version_hash(spec), path, resolved_params, executor, options, owner=owner
@@ -113,6 +120,9 @@ def _cancel_stages(
             cancel_sweep(store, sweep["id"], service)
         except Exception:  # it may have ended meanwhile
             pass
+    for name in _finished_jobs(conn, stages):  # ended well before the cancel could stop them
+        P.set_stage(conn, pipeline_run_id, name, SUCCEEDED)
+        stages = {**stages, name: {**stages[name], "status": SUCCEEDED}}
     for name, stage in stages.items():
         if stage["status"] in (QUEUED, RUNNING) and stage["run_id"]:
             try:
@@ -122,6 +132,15 @@ def _cancel_stages(
         if stage["status"] not in P.FINAL_STAGE:
             P.set_stage(conn, pipeline_run_id, name, CANCELLED)
     P.set_status(conn, pipeline_run_id, CANCELLED)
+
+
+def _finished_jobs(conn: Any, stages: dict[str, dict[str, Any]]) -> set[str]:
+    """The stages still queued or running in the pipeline run whose job has in fact finished
+    (its driver did not see it end, or not yet)."""
+    open_ = {n: s["run_id"] for n, s in stages.items() if s["status"] in (QUEUED, RUNNING)
+             and s["run_id"]}  # fmt: skip
+    outcomes = P.stage_run_outcomes(conn, list(open_.values()))
+    return {n for n, run_id in open_.items() if outcomes.get(run_id, (None,))[0] == FINISHED}
 
 
 class Driver:
@@ -204,12 +223,16 @@ class Driver:
                 self.service.stop()
 
     def _resume_from(self, previous_id: str | None) -> None:
-        """Stages that succeeded (or were cached) in the earlier run are reused as they are."""
+        """Stages that succeeded (or were cached) in the earlier run are reused as they are, and
+        so are those whose job finished after that run's driver was gone (it never saw them end:
+        the terminal that drove it was killed)."""
         if not previous_id:
             return
         previous = P.get(self.conn, previous_id)
+        finished = _finished_jobs(self.conn, previous["stages"])
         for name, stage in previous["stages"].items():
-            if name in self.stages and stage["status"] in P.DONE_STAGE and stage["run_id"]:
+            done = stage["status"] in P.DONE_STAGE or name in finished
+            if name in self.stages and done and stage["run_id"]:
                 P.set_stage(self.conn, self.id, name, CACHED, run_id=stage["run_id"],
                             cached_from=stage["cached_from"] or previous_id, cache_key=stage["cache_key"],
                             params=stage["params"])  # fmt: skip
