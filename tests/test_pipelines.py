@@ -271,6 +271,7 @@ def test_ctrl_c_on_pipeline_run_cancels_the_pipeline_and_its_jobs(store, stage_n
     assert (proc.returncode, run["status"]) == (130, "cancelled"), err
     assert statuses(run) == {"slow": "cancelled", "after_slow": "cancelled"}
     assert f"pipeline run {pid}" in out and "cancelled" in out.splitlines()[0]
+    assert "[cancelled] slow(!) after_slow(!)" in err  # the progress ends where the run did
     wait_for(lambda: not any(g and group_alive(g) for g in (job.pgid, job.kernel_pgid)),
              timeout=15, what="the stage's job to stop")  # fmt: skip
 

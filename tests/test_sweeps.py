@@ -194,7 +194,8 @@ def test_grid_sweep_returns_the_known_best(store, tmp_path, capsys):
     assert sweep(store.home, "status", found["id"][:6]) == 0
     status = capsys.readouterr().out
     assert (
-        "[finished] 9/9 trials: 9 done (0 pruned, 3 failed)" in status and "NoObjective" in status
+        "[finished] 9 of 9 trials started: 9 done (0 pruned, 3 failed)" in status
+        and "NoObjective" in status
     )
 
 
@@ -348,6 +349,10 @@ def test_ctrl_c_on_a_sweep_cancels_it_and_its_running_trials(store, sleepy):
     _, err = proc.communicate(timeout=90)
     conn = store.connect()
     assert (proc.returncode, S.get(conn, found["id"])["status"]) == (130, "cancelled"), err
+    assert (
+        "[cancelled] 2 of 4 trials started: 0 done (0 pruned, 0 failed), 0 running, 2 cancelled"
+        in err
+    )
     assert {t["status"] for t in S.trials(conn, found["id"])} == {"cancelled"}
     for t in running:
         job = jobs_store.get_job(conn, t["run_id"])

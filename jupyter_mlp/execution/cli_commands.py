@@ -262,6 +262,7 @@ def drive_here(drive: Any, show: Any, cancel: Any, name: str) -> bool:
         while True:
             show()
             if ended.wait(0.2):
+                show()  # where it ended
                 return False
     except KeyboardInterrupt:
         pass
@@ -270,6 +271,7 @@ def drive_here(drive: Any, show: Any, cancel: Any, name: str) -> bool:
               file=sys.stderr, flush=True)  # fmt: skip
         cancel()
         ended.wait()
+        show()
     except KeyboardInterrupt:
         print("left while cancelling", file=sys.stderr)
     return True

@@ -137,15 +137,18 @@ def _drive(store: Any, sweep_id: str, detach: bool) -> int:
 
 
 def progress_line(conn: Any, sweep_id: str) -> str:
-    """`[running] 12/40 trials: 9 done (1 pruned, 2 failed), 3 running; best 0.93 (#7, run ab..)`."""
+    """`[running] 12 of 40 trials started: 9 done (1 pruned, 2 failed), 3 running; best 0.93 (#7,
+    run ab..)`, and `, N cancelled` where trials were (they are not done)."""
     from ..store import sweeps as S
 
     sweep = S.get(conn, sweep_id)
     n = S.counts(conn, sweep_id)
-    told = sum(v for k, v in n.items() if k != "running")
-    line = (f"[{sweep['status']}] {sum(n.values())}/{sweep['budget']} trials: {told} done "
-            f"({n.get('pruned', 0)} pruned, {n.get('failed', 0)} failed), "
+    told = sum(v for k, v in n.items() if k not in ("running", "cancelled"))
+    line = (f"[{sweep['status']}] {sum(n.values())} of {sweep['budget']} trials started: {told} "
+            f"done ({n.get('pruned', 0)} pruned, {n.get('failed', 0)} failed), "
             f"{n.get('running', 0)} running")  # fmt: skip
+    if n.get("cancelled"):
+        line += f", {n['cancelled']} cancelled"
     if sweep["best_trial"] is not None:
         line += (
             f"; best {sweep['best_value']:.6g} (#{sweep['best_trial']}, run {sweep['best_run_id']})"
