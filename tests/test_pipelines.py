@@ -497,6 +497,15 @@ def test_validation_names_the_stage_and_field(store, stage_nb, tmp_path):
         "error: stage 'a': parameter 'x' uses stage 'nope', which does not exist",
     )
     check(
+        {"prepare": {"template": t}, "b": {"template": t, "after": ["prepare"],
+                                          "parameters": {"x": "${prepar.outputs.y}"}}},
+        "uses stage 'prepar', which does not exist; did you mean 'prepare'?",
+    )  # fmt: skip
+    check(
+        {"middle": {"template": t}, "b": {"template": t, "after": ["midle"]}},
+        "error: stage 'b' runs after 'midle', which is not a stage; did you mean 'middle'?",
+    )
+    check(
         {"a": {"template": t, "parameters": {"lr": 1}}},
         "error: stage 'a': the template has no parameter 'lr'",
     )

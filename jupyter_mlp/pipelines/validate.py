@@ -170,7 +170,8 @@ def validate(
         _check_run_settings(error, name, stage, base)
         for other in stage.get("after") or []:
             if other not in stages:
-                error(f"stage {name!r} runs after {other!r}, which is not a stage", name, "after")
+                error(f"stage {name!r} runs after {other!r}, which is not a stage"
+                      f"{_did_you_mean(other, stages)}", name, "after")  # fmt: skip
 
     for name, stage in stages.items():
         if name not in templates or not isinstance(stage, dict):
@@ -208,7 +209,7 @@ def validate(
             elif ref.is_pipeline:
                 if ref.name not in pipeline_params:
                     error(
-                        f"stage {name!r}: parameter {key!r} uses pipeline parameter {ref.name!r}, which the pipeline does not define",
+                        f"stage {name!r}: parameter {key!r} uses pipeline parameter {ref.name!r}, which the pipeline does not define{_did_you_mean(ref.name, pipeline_params)}",
                         name,
                         where,
                     )
@@ -216,7 +217,7 @@ def validate(
                     _check_fit(error, name, key, where, pipeline_params[ref.name], expected)
             elif ref.stage not in stages:
                 error(
-                    f"stage {name!r}: parameter {key!r} uses stage {ref.stage!r}, which does not exist",
+                    f"stage {name!r}: parameter {key!r} uses stage {ref.stage!r}, which does not exist{_did_you_mean(ref.stage, stages)}",
                     name,
                     where,
                 )
@@ -352,3 +353,11 @@ def _check_fit(
 
 def errors(issues: list[Issue]) -> list[Issue]:
     return [i for i in issues if i.level == "error"]
+
+
+def _did_you_mean(name: str, known: Any) -> str:
+    """`; did you mean 'prepare'?` for a name close to one of `known`, else nothing."""
+    import difflib  # (on a mistake only: the CLI's start does not pay for it)
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
