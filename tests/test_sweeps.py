@@ -127,6 +127,24 @@ def test_bad_input_is_refused_before_anything_is_queued(
     assert conn.execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 0
 
 
+def test_a_misspelt_objective_is_refused_before_any_trial_runs(store, recorded_template):
+    """An objective the template run never logged but close to one it did is a typo: said now,
+    not after the whole budget ran without it. Another name goes through (a notebook may log
+    it only for some values)."""
+    with store.write() as conn:
+        apply_batch(conn, recorded_template, {"metrics": [("val_acc", 0, 0.9, 2.0),
+                                                          ("loss", 0, 0.1, 2.0)]})  # fmt: skip
+    with pytest.raises(SweepError) as info:
+        submit(store, recorded_template, ["lr=0.01..0.1"], "max:val_accuracy", trials=2)
+    assert str(info.value) == (
+        f"--objective 'max:val_accuracy': the template run {recorded_template} never logged "
+        "'val_accuracy' (it logged: loss, val_acc); did you mean 'val_acc'?"
+    )
+    assert info.value.field == "objective"
+    assert store.connect().execute("SELECT COUNT(*) FROM sweeps").fetchone()[0] == 0
+    assert submit(store, recorded_template, ["lr=0.01..0.1"], "max:f1", trials=2)
+
+
 def test_the_cli_says_what_is_wrong_and_exits_2(store, recorded_template, capsys):
     code = sweep(store.home, recorded_template, "-p", "lr=log:0..1", "--objective", "max:acc",
                  "--trials", "3")  # fmt: skip

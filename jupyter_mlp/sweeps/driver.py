@@ -263,10 +263,33 @@ def submit(
     except (JobError, ParamError) as exc:
         raise SweepError(str(exc)) from None
     template_row = run_store.get_run(conn, template_id, with_cells=False)
+    check_objective_seen(template_row, the_plan.objective)
     return record(
         conn, the_plan, template_id=template_id, name=name or f"{template_row['name'] or 'run'} sweep",
         executor=executor, gpus=gpus, allow_new=allow_new, kernel=kernel, owner=owner,
     )  # fmt: skip
+
+
+def check_objective_seen(template: dict[str, Any], objective: Any) -> None:
+    """A misspelt objective is refused now, not once every trial has run without it: a name the
+    template run never logged (as a metric or an output, as the objective reads it) that is
+    close to one it did. Another name passes (a notebook may log it only with some values)."""
+    import difflib
+
+    seen = set()
+    if objective.source != "output":
+        seen |= set(template.get("metrics") or {})
+    if objective.source != "metric":
+        seen |= {o["name"] for o in template.get("outputs") or []}
+    if not seen or objective.key in seen:
+        return
+    close = difflib.get_close_matches(objective.key, sorted(seen), n=1)
+    if close:
+        raise SweepError(
+            f"--objective {objective.text!r}: the template run {template['id']} never logged "
+            f"{objective.key!r} (it logged: {', '.join(sorted(seen))}); did you mean {close[0]!r}?",
+            "objective",
+        )
 
 
 def _first(d: Any) -> Any:
