@@ -84,3 +84,13 @@ def spawn_detached(module: str, args: list[str], store: Any, log: Path) -> int:
             env={**os.environ, **store_env(store)},
         )  # fmt: skip
     return proc.pid
+
+
+def driver_alive(row: dict[str, Any]) -> bool:
+    """Whether the driver process a sweep's or pipeline run's row names (`pid`, `host`) still
+    runs. One on another machine counts as running: we cannot tell, so we do not take over."""
+    if not row.get("pid"):
+        return False
+    if row.get("host") and row["host"] != os.uname().nodename:
+        return True
+    return process_alive(int(row["pid"]), None)

@@ -202,7 +202,7 @@ def _table(store, pid: str) -> str:
 def orphaned(run: dict[str, Any]) -> bool:
     """A run still running (or cancelling) on this machine whose driver process is gone (the
     terminal that drove it was killed): nobody moves it on until it is cancelled or resumed."""
-    from ..sweeps.driver import driver_alive
+    from ..execution.processes import driver_alive
 
     return (
         run["status"] in ("running", "cancelling")

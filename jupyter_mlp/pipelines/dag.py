@@ -89,7 +89,7 @@ def cancel(store: Any, pipeline_run_id: str) -> None:
     """Ask the driver to stop everything (it cancels the running stage jobs); with no driver
     left on this machine (the terminal that drove it closed, its command killed), do that here,
     or the run would stay `cancelling` for good."""
-    from ..sweeps.driver import driver_alive
+    from ..execution.processes import driver_alive
 
     conn = store.connect()
     run = P.get(conn, pipeline_run_id)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..execution.errors import JobError
+from ..execution.processes import driver_alive
 from ..model import (
     CANCELLED,
     FAILED,
@@ -316,17 +317,6 @@ def cancel(store: Any, sweep_id: str, service: Any = None) -> str:
         S.set_status(conn, sweep_id, CANCELLED)
         return CANCELLED
     return CANCELLING
-
-
-def driver_alive(sweep: dict[str, Any]) -> bool:
-    """Whether the sweep's driver process still runs (on this machine)."""
-    from ..execution.processes import process_alive
-
-    if not sweep.get("pid"):
-        return False
-    if sweep.get("host") and sweep["host"] != socket.gethostname():
-        return True  # another machine's: we cannot tell, so we do not take over
-    return process_alive(int(sweep["pid"]), None)
 
 
 def _stop_trials(store: Any, sweep_id: str, service: Any = None) -> None:
