@@ -513,6 +513,11 @@ def test_validation_names_the_stage_and_field(store, stage_nb, tmp_path):
         {"a": {"template": t, "parameters": {"x": "ten"}}},
         "error: stage 'a': parameter 'x' expects an int",
     )
+    check(  # a pipeline parameter's value: said where it came from
+        {"a": {"template": t, "parameters": {"x": "${pipeline.n}"}}},
+        "error: stage 'a': parameter 'x' expects an int, got a string: 'ten' (from ${pipeline.n})",
+        {"n": "ten"},
+    )
     check(
         {"a": {"template": t}, "b": {"template": t, "parameters": {"x": "${a.outputs.z}"}}},
         "warning: stage 'b': ${a.outputs.z} — the template run of 'a' never produced output 'z'",

@@ -214,7 +214,8 @@ def validate(
                         where,
                     )
                 else:
-                    _check_fit(error, name, key, where, pipeline_params[ref.name], expected)
+                    _check_fit(error, name, key, where, pipeline_params[ref.name], expected,
+                               f"${{pipeline.{ref.name}}}")  # fmt: skip
             elif ref.stage not in stages:
                 error(
                     f"stage {name!r}: parameter {key!r} uses stage {ref.stage!r}, which does not exist{_did_you_mean(ref.stage, stages)}",
