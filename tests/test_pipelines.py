@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import wait_for, write_notebook
 
-from jupyter_mlp import model
+from jupyter_mlp import cli, model
 from jupyter_mlp.execution.processes import group_alive
 from jupyter_mlp.execution.service import JobService
 from jupyter_mlp.params import encode_value
@@ -153,7 +153,7 @@ def test_a_stage_is_done_when_its_job_is_not_when_its_tracker_stops(store, jobs,
     assert statuses(run_pipeline(store, jobs, spec, tmp_path)) == {"a": "cached"}
 
 
-def test_cache_hits_and_misses(store, jobs, stage_nb, tmp_path):
+def test_cache_hits_and_misses(store, jobs, stage_nb, tmp_path, capsys):
     spec = pipeline({
         "a": stage(x="${pipeline.start}"),
         "b": stage(x="${a.outputs.y}", data_path="${a.outputs.file}"),
@@ -169,6 +169,13 @@ def test_cache_hits_and_misses(store, jobs, stage_nb, tmp_path):
     # a pipeline parameter changes a's output, so b (its consumer) misses too; c does not
     changed = run_pipeline(store, jobs, spec, tmp_path, params={"start": 2})
     assert statuses(changed) == {"a": "succeeded", "b": "succeeded", "c": "cached"}
+    # `pipeline diff` says which stages moved, and why: c is the same stage both times
+    assert cli.main(["pipeline", "diff", again["id"], changed["id"]]) == 0
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        "stages:",
+        "  a  cached -> succeeded  (its code, parameters or inputs differ)",
+        "  b  cached -> succeeded  (its code, parameters or inputs differ)",
+    ]
     # --no-cache and a per-stage cache: false force recomputation
     spec["stages"]["c"]["cache"] = False
     forced = run_pipeline(store, jobs, spec, tmp_path, params={"start": 2})

@@ -272,7 +272,25 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if a["params"] != b["params"]:
         lines.append(f"parameters: {json.dumps(a['params'])} -> {json.dumps(b['params'])}")
     print("\n".join(lines) if lines else "same spec and parameters")
+    stages = _stage_changes(a["stages"], b["stages"])
+    if stages:
+        print("stages:\n" + "\n".join(stages))
     return 0
+
+
+def _stage_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    """A line per stage whose outcome or inputs differ between two pipeline runs: its status in
+    each, and whether its cache key (code cells, parameters, input contents, kernel) moved."""
+    width = max((len(n) for n in {**a, **b}), default=5)
+    lines = []
+    for name in {**a, **b}:
+        x, y = a.get(name) or {}, b.get(name) or {}
+        moved = x.get("cache_key") and y.get("cache_key") and x["cache_key"] != y["cache_key"]
+        if x.get("status") != y.get("status") or moved:
+            change = f"{x.get('status') or '-'} -> {y.get('status') or '-'}"
+            why = "  (its code, parameters or inputs differ)" if moved else ""
+            lines.append(f"  {name:<{width}}  {change}{why}")
+    return lines
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
