@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from .model import json_safe
+from .model import terminal_text as _t
+from .records import PAGE_MAX
 
 
 def _store(args: argparse.Namespace):
@@ -49,23 +51,6 @@ def _duration(seconds: float | None) -> str:
     return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
 
 
-_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
-_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
-_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
-
-
-def _t(value: Any, limit: int = 2000) -> str:
-    """Text from the store made safe for a terminal: control characters (ANSI escapes, bells,
-    newlines, bidi overrides) are shown escaped, never sent raw; at most `limit` characters (an
-    old row's 10 MB name does not flood the screen)."""
-    if value is None:
-        return "-"
-    text = str(value)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text.translate(_CONTROL)
-
-
 def _value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
@@ -90,9 +75,12 @@ def runs_list(args: argparse.Namespace) -> int:
     conn = store.connect()
     runs.mark_lost(conn, _heartbeat_timeout())
     expr = _with_owner(args.filter, args.owner)
-    found = runs.list_runs(
-        conn, project=args.project, filter=expr, sort=args.sort, limit=args.limit
-    )
+    page = runs.list_page(conn, project=args.project, filter=expr, sort=args.sort,
+                          limit=args.limit)  # fmt: skip
+    found = page["runs"]
+    if page["next"]:  # said apart from the listing (stderr), also under --format json
+        print(f"{len(found)} runs shown; there are more (--limit N shows up to {PAGE_MAX})",
+              file=sys.stderr)  # fmt: skip
     if args.format == "json":
         _print_json(found)
         return 0
@@ -122,6 +110,18 @@ def runs_list(args: argparse.Namespace) -> int:
         ])  # fmt: skip
     _table(rows, sys.stdout)
     return 0
+
+
+def _page_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= PAGE_MAX:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 1 to {PAGE_MAX}, got {text!r}"
+        )
+    return value
 
 
 def _with_owner(expr: str | None, owner: str | None) -> str | None:
@@ -252,6 +252,8 @@ def runs_export(args: argparse.Namespace) -> int:
     stdout = args.output == "-"
     stem = Path(run["notebook"]).stem if run.get("notebook") else (run["name"] or "run")
     target = None if stdout else Path(args.output or f"{stem}-{run['id']}.ipynb").resolve()
+    if target is not None and target.is_dir():  # a folder: the file goes in it, as it is named
+        target = target / f"{stem}-{run['id']}.ipynb"
     try:
         nb = json.loads(data)
         nb.setdefault("metadata", {}).setdefault("papermill", {})["output_path"] = (
@@ -264,8 +266,12 @@ def runs_export(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
-        target.write_bytes(data)
-        print(target)
+        try:
+            target.write_bytes(data)
+        except OSError as exc:
+            print(f"jupyter mlp: cannot write {_t(target)}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        print(_t(target))
     if partial:
         print(f"note: run {run['id']} is {run['status']}; this is its notebook so far",
               file=sys.stderr)  # fmt: skip
@@ -319,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--filter", help="e.g. 'metrics.acc > 0.9 and status = finished'")
     lst.add_argument("--owner", metavar="NAME", help="only NAME's runs ('me': your own)")
     lst.add_argument("--sort", help="column or metric, '-' for descending: -metrics.acc")
-    lst.add_argument("--limit", type=int, default=50)
+    lst.add_argument("--limit", type=_page_size, default=50, metavar="N",
+                     help=f"at most N runs, newest first (default 50, at most {PAGE_MAX})")  # fmt: skip
     lst.add_argument("--format", choices=("table", "json"), default="table")
     lst.set_defaults(func=runs_list)
     show = runs_sub.add_parser("show", help="one run: params, metrics, outputs, environment, cells")

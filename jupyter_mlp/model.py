@@ -92,3 +92,22 @@ def __getattr__(name: str) -> Any:
 
         return getattr(model_rows, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+# --- user text shown in a terminal ---------------------------------------------------------------
+
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+_CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
+
+
+def terminal_text(value: Any, limit: int = 2000) -> str:
+    """Text from the store made safe for a terminal: control characters (ANSI escapes, bells,
+    newlines, bidi overrides) are shown escaped, never sent raw; at most `limit` characters (an
+    old row's 10 MB name does not flood the screen)."""
+    if value is None:
+        return "-"
+    text = str(value)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text.translate(_CONTROL)

@@ -180,3 +180,83 @@ def test_a_filter_that_matches_nothing_hints_at_misspelt_names(store):
     out = cli("runs", "list", "--filter", "metrics.val_ac > 0.5").stdout
     assert "no runs" in out
     assert "hint: no run has metrics.val_ac; did you mean metrics.val_acc?" in out
+
+
+def test_a_lost_run_ends_at_its_last_sign_of_life(store):
+    """A kernel killed 1.5 s into its first cell wrote no heartbeat after its start: its run
+    read `duration 0.0s`. It ends at the later of its heartbeat and what it last recorded."""
+    import socket
+    import subprocess
+    import time
+
+    from jupyter_mlp.store import runs as run_store
+    from jupyter_mlp.store.records import apply_batch
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid of this host that no longer runs
+    start = time.time() - 60
+    with store.write() as conn:
+        apply_batch(conn, "dddd00000002", {
+            "run": {"name": "killed", "status": "running", "kind": "interactive", "project": "p",
+                    "started_at": start, "heartbeat_at": start, "host": socket.gethostname(),
+                    "pid": gone.pid},
+            "cells": [(0, "a", 1, "train()", start + 0.1, 1.5, "ok", None, None)],
+        })  # fmt: skip
+    conn = store.connect()
+    assert run_store.mark_lost(conn, 600) == ["dddd00000002"]
+    run = run_store.get_run(conn, "dddd00000002", with_cells=False)
+    assert run["status"] == "lost" and run["ended_at"] == pytest.approx(start + 1.6, abs=0.01)
+
+
+def test_list_says_when_it_shows_only_some_runs_and_refuses_a_bad_limit(store):
+    from jupyter_mlp.store.records import apply_batch
+
+    with store.write() as conn:
+        for i in range(3):
+            apply_batch(conn, f"dddd0000001{i}", {"run": {"name": f"r{i}", "status": "finished",
+                                                          "project": "p"}})  # fmt: skip
+    some = cli("runs", "list", "--limit", "2")
+    assert len(some.stdout.splitlines()) == 3  # the header and two runs
+    assert "2 runs shown; there are more (--limit N shows up to 1000)" in some.stderr
+    assert "there are more" not in cli("runs", "list", "--limit", "3").stderr
+    for bad in ("0", "-1", "1001", "many"):
+        done = cli("runs", "list", "--limit", bad, check=False)
+        assert done.returncode == 2 and "expected a whole number from 1 to 1000" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_export_into_a_folder_or_an_unwritable_path_says_so(store, tmp_path):
+    """A folder takes the file under its usual name; a path that cannot be written is one line,
+    never a traceback."""
+    from jupyter_mlp.store.partial import executed_notebook  # noqa: F401 (what export reads)
+    from jupyter_mlp.store.records import apply_batch
+
+    nb = store.blobs.put_bytes(b'{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}')
+    with store.write() as conn:
+        apply_batch(conn, "dddd00000020", {"run": {"name": "job", "status": "finished",
+                                                   "output_notebook": nb}})  # fmt: skip
+    into = cli("runs", "export", "dddd", "--output", str(tmp_path))
+    assert (tmp_path / "job-dddd00000020.ipynb").is_file(), into.stdout
+    bad = cli("runs", "export", "dddd", "--output", str(tmp_path / "no" / "x.ipynb"), check=False)
+    assert bad.returncode == 1 and bad.stderr.startswith("jupyter mlp: cannot write ")
+    assert "Traceback" not in bad.stderr
+
+
+def test_a_scripts_status_line_escapes_control_characters_and_says_refusals_once(
+    mlp_home, tmp_path
+):
+    """The tracker's own line in a terminal shows a run's name and metric names as the CLI does
+    (an ANSI escape in a name is shown, never sent); the end-of-run count of refused calls is
+    said once."""
+    done = script(tmp_path, r"""
+        import jupyter_mlp as mlp
+        mlp.track("evil\x1b[31mred\nline2")
+        mlp.log_metric("m\x1b[2J", 1)
+        mlp.log_metric("x", "bad")
+        mlp.log_metric("y", "bad")
+        mlp.finish()
+    """)  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out
+    assert "\x1b" not in out and "evil\\x1b[31mred\\x0aline2" in out and "m\\x1b[2J=1" in out
+    assert out.count("calls in all were refused") == 1, out

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from .. import model
+from ..model import terminal_text
 
 
 def add_commands(sub: Any) -> None:
@@ -235,7 +236,8 @@ def wait(service, run_id: str, out=None, interval: float = 0.2) -> int:
     if st["state"] != model.FINISHED:
         error = st.get("error") or {}
         if error:
-            print(f"{error.get('ename')}: {error.get('evalue')}", file=out)
+            print(f"{terminal_text(error.get('ename'), 80)}: {terminal_text(error.get('evalue'))}",
+                  file=out)  # fmt: skip
     print(f"details: jupyter mlp runs show {run_id}", file=out)
     return 0 if st["state"] == model.FINISHED else 1
 

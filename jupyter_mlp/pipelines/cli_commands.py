@@ -166,6 +166,7 @@ def _progress(store, pid: str) -> str:
 
 
 def _table(store, pid: str) -> str:
+    from ..model import terminal_text as t
     from ..store import pipelines as P
     from ..store import runs as run_store
     from ..store import sweeps as sweep_store
@@ -173,7 +174,9 @@ def _table(store, pid: str) -> str:
     conn = store.connect()
     run = P.get(conn, pid)
     sweeps = sweep_store.of_pipeline(conn, pid)
-    lines = [f"pipeline run {run['id']}  {run['name']}  version {run['version']}  {run['status']}"]
+    lines = [
+        f"pipeline run {run['id']}  {t(run['name'], 200)}  version {run['version']}  {run['status']}"
+    ]
     if orphaned(run):
         lines[0] += (f"\n  its driver (pid {run['pid']}) is gone: `jupyter mlp pipeline cancel "
                      f"{run['id']}` ends it, `pipeline run FILE --resume {run['id']}` goes on")  # fmt: skip
@@ -192,7 +195,7 @@ def _table(store, pid: str) -> str:
             best = f", best {sw['best_value']:g}" if sw["best_value"] is not None else ""
             extra += f"  sweep {sw['id']} ({told}/{sw['budget']} trials{best})"
         if s["error"]:
-            extra += f"  {s['error'].get('ename')}: {s['error'].get('evalue', '')[:100]}"
+            extra += f"  {t(s['error'].get('ename'), 80)}: {t(s['error'].get('evalue'), 100)}"
         lines.append(
             f"  {name:<{width}}  {s['status']:<9}  {took:>7}  run {s['run_id'] or '-'}{extra}"
         )

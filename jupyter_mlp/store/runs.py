@@ -190,7 +190,7 @@ def list_page(
         run["cells"] = counts.get(run["id"], 0)
         run["busy_s"], run["last_activity_at"] = activity.get(run["id"], (0.0, None))
     next_cursor = None
-    if more:
+    if more and rows:  # (a limit under 1 pages nothing)
         last = rows[-1]
         phase = 0 if last["sort_value"] is not None else 1
         next_cursor = _encode_cursor(phase, last["sort_value"], last["id"])
@@ -420,14 +420,33 @@ def mark_lost(conn: Connection, heartbeat_timeout: float, now: float | None = No
         if expired:
             tokens.expire(conn, now)
         for run_id, reason in lost:  # the RUN table's running -> lost, guarded by the WHERE
+            # it ended at its last sign of life: the later of its last heartbeat and the last
+            # thing it recorded (a kernel killed 1.5 s into its first cell wrote no heartbeat
+            # after its start: its run read 0.0 s)
+            seen = _last_recorded(conn, run_id)
             cur = conn.execute(
                 f"UPDATE runs SET status = ?, error = ?, ended_at = CASE WHEN {beat_is_number} "
-                "THEN heartbeat_at ELSE ? END WHERE id = ? AND status = ?",
-                (LOST, json.dumps({"ename": "RunLost", "evalue": reason}), now, run_id, RUNNING),
-            )
+                f"THEN {dialect(conn).greatest('heartbeat_at', '?')} ELSE ? END "
+                "WHERE id = ? AND status = ?",
+                (LOST, json.dumps({"ename": "RunLost", "evalue": reason}),
+                 seen if seen is not None else 0.0, seen if seen is not None else now,
+                 run_id, RUNNING),
+            )  # fmt: skip
             if cur.rowcount:
                 events.append(conn, run_id, "run", {"status": LOST, "reason": reason}, now)
     return [r for r, _ in lost]
+
+
+def _last_recorded(conn: Connection, run_id: str) -> float | None:
+    """When the run last recorded something: the end of its last finished cell (the start of one
+    still running), its newest metric or output."""
+    found = [read_number(conn.execute(sql, (run_id,)).fetchone()[0]) for sql in (
+        "SELECT MAX(CASE WHEN status = 'running' THEN started_at ELSE started_at + duration END) "
+        "FROM cells WHERE run_id = ?",
+        "SELECT MAX(time) FROM metrics_latest WHERE run_id = ?",
+        "SELECT MAX(created_at) FROM outputs WHERE run_id = ?",
+    )]  # fmt: skip
+    return max((f for f in found if f is not None), default=None)
 
 
 def is_final(status: str) -> bool:

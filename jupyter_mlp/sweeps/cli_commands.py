@@ -164,13 +164,14 @@ def _shown(params: dict[str, Any]) -> str:
 
 
 def table(conn: Any, sweep_id: str) -> str:
+    from ..model import terminal_text as tt
     from ..store import sweeps as S
     from .space import space_from_json
 
     sweep = S.get(conn, sweep_id)
     space = space_from_json(sweep["space"])
     lines = [
-        f"sweep {sweep['id']}  {sweep['name']}  {sweep['status']}  template run "
+        f"sweep {sweep['id']}  {tt(sweep['name'], 200)}  {sweep['status']}  template run "
         f"{sweep['template_id']}  objective {sweep['objective']['text']}  sampler "
         f"{sweep['sampler']} (seed {sweep['seed']})",
         "  space: " + "; ".join(f"{n}={d.describe()}" for n, d in space.items()),
@@ -183,7 +184,7 @@ def table(conn: Any, sweep_id: str) -> str:
                 f"{time.time() - t['started_at']:.0f}s..")  # fmt: skip
         extra = ""
         if t["error"]:
-            extra = f"  {t['error'].get('ename')}: {str(t['error'].get('evalue') or '')[:120]}"
+            extra = f"  {tt(t['error'].get('ename'), 80)}: {tt(t['error'].get('evalue'), 120)}"
         lines.append(f"  #{t['number']:<3} {t['status']:<9} {value:>10} {took:>7}  run "
                      f"{t['run_id'] or '-':<12}  {_shown(values)}{extra}")  # fmt: skip
     if sweep["best_trial"] is not None:
@@ -193,7 +194,9 @@ def table(conn: Any, sweep_id: str) -> str:
     if sweep["note"]:
         lines.append(f"note: {sweep['note']}")
     if sweep["error"]:
-        lines.append(f"error: {sweep['error'].get('ename')}: {sweep['error'].get('evalue')}")
+        lines.append(
+            f"error: {tt(sweep['error'].get('ename'), 80)}: {tt(sweep['error'].get('evalue'))}"
+        )
     return "\n".join(lines)
 
 

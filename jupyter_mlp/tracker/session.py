@@ -107,6 +107,7 @@ class RunSession:
         self._rest = threading.Event()  # the rest of the capture may go (see _capture_start)
         self._warned = False
         self._refusals: dict[tuple, int] = {}  # (call, field, kind of problem) -> calls refused
+        self._said: set[str] = set()  # the end-of-run lines printed already
         self._failing_since: float | None = None
         self._dirty = False
         self._finished = False
@@ -269,7 +270,9 @@ class RunSession:
         if refused > len(self._refusals):
             lines.append(f"{refused} calls in all were refused (see the warnings above)")
         for line in lines:
-            self._print(f"jupyter-mlp: run {self.run_id}: {line}")
+            if line not in self._said:  # said at finish(), not again when its capture ends
+                self._said.add(line)
+                self._print(f"jupyter-mlp: run {self.run_id}: {line}")
         if not summary and close:
             self._safe(getattr(self._sink, "close", lambda: None))
 

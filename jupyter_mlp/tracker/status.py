@@ -24,15 +24,20 @@ def _fmt(value: Any) -> str:
 
 
 def text_line(s: dict[str, Any]) -> str:
+    """The run in one line of plain text (a script's terminal, a notebook's text/plain): the
+    user's names with their control characters escaped, as the CLI shows them."""
+    from ..model import terminal_text as t
+
     parts = [f"jupyter-mlp run {s['id']}"]
     if s.get("name"):
-        parts.append(f"'{s['name']}'")
+        parts.append(f"'{t(s['name'], 200)}'")
     parts.append(
-        f"[{s['status']}] project {s['project']}, {s['cells']} cells, {_elapsed(s['elapsed'])}"
+        f"[{s['status']}] project {t(s['project'], 200)}, {s['cells']} cells, "
+        f"{_elapsed(s['elapsed'])}"
     )
     if s["metrics"]:
         shown = list(s["metrics"].items())[-6:]
-        parts.append("| " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown))
+        parts.append("| " + ", ".join(f"{t(k, 60)}={_fmt(v)}" for k, v in shown))
     if s.get("gpu"):
         parts.append("| " + _gpu_text(s["gpu"]))
     return " ".join(parts)
