@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jupyter mlp: {exc}", file=sys.stderr)
         return 1
     except FilterError as exc:
-        print(f"jupyter mlp: bad filter: {exc}", file=sys.stderr)
+        print(f"jupyter mlp: bad {exc.field}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         return 0

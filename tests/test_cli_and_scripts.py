@@ -131,6 +131,10 @@ def test_filter_and_errors_from_the_cli(mlp_home, tmp_path):
         assert [r["name"] for r in ranked] == order, sort
     bad = cli("runs", "list", "--filter", "metrics.acc >", check=False)
     assert bad.returncode == 2 and "at character 14" in bad.stderr
+    unsortable = cli("runs", "list", "--sort", "bogus", check=False)
+    assert unsortable.returncode == 2 and unsortable.stderr.strip() == (
+        "jupyter mlp: bad sort: cannot sort by 'bogus' (a run column, metrics.NAME or params.NAME)"
+    )
     missing = cli("runs", "show", "deadbeef0000", check=False)
     assert missing.returncode == 1 and "no run 'deadbeef0000'" in missing.stderr
     empty = cli("runs", "list", "--project", "nothing-here").stdout

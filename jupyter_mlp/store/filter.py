@@ -81,10 +81,23 @@ class FilterError(ValueError):
     """A malformed filter; `position` is the 0-based character offset of the problem. The text
     says "at character N" with N = position + 1 (1-based), the number the runs panel shows."""
 
+    field = "filter"  # the request's part it is about
+
     def __init__(self, message: str, position: int) -> None:
         super().__init__(f"{message} (at character {position + 1})")
         self.message = message
         self.position = position
+
+
+class SortError(FilterError):
+    """A sort the runs cannot take (one field: no position to point at)."""
+
+    field = "sort"
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        self.message = message
+        self.position = 0
 
 
 @dataclass

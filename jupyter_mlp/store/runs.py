@@ -22,7 +22,7 @@ from ..records import (
 )
 from . import events, records
 from .db import Connection, dialect, is_sqlite
-from .filter import COLUMNS, FilterError, compile_filter, record_fields
+from .filter import COLUMNS, FilterError, SortError, compile_filter, record_fields
 
 SUMMARY_COLUMNS = (
     "id, project, name, status, kind, parent_id, pipeline_run_id, stage, notebook, kernel, host, "
@@ -95,7 +95,7 @@ def _parse_sort(sort: str | None) -> _Sort:
         return _Sort(desc, "", table, column, key)
     if not key and field in COLUMNS:
         return _Sort(desc, COLUMNS[field])
-    raise FilterError(f"cannot sort by {field!r} (a run column, metrics.NAME or params.NAME)", 0)
+    raise SortError(f"cannot sort by {field!r} (a run column, metrics.NAME or params.NAME)")
 
 
 def _encode_cursor(phase: int, value: Any, run_id: str) -> str:

@@ -104,7 +104,7 @@ def error_body(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, SweepError) and exc.field:
         return {"message": str(exc), "field": exc.field}
     if isinstance(exc, FilterError):
-        return {"message": exc.message, "position": exc.position, "field": "filter"}
+        return {"message": exc.message, "position": exc.position, "field": exc.field}
     if isinstance(exc, Refused):
         return {"message": exc.message}
     if isinstance(exc, tornado.web.HTTPError):
