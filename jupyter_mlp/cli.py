@@ -57,6 +57,19 @@ def _value(v: Any) -> str:
     return _t(json.dumps(v) if not isinstance(v, str) else v)
 
 
+def _output_value(v: Any) -> str:
+    """An output as the user gave it: one holding a type JSON has no word for (a set, a tuple)
+    in Python's own spelling, not in its stored form ({"__py__": "set", ...})."""
+    from .params import TAG, from_json
+
+    if f'"{TAG}"' in json.dumps(v):
+        try:
+            return _t(repr(from_json(v)))
+        except (TypeError, ValueError):
+            pass
+    return _value(v)
+
+
 def _table(rows: list[list[str]], out) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -160,6 +173,8 @@ def runs_show(args: argparse.Namespace) -> int:
     out(
         f"  project   {_t(run['project'])}    kind {_t(run['kind'])}    status {_t(run['status'])}\n"
     )
+    if run.get("tags"):
+        out(f"  tags      {', '.join(_t(tag, 80) for tag in run['tags'])}\n")
     out(f"  started   {_when(run['started_at'])}    ended {_when(run['ended_at'])}"
         f"    duration {_duration(run['duration'])}\n")  # fmt: skip
     idle = "    (idle)" if runs.is_idle(run) else ""
@@ -202,7 +217,7 @@ def runs_show(args: argparse.Namespace) -> int:
     out("\noutputs:\n")
     for o in run["outputs"]:
         if o["kind"] == "value":
-            out(f"  {_t(o['name'])} = {_value(o['value'])}\n")
+            out(f"  {_t(o['name'])} = {_output_value(o['value'])}\n")
         else:
             out(f"  {_t(o['name'])}: artifact {_t(o['filename'])} ({_t(o['size'])} bytes, "
                 f"{_t((o['blob'] or '')[:12])})\n")  # fmt: skip

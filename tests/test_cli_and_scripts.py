@@ -264,3 +264,18 @@ def test_a_scripts_status_line_escapes_control_characters_and_says_refusals_once
     assert done.returncode == 0, out
     assert "\x1b" not in out and "evil\\x1b[31mred\\x0aline2" in out and "m\\x1b[2J=1" in out
     assert out.count("calls in all were refused") == 1, out
+
+
+def test_show_lists_the_tags_and_an_output_as_python_spells_it(mlp_home, tmp_path):
+    done = script(tmp_path, """
+        import jupyter_mlp as mlp
+        mlp.track("t", tags=["first", "k2"])
+        mlp.output("setdict", {"a": {1, 2}, "b": (3, 4)})
+        mlp.output("plain", {"x": [1, 2]})
+    """)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run,) = json.loads(cli("runs", "list", "--format", "json").stdout)
+    shown = cli("runs", "show", run["id"]).stdout
+    assert "  tags      first, k2\n" in shown
+    assert "  setdict = {'a': {1, 2}, 'b': (3, 4)}\n" in shown and "__py__" not in shown
+    assert '  plain = {"x": [1, 2]}\n' in shown  # JSON as it was
