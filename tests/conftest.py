@@ -300,3 +300,12 @@ def service(store):
         for group in (job.pgid, job.kernel_pgid):
             if group and group_alive(group):
                 os.killpg(group, signal.SIGKILL)
+
+
+def interruptible() -> None:
+    """Popen(preexec_fn=...): the child takes Ctrl-C (SIGINT) as a terminal's foreground command
+    does. A background shell (`nohup .ci/run &`, a CI runner) starts its jobs with SIGINT
+    ignored, and Python keeps it ignored: a test that sends SIGINT would wait in vain."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

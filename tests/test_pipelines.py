@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import wait_for, write_notebook
+from conftest import interruptible, wait_for, write_notebook
 
 from jupyter_mlp import cli, model
 from jupyter_mlp.execution.processes import group_alive
@@ -250,7 +250,8 @@ def cli_driving_a_slow_stage(
            tmp_path / "slow.mlpipe")  # fmt: skip
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
     proc = subprocess.Popen([jupyter, "mlp", "pipeline", "run", "slow.mlpipe"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)  # fmt: skip
 
     def running() -> str | None:
         found = P.list_runs(store.connect())

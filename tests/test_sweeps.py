@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import wait_for, write_notebook
+from conftest import interruptible, wait_for, write_notebook
 
 pytest.importorskip("optuna")
 
@@ -359,7 +359,7 @@ def test_ctrl_c_on_a_sweep_cancels_it_and_its_running_trials(store, sleepy):
     proc = subprocess.Popen(
         [jupyter, "mlp", "sweep", sleepy, "-p", "x=0..10", "-p", "s=60.0", "--objective",
          "max:score", "--trials", "4", "--concurrency", "2", "--sampler", "random"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible,
     )  # fmt: skip
     (found,) = wait_for(lambda: S.list_sweeps(store.connect()), 60, what="the sweep")
     running = _running_trials(store, found["id"], 2)
