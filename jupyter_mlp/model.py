@@ -111,3 +111,11 @@ def terminal_text(value: Any, limit: int = 2000) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text.translate(_CONTROL)
+
+
+def close_names(name: str, known: Any, n: int = 1) -> list[str]:
+    """The names of `known` closest to a misspelt `name` (difflib's ratio of 0.6 or more), the
+    closest first: the "did you mean" of every message that names an unknown field."""
+    import difflib  # (on a mistake only: nothing's start pays for it)
+
+    return difflib.get_close_matches(str(name), [str(k) for k in known], n=n)

@@ -329,8 +329,8 @@ def prepare_notebook(
         executor=executor, kernel=kernel, snapshot=snapshot, notebook=str(source.resolve()),
         params=_injectable(new), param_rows=rows,
         project=project or (tracked and tracked.project) or model.DEFAULT_PROJECT,
-        name=name or (tracked and tracked.name) or source.stem, gpus=_check_gpus(gpus or 0), cwd=cwd, options=options,
-        kind=kind, pipeline_run_id=pipeline_run_id, stage=stage, owner=owner,
+        name=name or (tracked and tracked.name) or source.stem, gpus=_check_gpus(gpus or 0),
+        cwd=cwd, options=options, kind=kind, pipeline_run_id=pipeline_run_id, stage=stage, owner=owner,
     )  # fmt: skip
 
 

@@ -168,7 +168,6 @@ def _progress(store, pid: str) -> str:
 def _table(store, pid: str) -> str:
     from ..model import terminal_text as t
     from ..store import pipelines as P
-    from ..store import runs as run_store
     from ..store import sweeps as sweep_store
 
     conn = store.connect()
@@ -181,13 +180,13 @@ def _table(store, pid: str) -> str:
         lines[0] += (f"\n  its driver (pid {run['pid']}) is gone: `jupyter mlp pipeline cancel "
                      f"{run['id']}` ends it, `pipeline run FILE --resume {run['id']}` goes on")  # fmt: skip
     width = max((len(n) for n in run["stages"]), default=5)
+    times = P.stage_run_times(conn, [s["run_id"] for s in run["stages"].values() if s["run_id"]])
     lines.append(f"  {'stage':<{width}}  {'status':<9}  {'ran':>7}")
     for name, s in run["stages"].items():
         took = "-"
-        if s["run_id"] and s["status"] != "cached":  # its job's own time, not its wait in the queue
-            ran = run_store.get_run(conn, s["run_id"], with_cells=False)
-            if ran["started_at"] and ran["ended_at"]:
-                took = f"{ran['ended_at'] - ran['started_at']:.1f}s"
+        started, ended = times.get(s["run_id"], (None, None))
+        if started and ended and s["status"] != "cached":  # the job's time, not its wait
+            took = f"{ended - started:.1f}s"
         extra = f"  from {s['cached_from']}" if s["status"] == "cached" and s["cached_from"] else ""
         if name in sweeps:  # a sweep stage: its run is the best trial's
             sw = sweeps[name]

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..model import is_run_id
+from ..model import close_names, is_run_id
 from ..params import Given, ParamError, fit, notebook_parameters
 from ..store.blobs import BlobNotFound, Blobs
 from ..store.db import Connection
@@ -229,9 +229,7 @@ def validate(
                 if ref.name not in produced:
                     # A close name is a typo (the stage would fail only after its upstream ran);
                     # another name may be one the template produces only sometimes.
-                    import difflib
-
-                    close = difflib.get_close_matches(ref.name, list(produced), n=1)
+                    close = close_names(ref.name, produced)
                     if close:
                         error(
                             f"stage {name!r}: {ref} — {source} never produced output {ref.name!r}; did you mean {close[0]!r}?",
@@ -358,7 +356,5 @@ def errors(issues: list[Issue]) -> list[Issue]:
 
 def _did_you_mean(name: str, known: Any) -> str:
     """`; did you mean 'prepare'?` for a name close to one of `known`, else nothing."""
-    import difflib  # (on a mistake only: the CLI's start does not pay for it)
-
-    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    close = close_names(name, known)
     return f"; did you mean {close[0]!r}?" if close else ""

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import FINAL_STATUSES, LOST, QUEUED, RUNNING
+from ..model import FINAL_STATUSES, LOST, QUEUED, RUNNING, close_names
 from ..records import (
     RUN_JSON_FIELDS,
     RUN_TIME_FIELDS,
@@ -287,9 +287,7 @@ def _distinct_keys(conn: Connection, table: str) -> list[str]:
 
 def filter_hints(conn: Connection, expr: str | None) -> list[dict[str, Any]]:
     """For each `metrics.K` / `params.K` / `outputs.K` a filter names that no run has: {field,
-    message, suggestions} with close names that exist (difflib). Why a filter matched nothing."""
-    import difflib
-
+    message, suggestions} with close names that exist. Why a filter matched nothing."""
     hints: list[dict[str, Any]] = []
     known: dict[str, list[str]] = {}
     for table, key in record_fields(expr):
@@ -297,7 +295,7 @@ def filter_hints(conn: Connection, expr: str | None) -> list[dict[str, Any]]:
             known[table] = _distinct_keys(conn, table)
         if key in known[table]:
             continue
-        close = difflib.get_close_matches(key, known[table], n=3, cutoff=0.6)
+        close = close_names(key, known[table], n=3)
         suggestions = [f"{table}.{c}" for c in close]
         message = f"no run has {table}.{key}"
         if suggestions:

@@ -48,6 +48,7 @@ from ..model import (
     PRUNED,
     RUNNING,
     JobRequest,
+    close_names,
 )
 from ..params import ParamError
 from ..store import sweeps as S
@@ -275,8 +276,6 @@ def check_objective_seen(template: dict[str, Any], objective: Any) -> None:
     """A misspelt objective is refused now, not once every trial has run without it: a name the
     template run never logged (as a metric or an output, as the objective reads it) that is
     close to one it did. Another name passes (a notebook may log it only with some values)."""
-    import difflib
-
     seen = set()
     if objective.source != "output":
         seen |= set(template.get("metrics") or {})
@@ -284,7 +283,7 @@ def check_objective_seen(template: dict[str, Any], objective: Any) -> None:
         seen |= {o["name"] for o in template.get("outputs") or []}
     if not seen or objective.key in seen:
         return
-    close = difflib.get_close_matches(objective.key, sorted(seen), n=1)
+    close = close_names(objective.key, sorted(seen))
     if close:
         raise SweepError(
             f"--objective {objective.text!r}: the template run {template['id']} never logged "

@@ -53,24 +53,37 @@ def parser() -> _Parser:
     return p
 
 
+def read(line: str) -> tuple[str, argparse.Namespace | None]:
+    """What a `%mlp_track` line asks: ("stop" | "status", None), or ("track", its arguments).
+    TrackArgsError for a line the magic refuses (its message ends with the usage)."""
+    try:
+        words = shlex.split(line)
+    except ValueError as exc:
+        raise TrackArgsError(f"%mlp_track: {exc}\nusage:\n{USAGE}") from None
+    if words[:1] in (["stop"], ["status"]):
+        if len(words) > 1:
+            raise TrackArgsError(f"%mlp_track {words[0]} takes no arguments\nusage:\n{USAGE}")
+        return words[0], None
+    return "track", parser().parse_args(words)
+
+
 def in_notebook(nb: dict[str, Any]) -> argparse.Namespace | None:
     """The arguments of the notebook's first `%mlp_track` that starts a run (a line of a code
     cell); None when it has none, or its arguments do not parse (the magic says so when it
     runs)."""
+    from ..params import cell_source
+
     for cell in nb.get("cells") or []:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
-        source = cell.get("source") or ""
-        for line in ("".join(source) if isinstance(source, list) else str(source)).splitlines():
+        for line in cell_source(cell).splitlines():
             line = line.strip()
             if not line.startswith("%mlp_track") or line[10:11] not in ("", " ", "\t"):
                 continue
             try:
-                words = shlex.split(line[10:])
-                if words[:1] in (["stop"], ["status"]):
-                    continue
-                args = parser().parse_args(words)
-            except (ValueError, TrackArgsError):
+                what, args = read(line[10:])
+            except TrackArgsError:
                 return None
-            return None if args.help else args
+            if what == "track":
+                return None if args is None or args.help else args
     return None
