@@ -340,6 +340,32 @@ def test_a_wave_of_jobs_starts_before_the_pool_refills_but_a_lone_job_holds_noth
             proc.kill()
 
 
+def test_kernels_reserved_for_later_stages_wait_for_the_wave_starting_now(tmp_path, monkeypatch):
+    """A pipeline that queues a wave of stages at once (as many as there are cores, or more)
+    and reserves kernels for its second frontier: those are started only once the wave's jobs
+    had their moment of CPU, not beside them. A reserve for one stage starting now (a chain)
+    starts them at once."""
+    monkeypatch.setattr(kernel_pool, "CORES", 2)
+    pool = kernel_pool.KernelPool(tmp_path / "pool", size=1)
+    key = ("python3", "")
+    try:
+        wait_for(lambda: (pool.tick(), len(pool.idle.get(key, [])) == 1)[1], timeout=60,
+                 what="an idle kernel")  # fmt: skip
+        pool.idle[key][0].started -= kernel_pool.WARMING_S  # up for a while: a job waits for none
+        pool.reserve(*key, 3, starting=1)
+        pool.tick()
+        assert len(pool.idle[key]) == 3  # a chain's next stage: started at once
+        pool.reserve(*key, 6, starting=4)
+        pool.tick()
+        assert len(pool.idle[key]) == 3  # not beside the wave
+        wait_for(lambda: (pool.tick(), len(pool.idle.get(key, [])) == 6)[1], timeout=20,
+                 what="the kernels for the later stages once the wave started")  # fmt: skip
+    finally:
+        pool.close()
+        for proc in kernel_pool.Zygote.closed:
+            proc.kill()
+
+
 @pytest.fixture(autouse=True)
 def _no_stray_kernels(store):
     yield

@@ -302,14 +302,14 @@ def _read(sock: Any, clients: dict, pool: Any, children: dict, state: dict) -> b
 
 
 def _serve(request: dict, pool: Any, children: dict, state: dict) -> dict:
-    """A request: {"reserve": {"kernel", "cards", "n"}} (warm kernels for what comes next),
-    {"status": true}, {"stop": true}, or a job to fork {"run_id", "env", "environ", "log",
-    "kernel", "cards"}, given a warm kernel if one fits."""
+    """A request: {"reserve": {"kernel", "cards", "n", "starting"}} (warm kernels for what
+    comes next, `starting` jobs of it now), {"status": true}, {"stop": true}, or a job to fork
+    {"run_id", "env", "environ", "log", "kernel", "cards"}, given a warm kernel if one fits."""
     if "reserve" in request:
         want = request["reserve"]
         if pool is not None:
             pool.reserve(str(want.get("kernel") or "python3"), str(want.get("cards") or ""),
-                         int(want.get("n") or 0))  # fmt: skip
+                         int(want.get("n") or 0), starting=int(want.get("starting") or 0))  # fmt: skip
         return {"ok": True}
     if "retire" in request:  # a newer launcher serves this store: end once no one uses this
         state["linger"] = 0.0

@@ -199,8 +199,17 @@ class KernelPool:
         """Whether a kernel started ahead now would slow down one a job waits for."""
         return bool(self._awaited) or time.monotonic() < self._wave_until
 
-    def reserve(self, kernel_name: str, cards: str, n: int, hold: float = RESERVE_S) -> None:
-        self.reserved[(kernel_name, cards)] = (max(0, n), time.monotonic() + hold)
+    def reserve(
+        self, kernel_name: str, cards: str, n: int, hold: float = RESERVE_S, starting: int = 0
+    ) -> None:
+        """Keep `n` idle kernels of this key for a while (`hold` s): jobs are coming, `starting`
+        of them now. When those are a wave (as many as there are cores, or more), the kernels
+        for the others are started only once the wave's jobs have (as after a wave's `take`s):
+        a pipeline's second frontier waits for its first anyway."""
+        now = time.monotonic()
+        if starting >= CORES:
+            self._wave_until = max(self._wave_until, now + JOB_START_S)
+        self.reserved[(kernel_name, cards)] = (max(0, n), now + hold)
 
     def tick(self, most: int | None = None) -> float:
         """Reap, retire and top up (starting at most `most` kernels); the seconds until it is

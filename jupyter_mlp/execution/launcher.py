@@ -254,8 +254,13 @@ class Launcher:
         )  # fmt: skip
         return int(data["pid"])
 
-    def reserve(self, kernel: str, cards: str, n: int, timeout: float = LAUNCH_TIMEOUT_S) -> None:
-        self._ask({"reserve": {"kernel": kernel, "cards": cards, "n": n}}, timeout, kill=True)
+    def reserve(
+        self, kernel: str, cards: str, n: int, timeout: float = LAUNCH_TIMEOUT_S, starting: int = 0
+    ) -> None:
+        """Keep `n` warm kernels for jobs about to come, `starting` of them now (kernels for the
+        others are started once those have)."""
+        self._ask({"reserve": {"kernel": kernel, "cards": cards, "n": n, "starting": starting}},
+                  timeout, kill=True)  # fmt: skip
 
     def status(self, timeout: float = 5.0) -> dict[str, Any]:
         return self._ask({"status": True}, timeout)

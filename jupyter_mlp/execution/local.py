@@ -232,13 +232,14 @@ class LocalExecutor(Executor):
         if self.warm:
             self._warm_launcher()
 
-    def reserve(self, kernel: str, n: int) -> None:
+    def reserve(self, kernel: str, n: int, starting: int = 0) -> None:
         """Keep `n` warm kernels of `kernel` (GPU-less) ready for jobs about to come (a
-        pipeline's next stages), for a while. Best effort: without a launcher, nothing."""
+        pipeline's next stages), `starting` of them now, for a while. Best effort: without a
+        launcher, nothing."""
         if not self.warm or self.kernel_pool == 0:
             return
         try:
-            self._warm_launcher().reserve(kernel, "", n)
+            self._warm_launcher().reserve(kernel, "", n, starting=min(starting, self.concurrency))
         except Exception:
             pass
 

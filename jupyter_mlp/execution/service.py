@@ -182,14 +182,15 @@ class JobService:
         elif self.dispatching:  # no thread (the CLI): start it now
             executor.dispatch()
 
-    def reserve(self, executor: str, kernel: str, n: int) -> None:
+    def reserve(self, executor: str, kernel: str, n: int, starting: int = 0) -> None:
         """Keep `n` warm `kernel` kernels ready on `executor` for jobs about to be queued (a
-        pipeline's next stages). Only where this service starts the jobs; best effort."""
+        pipeline's next stages), `starting` of them queued now. Only where this service starts
+        the jobs; best effort."""
         if not self.dispatching:
             return
         reserve = getattr(self.executor(executor), "reserve", None)
         if reserve is not None:
-            reserve(kernel, n)
+            reserve(kernel, n, starting)
 
     # --- submitting ----------------------------------------------------------------------------
 

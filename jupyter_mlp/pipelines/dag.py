@@ -292,6 +292,7 @@ class Driver:
             }
             frontiers |= ready
         coming: dict[str, int] = {}
+        queued: dict[str, int] = {}  # of which queued now: the jobs that start next
         for name, stage in stages.items():
             conf = self.stages[name]
             if (conf.get("executor") or self.executor) != "local" or conf.get("gpus"):
@@ -306,12 +307,14 @@ class Driver:
             coming[kernel] = coming.get(kernel, 0) + (
                 sweep_stage.concurrency(conf) if sweeping else 1
             )
+            if stage["status"] == QUEUED:
+                queued[kernel] = queued.get(kernel, 0) + 1
         slots = int(self.options.get("concurrency") or 2)
         want = {k: min(n, 2 * slots) for k, n in coming.items()}  # two frontiers at most
         now = time.monotonic()
         if want != self._reserved or now - self._reserved_at > 60:
             for kernel in set(want) | set(self._reserved):
-                self.service.reserve("local", kernel, want.get(kernel, 0))
+                self.service.reserve("local", kernel, want.get(kernel, 0), queued.get(kernel, 0))
             self._reserved, self._reserved_at = want, now
 
     def _kernel(self, name: str) -> str:
