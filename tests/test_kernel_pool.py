@@ -113,6 +113,21 @@ def test_a_job_on_a_gpu_card_never_gets_a_kernel_started_for_none(store, service
     assert seen["ppid"] == job_pid(store, run_id)  # a cold kernel, started for card 0
 
 
+def test_of_jobs_claimed_together_one_that_cannot_start_fails_alone(store, service, folder):
+    """Of the jobs one round claims, one the launcher cannot start (its log cannot be opened,
+    nor by a cold start) fails with the reason; the others run."""
+    nb = write_notebook(folder / "probe.ipynb", PROBE)
+    queue = service(concurrency=3, dispatch=False)
+    ids = [queue.submit_notebook(nb, {"x": x}) for x in (1, 2, 3)]
+    (store.home / "jobs" / f"{ids[1]}.log").mkdir(parents=True)  # a folder where its log goes
+    service(warm=True, concurrency=3)
+    runs = [wait_final(store, run_id) for run_id in ids]
+    assert [r["status"] for r in runs] == ["finished", "failed", "finished"], runs[1]["error"]
+    assert runs[1]["error"]["ename"] == "JobStartError"
+    assert "Is a directory" in runs[1]["error"]["evalue"]
+    assert [probe(store, r)["x"] for r in (runs[0], runs[2])] == [1, 3]
+
+
 def test_a_discarded_kernel_is_gone_even_before_it_leads_its_group(tmp_path):
     """A kernel the pool lets go of a moment after forking it (the reservation fell) has not yet
     called setsid: killing its group alone missed it, and it lived on, idle and untracked."""
