@@ -608,7 +608,7 @@ def kernels_of(worker_pid: int) -> dict[int, str]:
         except OSError:
             continue
         if stat[0] not in ("Z", "X") and b"ipykernel" in cmd:
-            procs[int(entry)] = (int(stat[1]), stat[19], b"def _zygote" in cmd)
+            procs[int(entry)] = (int(stat[1]), stat[19], b"jupyter-mlp warm kernel" in cmd)
     zygotes = {pid for pid, (ppid, _, zygote) in procs.items() if ppid == worker_pid and zygote}
     return {
         pid: start

@@ -229,6 +229,7 @@ def test_a_kernel_forked_by_the_zygote_is_the_kernel_a_start_would_give(tmp_path
         "os.environ.get('JPY_PARENT_PID'), 'rc': subprocess.run(['true']).returncode, "
         "'path0': '' in sys.path, 'names': sorted(k for k in globals() if not k.startswith('_')), "
         "'exe': sys.executable, 'pid': os.getpid(), 'frozen': __import__('gc').get_freeze_count(), "
+        "'env': sorted(k for k in os.environ if k.startswith('MLP_KERNEL_ZYGOTE')), "
         "'modules': sorted(m for m in sys.modules if m != 'runpy')}))"  # runpy: the cold start's
     )
 
@@ -261,11 +262,15 @@ def test_a_kernel_forked_by_the_zygote_is_the_kernel_a_start_would_give(tmp_path
         assert seen["forked"]["parent"] == str(zygote) and seen["cold"]["parent"] == str(
             os.getpid()
         )
-        for k in ("argv0", "rc", "path0", "names", "exe", "modules"):
+        for k in ("argv0", "rc", "path0", "names", "exe", "modules", "env"):
             assert seen["forked"][k] == seen["cold"][k], k
         # what README says differs: the zygote's imports are frozen out of the collector
         assert seen["cold"]["frozen"] == 0 and seen["forked"]["frozen"] > 10_000
         assert seen["forked"]["argv0"] == "ipykernel_launcher.py" and seen["forked"]["rc"] == 0
+        # what `ps` shows for a forked kernel: a short line that says what it is
+        with open(f"/proc/{forked.pid}/cmdline", "rb") as f:
+            shown = f.read().replace(b"\0", b" ").decode()
+        assert len(shown) < 200 and shown.endswith("ipykernel_launcher (jupyter-mlp warm kernel) ")
         for kernel in (cold, forked):
             kernel.discard()
         wait_for(

@@ -376,6 +376,12 @@ def zygote_args(cmd: list[str]) -> list[str] | None:
     return None
 
 
+# The zygote's command line, which its kernels keep (what `ps` shows for them): a short stub that
+# runs ZYGOTE_CODE from the environment (taken out of it before anything else), and a label.
+ZYGOTE_VAR = "MLP_KERNEL_ZYGOTE_CODE"
+ZYGOTE_STUB = f"import os; exec(os.environ.pop({ZYGOTE_VAR!r}))"
+ZYGOTE_LABEL = ("ipykernel_launcher", "(jupyter-mlp warm kernel)")
+
 # Run by the kernel's interpreter (it need not have jupyter-mlp): import what every IPython kernel
 # imports before it runs a cell, then fork one kernel per request line {"argv"} and answer its
 # pid. The child is what `python -m ipykernel_launcher ARGV` would be: its own session, stdin
@@ -467,8 +473,9 @@ class Zygote:
         err: Any = log if fd else open(log or os.devnull, "ab")  # noqa: SIM115
         try:
             self.proc: subprocess.Popen | None = subprocess.Popen(
-                [python, "-c", ZYGOTE_CODE], env=env, cwd=cwd, stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE, stderr=err, start_new_session=True, close_fds=True,
+                [python, "-c", ZYGOTE_STUB, *ZYGOTE_LABEL], env={**env, ZYGOTE_VAR: ZYGOTE_CODE},
+                cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
+                start_new_session=True, close_fds=True,
             )  # fmt: skip
         finally:
             if not fd:
