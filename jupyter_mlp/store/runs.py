@@ -203,15 +203,17 @@ IDLE_AFTER_S = 300.0  # a running interactive run with no activity for this long
 
 
 def activity_of(
-    conn: Connection, run_ids: list[str], now: float | None = None
+    conn: Connection, run_ids: list[str], now: float | None = None, alive: bool = True
 ) -> dict[str, tuple[float, float | None]]:
     """{run id: (busy_s, last_activity_at)} for runs with cells, metrics or outputs.
 
     busy_s: seconds spent in cells (a cell still running counts up to now, or to the run's end);
     last_activity_at: the end of the last cell (now while one runs), or the newest metric or
     output if later. An interactive run stays `running` while its kernel idles; these say how
-    much of that was work and since when it has been idle."""
+    much of that was work and since when it has been idle. alive=False: the runs' kernels are
+    gone, and a cell still marked running was last seen at its start."""
     now = time.time() if now is None else now
+    last_running, last_args = ("COALESCE(r.ended_at, ?)", [now]) if alive else ("c.started_at", [])
     out: dict[str, tuple[float, float | None]] = {}
     ids = list(run_ids)
     d = dialect(conn)
@@ -222,11 +224,11 @@ def activity_of(
             "SELECT c.run_id, SUM(CASE WHEN c.status = 'running' "
             f"THEN {d.greatest('COALESCE(r.ended_at, ?) - c.started_at', '0')} "
             "ELSE c.duration END), "
-            "MAX(CASE WHEN c.status = 'running' THEN COALESCE(r.ended_at, ?) "
+            f"MAX(CASE WHEN c.status = 'running' THEN {last_running} "
             "ELSE c.started_at + c.duration END) "
             f"FROM cells c JOIN runs r ON r.id = c.run_id WHERE c.run_id IN ({marks}) "
             "GROUP BY c.run_id",
-            [now, now, *chunk],
+            [now, *last_args, *chunk],
         ):
             out[run_id] = (read_number(busy) or 0.0, read_number(last))
         for table, column in (("metrics_latest", "time"), ("outputs", "created_at")):
@@ -421,7 +423,7 @@ def mark_lost(conn: Connection, heartbeat_timeout: float, now: float | None = No
             # it ended at its last sign of life: the later of its last heartbeat and the last
             # thing it recorded (a kernel killed 1.5 s into its first cell wrote no heartbeat
             # after its start: its run read 0.0 s)
-            seen = _last_recorded(conn, run_id)
+            seen = activity_of(conn, [run_id], now, alive=False).get(run_id, (0.0, None))[1]
             cur = conn.execute(
                 f"UPDATE runs SET status = ?, error = ?, ended_at = CASE WHEN {beat_is_number} "
                 f"THEN {dialect(conn).greatest('heartbeat_at', '?')} ELSE ? END "
@@ -433,18 +435,6 @@ def mark_lost(conn: Connection, heartbeat_timeout: float, now: float | None = No
             if cur.rowcount:
                 events.append(conn, run_id, "run", {"status": LOST, "reason": reason}, now)
     return [r for r, _ in lost]
-
-
-def _last_recorded(conn: Connection, run_id: str) -> float | None:
-    """When the run last recorded something: the end of its last finished cell (the start of one
-    still running), its newest metric or output."""
-    found = [read_number(conn.execute(sql, (run_id,)).fetchone()[0]) for sql in (
-        "SELECT MAX(CASE WHEN status = 'running' THEN started_at ELSE started_at + duration END) "
-        "FROM cells WHERE run_id = ?",
-        "SELECT MAX(time) FROM metrics_latest WHERE run_id = ?",
-        "SELECT MAX(created_at) FROM outputs WHERE run_id = ?",
-    )]  # fmt: skip
-    return max((f for f in found if f is not None), default=None)
 
 
 def is_final(status: str) -> bool:
