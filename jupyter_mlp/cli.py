@@ -94,6 +94,10 @@ def runs_list(args: argparse.Namespace) -> int:
     if page["next"]:  # said apart from the listing (stderr), also under --format json
         print(f"{len(found)} runs shown; there are more (--limit N shows up to {PAGE_MAX})",
               file=sys.stderr)  # fmt: skip
+    hints = [f"hint: {_t(hint['message'])}" for hint in page["hints"]]
+    if args.format == "json" or found:  # (a sort by a field no run has: said apart)
+        for hint in hints:
+            print(hint, file=sys.stderr)
     if args.format == "json":
         _print_json(found)
         return 0
@@ -103,8 +107,8 @@ def runs_list(args: argparse.Namespace) -> int:
             + (f" in project {args.project!r}" if args.project else "")
             + f" ({store.home})"
         )
-        for hint in runs.filter_hints(conn, expr) if expr else []:
-            print(f"hint: {_t(hint['message'])}")
+        for hint in hints:
+            print(hint)
         return 0
     now = time.time()
     # a team's store (or runs of several owners): who made each run is a column of its own

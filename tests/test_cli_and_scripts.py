@@ -184,6 +184,10 @@ def test_a_filter_that_matches_nothing_hints_at_misspelt_names(store):
     out = cli("runs", "list", "--filter", "metrics.val_ac > 0.5").stdout
     assert "no runs" in out
     assert "hint: no run has metrics.val_ac; did you mean metrics.val_acc?" in out
+    # a sort by a misspelt metric still lists the runs, and says so apart (stderr)
+    done = cli("runs", "list", "--sort", "-metrics.val_ac")
+    assert "eeee00000001" in done.stdout and "hint" not in done.stdout
+    assert "hint: no run has metrics.val_ac; did you mean metrics.val_acc?" in done.stderr
 
 
 def test_a_lost_run_ends_at_its_last_sign_of_life(store):

@@ -149,7 +149,7 @@ def test_sorting_by_a_metric_and_a_column(runs):
         ("status = finished and (lr", 25),
         ("status = @", 9),
         ("metrics.acc > 0.9 )", 18),
-        ("metrics.acc = high", 13),
+        ("metrics.acc = high", 14),  # the value it is about
     ],
 )
 def test_malformed_filters_say_where(expr, position):
@@ -291,6 +291,21 @@ def test_filter_hints_name_misspelt_fields_with_close_matches(runs):
     page = run_store.list_page(conn, filter="metrics.accc > 0.9")
     assert page["runs"] == [] and page["hints"][0]["suggestions"] == ["metrics.acc"]
     assert run_store.list_page(conn, filter="metrics.acc > 0.9")["hints"] == []
+    # a sort by a field no run has lists the runs unsorted: said, whatever the listing holds
+    page = run_store.list_page(conn, sort="-metrics.accc")
+    assert page["runs"] and [h["field"] for h in page["hints"]] == ["metrics.accc"]
+    assert page["hints"][0]["suggestions"] == ["metrics.acc"]
+    assert run_store.list_page(conn, sort="-metrics.acc")["hints"] == []
+
+
+def test_a_status_a_run_never_has_is_a_bad_filter_not_an_empty_listing():
+    with pytest.raises(FilterError) as info:
+        compile_filter("metrics.acc > 0.9 and status = runing")
+    assert info.value.position == 31 and "did you mean running?" in str(info.value)
+    with pytest.raises(FilterError, match="did you mean finished"):
+        compile_filter("status != Finished")
+    for ok in ("status = lost", "status != pruned", "status ~ run", "status = null"):
+        compile_filter(ok)
 
 
 def test_filter_errors_count_characters_from_1_as_the_panel_does():

@@ -19,6 +19,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from ..model import STATUSES, close_names
 from ..records import FILTER_DEPTH_MAX, FILTER_MAX, FILTER_TERMS_MAX
 from .db import SQLITE, Dialect
 
@@ -246,7 +247,8 @@ class _Parser:
 
     def comparison(self, field: Token, op_tok: Token) -> str:
         op = OPS[op_tok.text]
-        value_pos = op_tok.pos + len(op_tok.text)
+        after = self.peek()
+        value_pos = after.pos if after is not None else op_tok.pos + len(op_tok.text)
         value, is_num = self.value()
         head, _, key = field.text.partition(".")
         head_low = head.lower()
@@ -258,6 +260,14 @@ class _Parser:
             known = ", ".join(sorted(COLUMNS)) + ", metrics.NAME, params.NAME, outputs.NAME"
             raise FilterError(f"unknown field {field.text!r} (known: {known})", field.pos)
         column = COLUMNS[head_low]
+        if head_low == "status" and isinstance(value, str) and op in ("=", "!="):
+            if value not in STATUSES:  # a typo would match nothing, silently
+                close = close_names(value, STATUSES)
+                raise FilterError(
+                    f"{value!r} is not a run status ({', '.join(STATUSES)})"
+                    + (f"; did you mean {close[0]}?" if close else ""),
+                    value_pos,
+                )
         if head_low == "tags" and op in ("=", "!="):
             # membership in the JSON list
             self.args.append(value)

@@ -82,6 +82,7 @@ class _Sort:
     table: str | None = None  # record sorts: metrics_latest / params
     column: str | None = None
     key: str | None = None
+    record: str = ""  # record sorts: `metrics` / `params`, as the user wrote it
 
 
 def _parse_sort(sort: str | None) -> _Sort:
@@ -92,7 +93,7 @@ def _parse_sort(sort: str | None) -> _Sort:
     head, _, key = field.partition(".")
     if key and head in ("metrics", "params"):
         table, column = ("metrics_latest", "value") if head == "metrics" else ("params", "num")
-        return _Sort(desc, "", table, column, key)
+        return _Sort(desc, "", table, column, key, head)
     if not key and field in COLUMNS:
         return _Sort(desc, COLUMNS[field])
     raise SortError(f"cannot sort by {field!r} (a run column, metrics.NAME or params.NAME)")
@@ -122,8 +123,8 @@ def list_page(
     cursor: str | None = None,
 ) -> dict[str, Any]:
     """One page of runs, each with its params, latest metrics, cell count, busy_s and
-    last_activity_at (activity_of), plus the cursor of the next and, when a filter matched
-    nothing, `hints` naming the fields no run has (filter_hints; else []).
+    last_activity_at (activity_of), plus the cursor of the next and `hints` naming the fields
+    no run has (field_hints): the sort's, and the filter's when it matched nothing.
 
     Keyset paging in two phases: rows with a sort value (walked in index order, so a
     metric-sorted page of 100k runs reads ~a page of rows), then rows without one (id order)."""
@@ -194,9 +195,12 @@ def list_page(
         last = rows[-1]
         phase = 0 if last["sort_value"] is not None else 1
         next_cursor = _encode_cursor(phase, last["sort_value"], last["id"])
-    # why a filter matched nothing: misspelt metric/param/output names (filter_hints)
-    hints = filter_hints(conn, filter) if filter and not runs and after is None else []
-    return {"runs": runs, "next": next_cursor, "hints": hints}
+    # misspelt metric/param/output names: a sort by a field no run has lists runs as if unsorted;
+    # a filter that names one may be why it matched nothing
+    fields = [(order.record, order.key)] if order.key and after is None else []
+    if filter and not runs and after is None:
+        fields += [f for f in record_fields(filter) if f not in fields]
+    return {"runs": runs, "next": next_cursor, "hints": field_hints(conn, fields)}
 
 
 IDLE_AFTER_S = 300.0  # a running interactive run with no activity for this long reads "idle"
@@ -288,11 +292,16 @@ def _distinct_keys(conn: Connection, table: str) -> list[str]:
 
 
 def filter_hints(conn: Connection, expr: str | None) -> list[dict[str, Any]]:
-    """For each `metrics.K` / `params.K` / `outputs.K` a filter names that no run has: {field,
-    message, suggestions} with close names that exist. Why a filter matched nothing."""
+    """field_hints for the `metrics.K` / `params.K` / `outputs.K` a filter names."""
+    return field_hints(conn, record_fields(expr))
+
+
+def field_hints(conn: Connection, fields: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """For each (`metrics` | `params` | `outputs`, K) no run has: {field, message, suggestions}
+    with close names that exist. Why a filter matched nothing, or a sort did not sort."""
     hints: list[dict[str, Any]] = []
     known: dict[str, list[str]] = {}
-    for table, key in record_fields(expr):
+    for table, key in fields:
         if table not in known:
             known[table] = _distinct_keys(conn, table)
         if key in known[table]:
