@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .model import json_safe
+from .model import first_line, json_safe
 from .model import terminal_text as _t
 from .records import PAGE_MAX
 
@@ -186,7 +186,7 @@ def runs_show(args: argparse.Namespace) -> int:
         f"{_when(run['last_activity_at'])}{idle}\n")  # fmt: skip
     error = run.get("error")
     if isinstance(error, dict):
-        out(f"  error     {_t(error.get('ename'))}: {_t(error.get('evalue'))}\n")
+        out(f"  error     {_t(error.get('ename'))}: {_t(error.get('evalue'), indent=' ' * 12)}\n")
     out(f"  notebook  {_t(run['notebook'] or '(unknown)')}\n")
     out(f"  host      {_t(run['host'])}    user {_t(run['user'])}    kernel {_t(run['kernel'])}\n")
     env = run.get("env")
@@ -234,7 +234,7 @@ def runs_show(args: argparse.Namespace) -> int:
         line = _t(first[0][:60]) if first else ""
         extra = ""
         if isinstance(c["error"], dict):
-            evalue = c["error"].get("evalue")
+            evalue = first_line(c["error"].get("evalue"))
             evalue = evalue[:80] if isinstance(evalue, str) else ""
             extra = f"  {_t(c['error'].get('ename'))}: {_t(evalue)}"
         if isinstance(c.get("gpu"), dict):

@@ -101,16 +101,26 @@ _CONTROL.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
 _CONTROL.update({c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))})
 
 
-def terminal_text(value: Any, limit: int = 2000) -> str:
+def terminal_text(value: Any, limit: int = 2000, indent: str | None = None) -> str:
     """Text from the store made safe for a terminal: control characters (ANSI escapes, bells,
     newlines, bidi overrides) are shown escaped, never sent raw; at most `limit` characters (an
-    old row's 10 MB name does not flood the screen)."""
+    old row's 10 MB name does not flood the screen). indent: text of several lines (an error's
+    message) keeps its line breaks, each line after the first starting with `indent`."""
     if value is None:
         return "-"
     text = str(value)
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return text.translate(_CONTROL)
+    if indent is None:
+        return text.translate(_CONTROL)
+    return ("\n" + indent).join(line.translate(_CONTROL) for line in text.split("\n"))
+
+
+def first_line(value: Any) -> Any:
+    """The first line of a message shown in a table's row, with "…" if more lines follow."""
+    if not isinstance(value, str) or "\n" not in value.strip():
+        return value.strip() if isinstance(value, str) else value
+    return value.strip().split("\n", 1)[0] + " …"
 
 
 def close_names(name: str, known: Any, n: int = 1) -> list[str]:

@@ -67,18 +67,24 @@ def test_detached_jobs_queue_and_drain_without_a_server(store, tmp_path, monkeyp
 def test_rerun_of_a_failing_run_exits_nonzero_and_show_has_the_lineage(store, tmp_path):
     nb = write_notebook(tmp_path / "fail.ipynb", [
         {"id": "p", "source": "rate = 0.5\nsteps = 1", "tags": ["parameters"]},
-        {"id": "boom", "source": "raise ValueError(f'diverged at {rate}')"},
+        {"id": "boom", "source": "raise ValueError(f'diverged at {rate}\\nsee\\x1b[2J the log')"},
     ])  # fmt: skip
     parent = tracked_run(store, nb, {"rate": 0.5, "steps": 1}, status="failed")
     (tmp_path / "p.json").write_text(json.dumps({"rate": 0.25, "steps": 9}))
     done = mlp("rerun", parent[:6], "-P", str(tmp_path / "p.json"), "-p", "rate=2")
     assert done.returncode == 1
-    assert "ValueError: diverged at 2.0" in done.stderr and "failed  3/3 cells" in done.stderr
+    assert "failed  3/3 cells" in done.stderr
+    # a message of several lines keeps its lines (control characters in them still escaped)
+    assert "ValueError: diverged at 2.0\n  see\\x1b[2J the log\n" in done.stderr
     (child,) = [r for r in run_store.list_runs(store.connect()) if r["id"] != parent]
     assert child["status"] == "failed" and child["params"] == {"rate": 2.0, "steps": 9}
 
     shown = mlp("runs", "show", child["id"])
     assert shown.returncode == 0, shown.stderr
+    assert (
+        "error     ValueError: diverged at 2.0\n            see\\x1b[2J the log\n" in shown.stdout
+    )
+    assert "  ValueError: diverged at 2.0 …\n" in shown.stdout  # the cell's row: its first line
     lineage = shown.stdout.split("lineage:\n", 1)[1]
     assert f"parent    {parent}  base  (failed)" in lineage
     assert "rate: 0.5 -> 2.0" in lineage and "steps: 1 -> 9" in lineage

@@ -236,8 +236,8 @@ def wait(service, run_id: str, out=None, interval: float = 0.2) -> int:
     if st["state"] != model.FINISHED:
         error = st.get("error") or {}
         if error:
-            print(f"{terminal_text(error.get('ename'), 80)}: {terminal_text(error.get('evalue'))}",
-                  file=out)  # fmt: skip
+            print(f"{terminal_text(error.get('ename'), 80)}: "
+                  f"{terminal_text(error.get('evalue'), indent='  ')}", file=out)  # fmt: skip
     print(f"details: jupyter mlp runs show {run_id}", file=out)
     return 0 if st["state"] == model.FINISHED else 1
 

@@ -166,6 +166,7 @@ def _progress(store, pid: str) -> str:
 
 
 def _table(store, pid: str) -> str:
+    from ..model import first_line
     from ..model import terminal_text as t
     from ..store import pipelines as P
     from ..store import sweeps as sweep_store
@@ -194,7 +195,8 @@ def _table(store, pid: str) -> str:
             best = f", best {sw['best_value']:g}" if sw["best_value"] is not None else ""
             extra += f"  sweep {sw['id']} ({told}/{sw['budget']} trials{best})"
         if s["error"]:
-            extra += f"  {t(s['error'].get('ename'), 80)}: {t(s['error'].get('evalue'), 100)}"
+            evalue = first_line(s["error"].get("evalue"))
+            extra += f"  {t(s['error'].get('ename'), 80)}: {t(evalue, 100)}"
         lines.append(
             f"  {name:<{width}}  {s['status']:<9}  {took:>7}  run {s['run_id'] or '-'}{extra}"
         )

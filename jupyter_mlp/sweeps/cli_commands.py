@@ -164,6 +164,7 @@ def _shown(params: dict[str, Any]) -> str:
 
 
 def table(conn: Any, sweep_id: str) -> str:
+    from ..model import first_line
     from ..model import terminal_text as tt
     from ..store import sweeps as S
     from .space import space_from_json
@@ -184,7 +185,8 @@ def table(conn: Any, sweep_id: str) -> str:
                 f"{time.time() - t['started_at']:.0f}s..")  # fmt: skip
         extra = ""
         if t["error"]:
-            extra = f"  {tt(t['error'].get('ename'), 80)}: {tt(t['error'].get('evalue'), 120)}"
+            evalue = first_line(t["error"].get("evalue"))
+            extra = f"  {tt(t['error'].get('ename'), 80)}: {tt(evalue, 120)}"
         lines.append(f"  #{t['number']:<3} {t['status']:<9} {value:>10} {took:>7}  run "
                      f"{t['run_id'] or '-':<12}  {_shown(values)}{extra}")  # fmt: skip
     if sweep["best_trial"] is not None:
@@ -195,7 +197,8 @@ def table(conn: Any, sweep_id: str) -> str:
         lines.append(f"note: {sweep['note']}")
     if sweep["error"]:
         lines.append(
-            f"error: {tt(sweep['error'].get('ename'), 80)}: {tt(sweep['error'].get('evalue'))}"
+            f"error: {tt(sweep['error'].get('ename'), 80)}: "
+            f"{tt(sweep['error'].get('evalue'), indent='  ')}"
         )
     return "\n".join(lines)
 
