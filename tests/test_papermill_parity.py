@@ -510,6 +510,17 @@ def test_papermill_options_partial_notebook_export_and_name(tmp_path):
     assert "Executing Cell 3" in (home / "jobs" / f"{run_id}.log").read_text()  # --log-output
     assert not (home / "partial" / f"{run_id}.ipynb").exists()  # now a blob of the run
 
+    # --log-output while the command waits: the notebook's output on its stderr, as papermill's
+    shown = run(JUPYTER, "mlp", "run", str(nb), "-p", "x=7", "--log-output", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert "Executing Cell 3" in shown.stderr and "started 7" in shown.stderr, shown.stderr
+    # a relative --stdout-file with --cwd lands in that folder, as papermill writes it
+    (tmp_path / "wd").mkdir()
+    done = run(JUPYTER, "mlp", "run", str(nb), "-p", "x=8", "--cwd", "wd", "--stdout-file",
+               "rel.txt", cwd=tmp_path, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "started 8" in (tmp_path / "wd" / "rel.txt").read_text()
+
     slow = run(JUPYTER, "mlp", "run", str(nb), "-p", "wait=30", "--execution-timeout", "1", env=env)
     assert slow.returncode == 1 and "Timeout" in slow.stderr, slow.stderr[-1500:]
     prep = run(JUPYTER, "mlp", "run", str(nb), "-p", "x=9", "--prepare-only", "--detach", env=env)

@@ -105,9 +105,23 @@ def _submit(args: argparse.Namespace, submit) -> int:
         if args.detach:
             print(run_id)
             return 0
-        return wait(service, run_id)
+        return wait(service, run_id, log=_output_log(service, run_id))
     finally:
         service.stop()
+
+
+def _output_log(service: Any, run_id: str) -> Any:
+    """The job's log when the notebook's output goes there (--log-output, also a parent's) and
+    it runs on this machine: shown as it comes, as papermill's --log-output shows it."""
+    from ..store.jobs import get_job
+    from .papermill_options import KEY
+
+    job = get_job(service.store.connect(), run_id)
+    if job is None or job.executor != "local":
+        return None
+    if not ((job.options or {}).get(KEY) or {}).get("log_output"):
+        return None
+    return service.executor("local").log_path(run_id)
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
@@ -200,16 +214,49 @@ def cmd_pool(args: argparse.Namespace) -> int:
     return 0
 
 
-def wait(service, run_id: str, out=None, interval: float = 0.2) -> int:
-    """Show progress until the job ends; exit status 0 only for a finished run."""
+class _Follow:
+    """The lines added to a file since this was made (the file may not exist yet)."""
+
+    def __init__(self, path: Any) -> None:
+        self.path = path
+        self.offset = 0
+        self.rest = b""
+
+    def lines(self, final: bool = False) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(1 << 20)
+        except OSError:
+            return []
+        self.offset += len(data)
+        parts = (self.rest + data).split(b"\n")
+        self.rest = parts.pop()
+        if final and self.rest:
+            parts.append(self.rest)
+            self.rest = b""
+        return [p.decode("utf-8", "replace").rstrip("\r") for p in parts]
+
+
+def wait(service, run_id: str, out=None, interval: float = 0.2, log: Any = None) -> int:
+    """Show progress until the job ends; exit status 0 only for a finished run. log: a file
+    whose new lines are shown too (escaped, as all text from a notebook) as they come."""
     out = out or sys.stderr
     live = out.isatty()
     print(f"run {run_id}: queued (jupyter mlp cancel {run_id} stops it)", file=out, flush=True)
     shown = None
+    follow = _Follow(log) if log is not None else None
     try:
         while True:
             service.tick()
             st = service.status(run_id)
+            lines = follow.lines(final=st["state"] in model.FINAL_JOB_STATES) if follow else []
+            if lines:
+                if live and shown:  # the progress line gives way, and comes back below
+                    print("\r" + " " * 60 + "\r", end="", file=out)
+                for text in lines:
+                    print(terminal_text(text), file=out)
+                shown = None
             line = f"run {run_id}: {st['state']}"
             if st["cells_total"]:
                 line += f"  {min(st['cells_done'], st['cells_total'])}/{st['cells_total']} cells"

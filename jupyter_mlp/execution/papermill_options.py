@@ -50,9 +50,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--language", "-l", metavar="LANG", default=None,
                    help="the notebook's language when its metadata names none (e.g. python)")  # fmt: skip
     g.add_argument("--stdout-file", metavar="FILE", default=None,
-                   help="write the kernel's stdout to FILE (relative: to where you run this)")  # fmt: skip
+                   help="write the kernel's stdout to FILE (relative: to --cwd if given, as "
+                        "papermill's, else to where you run this)")  # fmt: skip
     g.add_argument("--stderr-file", metavar="FILE", default=None,
-                   help="write the kernel's stderr to FILE (relative: to where you run this)")  # fmt: skip
+                   help="write the kernel's stderr to FILE (relative: as --stdout-file)")  # fmt: skip
 
 
 def from_args(args: argparse.Namespace) -> dict[str, Any]:

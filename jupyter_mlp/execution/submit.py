@@ -240,9 +240,10 @@ def prepare_rerun(
     # (its parameters cell, and what the parent job itself injected), then the new values.
     parent_job = get_job(conn, run_id)
     given_options = dict(options or {})
-    pm_options = merged(
+    given_cwd = check_cwd(cwd, executor)
+    pm_options = merged(  # (--stdout-file out.txt --cwd wd: wd/out.txt, as papermill writes it)
         parent_job.options.get(PAPERMILL) if parent_job else None,
-        check_papermill(given_options.pop(PAPERMILL, None)),
+        check_papermill(given_options.pop(PAPERMILL, None), base=given_cwd),
     )
     if pm_options:
         given_options[PAPERMILL] = pm_options
@@ -266,7 +267,7 @@ def prepare_rerun(
         kernel or parent_kernel or notebook_kernel(nb) or parent["kernel"] or "python3"
     )
     # an inherited folder that is gone by now is the job's to note (it runs in a temp folder)
-    cwd = check_cwd(cwd, executor) or (parent_job.cwd if parent_job else None)
+    cwd = given_cwd or (parent_job.cwd if parent_job else None)
     check_language(nb, kernel, pm_options, inject)
     tags = json.loads(parent["tags"]) if parent["tags"] else []
     return JobRequest(
@@ -312,10 +313,10 @@ def prepare_notebook(
     new = _new_values(as_given(params), cell_params, allow_new, type_check)
     kernel = check_kernel(kernel or notebook_kernel(nb) or "python3")
     options = dict(options or {})
-    if options.get(PAPERMILL) is not None:
-        options[PAPERMILL] = check_papermill(options[PAPERMILL])
-    check_language(nb, kernel, options.get(PAPERMILL) or {}, new)
     cwd = check_cwd(cwd, executor)
+    if options.get(PAPERMILL) is not None:  # (relative files: to --cwd, as papermill's)
+        options[PAPERMILL] = check_papermill(options[PAPERMILL], base=cwd)
+    check_language(nb, kernel, options.get(PAPERMILL) or {}, new)
     rows: list[tuple[str, str, str, str]] = []
     for key, k in cell_params.items():
         if key not in new and k.type is not None:
