@@ -393,13 +393,36 @@ def _dash_values(argv: list[str]) -> list[str]:
     return out
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """The arguments; one the command does not take is refused with that command's usage (not
+    the top level's), and papermill's output path with where the executed notebook goes."""
+    args, extra = parser.parse_known_args(argv)
+    if not extra:
+        return args
+    command, rest = parser, list(argv)
+    while True:  # the command the arguments went to: the last subcommand named
+        subs = [a for a in command._actions if isinstance(a, argparse._SubParsersAction)]
+        named = next((i for i, a in enumerate(rest) if subs and a in subs[0].choices), None)
+        if named is None:
+            break
+        command, rest = subs[0].choices[rest[named]], rest[named + 1 :]
+    message = f"unrecognized arguments: {' '.join(extra)}"
+    if any(a.endswith(".ipynb") for a in extra) and command.prog.split()[-1] in ("run", "rerun"):
+        message += (
+            "\n(no output path: the executed notebook is kept with the run; "
+            "`jupyter mlp runs export RUN_ID -o OUT.ipynb` writes it)"
+        )
+    command.error(message)
+    raise AssertionError  # (error() exits)
+
+
 def main(argv: list[str] | None = None) -> int:
     from .execution import skip_iri_grammar
     from .store import FilterError, RunNotFound, StoreUnavailable
 
     skip_iri_grammar()  # submitting imports papermill: 1-4 s less for run, rerun, pipeline run
 
-    args = build_parser().parse_args(_dash_values(sys.argv[1:] if argv is None else argv))
+    args = _parse(build_parser(), _dash_values(sys.argv[1:] if argv is None else argv))
     if args.store_url:  # as $MLP_STORE_URL: every command, and the drivers and jobs it starts
         os.environ["MLP_STORE_URL"] = args.store_url
     try:

@@ -141,6 +141,19 @@ def test_filter_and_errors_from_the_cli(mlp_home, tmp_path):
     assert "no runs" in empty
 
 
+def test_an_argument_a_command_does_not_take_is_refused_with_that_commands_usage(mlp_home):
+    """Not the top level's usage: the command's own, and papermill's output path is told where
+    the executed notebook goes instead."""
+    extra = cli("runs", "list", "--bogus", check=False)
+    assert extra.returncode == 2 and extra.stderr.startswith("usage: jupyter mlp runs list ")
+    assert "jupyter mlp runs list: error: unrecognized arguments: --bogus" in extra.stderr
+    papermill_habit = cli("--home", str(mlp_home), "run", "in.ipynb", "out.ipynb", check=False)
+    assert papermill_habit.returncode == 2
+    assert papermill_habit.stderr.startswith("usage: jupyter mlp run ")
+    assert "unrecognized arguments: out.ipynb" in papermill_habit.stderr
+    assert "jupyter mlp runs export RUN_ID -o OUT.ipynb" in papermill_habit.stderr
+
+
 def test_list_works_on_a_new_empty_home(tmp_path):
     env = {**os.environ, "MLP_HOME": str(tmp_path / "fresh")}
     assert "no runs" in cli("runs", "list", env=env).stdout

@@ -511,7 +511,9 @@ def test_papermill_options_partial_notebook_export_and_name(tmp_path):
     assert not (home / "partial" / f"{run_id}.ipynb").exists()  # now a blob of the run
 
     # --log-output while the command waits: the notebook's output on its stderr, as papermill's
-    shown = run(JUPYTER, "mlp", "run", str(nb), "-p", "x=7", "--log-output", env=env)
+    # (and papermill's --request-save-on-cell-execute, its default and always so here, taken)
+    shown = run(JUPYTER, "mlp", "run", str(nb), "-p", "x=7", "--log-output",
+                "--request-save-on-cell-execute", env=env)  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert "Executing Cell 3" in shown.stderr and "started 7" in shown.stderr, shown.stderr
     # a relative --stdout-file with --cwd lands in that folder, as papermill writes it

@@ -47,6 +47,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     ):  # fmt: skip
         g.add_argument(flag, dest=name, action="store_true", default=None, help=text)
         g.add_argument(off, dest=name, action="store_false", help=argparse.SUPPRESS)
+    g.add_argument("--request-save-on-cell-execute", action="store_true", dest="_save_on_cell",
+                   help="papermill's default, always so here (accepted for its command lines)")  # fmt: skip
     g.add_argument("--language", "-l", metavar="LANG", default=None,
                    help="the notebook's language when its metadata names none (e.g. python)")  # fmt: skip
     g.add_argument("--stdout-file", metavar="FILE", default=None,
