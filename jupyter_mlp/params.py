@@ -855,6 +855,12 @@ def resolve(
     if unknown and not allow_new:
         names = ", ".join(sorted(known)) or "none"
         which = ", ".join(repr(n) for n in unknown)
+        if not known:  # papermill warns and injects at the top: say why, and how to do that
+            raise ParamError(
+                f"unknown parameter{'s' if len(unknown) > 1 else ''} {which}: the notebook takes "
+                "none (no cell tagged 'parameters' assigns any); --allow-new-params injects "
+                "them at its top, as papermill does"
+            )
         raise ParamError(
             f"unknown parameter{'s' if len(unknown) > 1 else ''} {which}; known: {names} "
             "(pass --allow-new-params to add new ones)"
