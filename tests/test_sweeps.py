@@ -217,6 +217,33 @@ def test_grid_sweep_returns_the_known_best(store, tmp_path, capsys):
     )
 
 
+def test_a_sweep_whose_objective_no_run_reports_stops_before_spending_its_budget(
+    store, tmp_path, capsys
+):
+    """An objective the template run never logged, and not close to one it did, passes the
+    check at the start (a notebook may log it for some values only); once the first trials all
+    report none, the sweep asks no more and says why, naming what the trials did log."""
+    nb = write_notebook(tmp_path / "f.ipynb", [
+        TRACK, {"id": "p", "source": "x = 0.0", "tags": ["parameters"]},
+        {"id": "w", "source": "import jupyter_mlp as mlp\nmlp.log_metric('score', x)"},
+    ])  # fmt: skip
+    template = template_job(store, nb)
+    code = sweep(store.home, template, "-p", "x=0..1", "--objective", "max:accuracy",
+                 "--trials", "12", "--concurrency", "2")  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 1, out
+    (found,) = S.list_sweeps(store.connect())
+    assert found["status"] == "failed" and found["error"]["ename"] == "NoObjective"
+    trials = S.trials(store.connect(), found["id"])
+    assert 3 <= len(trials) <= 4  # the third told, and one still running then
+    assert (
+        f"the first {len(trials)} trials reported no objective max:accuracy"
+        in (found["error"]["evalue"])
+    )
+    assert "(its metrics: score" in found["error"]["evalue"]
+    assert "check --objective" in found["error"]["evalue"]
+
+
 BOWL_CODE = """\
 import jupyter_mlp as mlp
 mlp.log_metric("score", -((x - 0.3) ** 2) - (y + 0.2) ** 2)

@@ -69,6 +69,9 @@ from .space import (
 POLL_S = 0.02
 SAMPLERS = ("tpe", "random", "grid")
 PRUNE_STARTUP = 5  # MedianPruner's default: trials that finish before any is pruned
+# this many trials that finished without the objective, and none with it: the sweep asks no more
+# (a misnamed objective would spend the whole budget reporting nothing)
+NO_OBJECTIVE_STOP = 3
 
 
 # --- submitting ---------------------------------------------------------------------------------
@@ -272,15 +275,22 @@ def submit(
     )  # fmt: skip
 
 
-def check_objective_seen(template: dict[str, Any], objective: Any) -> None:
-    """A misspelt objective is refused now, not once every trial has run without it: a name the
-    template run never logged (as a metric or an output, as the objective reads it) that is
-    close to one it did. Another name passes (a notebook may log it only with some values)."""
+def logged_names(template: dict[str, Any], objective: Any) -> set[str]:
+    """What the template run logged that the objective could read: its metrics, its outputs."""
     seen = set()
     if objective.source != "output":
         seen |= set(template.get("metrics") or {})
     if objective.source != "metric":
         seen |= {o["name"] for o in template.get("outputs") or []}
+    return seen
+
+
+def check_objective_seen(template: dict[str, Any], objective: Any) -> None:
+    """A misspelt objective is refused now, not once every trial has run without it: a name the
+    template run never logged (as a metric or an output, as the objective reads it) that is
+    close to one it did. Another name passes (a notebook may log it only with some values; if
+    the first trials report none, the sweep stops: NO_OBJECTIVE_STOP)."""
+    seen = logged_names(template, objective)
     if not seen or objective.key in seen:
         return
     close = close_names(objective.key, sorted(seen))
@@ -384,6 +394,8 @@ class Driver:
         self.distributions = {n: d.distribution() for n, d in self.space.items() if d.searched}
         self.active: dict[int, Active] = {}
         self.asked = 0
+        self.missing: tuple[int, str] = (0, "")  # trials with no objective; the last one's why
+        self._unseen: bool | None = None  # whether the template run never logged the objective
         self._own_service = service is None
         self._service = service
 
@@ -533,8 +545,21 @@ class Driver:
     def _may_ask(self) -> bool:
         if self.asked >= self.row["budget"]:
             return False
+        if self.missing[0] >= NO_OBJECTIVE_STOP and self.row.get("best_value") is None:
+            if self._objective_unseen():  # a misnamed objective: no more budget spent on it
+                return False
         deadline = self._deadline()
         return deadline is None or time.time() < deadline
+
+    def _objective_unseen(self) -> bool:
+        """Whether the template run never logged the objective either (so a trial that reports
+        none is the rule, not a value that happened to log nothing)."""
+        if self._unseen is None:
+            from ..store import runs as run_store
+
+            template = run_store.get_run(self.conn, self.row["template_id"], with_cells=False)
+            self._unseen = self.objective.key not in logged_names(template, self.objective)
+        return self._unseen
 
     def _fill(self) -> None:
         while len(self.active) < self.row["concurrency"] and self._may_ask():
@@ -646,7 +671,7 @@ class Driver:
                 self._told(act.trial, state=TrialState.FAIL)
                 S.set_trial(self.conn, self.id, number, FAILED,
                             error={"ename": "NoObjective", "evalue": str(exc)})  # fmt: skip
-                self._note()
+                self._note(str(exc))
                 return
             self._told(act.trial, value)
             S.set_trial(self.conn, self.id, number, FINISHED, value=value, step=act.last_step)
@@ -685,11 +710,12 @@ class Driver:
             return {"ename": found.get("ename"), "evalue": found.get("evalue")}
         return {"ename": state, "evalue": f"the trial's job ended {state}"}
 
-    def _note(self) -> None:
+    def _note(self, why: str) -> None:
         missing = sum(
             1 for t in S.trials(self.conn, self.id)
             if t["status"] == FAILED and (t["error"] or {}).get("ename") == "NoObjective"
         )  # fmt: skip
+        self.missing = (missing, why)
         if missing:
             S.update(self.conn, self.id, note=(
                 f"{missing} trial(s) reported no objective {self.objective.key!r}: they failed and "
@@ -699,10 +725,16 @@ class Driver:
     def _finish(self) -> str:
         row = S.get(self.conn, self.id)
         if row["best_trial"] is None:
-            S.set_status(self.conn, self.id, FAILED, error={
-                "ename": "NoObjective",
-                "evalue": f"no trial reported the objective {self.objective.text}",
-            })  # fmt: skip
+            evalue = f"no trial reported the objective {self.objective.text}"
+            if self.missing[0] >= NO_OBJECTIVE_STOP and self.asked < row["budget"]:
+                evalue = (
+                    f"the first {self.missing[0]} trials reported no objective "
+                    f"{self.objective.text} (the last: {self.missing[1]}); the sweep stopped "
+                    f"there, {row['budget'] - self.asked} of its {row['budget']} trials unspent: "
+                    "check --objective"
+                )
+            S.set_status(self.conn, self.id, FAILED, error={"ename": "NoObjective",
+                                                            "evalue": evalue})  # fmt: skip
             return FAILED
         S.set_status(self.conn, self.id, FINISHED)
         return FINISHED
