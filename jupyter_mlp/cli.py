@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .model import first_line, json_safe
+from .model import first_line, json_safe, terminal_table
 from .model import terminal_text as _t
 from .records import PAGE_MAX
 
@@ -70,12 +70,6 @@ def _output_value(v: Any) -> str:
     return _value(v)
 
 
-def _table(rows: list[list[str]], out) -> None:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
-
-
 def _print_json(data: Any) -> None:
     json.dump(json_safe(data), sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
@@ -125,7 +119,7 @@ def runs_list(args: argparse.Namespace) -> int:
             _t(r["project"], 40), status + (" *" if r["pinned"] else ""),
             _when(r["started_at"]), _run_time(r), metrics,
         ])  # fmt: skip
-    _table(rows, sys.stdout)
+    terminal_table(rows, sys.stdout)
     return 0
 
 

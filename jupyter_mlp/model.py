@@ -116,6 +116,13 @@ def terminal_text(value: Any, limit: int = 2000, indent: str | None = None) -> s
     return ("\n" + indent).join(line.translate(_CONTROL) for line in text.split("\n"))
 
 
+def terminal_table(rows: list[list[str]], out: Any) -> None:
+    """Rows of cells (already made safe: terminal_text) in columns, the first row a header."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+
+
 def first_line(value: Any) -> Any:
     """The first line of a message shown in a table's row, with "…" if more lines follow."""
     if not isinstance(value, str) or "\n" not in value.strip():

@@ -215,6 +215,13 @@ def test_grid_sweep_returns_the_known_best(store, tmp_path, capsys):
         "[finished] 9 of 9 trials started: 9 done (0 pruned, 3 failed)" in status
         and "NoObjective" in status
     )
+    assert sweep(store.home, "list") == 0
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["ID", "CREATED", "STATUS", "TRIALS", "RUN", "OBJECTIVE", "BEST"]
+    assert row.split()[3:] == ["finished", "9/9", template, "max:score", "0"]
+    assert sweep(store.home, "list", "extra") == 2  # said, not dropped
+    assert sweep(store.home, "cancel") == 2
+    assert "needs the sweep's id (jupyter mlp sweep list shows them)" in capsys.readouterr().err
 
 
 def test_a_sweep_whose_objective_no_run_reports_stops_before_spending_its_budget(

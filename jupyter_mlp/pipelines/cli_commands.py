@@ -170,6 +170,7 @@ def _table(store, pid: str) -> str:
     from ..model import terminal_text as t
     from ..store import pipelines as P
     from ..store import sweeps as sweep_store
+    from ..store.runs import run_times
 
     conn = store.connect()
     run = P.get(conn, pid)
@@ -181,7 +182,7 @@ def _table(store, pid: str) -> str:
         lines[0] += (f"\n  its driver (pid {run['pid']}) is gone: `jupyter mlp pipeline cancel "
                      f"{run['id']}` ends it, `pipeline run FILE --resume {run['id']}` goes on")  # fmt: skip
     width = max((len(n) for n in run["stages"]), default=5)
-    times = P.stage_run_times(conn, [s["run_id"] for s in run["stages"].values() if s["run_id"]])
+    times = run_times(conn, [s["run_id"] for s in run["stages"].values() if s["run_id"]])
     lines.append(f"  {'stage':<{width}}  {'status':<9}  {'ran':>7}")
     for name, s in run["stages"].items():
         took = "-"

@@ -207,22 +207,6 @@ def stage_run_outcomes(conn: Connection, run_ids: list[str]) -> dict[str, tuple[
     }
 
 
-def stage_run_times(
-    conn: Connection, run_ids: list[str]
-) -> dict[str, tuple[float | None, float | None]]:
-    """{run id: (started_at, ended_at)} of stage runs: a stage's own time, not its wait."""
-    if not run_ids:
-        return {}
-    return {
-        r[0]: (r[1], r[2])
-        for r in conn.execute(
-            "SELECT id, started_at, ended_at FROM runs "
-            f"WHERE id IN ({', '.join('?' * len(run_ids))})",
-            run_ids,
-        )
-    }
-
-
 def last_failed_cell_error(conn: Connection, run_id: str) -> str | None:
     """The error (JSON text) of the run's last cell that did not end ok, if any."""
     row = conn.execute(

@@ -446,6 +446,20 @@ def mark_lost(conn: Connection, heartbeat_timeout: float, now: float | None = No
     return [r for r, _ in lost]
 
 
+def run_times(conn: Connection, run_ids: list[str]) -> dict[str, tuple[Any, Any]]:
+    """{run id: (started_at, ended_at)}: a stage's or a trial's own time, not its wait."""
+    if not run_ids:
+        return {}
+    return {
+        r[0]: (read_number(r[1]), read_number(r[2]))
+        for r in conn.execute(
+            "SELECT id, started_at, ended_at FROM runs "
+            f"WHERE id IN ({', '.join('?' * len(run_ids))})",
+            run_ids,
+        )
+    }
+
+
 def is_final(status: str) -> bool:
     return status in FINAL_STATUSES
 

@@ -68,10 +68,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     command = args.target
     try:
         if command == "list":
+            if args.sweep:
+                return _fail(f"jupyter mlp sweep list takes no sweep id (got {args.sweep!r})")
             return cmd_list(args)
         if command in COMMANDS:
             if not args.sweep and command != "status":
-                return _fail(f"jupyter mlp sweep {command} SWEEP_ID")
+                return _fail(f"jupyter mlp sweep {command} needs the sweep's id "
+                             "(jupyter mlp sweep list shows them)")  # fmt: skip
             return {"status": cmd_status, "cancel": cmd_cancel, "resume": cmd_resume}[command](args)
         if args.sweep:
             return _fail(f"unexpected {args.sweep!r} after the run id")
@@ -167,6 +170,7 @@ def table(conn: Any, sweep_id: str) -> str:
     from ..model import first_line
     from ..model import terminal_text as tt
     from ..store import sweeps as S
+    from ..store.runs import run_times
     from .space import space_from_json
 
     sweep = S.get(conn, sweep_id)
@@ -178,11 +182,18 @@ def table(conn: Any, sweep_id: str) -> str:
         "  space: " + "; ".join(f"{n}={d.describe()}" for n, d in space.items()),
         "  " + progress_line(conn, sweep_id),
     ]
-    for t in S.trials(conn, sweep_id):
+    trials = S.trials(conn, sweep_id)
+    times = run_times(conn, [t["run_id"] for t in trials if t["run_id"]])
+    for t in trials:
         values = {n: space[n].value_of(v) for n, v in (t["params"] or {}).items() if n in space}
         value = f"{t['value']:.6g}" if t["value"] is not None else "-"
-        took = (f"{t['ended_at'] - t['started_at']:.1f}s" if t["ended_at"] else
-                f"{time.time() - t['started_at']:.0f}s..")  # fmt: skip
+        # the trial's run's own time (as runs list shows it), not its wait for a slot
+        started, ended = times.get(t["run_id"], (None, None))
+        took = "-"
+        if started and ended:
+            took = f"{ended - started:.1f}s"
+        elif started:
+            took = f"{time.time() - started:.0f}s.."
         extra = ""
         if t["error"]:
             evalue = first_line(t["error"].get("evalue"))
@@ -230,21 +241,23 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    from ..model import terminal_table
+    from ..model import terminal_text as tt
     from ..store import sweeps as S
 
     conn = _store(args).connect()
     found = S.list_sweeps(conn)
     if not found:
         print("no sweeps")
+        return 0
+    rows = [["ID", "CREATED", "STATUS", "TRIALS", "RUN", "OBJECTIVE", "BEST"]]
     for s in found:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s["created_at"]))
-        best = (
-            f"best {s['best_value']:.6g} (run {s['best_run_id']})"
-            if s["best_trial"] is not None
-            else ""
-        )
-        print(f"{s['id']}  {when}  {s['status']:<10}  run {s['template_id']}  "
-              f"{s['objective']['text']}  {best}")  # fmt: skip
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s["created_at"]))
+        told = sum(S.counts(conn, s["id"]).values())
+        best = f"{s['best_value']:.6g}" if s["best_trial"] is not None else "-"
+        rows.append([s["id"], when, tt(s["status"], 20), f"{told}/{s['budget']}",
+                     s["template_id"], tt(s["objective"]["text"], 40), best])  # fmt: skip
+    terminal_table(rows, sys.stdout)
     return 0
 
 
