@@ -153,6 +153,9 @@ def _run_time(run: dict[str, Any]) -> str:
     while the run is open), for a job or stage its wall-clock duration."""
     if run.get("kind") == "interactive" and run.get("cells"):
         return _duration(run.get("busy_s"))
+    started = run.get("started_at")
+    if run["duration"] is None and run.get("status") == "running" and isinstance(started, float):
+        return _duration(max(0.0, time.time() - started)) + ".."  # so far
     return _duration(run["duration"])
 
 

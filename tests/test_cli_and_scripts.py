@@ -159,6 +159,17 @@ def test_list_works_on_a_new_empty_home(tmp_path):
     assert "no runs" in cli("runs", "list", env=env).stdout
 
 
+def test_time_of_a_job_still_running_is_its_time_so_far():
+    import time
+
+    from jupyter_mlp.cli import _run_time
+
+    job = {"kind": "job", "status": "running", "started_at": time.time() - 30, "duration": None}
+    assert _run_time(job) in ("30.0s..", "30.1s..", "30.2s..")
+    assert _run_time({**job, "status": "queued", "started_at": None}) == "-"
+    assert _run_time({**job, "status": "finished", "duration": 2.5}) == "2.5s"
+
+
 def test_an_idle_kernel_run_shows_time_in_cells_and_idle(store):
     """An interactive run left open reads as 5.5 s of work, idle, not as hours of running."""
     import time
