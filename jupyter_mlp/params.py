@@ -818,7 +818,7 @@ def fit(name: str, given: Given, type_name: str | None) -> Any:
         if isinstance(value, str):
             raw = value.encode("utf-8")
             return bytearray(raw) if type_name == "bytearray" else raw
-    shown = text if text is not None else _shown(value)
+    shown = text if text is not None and text.strip() else _shown(value)  # (empty: '')
     was = "" if type_name == k else f" (it was {type_name})"  # an int64, a tuple's kind
     raise ParamError(
         f"parameter {name!r} expects {_EXPECTED.get(k, k)}{was}, got {_describe(value)}: {shown}"

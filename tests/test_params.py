@@ -206,6 +206,8 @@ def test_resolve_refuses_unknown_names_unless_allowed_and_checks_unless_told_not
     ):
         P.resolve({"lrr": P.Given(1)}, known)
     assert P.resolve({"new": P.Given((1,))}, known, allow_new=True) == {"new": (1,)}
+    with pytest.raises(P.ParamError, match=r"expects a float, got a string: ''$"):
+        P.resolve({"lr": P.Given("", "")}, known)  # `-p lr=`: the empty text shown as such
     # a notebook with no parameters (no `parameters` cell): said so, with papermill's way out
     with pytest.raises(P.ParamError, match=r"the notebook takes none \(no cell tagged 'param"):
         P.resolve({"a": P.Given(1)}, {})

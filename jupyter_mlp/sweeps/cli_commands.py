@@ -29,7 +29,8 @@ def add_commands(sub: Any) -> None:
                    help="log:LOW..HIGH, LOW..HIGH[:STEP], a,b,c (choices) or a fixed value")  # fmt: skip
     p.add_argument("--objective", help="max:NAME or min:NAME[:last|min|max] (metric or output; "
                    "metric.NAME / output.NAME to say which)")  # fmt: skip
-    p.add_argument("--trials", type=int, help="the budget (grid: default the grid's size)")
+    p.add_argument("--trials", type=int,
+                   help="the budget: how many trials (required; grid: default the grid's size)")  # fmt: skip
     p.add_argument("--concurrency", type=int, default=2, help="trials at once (default 2)")
     p.add_argument("--sampler", choices=("tpe", "random", "grid"), default="tpe")
     p.add_argument("--seed", type=int, help="the sampler's seed (default: a random one, recorded)")
