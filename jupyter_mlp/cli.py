@@ -70,6 +70,19 @@ def _output_value(v: Any) -> str:
     return _value(v)
 
 
+def _param_value(v: Any, typed: Any) -> str:
+    """A parameter as the notebook got it, in Python's spelling (True, 1.0, (1, 2)), not JSON's."""
+    from .params import decode_data, kind, literal
+
+    try:
+        value = decode_data(v, typed)  # a tuple row is a tuple again
+        if kind(typed) == "float" and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)  # stored as 1, injected as 1.0
+        return _t(value if isinstance(value, str) else literal(value))
+    except (TypeError, ValueError):
+        return _value(v)
+
+
 def _print_json(data: Any) -> None:
     json.dump(json_safe(data), sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
@@ -208,7 +221,10 @@ def runs_show(args: argparse.Namespace) -> int:
     types = {p["key"]: p["type"] for p in runs.run_part(conn, run["id"], "params")}
     for title, items in (("params", run["params"]), ("metrics (latest)", run["metrics"])):
         out(f"\n{title}:\n")
-        shown = [f"{_t(k)} = {_value(v)}" for k, v in items.items()]
+        shown = [
+            f"{_t(k)} = {_param_value(v, types.get(k)) if title == 'params' else _value(v)}"
+            for k, v in items.items()
+        ]
         width = max(map(len, shown), default=0)
         for k, line in zip(items, shown):
             typed = title == "params" and types.get(k)  # the Python type the value was stored with

@@ -170,6 +170,13 @@ def test_time_of_a_job_still_running_is_its_time_so_far():
     assert _run_time({**job, "status": "finished", "duration": 2.5}) == "2.5s"
 
 
+def test_a_float_parameter_given_as_1_shows_as_the_notebook_got_it():
+    from jupyter_mlp.cli import _param_value
+
+    assert _param_value(1, "float") == "1.0" and _param_value(True, "bool") == "True"
+    assert _param_value([1, 2], "tuple") == "(1, 2)" and _param_value([1, 2], "list") == "[1, 2]"
+
+
 def test_an_idle_kernel_run_shows_time_in_cells_and_idle(store):
     """An interactive run left open reads as 5.5 s of work, idle, not as hours of running."""
     import time
@@ -298,6 +305,7 @@ def test_show_lists_the_tags_and_an_output_as_python_spells_it(mlp_home, tmp_pat
     done = script(tmp_path, """
         import jupyter_mlp as mlp
         mlp.track("t", tags=["first", "k2"])
+        mlp.log_params({"flag": True, "shape": (2, 3), "name": "resnet"})
         mlp.output("setdict", {"a": {1, 2}, "b": (3, 4)})
         mlp.output("plain", {"x": [1, 2]})
     """)  # fmt: skip
@@ -307,3 +315,6 @@ def test_show_lists_the_tags_and_an_output_as_python_spells_it(mlp_home, tmp_pat
     assert "  tags      first, k2\n" in shown
     assert "  setdict = {'a': {1, 2}, 'b': (3, 4)}\n" in shown and "__py__" not in shown
     assert '  plain = {"x": [1, 2]}\n' in shown  # JSON as it was
+    # parameters as the notebook has them: Python's spelling, not JSON's (true, [2, 3])
+    assert "  flag = True     bool\n" in shown and "  shape = (2, 3)  tuple\n" in shown
+    assert "  name = resnet   str\n" in shown
