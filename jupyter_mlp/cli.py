@@ -197,6 +197,12 @@ def runs_show(args: argparse.Namespace) -> int:
     error = run.get("error")
     if isinstance(error, dict):
         out(f"  error     {_t(error.get('ename'))}: {_t(error.get('evalue'), indent=' ' * 12)}\n")
+    if run["kind"] != "interactive":  # what the job said of how it ran (a --prepare-only, ...)
+        from .store.jobs import get_job
+
+        job = get_job(conn, run["id"])
+        if job is not None and job.note:
+            out(f"  note      {_t(job.note)}\n")
     out(f"  notebook  {_t(run['notebook'] or '(unknown)')}\n")
     out(f"  host      {_t(run['host'])}    user {_t(run['user'])}    kernel {_t(run['kernel'])}\n")
     env = run.get("env")

@@ -528,6 +528,8 @@ def test_papermill_options_partial_notebook_export_and_name(tmp_path):
     prep = run(JUPYTER, "mlp", "run", str(nb), "-p", "x=9", "--prepare-only", "--detach", env=env)
     prepared = _wait_final(store, prep.stdout.strip())
     assert prepared["status"] == "finished" and prepared["cells"] == []
+    shown = run(JUPYTER, "mlp", "runs", "show", prepared["id"], env=env).stdout
+    assert "note      --prepare-only: the parameters were injected, no cell was executed" in shown
     prepared_nb = json.loads(store.blobs.read_bytes(prepared["output_notebook"]))
     assert "x = 9" in json.dumps(prepared_nb)  # the injected cell
     assert all(not c.get("outputs") for c in prepared_nb["cells"])  # nothing executed

@@ -91,6 +91,9 @@ class NotebookJob(JobProcess):
             "pgid": os.getpgid(0),
             "host": socket.gethostname(),
         }
+        if ((self.job.options or {}).get("papermill") or {}).get("prepare_only"):
+            prepared = "--prepare-only: the parameters were injected, no cell was executed"
+            note = f"{note}; {prepared}" if note else prepared
         if note:
             updates["note"] = note
         self.reporter.update(self.run_id, **updates)
