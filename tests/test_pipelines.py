@@ -327,6 +327,12 @@ def test_a_pipeline_whose_driver_was_killed_says_so_and_resume_keeps_what_finish
 
     assert f"its driver (pid {proc.pid}) is gone" in mlp("status", pid)
     assert f"{pid}" in (listed := mlp("runs", "slow.mlpipe")) and "orphaned" in listed, listed
+    # the REST answers say it too (the pipeline editor's run banner and its list of runs)
+    from jupyter_mlp.server import services
+
+    assert services.pipeline_run_detail(store, pid)["orphaned"] is True
+    (summary,) = [r for r in services.pipeline_runs(store, None)["runs"] if r["id"] == pid]
+    assert summary["orphaned"] is True
     spec = S.load(tmp_path / "slow.mlpipe")
     again = submit(store, spec, path=S.identity(tmp_path / "slow.mlpipe"), resume=pid)
     assert drive(store, again) == "succeeded"
@@ -335,6 +341,7 @@ def test_a_pipeline_whose_driver_was_killed_says_so_and_resume_keeps_what_finish
     assert resumed["after_slow"]["status"] == "succeeded"
     cancel(store, pid)
     assert statuses(P.get(store.connect(), pid)) == {"slow": "succeeded", "after_slow": "cancelled"}
+    assert services.pipeline_run_detail(store, pid)["orphaned"] is False
 
 
 def test_resume_takes_only_a_run_of_the_same_pipeline(store, stage_nb, tmp_path):

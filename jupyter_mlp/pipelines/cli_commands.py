@@ -171,6 +171,7 @@ def _table(store, pid: str) -> str:
     from ..store import pipelines as P
     from ..store import sweeps as sweep_store
     from ..store.runs import run_times
+    from .driver import orphaned
 
     conn = store.connect()
     run = P.get(conn, pid)
@@ -204,18 +205,6 @@ def _table(store, pid: str) -> str:
     return "\n".join(lines)
 
 
-def orphaned(run: dict[str, Any]) -> bool:
-    """A run still running (or cancelling) on this machine whose driver process is gone (the
-    terminal that drove it was killed): nobody moves it on until it is cancelled or resumed."""
-    from ..execution.processes import driver_alive
-
-    return (
-        run["status"] in ("running", "cancelling")
-        and bool(run.get("pid"))
-        and not driver_alive(run)
-    )
-
-
 def cmd_status(args: argparse.Namespace) -> int:
     from ..store import pipelines as P
 
@@ -244,6 +233,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from ..store import pipelines as P
+    from .driver import orphaned
     from .spec import identity
 
     conn = _store(args).connect()

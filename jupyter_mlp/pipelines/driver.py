@@ -17,6 +17,18 @@ def spawn(store: Any, pipeline_run_id: str) -> int:
     return spawn_detached("jupyter_mlp.pipelines.driver", [pipeline_run_id], store, log)
 
 
+def orphaned(run: dict[str, Any]) -> bool:
+    """A run still running (or cancelling) on this machine whose driver process is gone (the
+    terminal that drove it was killed): nobody moves it on until it is cancelled or resumed."""
+    from ..execution.processes import driver_alive
+
+    return (
+        run["status"] in ("running", "cancelling")
+        and bool(run.get("pid"))
+        and not driver_alive(run)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m jupyter_mlp.pipelines.driver")
     ap.add_argument("pipeline_run_id")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from ..pipelines.driver import orphaned
 from ..records import RecordError
 from ..store import Store, series, tokens
 from ..store import pipelines as pipeline_store
@@ -214,7 +215,7 @@ def pipeline_run_detail(store: Store, pipeline_run_id: str) -> dict[str, Any]:
     for stage in (run.get("stages") or {}).values():
         done, total = job_progress(conn, stage["run_id"]) if stage.get("run_id") else (0, None)
         stage["cells_done"], stage["cells_total"] = done, total
-    return run
+    return {**run, "orphaned": orphaned(run)}
 
 
 def validate_pipeline(store: Store, spec: dict[str, Any], folder: Any) -> dict[str, Any]:
@@ -236,7 +237,12 @@ def pipeline_identity(path: str, root_dir: Any) -> str:
 def pipeline_runs(store: Store, path: str | None, root_dir: Any = None) -> dict[str, Any]:
     if path:
         path = pipeline_identity(path, root_dir)
-    return {"runs": pipeline_store.list_runs(store.connect(), path=path)}
+    conn = store.connect()
+    runs = pipeline_store.list_runs(conn, path=path)
+    for run in runs:  # (a live one's driver looked at: a few)
+        live = run["status"] in ("running", "cancelling")
+        run["orphaned"] = live and orphaned(pipeline_store.get(conn, run["id"]))
+    return {"runs": runs}
 
 
 def start_pipeline(

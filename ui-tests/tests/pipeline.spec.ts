@@ -10,6 +10,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import {
   codeCell,
+  contrast,
   expectWhollyOnCanvas,
   notebookJson,
   openPipelineTimed
@@ -563,6 +564,84 @@ test.describe('pipeline editor', () => {
     await expect(editor(page).locator('.jp-mlp-StageNode')).toHaveCount(100);
 
     writeFigures({ editor_100_stages_open_ms: Math.round(ms) });
+  });
+
+  test('a run whose driver is gone reads as orphaned, legibly, with the way out', async ({
+    page,
+    tmpPath
+  }) => {
+    // The server's answers for a run whose terminal was killed (the store side, with a real
+    // killed driver, is tests/test_pipelines.py's): stubbed, as team.spec.ts stubs runs.
+    const file = `${tmpPath}/gone.mlpipe`;
+    const run = {
+      id: 'ab12cd34ef56',
+      name: 'gone',
+      path: file,
+      version: 'abcdef0123456789',
+      status: 'running',
+      orphaned: true,
+      created_at: Date.now() / 1000 - 600
+    };
+    const route = (tail: string) => (url: URL) =>
+      url.pathname.endsWith(`/mlp/api/${tail}`);
+    // beside it, one run of each end state: every state's badge is measured below
+    const others = ['succeeded', 'failed', 'cancelled', 'running'].map(
+      (status, i) => ({
+        ...run,
+        id: `00000000000${i}`,
+        status,
+        orphaned: false
+      })
+    );
+    await page.route(route('pipelines/runs'), r =>
+      r.fulfill({ json: { runs: [run, ...others] } })
+    );
+    await page.route(route(`pipelines/runs/${run.id}`), r =>
+      r.fulfill({ json: { ...run, spec: null, stages: {} } })
+    );
+    await page.contents.uploadContent(
+      JSON.stringify({
+        format: 'jupyter-mlp.pipeline',
+        version: 1,
+        name: 'gone',
+        stages: {}
+      }),
+      'text',
+      file
+    );
+    await page.filebrowser.open(file);
+    await page.sidebar.close('left');
+    const history = editor(page).locator('.jp-mlp-PipelineHistory');
+    const state = history.locator(
+      `[data-run="${run.id}"] .jp-mlp-StageNode-state`
+    );
+    await expect(state).toHaveText('orphaned');
+    await history.locator(`[data-run="${run.id}"]`).click();
+    const banner = editor(page).locator('.jp-mlp-RunBanner');
+    await expect(banner).toContainText(`Run ${run.id}: orphaned`);
+    const note = banner.locator('.jp-mlp-RunBanner-orphaned');
+    await expect(note).toContainText(
+      `jupyter mlp pipeline run FILE --resume ${run.id}`
+    );
+    await expect(note).toBeInViewport();
+    const box = (await note.boundingBox())!;
+    expect(box.height).toBeGreaterThanOrEqual(10);
+    for (const dark of [false, true]) {
+      if (dark) {
+        await page.theme.setDarkTheme();
+      }
+      expect(await contrast(note)).toBeGreaterThanOrEqual(4.5);
+      for (const one of [run, ...others]) {
+        const badge = history.locator(
+          `[data-run="${one.id}"] .jp-mlp-StageNode-state`
+        );
+        expect(
+          await contrast(badge),
+          `${one.status} (dark: ${dark})`
+        ).toBeGreaterThanOrEqual(4.5);
+      }
+    }
+    await page.theme.setLightTheme();
   });
 
   test('rename, delete an edge, undo, auto-layout, dark theme', async ({

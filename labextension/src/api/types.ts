@@ -358,6 +358,8 @@ export interface IPipelineRunSummary {
   created_at?: number | null;
   started_at?: number | null;
   ended_at?: number | null;
+  /** Running (or cancelling) while the process that drove it is gone: nothing moves it on. */
+  orphaned?: boolean;
 }
 
 export interface IPipelineRunDetail extends IPipelineRunSummary {

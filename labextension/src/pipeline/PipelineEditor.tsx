@@ -541,9 +541,9 @@ const History = React.memo(function History(props: {
                 </span>
                 <span
                   className="jp-mlp-StageNode-state"
-                  data-status={run.status}
+                  data-status={run.orphaned ? 'orphaned' : run.status}
                 >
-                  {stateLabel(trans, run.status)}
+                  {stateLabel(trans, run.orphaned ? 'orphaned' : run.status)}
                 </span>
                 <span
                   className="jp-mlp-PipelineHistory-version"
@@ -594,9 +594,21 @@ function RunBanner(props: {
     <div className="jp-mlp-RunBanner" data-status={detail?.status ?? 'loading'}>
       <span>
         {detail
-          ? trans.__('Run %1: %2', view.id, stateLabel(trans, detail.status))
+          ? trans.__(
+              'Run %1: %2',
+              view.id,
+              stateLabel(trans, detail.orphaned ? 'orphaned' : detail.status)
+            )
           : trans.__('Run %1: loading…', view.id)}
       </span>
+      {detail?.orphaned ? (
+        <span className="jp-mlp-RunBanner-note jp-mlp-RunBanner-orphaned">
+          {trans.__(
+            'The process that drove it is gone (its terminal was closed): nothing moves it on. Cancel ends it; `jupyter mlp pipeline run FILE --resume %1` goes on.',
+            view.id
+          )}
+        </span>
+      ) : null}
       <OwnerLabel
         model={model}
         me={state.me}

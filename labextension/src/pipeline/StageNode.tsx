@@ -35,6 +35,8 @@ export function stateLabel(trans: TranslationBundle, state: string): string {
       return trans.__('skipped');
     case 'cancelled':
       return trans.__('cancelled');
+    case 'orphaned':
+      return trans.__('orphaned');
     default:
       return state;
   }
