@@ -344,6 +344,22 @@ def test_a_pipeline_whose_driver_was_killed_says_so_and_resume_keeps_what_finish
     assert services.pipeline_run_detail(store, pid)["orphaned"] is False
 
 
+def test_an_executor_that_does_not_exist_is_refused_before_anything_is_queued(
+    store, stage_nb, tmp_path
+):
+    """A pipeline run on an executor that is not installed (or a stage naming one) is refused
+    with the executors there are, as a rerun refuses it; it is not queued to fail later."""
+    with pytest.raises(PipelineError, match=r"no executor 'nope' \(installed: .*local"):
+        submit(store, pipeline({"a": stage(x=1)}), base=tmp_path, executor="nope")
+    spec = pipeline({"a": {**stage(x=1), "executor": "nope"}})
+    (issue,) = [i for i in validate(spec, store.connect(), store.blobs, tmp_path)
+                if i.level == "error"]  # fmt: skip
+    assert (
+        issue.stage == "a" and issue.field == "executor" and "no executor 'nope'" in issue.message
+    )
+    assert P.list_runs(store.connect()) == []
+
+
 def test_resume_takes_only_a_run_of_the_same_pipeline(store, stage_nb, tmp_path):
     """A run of another .mlpipe would feed its stages' outputs to this one's stages of the same
     name (a `prepare` of other data, silently): refused, naming both."""

@@ -33,7 +33,7 @@ from ..store.transitions import (
 from . import spec as S
 from . import sweep_stage
 from .cache import cache_key, code_of
-from .validate import PATH, errors, template, validate
+from .validate import PATH, errors, executor_problem, template, validate
 
 POLL_S = 0.02
 WAIT_S = 0.25  # the longest a round waits when nothing is written to the store
@@ -61,6 +61,9 @@ def submit(
             f"unknown pipeline parameter(s) {', '.join(unknown)}; the pipeline has: {', '.join(sorted(declared)) or 'none'}"
         )
     resolved_params = {**declared, **given}
+    why = executor_problem(executor)
+    if why:  # refused before anything is queued, as a rerun refuses it
+        raise PipelineError(why)
     base = Path(base) if base is not None else (Path(path).resolve().parent if path else None)
     problems = errors(validate({**spec, "parameters": resolved_params}, conn, store.blobs, base))
     if problems:

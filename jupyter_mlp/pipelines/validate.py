@@ -102,6 +102,20 @@ def _type_of_output(value: Any) -> Any:
     return "a path" if value is PATH else value
 
 
+def executor_problem(name: Any) -> str | None:
+    """Why `name` is not an executor jobs can be queued on (None: it is one)."""
+    from ..execution.errors import JobError
+    from ..execution.registry import EXECUTORS
+
+    if not isinstance(name, str) or not name:
+        return f"executor must be a name, got {name!r}"
+    try:
+        EXECUTORS.get(name)
+    except JobError as exc:
+        return str(exc)
+    return None
+
+
 def validate(
     spec: dict[str, Any], conn: Connection, blobs: Blobs, base: Path | None = None
 ) -> list[Issue]:
@@ -167,6 +181,10 @@ def validate(
                 error(f"stage {name!r}: {key} must be a whole number >= 0", name, key)
         if "cache" in stage and not isinstance(stage["cache"], bool):
             error(f"stage {name!r}: cache must be true or false", name, "cache")
+        if stage.get("executor") is not None:
+            why = executor_problem(stage["executor"])
+            if why:
+                error(f"stage {name!r}: {why}", name, "executor")
         _check_run_settings(error, name, stage, base)
         for other in stage.get("after") or []:
             if other not in stages:
