@@ -632,7 +632,8 @@ async def test_rerun_and_cancel_routes(jp_fetch, store):
     assert await status_of(bad) == 400
     assert len((await api(jp_fetch, "runs"))["runs"]) == before  # nothing was queued
     not_a_job = jp_fetch("mlp", "api", "runs", "abab00000001", "cancel", method="POST", body="{}")
-    assert await status_of(not_a_job) == 400
+    said = await refusal(not_a_job)  # (the message said only the id)
+    assert said["code"] == 400 and said["body"]["message"] == "run abab00000001 is not a job"
     executors = await api(jp_fetch, "executors")
     assert executors["default"] == "local" and executors["executors"][0]["name"] == "local"
 

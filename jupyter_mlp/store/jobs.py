@@ -31,7 +31,14 @@ FINAL = model.FINAL_JOB_STATES
 
 
 class JobNotFound(LookupError):
-    pass
+    """A run that is not a job (a notebook's or a script's own run), or no run at all."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} is not a job"
 
 
 COLUMNS = tuple(f.name for f in fields(Job))
