@@ -298,6 +298,25 @@ def test_filter_hints_name_misspelt_fields_with_close_matches(runs):
     assert run_store.list_page(conn, sort="-metrics.acc")["hints"] == []
 
 
+def test_dates_in_a_filter_are_local_dates_and_times(runs):
+    """`started_at > 2026-01-01` (a date as runs list shows it) compares with the seconds the
+    store keeps; it tokenized as the number 2026 and free text '-01' and matched nothing."""
+    import datetime
+
+    sql, args = compile_filter("started_at >= 2026-01-01 and ended_at < 2026-01-02T12:30")
+    assert args == [
+        datetime.datetime(2026, 1, 1).timestamp(),
+        datetime.datetime(2026, 1, 2, 12, 30).timestamp(),
+    ]
+    add_run(
+        runs, "dada00000001", name="dated", started_at=datetime.datetime(2026, 3, 1).timestamp()
+    )
+    assert "dated" in names(runs, filter="started_at > 2026-02-28")
+    assert "dated" not in names(runs, filter="started_at > 2026-03-02")
+    with pytest.raises(FilterError, match="'2026-13-45' is not a date"):
+        compile_filter("started_at > 2026-13-45")
+
+
 def test_a_status_a_run_never_has_is_a_bad_filter_not_an_empty_listing():
     with pytest.raises(FilterError) as info:
         compile_filter("metrics.acc > 0.9 and status = runing")

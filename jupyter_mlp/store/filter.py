@@ -67,6 +67,7 @@ OPS = {
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
+  | (?P<date>\d{4}-\d{2}-\d{2}(?:[T\ ]\d{2}:\d{2}(?::\d{2})?)?(?![\w.:-]))
   | (?P<num>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w.]))
   | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<op>==|!=|<=|>=|!~|=|<|>|~)
@@ -215,7 +216,7 @@ class _Parser:
             self.take()
             self.depth -= 1
             return sql
-        if tok.kind in ("word", "str", "num"):
+        if tok.kind in ("word", "str", "num", "date"):
             self.term(tok)
             nxt = self.peek()
             if nxt is not None and nxt.kind == "op":
@@ -231,11 +232,18 @@ class _Parser:
         tok = self.peek()
         if tok is None:
             raise FilterError("expected a value", len(self.expr))
-        if tok.kind not in ("num", "str", "word"):
+        if tok.kind not in ("num", "str", "word", "date"):
             raise FilterError(f"expected a value, got {tok.text!r}", tok.pos)
         self.take()
         if tok.kind == "num":
             return float(tok.text), True
+        if tok.kind == "date":  # a local date (and time): the seconds the store keeps
+            import datetime
+
+            try:
+                return datetime.datetime.fromisoformat(tok.text).timestamp(), True
+            except ValueError:
+                raise FilterError(f"{tok.text!r} is not a date", tok.pos) from None
         if tok.kind == "str":
             return _unquote(tok.text), False
         low = tok.text.lower()
