@@ -112,7 +112,7 @@ def runs_list(args: argparse.Namespace) -> int:
         print(
             "no runs"
             + (f" in project {args.project!r}" if args.project else "")
-            + f" ({store.home})"
+            + f" ({store.where()})"
         )
         for hint in hints:
             print(hint)

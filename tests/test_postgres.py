@@ -281,6 +281,19 @@ def test_the_cli_prints_one_line_and_exits_2_without_the_password(postgres_serve
     no_password(done.stderr + done.stdout)
 
 
+def test_messages_name_the_shared_store_not_the_unused_home(pg_store, pg_url, tmp_path):
+    """On a PostgreSQL store a listing that finds nothing names that store (its password
+    hidden), not the local home folder it does not use."""
+    jupyter = str(Path(sys.executable).parent / "jupyter")
+    env = {**os.environ, "MLP_HOME": str(tmp_path / "unused"), "MLP_STORE_URL": pg_url}
+    done = subprocess.run([jupyter, "mlp", "runs", "list", "--filter", "name = nothing-here"],
+                          env=env, capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"no runs ({pg_store.where()})" in done.stdout and "unused" not in done.stdout
+    assert pg_store.where().startswith("postgresql://")
+    no_password(done.stdout + pg_store.where())
+
+
 def test_a_schema_newer_than_the_code_is_refused_and_never_written(pg_url, tmp_path):
     import psycopg
 

@@ -205,7 +205,7 @@ class MlpApp(ExtensionApp):
             self._reconcile_tick, max(1.0, min(self.heartbeat_timeout / 4, 15.0)) * 1000
         )
         self._reconciler.start()
-        self.log.info("jupyter-mlp: store at %s", self.store.home)
+        self.log.info("jupyter-mlp: store at %s", self.store.where())
 
     def _resume_sweeps(self) -> None:
         from . import services

@@ -142,6 +142,10 @@ class Store:
         """`with store.write() as conn:` one write transaction (db.write)."""
         return db.write(self.connect())
 
+    def where(self) -> str:
+        """Where the runs are, for messages: the store's URL (password hidden), else its home."""
+        return db.safe_url(self.url) if self.url is not None else str(self.home)
+
     def gone(self) -> bool:
         """Whether the store file this process opened was removed (its home deleted) or
         replaced by another since: a detached driver then has nothing left to drive and leaves,

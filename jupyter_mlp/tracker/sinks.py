@@ -133,7 +133,7 @@ class StoreSink:
         return _Lock(self.spool.with_suffix(".lock"))
 
     def describe(self) -> str:
-        return str(self.store.home)
+        return self.store.where()
 
     @property
     def pending(self) -> bool:
