@@ -318,8 +318,15 @@ def runs_export(args: argparse.Namespace) -> int:
 
 def runs_pin(args: argparse.Namespace) -> int:
     from .store import runs
+    from .store.owners import check, local_actor
 
-    run = runs.patch_run(_store(args).connect(), args.id, {"pinned": args.pinned})
+    store = _store(args)
+    conn = store.connect()
+    run_id = runs.resolve_id(conn, args.id)
+    owner = runs.get_run(conn, run_id, with_cells=False).get("owner")
+    who, admins = local_actor(store)  # (on a team's store: its owner's, or an admin's)
+    check(who, "run", run_id, owner, "pin" if args.pinned else "unpin", admins)
+    run = runs.patch_run(conn, run_id, {"pinned": args.pinned})
     print(f"run {run['id']} {'pinned' if run['pinned'] else 'unpinned'}")
     return 0
 
@@ -438,6 +445,7 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 def main(argv: list[str] | None = None) -> int:
     from .execution import skip_iri_grammar
     from .store import FilterError, RunNotFound, StoreUnavailable
+    from .store.owners import NotYours
 
     skip_iri_grammar()  # submitting imports papermill: 1-4 s less for run, rerun, pipeline run
 
@@ -455,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     except FilterError as exc:
         print(f"jupyter mlp: bad {exc.field}: {exc}", file=sys.stderr)
         return 2
+    except NotYours as exc:  # another team member's run, pipeline run or sweep
+        print(f"jupyter mlp: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:
         return 0
 

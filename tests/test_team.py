@@ -556,6 +556,40 @@ def test_runs_list_by_owner(store, mlp_home, capsys):
     assert "OWNER" not in capsys.readouterr().out  # one owner on a file store: no column
 
 
+def test_the_command_line_changes_only_its_users_runs_on_a_teams_store(
+    store, mlp_home, capsys, monkeypatch
+):
+    """The CLI keeps the rule the server keeps: on a team's store (shared, or with admins named
+    by $MLP_TEAM_ADMINS) a run, pipeline run or sweep is changed by its owner and the admins
+    only; bob pinned alice's run from a terminal. On a single seat its user changes anything."""
+    from jupyter_mlp.cli import main
+    from jupyter_mlp.store import runs as run_store
+
+    seed(store, "4b4b00000001", "alice")
+    seed(store, "4b4b00000002", os_user())
+
+    def pin(run_id: str) -> int:
+        capsys.readouterr()
+        return main(["--home", str(mlp_home), "runs", "pin", run_id])
+
+    monkeypatch.setenv("MLP_TEAM_ADMINS", "carol")
+    assert pin("4b4b00000001") == 1
+    assert capsys.readouterr().err.strip() == (
+        "jupyter mlp: run 4b4b00000001 belongs to alice; only alice and the team's admins "
+        "(carol) may pin it"
+    )
+    assert main(["--home", str(mlp_home), "cancel", "4b4b00000001"]) == 1
+    assert "belongs to alice; only alice and the team's admins (carol) may cancel it" in (
+        capsys.readouterr().err
+    )
+    assert pin("4b4b00000002") == 0  # one's own
+    monkeypatch.setenv("MLP_TEAM_ADMINS", f"carol,{os_user()}")
+    assert pin("4b4b00000001") == 0  # an admin's
+    monkeypatch.delenv("MLP_TEAM_ADMINS")
+    assert main(["--home", str(mlp_home), "runs", "unpin", "4b4b00000001"]) == 0  # single seat
+    assert not run_store.get_run(store.connect(), "4b4b00000001", with_cells=False)["pinned"]
+
+
 # --- dispatch on a shared store ------------------------------------------------------------------
 
 

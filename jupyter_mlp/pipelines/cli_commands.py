@@ -290,12 +290,16 @@ def _stage_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..store import pipelines as P
+    from ..store.owners import check, local_actor
     from .dag import cancel
 
     store = _store(args)
     try:
         pid = P.resolve_id(store.connect(), args.id)
-        status = P.get(store.connect(), pid)["status"]
+        found = P.get(store.connect(), pid)
+        status = found["status"]
+        who, admins = local_actor(store)  # (on a team's store: its owner's, or an admin's)
+        check(who, "pipeline run", pid, found.get("owner"), "cancel", admins)
         if status in P.FINAL_PIPELINE:
             print(f"pipeline run {pid} already ended ({status}); nothing to cancel")
             return 0

@@ -15,6 +15,7 @@ from traitlets import Bool, Float, Int, Set, Unicode
 from ..store import Store, StoreUnavailable
 from ..store import runs as run_store
 from ..store.db import StoreUnreachable, safe_url, server_user
+from ..store.owners import env_admins
 from . import permissions
 from .feed import EventFeed
 from .routes import handlers
@@ -55,7 +56,8 @@ class MlpApp(ExtensionApp):
         config=True,
         help="User names that may change (rename, tag, pin, delete, cancel) everyone's runs, "
         "pipeline runs and sweeps; the others change only their own. Setting it also turns on "
-        "team mode on a store that is not shared.",
+        "team mode on a store that is not shared. Default: $MLP_TEAM_ADMINS (comma-separated), "
+        "which the command line reads too.",
     )
     kernels_through_server = Bool(
         None,
@@ -121,7 +123,7 @@ class MlpApp(ExtensionApp):
         os.environ.pop("MLP_BLOB_URL", None)
         self.shared_store_url = url or None
         self.hub = permissions.hub_identity(getattr(self.serverapp, "identity_provider", None))
-        self.admins = frozenset(self.team_admins)
+        self.admins = frozenset(self.team_admins) or env_admins()  # ($MLP_TEAM_ADMINS, as the CLI)
         self.server_user = server_user()
         try:
             self.store = Store(self.home or None, url or None, blobs or None)

@@ -10,23 +10,12 @@ the one ownership check after it, raised by the service layer as `NotYours` (a P
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from ..store.db import os_user
+from ..store.owners import Actor, NotYours, check, may_change
 
-
-class NotYours(PermissionError):
-    """A change of something another user owns (403); str() says whose it is and who may."""
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The user behind a request: `name` (what they create is theirs) and whether they may
-    change what anyone owns (`admin`)."""
-
-    name: str
-    admin: bool = False
+__all__ = ["Actor", "NotYours", "actor", "check", "hub_identity", "may_change", "owner_name"]
 
 
 def hub_identity(identity_provider: Any = None) -> bool:
@@ -55,21 +44,3 @@ def actor(current_user: Any, hub: bool, team: bool, admins: frozenset[str]) -> A
     change everything in it, as before team mode."""
     name = owner_name(current_user, hub)
     return Actor(name, admin=(not team) or name in admins)
-
-
-def may_change(who: Actor, owner: str | None) -> bool:
-    return who.admin or (owner is not None and owner == who.name)
-
-
-def check(
-    who: Actor, what: str, ident: str, owner: str | None, verb: str, admins: frozenset[str]
-) -> None:
-    """Raise NotYours unless `who` may `verb` the `what` `ident` owned by `owner`."""
-    if may_change(who, owner):
-        return
-    named = ", ".join(sorted(admins))
-    if owner is None:
-        may = f"only the team's admins ({named})" if admins else "only the team's admins (none set)"
-        raise NotYours(f"{what} {ident} has no recorded owner; {may} may {verb} it")
-    may = f"only {owner} and the team's admins ({named})" if admins else f"only {owner}"
-    raise NotYours(f"{what} {ident} belongs to {owner}; {may} may {verb} it")
