@@ -1013,7 +1013,8 @@ async def test_sweep_routes_start_show_list_and_cancel(jp_fetch, store, tmp_path
         ({**base, "params": {"x": "3..1"}}, "params.x", "parameter 'x'"),
         ({**base, "params": {"x": "1,2"}, "objective": "maybe:score"}, "objective", "objective"),
         ({**base, "params": {"x": "1"}}, "params", "nothing to search"),
-        ({**base, "params": {"x": "1,2"}, "sampler": "tpe"}, "trials", "--trials is required"),
+        # (named as the body names it, not as the command line's --trials)
+        ({**base, "params": {"x": "1,2"}, "sampler": "tpe"}, "trials", "trials is required"),
         ({**base, "params": {"x": "1,2"}, "trials": 0}, "trials", "outside [1, 100000]"),
         ({**base, "params": {"x": "1,2"}, "sampler": "anneal"}, "sampler", "not one of"),
         ({**base, "params": ["x=1,2"]}, "params", "must be an object"),
@@ -1023,6 +1024,7 @@ async def test_sweep_routes_start_show_list_and_cancel(jp_fetch, store, tmp_path
         answer = await refused(body)
         assert answer["code"] == 400, (body, answer)
         assert words in answer["body"]["message"], (body, answer)
+        assert "--" not in answer["body"]["message"], answer
         assert answer["body"]["field"] == field, answer
     missing = await refused({**base, "template": "ffff00000009", "params": {"x": "1"}})
     assert missing["code"] == 404

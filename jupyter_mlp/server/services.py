@@ -374,7 +374,7 @@ def start_sweep(store: Store, body: dict[str, Any], owner: str | None = None) ->
 
     options = dict(body)
     template, params, objective = (options.pop(k) for k in ("template", "params", "objective"))
-    sweep_id = submit(store, template, params, objective, owner=owner, **options)
+    sweep_id = submit(store, template, params, objective, owner=owner, flag=str, **options)
     spawn(store, sweep_id)
     return {"id": sweep_id}
 

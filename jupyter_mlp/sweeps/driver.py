@@ -232,17 +232,17 @@ def submit(
     prune: bool = False, prune_startup: int = PRUNE_STARTUP, prune_warmup: int = 0,
     timeout: float | None = None, executor: str = "local", gpus: int | None = None,
     allow_new: bool = False, kernel: str | None = None, name: str | None = None,
-    owner: str | None = None,
+    owner: str | None = None, flag: Callable[[str], str] = _cli_flag,
 ) -> str:  # fmt: skip
     """Check everything and record the sweep (`queued`); returns its id. SweepError (or
     RunNotFound) on bad input, before anything is queued. owner: who runs it (None: this
-    process's user)."""
+    process's user). flag: how messages name a setting (`--trials`; the REST body's `trials`)."""
     from ..execution.submit import prepare_rerun
     from ..store import runs as run_store
 
     check_settings(  # before the template: the cheap refusals first
         trials=trials, concurrency=concurrency, sampler=sampler, seed=seed, prune=prune,
-        prune_startup=prune_startup, prune_warmup=prune_warmup, timeout=timeout,
+        prune_startup=prune_startup, prune_warmup=prune_warmup, timeout=timeout, flag=flag,
     )  # fmt: skip
     conn = store.connect()
     template_id = run_store.resolve_id(conn, template)
@@ -250,7 +250,7 @@ def submit(
     the_plan = plan(
         params, known, objective, trials=trials, concurrency=concurrency, sampler=sampler,
         seed=seed, prune=prune, prune_startup=prune_startup, prune_warmup=prune_warmup,
-        timeout=timeout, allow_new=allow_new,
+        timeout=timeout, allow_new=allow_new, flag=flag,
     )  # fmt: skip
     # A dry rerun with the first point of the space: a snapshot, kernel, type or GPU problem is
     # said now, with the rerun's own words, not by every trial.
