@@ -401,9 +401,9 @@ def test_relative_cwd_kernel_language_and_nbformat3_are_settled_before_queueing(
     req = prepare_notebook(store.blobs, nb, {"x": 2}, cwd="sub", kernel="Python3",
                            options={"papermill": {"execution_timeout": 5, "stdout_file": "o.txt"}})  # fmt: skip
     assert req.cwd == str(tmp_path / "sub")  # absolute now, whoever starts the job later
-    assert req.options["papermill"] == {
+    assert req.options["papermill"] == {  # a relative file in --cwd, where papermill writes it
         "execution_timeout": 5,
-        "stdout_file": str(tmp_path / "o.txt"),
+        "stdout_file": str(tmp_path / "sub" / "o.txt"),
     }
     with pytest.raises(JobError, match="does not exist"):
         prepare_notebook(store.blobs, nb, {}, cwd="missing")
