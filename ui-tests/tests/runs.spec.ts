@@ -6,6 +6,7 @@
 import { expect, test } from '@jupyterlab/galata';
 
 import {
+  contrast,
   docsPath,
   drawnPixels,
   openSidebar,
@@ -238,6 +239,47 @@ test('compare two runs: differing params highlighted, curves overlaid', async ({
   await compare.getByLabel('Only differences').check();
   await expect(optimizer).toHaveCount(0);
   await expect(lr).toBeVisible();
+});
+
+test('every run status reads at 4.5:1, in both themes', async ({ page }) => {
+  store('sweep'); // project "sweep": trials finished, pruned and failed
+  const panel = await openSidebar(page);
+  const setProject = (name: string) =>
+    page.evaluate(async name => {
+      const registry = await window.galata.getPlugin(
+        '@jupyterlab/apputils-extension:settings'
+      );
+      await registry!.set('jupyter-mlp:plugin', 'defaultProject', name);
+    }, name);
+  await setProject('sweep');
+  try {
+    for (const dark of [false, true]) {
+      if (dark) {
+        await page.theme.setDarkTheme();
+      }
+      for (const status of ['finished', 'failed', 'pruned']) {
+        const text = panel
+          .locator(
+            `.jp-mlp-RunTable-row .jp-mlp-Status[data-status="${status}"]`
+          )
+          .first();
+        await expect(text).toBeVisible();
+        // whole, not cut by its column (the state's dot takes room too)
+        const cell = text.locator('xpath=..');
+        expect(
+          await cell.evaluate(node => node.scrollWidth <= node.clientWidth + 1),
+          `${status} whole`
+        ).toBe(true);
+        expect(
+          await contrast(text),
+          `${status} (dark: ${dark})`
+        ).toBeGreaterThanOrEqual(4.5);
+      }
+    }
+  } finally {
+    await page.theme.setLightTheme();
+    await setProject('ui');
+  }
 });
 
 test('settings choose the metric columns and the project', async ({ page }) => {

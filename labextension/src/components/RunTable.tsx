@@ -123,10 +123,10 @@ function allColumns(model: RunsModel, trans: TranslationBundle): IColumn[] {
       : []),
     {
       id: 'status',
-      min: 66,
+      min: 78,
       label: trans.__('Status'),
       sort: 'status',
-      width: '66px',
+      width: '78px', // `finished` and its state's dot, whole
       className: 'jp-mlp-RunTable-status'
     },
     ...(model.isColumnShown('kind')
