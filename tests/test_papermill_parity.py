@@ -201,10 +201,16 @@ def parity(tmp_path_factory):
         pm_out = root / f"pm-{name}.ipynb"
         pm_args = [a for i in range(0, len(params), 2) for a in ("-p", *params[i : i + 2])]
         # papermill runs in its process's folder: give it the notebook's, as our jobs default to
-        pm = run(
-            PAPERMILL, "--no-progress-bar", str(folder / f"{name}.ipynb"), str(pm_out), *pm_args,
-            cwd=folder, env=env,
-        )  # fmt: skip
+        for _ in range(3):
+            pm = run(
+                PAPERMILL, "--no-progress-bar", str(folder / f"{name}.ipynb"), str(pm_out),
+                *pm_args, cwd=folder, env=env,
+            )  # fmt: skip
+            # jupyter_client's port race: a kernel started beside others (four papermills, our
+            # warm kernels) may find a port it picked taken and die before it answers. That is
+            # papermill's own start failing, not the notebook's outcome: ask it again.
+            if "Kernel died before replying to kernel_info" not in pm.stderr:
+                break
         return {"pm": pm, "pm_out": pm_out}
 
     def ours(name: str) -> dict:
