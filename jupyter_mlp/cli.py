@@ -318,14 +318,13 @@ def runs_export(args: argparse.Namespace) -> int:
 
 def runs_pin(args: argparse.Namespace) -> int:
     from .store import runs
-    from .store.owners import check, local_actor
+    from .store.owners import check_local
 
     store = _store(args)
     conn = store.connect()
     run_id = runs.resolve_id(conn, args.id)
     owner = runs.get_run(conn, run_id, with_cells=False).get("owner")
-    who, admins = local_actor(store)  # (on a team's store: its owner's, or an admin's)
-    check(who, "run", run_id, owner, "pin" if args.pinned else "unpin", admins)
+    check_local(store, "run", run_id, owner, "pin" if args.pinned else "unpin")
     run = runs.patch_run(conn, run_id, {"pinned": args.pinned})
     print(f"run {run['id']} {'pinned' if run['pinned'] else 'unpinned'}")
     return 0

@@ -159,14 +159,13 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..store import runs as run_store
     from ..store.jobs import JobNotFound
-    from ..store.owners import check, local_actor
+    from ..store.owners import check_local
 
     service = _service(args)
     conn = service.store.connect()
     run_id = run_store.resolve_id(conn, args.id)
-    who, admins = local_actor(service.store)  # (on a team's store: its owner's, or an admin's)
     owner = run_store.get_run(conn, run_id, with_cells=False).get("owner")
-    check(who, "run", run_id, owner, "cancel", admins)
+    check_local(service.store, "run", run_id, owner, "cancel")
     try:
         st = service.cancel(run_id, wait=True)
     except JobNotFound as exc:

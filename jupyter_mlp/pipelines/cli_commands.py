@@ -233,11 +233,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from ..store import pipelines as P
-    from .driver import orphaned
+    from .driver import with_orphaned
     from .spec import identity
 
     conn = _store(args).connect()
-    found = P.list_runs(conn, path=identity(args.file) if args.file else None)
+    found = with_orphaned(conn, P.list_runs(conn, path=identity(args.file) if args.file else None))
     if args.format == "json":
         print(json.dumps(found, indent=2))
         return 0
@@ -245,8 +245,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print("no pipeline runs" + (f" of {args.file}" if args.file else ""))
     for r in found:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["created_at"]))
-        live = r["status"] in ("running", "cancelling")
-        status = "orphaned" if live and orphaned(P.get(conn, r["id"])) else r["status"]
+        status = "orphaned" if r["orphaned"] else r["status"]
         print(f"{r['id']}  {when}  version {r['version']}  {status:<10}  {json.dumps(r['params'])}")
     return 0
 
@@ -290,7 +289,7 @@ def _stage_changes(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..store import pipelines as P
-    from ..store.owners import check, local_actor
+    from ..store.owners import check_local
     from .dag import cancel
 
     store = _store(args)
@@ -298,8 +297,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         pid = P.resolve_id(store.connect(), args.id)
         found = P.get(store.connect(), pid)
         status = found["status"]
-        who, admins = local_actor(store)  # (on a team's store: its owner's, or an admin's)
-        check(who, "pipeline run", pid, found.get("owner"), "cancel", admins)
+        check_local(store, "pipeline run", pid, found.get("owner"), "cancel")
         if status in P.FINAL_PIPELINE:
             print(f"pipeline run {pid} already ended ({status}); nothing to cancel")
             return 0

@@ -29,6 +29,16 @@ def orphaned(run: dict[str, Any]) -> bool:
     )
 
 
+def with_orphaned(conn: Any, runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The listed pipeline runs, each with `orphaned` (a live one's driver looked at: a few)."""
+    from ..store import pipelines as P
+
+    for run in runs:
+        live = run["status"] in ("running", "cancelling")
+        run["orphaned"] = live and orphaned(P.get(conn, run["id"]))
+    return runs
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m jupyter_mlp.pipelines.driver")
     ap.add_argument("pipeline_run_id")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ..pipelines.driver import orphaned
+from ..pipelines.driver import orphaned, with_orphaned
 from ..records import RecordError
 from ..store import Store, series, tokens
 from ..store import pipelines as pipeline_store
@@ -238,11 +238,7 @@ def pipeline_runs(store: Store, path: str | None, root_dir: Any = None) -> dict[
     if path:
         path = pipeline_identity(path, root_dir)
     conn = store.connect()
-    runs = pipeline_store.list_runs(conn, path=path)
-    for run in runs:  # (a live one's driver looked at: a few)
-        live = run["status"] in ("running", "cancelling")
-        run["orphaned"] = live and orphaned(pipeline_store.get(conn, run["id"]))
-    return {"runs": runs}
+    return {"runs": with_orphaned(conn, pipeline_store.list_runs(conn, path=path))}
 
 
 def start_pipeline(

@@ -50,6 +50,13 @@ def env_admins() -> frozenset[str]:
     return frozenset(n for n in re.split(r"[,\s]+", os.environ.get("MLP_TEAM_ADMINS", "")) if n)
 
 
+def check_local(store: Any, what: str, ident: str, owner: str | None, verb: str) -> None:
+    """`check` for the command line's user (local_actor): NotYours on someone else's thing on
+    a team's store."""
+    who, admins = local_actor(store)
+    check(who, what, ident, owner, verb, admins)
+
+
 def local_actor(store: Any) -> tuple[Actor, frozenset[str]]:
     """The command line's user (this process's OS user) and the team's admins. On a store that
     is not shared (and no admins named) its one user changes everything, as the server's."""

@@ -264,7 +264,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..store import sweeps as S
-    from ..store.owners import check, local_actor
+    from ..store.owners import check_local
     from .driver import cancel
 
     store = _store(args)
@@ -272,8 +272,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     sweep_id = S.resolve_id(conn, args.sweep)
     found = S.get(conn, sweep_id)
     before = found["status"]
-    who, admins = local_actor(store)  # (on a team's store: its owner's, or an admin's)
-    check(who, "sweep", sweep_id, found.get("owner"), "cancel", admins)
+    check_local(store, "sweep", sweep_id, found.get("owner"), "cancel")
     if before in S.FINAL_SWEEP:
         print(f"sweep {sweep_id} already ended ({before}); nothing to cancel")
         return 0
