@@ -261,8 +261,7 @@ def submit(
         )  # fmt: skip
         from ..execution.registry import EXECUTORS
 
-        if executor not in EXECUTORS.names():
-            raise JobError(f"unknown executor {executor!r} (known: {', '.join(EXECUTORS.names())})")
+        EXECUTORS.get(executor)  # one not installed: the registry's JobError names those that are
         if executor == "local":  # the others need their settings (a scheduler) to check
             EXECUTORS.create(executor, store).validate(request)
     except (JobError, ParamError) as exc:
