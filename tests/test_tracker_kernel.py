@@ -294,6 +294,44 @@ def test_the_status_display_updates_in_place_after_cells(start_kernel, store):
     assert "finished" in final["data"]["text/plain"]
 
 
+def test_a_refresh_in_flight_never_paints_over_the_final_status(store):
+    """The writer builds a refresh of the status view ("[running]") while the last cell's
+    `%mlp_track stop` paints "[finished]": the refresh must not land after it (CI once kept
+    "[running]" in an executed notebook)."""
+    import threading
+
+    from jupyter_mlp.tracker.session import RunSession
+
+    painted: list[str] = []
+    building, release, refreshed = threading.Event(), threading.Event(), threading.Event()
+
+    class View:
+        def show(self, run):
+            painted.append(run.status)
+
+        def refresh(self, run):
+            status = run.status  # the bundle is built first, as DisplayStatus does
+            building.set()
+            release.wait(10)
+            painted.append(status)
+            refreshed.set()
+
+        def close(self, run):
+            painted.append(run.status)
+
+    run = RunSession(name="race", home=store.home, gpu=False).start(view=View())
+    run.log_metric("loss", 1.0)
+    run.output("n", 1)  # marks the view for a refresh at the writer's next round
+    wait_for(building.is_set, what="the writer's refresh")
+    ending = threading.Thread(target=run.finish)
+    ending.start()
+    wait_for(run._stop.is_set, what="finish() to begin")
+    release.set()
+    wait_for(refreshed.is_set, what="the refresh to end")
+    ending.join(10)
+    assert painted[-1] == "finished", painted
+
+
 def _param_details(store, run_id):
     from jupyter_mlp.store.records import param_details
 

@@ -101,6 +101,10 @@ class RunSession:
         self._unsent: dict[str, Any] = {}
         self._io_lock = threading.RLock()
         self._stop = threading.Event()  # set by finish(): the writer lets go of this run
+        # The writer's refresh and finish()'s close paint the status view one at a time, so that
+        # a refresh built before the end never lands after the final state ("[running]" left in
+        # an executed notebook).
+        self._view_lock = threading.Lock()
         self._start_thread: threading.Thread | None = None
         self._captured = False  # the start-up capture's fields are handed over (under _io_lock)
         self._essentials = threading.Event()  # the capture's environment and GPU are handed over
@@ -243,7 +247,8 @@ class RunSession:
             self._say_what_is_kept(close=not late)
         self._rest.set()
         if self.view is not None:
-            self._safe(self.view.close, self)
+            with self._view_lock:
+                self._safe(self.view.close, self)
         return status
 
     def _say_what_is_kept(self, close: bool = True) -> None:
@@ -547,9 +552,11 @@ class RunSession:
                 self._last_compact = now
             if batch or self._unsent or getattr(self._sink, "pending", None):
                 self._send(batch)
-        if self._dirty and self.view is not None and not self._stop.is_set():
-            self._dirty = False
-            self._safe(self.view.refresh, self)
+        if self._dirty and self.view is not None:
+            with self._view_lock:
+                if not self._stop.is_set():
+                    self._dirty = False
+                    self._safe(self.view.refresh, self)
 
     def _drain(self) -> dict[str, Any]:
         batch: dict[str, Any] = {}
