@@ -17,7 +17,7 @@ import pytest
 from conftest import interruptible, wait_for, write_notebook
 
 from jupyter_mlp import cli, model
-from jupyter_mlp.execution.processes import group_alive
+from jupyter_mlp.execution.processes import group_alive, process_alive
 from jupyter_mlp.execution.service import JobService
 from jupyter_mlp.params import encode_value
 from jupyter_mlp.pipelines import spec as S
@@ -245,7 +245,9 @@ def cli_driving_a_slow_stage(
     store, stage_nb, tmp_path, sleep: float = 120.0
 ) -> tuple[subprocess.Popen, str]:
     """`jupyter mlp pipeline run` of a pipeline whose first stage sleeps (two minutes), in a
-    process of its own (as from a terminal), and its pipeline run id, once that stage runs."""
+    process of its own (as from a terminal), and its pipeline run id, once that stage's job
+    process runs. (A stage reads `running` from the job's claim on, a moment before its process
+    is started: a CLI killed in between leaves a job that never starts, failed later as lost.)"""
     S.save(pipeline({"slow": stage(sleep=sleep), "after_slow": stage(x="${slow.outputs.y}")}),
            tmp_path / "slow.mlpipe")  # fmt: skip
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
@@ -256,11 +258,11 @@ def cli_driving_a_slow_stage(
     def running() -> str | None:
         found = P.list_runs(store.connect())
         slow = found[0]["id"] if found else None
-        return (
-            slow
-            if slow and P.get(store.connect(), slow)["stages"]["slow"]["status"] == "running"
-            else None
-        )
+        stage = P.get(store.connect(), slow)["stages"]["slow"] if slow else None
+        if not stage or stage["status"] != "running":
+            return None
+        job = jobs_store.get_job(store.connect(), stage["run_id"])
+        return slow if job.pid and process_alive(job.pid, job.proc_start) else None
 
     return proc, wait_for(running, timeout=90, what="the slow stage running")
 
@@ -316,8 +318,13 @@ def test_a_pipeline_whose_driver_was_killed_says_so_and_resume_keeps_what_finish
     slow = P.get(store.connect(), pid)["stages"]["slow"]["run_id"]
     proc.kill()
     proc.communicate(timeout=30)
-    wait_for(lambda: P.stage_run_outcomes(store.connect(), [slow])[slow][0] == "finished",
-             timeout=60, what="the stage's job to finish on its own")  # fmt: skip
+
+    def ended() -> tuple[str, str | None] | None:
+        outcome = P.stage_run_outcomes(store.connect(), [slow])[slow]
+        return outcome if outcome[0] not in ("running", "queued") else None
+
+    outcome = wait_for(ended, timeout=60, what="the stage's job to end on its own")
+    assert outcome[0] == "finished", outcome
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
 
     def mlp(*args: str) -> str:
@@ -374,7 +381,7 @@ def test_a_driver_whose_store_was_removed_leaves(store, jobs, stage_nb, tmp_path
     """A detached driver outlives its terminal; when its store is deleted under it (a test's
     temporary folder, a user's cleanup) it has nothing left to drive and must not wait for ever
     (one such driver read the deleted file every 2 ms for an hour)."""
-    from jupyter_mlp.execution.processes import group_alive, kill_group
+    from jupyter_mlp.execution.processes import kill_group
 
     pid, thread, done = driving_a_slow_stage(store, jobs, tmp_path)
     slow = jobs_store.get_job(
