@@ -206,7 +206,14 @@ async def test_patch_and_delete(jp_fetch, store):
         True,
         "n",
     )
-    for bad in ({"status": "finished"}, {"pinned": "yes"}, {"tags": [1]}, []):
+    # a JSON merge patch: null clears tags and notes, and leaves the rest as it was
+    cleared = await api(
+        jp_fetch, "runs", "bbbb00000001", method="PATCH", body={"tags": None, "notes": None}
+    )
+    assert (cleared["name"], cleared["tags"], cleared["pinned"], cleared["notes"]) == (
+        "best", [], True, "",
+    )  # fmt: skip
+    for bad in ({"status": "finished"}, {"pinned": "yes"}, {"tags": [1]}, [], {"name": None}):
         assert (
             await status_of(
                 jp_fetch("mlp", "api", "runs", "bbbb00000001", method="PATCH", body=json.dumps(bad))
@@ -729,6 +736,12 @@ async def test_malformed_query_parameters_are_4xx_naming_the_field(
     assert info["body"]["field"] == field, info["body"]
 
 
+async def test_a_limit_past_a_page_is_a_page(jp_fetch, seeded):
+    """`limit` is clamped into its range, however large (not refused with int64's bounds)."""
+    for limit in ("1" + "0" * 30, "1e30", "5000"):
+        assert (await api(jp_fetch, "runs", limit=limit))["runs"], limit
+
+
 async def test_events_with_a_nan_or_huge_timeout_answer_at_once(jp_fetch, seeded):
     for timeout in ("nan", "inf", "-inf", "[]"):
         info = await asyncio.wait_for(
@@ -844,6 +857,7 @@ async def test_rerun_bodies_are_checked_before_anything_is_queued(jp_fetch, seed
         ("PATCH", ("runs", "abcd00000001"), {"notes": "n" * 20_000}, "notes", 413),
         ("PATCH", ("runs", "abcd00000001"), {"name": "\ud800"}, "name", 400),
         ("PATCH", ("runs", "abcd00000001"), {"pinned": None, "x": 1}, "x", 400),
+        ("PATCH", ("runs", "abcd00000001"), {"name": "y", "pinned": None}, "pinned", 400),
         ("POST", ("pipelines", "runs"), {"path": ["p.mlpipe"]}, "path", 400),
         ("POST", ("pipelines", "runs"), {"path": "p.mlpipe", "no_cache": "no"}, "no_cache", 400),
         ("POST", ("pipelines", "validate"), {"spec": "x"}, "spec", 400),

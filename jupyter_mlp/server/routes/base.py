@@ -207,9 +207,8 @@ class MlpHandler(APIHandler):
                 value = float(raw)
             except (ValueError, OverflowError):
                 raise RecordError(name, f"must be an integer, not {raw[:40]!r}") from None
-        if clamp:
-            value = records.integer(value, name)
-            return min(max(value, lo), hi)
+        if clamp and (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            return min(max(int(value), lo), hi)  # limit=1e30: as many as a page holds
         return records.integer(value, name, lo, hi)
 
     def json_body(self, default: Any = None) -> Any:
@@ -226,9 +225,13 @@ class MlpHandler(APIHandler):
         except (ValueError, UnicodeDecodeError):
             raise RecordError("body", "is not JSON") from None
 
-    def object_body(self, fields: dict[str, Callable[[Any, str], Any]]) -> dict[str, Any]:
+    def object_body(
+        self, fields: dict[str, Callable[[Any, str], Any]], cleared: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """A JSON object whose keys are among `fields`, each value checked by its checker
-        (checker(value, field) -> clean value; None values are left out: the default applies)."""
+        (checker(value, field) -> clean value). A null is left out (the default applies), or,
+        given `cleared` (a PATCH, as a JSON merge patch), is that field's empty value, and is
+        refused by name for a field that has none."""
         body = self.json_body({})
         if body is None:
             body = {}
@@ -238,6 +241,11 @@ class MlpHandler(APIHandler):
         if unknown:
             shown = unknown[0] if len(unknown[0]) < 60 else unknown[0][:60] + "..."
             raise RecordError(shown, f"is not a field of this request (known: {', '.join(fields)})")
+        if cleared is not None:
+            for k, v in body.items():
+                if v is None and k not in cleared:
+                    raise RecordError(k, "cannot be null (it has no empty value; send one)")
+            return {k: cleared[k] if v is None else fields[k](v, k) for k, v in body.items()}
         return {k: fields[k](v, k) for k, v in body.items() if v is not None}
 
     # --- answers --------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ class RunHandler(MlpHandler):
     @tornado.web.authenticated
     @authorized
     async def patch(self, ref: str) -> None:
-        changes = self.object_body(self.PATCHABLE)
+        changes = self.object_body(self.PATCHABLE, cleared={"tags": [], "notes": ""})
         if not changes:
             raise RecordError("body", "send a JSON object with some of: name, tags, pinned, notes")
         self.reply(await self.call(
