@@ -246,3 +246,25 @@ def test_a_remote_tracker_whose_spool_cannot_be_written_still_delivers(tmp_path)
         assert digest in run_store.run_blobs(conn, made["id"]) and sink.pending_summary() is None
     finally:
         server.close()
+
+
+def test_a_script_whose_token_is_refused_says_its_end_is_not_stored(tmp_path):
+    """A remote tracker whose run token the server refuses: the script's last status line must
+    not read as a stored "[finished]" run; it says the records wait in the spool, and where."""
+    server = faults.IngestServer(tmp_path / "home", 3600)
+    try:
+        script = tmp_path / "train.py"
+        script.write_text(
+            "import jupyter_mlp as mlp\nmlp.track('remote')\nmlp.log_metric('x', 1.0)\nmlp.finish()\n"
+        )
+        spool = tmp_path / "spool"
+        env = {**os.environ, "MLP_TRACKING_URI": server.url, "MLP_SPOOL_DIR": str(spool),
+               "MLP_TRACKING_TOKEN": "abcd00000001.not-a-token", "MLP_HOME": str(tmp_path / "x")}  # fmt: skip
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              env=env, timeout=120)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        last = done.stdout.strip().splitlines()[-1]
+        assert "[finished]" in last and "not in the store yet (kept in a spool)" in last, last
+        assert "refused the run token (401" in done.stderr and str(spool) in done.stderr
+    finally:
+        server.close()

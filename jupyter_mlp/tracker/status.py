@@ -1,5 +1,5 @@
-"""The small status shown by `%mlp_track`: an ipywidgets HTML box that the writer thread refreshes
-after cells, or plain text lines where there is no widget frontend (papermill jobs, terminals)."""
+"""The small status shown by `%mlp_track`: an HTML display that the writer thread updates in place
+after cells (DisplayStatus), or plain text lines where there is no kernel (scripts, terminals)."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ def text_line(s: dict[str, Any]) -> str:
         parts.append("| " + ", ".join(f"{t(k, 60)}={_fmt(v)}" for k, v in shown))
     if s.get("gpu"):
         parts.append("| " + _gpu_text(s["gpu"]))
+    if s.get("failing"):  # a "[finished]" that only this process knows of says so
+        parts.append("| not in the store yet (kept in a spool)")
     return " ".join(parts)
 
 
