@@ -812,7 +812,9 @@ class RunSession:
         return {
             "id": self.run_id,
             "name": self.name,
-            "project": self.project or model.DEFAULT_PROJECT,
+            # a run made elsewhere (a job, a token's run) has the project it was made with,
+            # which this process does not know unless it was given one: none is shown then
+            "project": self.project or (None if self.job_run_id else model.DEFAULT_PROJECT),
             "status": self.status,
             "cells": self.cell_count,
             "elapsed": _now() - self.started_at,

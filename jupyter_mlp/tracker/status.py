@@ -31,10 +31,8 @@ def text_line(s: dict[str, Any]) -> str:
     parts = [f"jupyter-mlp run {s['id']}"]
     if s.get("name"):
         parts.append(f"'{t(s['name'], 200)}'")
-    parts.append(
-        f"[{s['status']}] project {t(s['project'], 200)}, {s['cells']} cells, "
-        f"{_elapsed(s['elapsed'])}"
-    )
+    project = f"project {t(s['project'], 200)}, " if s.get("project") else ""
+    parts.append(f"[{s['status']}] {project}{s['cells']} cells, {_elapsed(s['elapsed'])}")
     if s["metrics"]:
         shown = list(s["metrics"].items())[-6:]
         parts.append("| " + ", ".join(f"{t(k, 60)}={_fmt(v)}" for k, v in shown))
@@ -74,7 +72,8 @@ def html_box(s: dict[str, Any]) -> str:
         f"<b>jupyter-mlp</b> run <code>{e(s['id'])}</code>"
         + (f" <b>{e(s['name'])}</b>" if s.get("name") else "")
         + f" · <span style='color:{status_color}'>{e(s['status'])}</span>"
-        + f" · project {e(s['project'])} · {s['cells']} cells · {_elapsed(s['elapsed'])}"
+        + (f" · project {e(s['project'])}" if s.get("project") else "")
+        + f" · {s['cells']} cells · {_elapsed(s['elapsed'])}"
     ]
     if s["metrics"]:
         shown = list(s["metrics"].items())[-8:]
