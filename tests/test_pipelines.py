@@ -225,9 +225,19 @@ def driving_a_slow_stage(store, jobs, tmp_path) -> tuple[str, threading.Thread, 
         target=lambda: done.setdefault("status", Driver(store, pid, service=jobs).run())
     )
     thread.start()
-    wait_for(lambda: P.get(store.connect(), pid)["stages"]["slow"]["status"] == "running",
-             timeout=60, what="slow stage running")  # fmt: skip
+    wait_for(lambda: stage_job_runs(store, pid, "slow"), timeout=60, what="slow stage running")
     return pid, thread, done
+
+
+def stage_job_runs(store, pid: str, name: str) -> bool:
+    """Whether the stage's job process runs. (A stage reads `running` from its job's claim on, a
+    moment before the process is started: a driver killed in between leaves a job that never
+    starts, failed later as lost.)"""
+    stage = P.get(store.connect(), pid)["stages"][name]
+    if stage["status"] != "running":
+        return False
+    job = jobs_store.get_job(store.connect(), stage["run_id"])
+    return bool(job.pid) and process_alive(job.pid, job.proc_start)
 
 
 def test_cancel_stops_running_stages(store, jobs, stage_nb, tmp_path):
@@ -246,8 +256,7 @@ def cli_driving_a_slow_stage(
 ) -> tuple[subprocess.Popen, str]:
     """`jupyter mlp pipeline run` of a pipeline whose first stage sleeps (two minutes), in a
     process of its own (as from a terminal), and its pipeline run id, once that stage's job
-    process runs. (A stage reads `running` from the job's claim on, a moment before its process
-    is started: a CLI killed in between leaves a job that never starts, failed later as lost.)"""
+    process runs (stage_job_runs)."""
     S.save(pipeline({"slow": stage(sleep=sleep), "after_slow": stage(x="${slow.outputs.y}")}),
            tmp_path / "slow.mlpipe")  # fmt: skip
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or "jupyter"
@@ -258,11 +267,7 @@ def cli_driving_a_slow_stage(
     def running() -> str | None:
         found = P.list_runs(store.connect())
         slow = found[0]["id"] if found else None
-        stage = P.get(store.connect(), slow)["stages"]["slow"] if slow else None
-        if not stage or stage["status"] != "running":
-            return None
-        job = jobs_store.get_job(store.connect(), stage["run_id"])
-        return slow if job.pid and process_alive(job.pid, job.proc_start) else None
+        return slow if slow and stage_job_runs(store, slow, "slow") else None
 
     return proc, wait_for(running, timeout=90, what="the slow stage running")
 
