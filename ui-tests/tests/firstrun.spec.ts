@@ -311,14 +311,85 @@ test.describe('the runs list', () => {
     await page.screenshot({ path: docsPath('panel.png') });
   });
 
-  test('a misspelt metric in a filter gets a hint', async ({ page }) => {
+  test("a misspelt metric in a filter or the sort gets the server's hint", async ({
+    page
+  }) => {
     store('mixed');
     const panel = await openSidebar(page);
-    await expect(panel.locator('.jp-mlp-RunTable-row')).toHaveCount(4);
-    await panel.getByLabel('Filter runs').fill('metrics.acuracy > 0.5');
-    await expect(panel.locator('.jp-mlp-Filter-hint')).toContainText(
-      'No run has metric "acuracy"; known: acc'
+    const rows = panel.locator('.jp-mlp-RunTable-row');
+    const table = panel.locator('.jp-mlp-RunTable');
+    const hint = panel.locator('.jp-mlp-Filter-hint');
+    const filter = panel.getByLabel('Filter runs');
+    await expect(rows).toHaveCount(4);
+    await expect(hint).toHaveCount(0);
+
+    // The filter matched nothing: the server names the field no run has, and a close one.
+    await filter.fill('metrics.acuracy > 0.5');
+    await expect(panel.getByText('No runs match this filter.')).toBeVisible();
+    await expect(hint).toHaveCount(1);
+    await expect(hint).toHaveText(
+      'No run has metrics.acuracy; did you mean metrics.acc? Use metrics.acc'
     );
+    await expect(hint).toHaveAttribute('data-field', 'metrics.acuracy');
+    await expect(hint).toBeInViewport();
+    // The suggestion takes the misspelt field's place in the filter.
+    await hint.getByRole('button', { name: 'Use metrics.acc' }).click();
+    await expect(filter).toHaveValue('metrics.acc > 0.5');
+    await expect(rows).toHaveCount(4);
+    await expect(hint).toHaveCount(0);
+
+    // One hint a field, in the filter's order.
+    await filter.fill('params.epoch > 3 and metrics.acuracy > 0.5');
+    await expect(hint).toHaveText([
+      'No run has params.epoch; did you mean params.epochs? Use params.epochs',
+      'No run has metrics.acuracy; did you mean metrics.acc? Use metrics.acc'
+    ]);
+    // Another filter that matches nothing for another reason: no stale hint.
+    await filter.fill('metrics.acc > 5');
+    await expect(panel.getByText('No runs match this filter.')).toBeVisible();
+    await expect(table).toHaveCount(0);
+    await expect(hint).toHaveCount(0);
+    await filter.fill('');
+    await expect(rows).toHaveCount(4);
+
+    // The sort: a metric column the settings name but no run has; the rows stay, with the hint.
+    const setColumns = (columns: string[]) =>
+      page.evaluate(async columns => {
+        const registry = await window.galata.getPlugin(
+          '@jupyterlab/apputils-extension:settings'
+        );
+        await registry!.set('jupyter-mlp:plugin', 'metricColumns', columns);
+      }, columns);
+    await setColumns(['acc', 'acuracy']);
+    try {
+      const header = panel.getByRole('columnheader', {
+        name: 'acuracy',
+        exact: true
+      });
+      await header.getByRole('button').click();
+      await expect(table).toHaveAttribute('data-sort', '-metrics.acuracy');
+      await expect(rows).toHaveCount(4);
+      await expect(hint).toHaveCount(1);
+      await expect(hint).toHaveText(
+        'No run has metrics.acuracy; did you mean metrics.acc? Use metrics.acc'
+      );
+      await expect(hint).toBeInViewport();
+      // Readable in the dark theme, the message and its button.
+      await page.theme.setDarkTheme();
+      expect(await contrast(hint)).toBeGreaterThanOrEqual(4.5);
+      const use = hint.getByRole('button', { name: 'Use metrics.acc' });
+      expect(await contrast(use)).toBeGreaterThanOrEqual(4.5);
+      await use.click();
+      await expect(table).toHaveAttribute('data-sort', '-metrics.acc');
+      await expect(
+        panel.getByRole('columnheader', { name: 'acc', exact: true })
+      ).toHaveAttribute('aria-sort', 'descending');
+      await expect(hint).toHaveCount(0);
+      await expect(rows).toHaveCount(4);
+    } finally {
+      await page.theme.setLightTheme();
+      await setColumns([]);
+    }
   });
 
   test('compare same-named runs: labels apart, headers, dark theme contrast', async ({

@@ -118,10 +118,28 @@ export interface IRun {
   gpu?: IGpuInfo | null;
 }
 
+/**
+ * A `metrics.K` / `params.K` / `outputs.K` that no run has, named by the sort or by a filter
+ * that matched nothing (a typo, most often): why the list is empty or not sorted.
+ */
+export interface IFieldHint {
+  /** The field as the server read it, e.g. `metrics.acuracy`. */
+  field: string;
+  /** e.g. `no run has metrics.acuracy; did you mean metrics.accuracy?` */
+  message: string;
+  /** Close fields that some run has (e.g. `metrics.accuracy`), the closest first. */
+  suggestions: string[];
+}
+
 /** One page of runs; `next` is the cursor of the following page, if any. */
 export interface IRunsPage {
   runs: IRun[];
   next: string | null;
+  /**
+   * The fields no run has: the sort's (first page), the filter's when it matched nothing.
+   * Absent from servers that predate it.
+   */
+  hints?: IFieldHint[];
 }
 
 export interface IListRunsParams {

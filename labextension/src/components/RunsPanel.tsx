@@ -254,15 +254,80 @@ function RunsBody(props: IRunsPanelProps): JSX.Element {
           : model.appliedMine
             ? trans.__('You have no runs yet (Team lists everyone’s).')
             : trans.__('No runs yet.')}
-        {model.filterHint ? (
-          <span className="jp-mlp-Filter-hint" role="status">
-            {' ' + model.filterHint}
-          </span>
-        ) : null}
+        <FieldHints model={model} trans={trans} afterText />
       </p>
     );
   }
-  return <RunTable model={model} trans={trans} onOpen={props.onOpen} />;
+  const hints = model.hints;
+  return (
+    <>
+      {hints.length > 0 && (
+        <p className="jp-mlp-RunsPanel-note jp-mlp-RunsPanel-hints">
+          <FieldHints model={model} trans={trans} />
+        </p>
+      )}
+      <RunTable model={model} trans={trans} onOpen={props.onOpen} />
+    </>
+  );
+}
+
+/** A message as a sentence: the server's begin in lower case (`no run has …`). */
+function sentence(message: string): string {
+  return message.charAt(0).toUpperCase() + message.slice(1);
+}
+
+/**
+ * The server's hints for the rows shown (a sort or filter field no run has), as text, each with
+ * its suggestions as buttons that put the suggestion in place of the field. After a sentence
+ * (`afterText`) one hint goes on the same line; several go one a line.
+ */
+function FieldHints({
+  model,
+  trans,
+  afterText = false
+}: {
+  model: RunsModel;
+  trans: TranslationBundle;
+  afterText?: boolean;
+}): JSX.Element | null {
+  const hints = model.hints;
+  if (!hints.length) {
+    return null;
+  }
+  const before = (i: number) =>
+    i > 0 || (afterText && hints.length > 1) ? <br /> : afterText ? ' ' : null;
+  return (
+    <>
+      {hints.map((hint, i) => (
+        <React.Fragment key={hint.field}>
+          {before(i)}
+          <span
+            className="jp-mlp-Filter-hint"
+            role="status"
+            data-field={hint.field}
+          >
+            {sentence(hint.message)}
+            {hint.suggestions.map(suggestion => (
+              <React.Fragment key={suggestion}>
+                {' '}
+                <button
+                  className="jp-mlp-Link jp-mlp-Filter-suggestion"
+                  title={trans.__(
+                    'Put %1 in place of %2 (filter and sort)',
+                    suggestion,
+                    hint.field
+                  )}
+                  onClick={() => model.applySuggestion(hint, suggestion)}
+                >
+                  {trans.__('Use %1', suggestion)}
+                </button>
+              </React.Fragment>
+            ))}
+          </span>
+        </React.Fragment>
+      ))}
+    </>
+  );
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   ApiError,
   errorText,
   EventFeed,
+  IFieldHint,
   IRun,
   IRunEvent,
   listRuns,
@@ -17,7 +18,7 @@ import {
 import { Identity } from './Identity';
 import { LiveModel } from './LiveModel';
 import { applyRunChange, RunChange } from './runActions';
-import { comparator, DEFAULT_SORT, parseSort } from './sort';
+import { comparator, DEFAULT_SORT, formatSort, parseSort } from './sort';
 
 /** Rows of the first page: enough to fill any sidebar, small enough to paint at once. */
 export const FIRST_PAGE = 150;
@@ -97,6 +98,48 @@ export function scopedFilter(
   }
   const prefix = `${mine} and (`;
   return { filter: `${prefix}${filter})`, offset: prefix.length };
+}
+
+/** A filter word as the server's tokenizer reads it: a record key needs no quotes if it is one. */
+const BARE_KEY = /^[\w\-/:.]+$/;
+
+/**
+ * `field` (`metrics.K`, as a hint names it) written as a filter names it: `metrics.K`, or
+ * `metrics."K"` where K is not a bare word.
+ */
+export function filterField(field: string): string {
+  const dot = field.indexOf('.');
+  const key = field.slice(dot + 1);
+  return dot < 0 || BARE_KEY.test(key)
+    ? field
+    : `${field.slice(0, dot)}.${quoteFilter(key)}`;
+}
+
+/**
+ * The filter with each mention of the record field `field` (`metrics.acuracy`; the head in any
+ * case, the key as is, bare or quoted) replaced by `replacement`; quoted strings are left alone.
+ */
+export function replaceField(
+  filter: string,
+  field: string,
+  replacement: string
+): string {
+  const word =
+    /("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?<![\w\-/:.])([A-Za-z_][\w\-/:]*)\.([\w\-/:.]+|"(?:[^"\\]|\\.)*")/g;
+  return filter.replace(
+    word,
+    (match: string, quoted?: string, head?: string, key?: string) => {
+      if (quoted !== undefined || head === undefined || key === undefined) {
+        return match;
+      }
+      const bare = key.startsWith('"') ? unquote(key) : key;
+      return `${head.toLowerCase()}.${bare}` === field ? replacement : match;
+    }
+  );
+}
+
+function unquote(text: string): string {
+  return text.slice(1, -1).replace(/\\(.)/g, '$1');
 }
 
 export class RunsModel extends LiveModel {
@@ -267,31 +310,47 @@ export class RunsModel extends LiveModel {
   }
 
   /**
-   * Metric names seen in any loaded page (with the filter's own): a filter that names another
-   * one gets a hint, since the server answers it with no rows rather than an error.
+   * The server's hints for the rows shown: the `metrics.K` / `params.K` / `outputs.K` that no
+   * run has, named by the sort or by a filter that matched nothing, with close names that exist.
+   * Cleared when another query starts; a hint whose field a row shown has since (a run logged it
+   * live) is dropped.
    */
-  get knownMetrics(): string[] {
-    return [...this._knownMetrics].sort();
+  get hints(): IFieldHint[] {
+    if (!this._hints.length) {
+      return this._hints;
+    }
+    return this._hints.filter(hint => {
+      const dot = hint.field.indexOf('.');
+      const head = hint.field.slice(0, dot);
+      const key = hint.field.slice(dot + 1);
+      if (head !== 'metrics' && head !== 'params') {
+        return true; // listing rows carry no outputs
+      }
+      return !this.rows.some(run => {
+        const values = head === 'metrics' ? run.metrics : run.params;
+        return !!values && Object.prototype.hasOwnProperty.call(values, key);
+      });
+    });
   }
 
   /**
-   * A hint for a filter that matched nothing because it names a metric no loaded run has
-   * (a typo: `metrics.acuracy`), else null.
+   * Take a hint's suggestion: `suggestion` in place of the hint's field, in the filter and in
+   * the sort (wherever it is named).
    */
-  get filterHint(): string | null {
-    if (!this._loaded || this.rows.length || !this._appliedFilter.trim()) {
-      return null;
+  applySuggestion(hint: IFieldHint, suggestion: string): void {
+    const sort = parseSort(this._sort);
+    const filter = replaceField(
+      this._filter,
+      hint.field,
+      filterField(suggestion)
+    );
+    if (sort.field === hint.field) {
+      // one query for both: the filter's change alone would start one too
+      this._filter = filter;
+      this.setSort(formatSort({ ...sort, field: suggestion }));
+    } else {
+      this.setFilter(filter);
     }
-    const known = this._knownMetrics;
-    const unknown = [
-      ...this._appliedFilter.matchAll(/\bmetrics\.([A-Za-z_][\w./-]*)/g)
-    ]
-      .map(m => m[1])
-      .filter(name => !known.has(name));
-    if (!unknown.length || !known.size) {
-      return null;
-    }
-    return `No run has metric "${unknown[0]}"; known: ${this.knownMetrics.slice(0, 12).join(', ')}`;
   }
 
   /** Whether listed runs carry GPU figures (then the panel shows a GPU column). */
@@ -382,6 +441,7 @@ export class RunsModel extends LiveModel {
     this._loading = true;
     this._loadingMore = false;
     this._pending.clear();
+    this._hints = []; // the last query's: never shown for this one
     this._emit();
     const main = listRuns(
       { ...base, filter: scoped.filter, limit: this._pageSizes.first },
@@ -399,6 +459,8 @@ export class RunsModel extends LiveModel {
         this._main = page.runs;
         this._pinned = (pinnedPage?.runs ?? []).filter(r => r.pinned);
         this._next = page.next;
+        // a later page's hints are this query's (the server sends them with the first only)
+        this._hints = page.hints ?? [];
         this._appliedFilter = filter;
         this._requestFilter = scoped.filter;
         this._appliedMine = mine !== null;
@@ -677,16 +739,6 @@ export class RunsModel extends LiveModel {
 
   private _reindex(): void {
     this._rows = null;
-    for (const run of this._main.length < 2000 ? this._main : []) {
-      for (const key of Object.keys(run.metrics ?? {})) {
-        this._knownMetrics.add(key);
-      }
-    }
-    for (const run of this._pinned) {
-      for (const key of Object.keys(run.metrics ?? {})) {
-        this._knownMetrics.add(key);
-      }
-    }
     this._byId = new Map();
     for (const run of this._main) {
       this._byId.set(run.id, run);
@@ -719,7 +771,7 @@ export class RunsModel extends LiveModel {
   });
   private _pendingFilterError: IFilterError | null = null;
   private _hiddenColumns = new Set<OptionalColumn>(['parent']);
-  private _knownMetrics = new Set<string>();
+  private _hints: IFieldHint[] = [];
   private _project: string;
   private _configuredColumns: string[];
   private _pageSizes: { first: number; next: number };
