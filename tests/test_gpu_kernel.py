@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import FAKE_NVML, only_run, wait_for
+from conftest import FAKE_NVML, only_run, wait_for, write_notebook
 
 from jupyter_mlp.store import runs as run_store
 from jupyter_mlp.store.gpu import series
@@ -60,6 +60,26 @@ def gpu_kernel(start_kernel, gpus, kernel_env):
         return start_kernel(PYTHONPATH=path, MLP_FAKE_NVML=str(gpus.path), **env)
 
     return start
+
+
+def test_run_all_on_a_slow_gpu_driver_keeps_the_parameters_cell(gpu_kernel, gpus, store, tmp_path):
+    """A driver without persistence mode takes a second or more in nvmlInit. "Run All" runs the
+    parameters cell right after `%mlp_track`, and the next cell changes a parameter: the run must
+    record the parameters cell's values, not miss it while the start-up capture probes the GPU
+    (and then read the changed value from the namespace)."""
+    gpus.script["init_delay_s"] = 1.5
+    gpus.write()
+    params = "lr = 0.1\nepochs = 3"
+    nb = write_notebook(tmp_path / "train.ipynb", [
+        {"id": "setup", "source": TRACK}, {"id": "params", "source": params, "tags": ["parameters"]},
+        {"id": "use", "source": "lr = 99.0"},
+    ])  # fmt: skip
+    k = gpu_kernel(JPY_SESSION_NAME=str(nb))
+    for source, cell_id in ((TRACK, "setup"), (params, "params"), ("lr = 99.0", "use")):
+        assert k.run(source, cell_id=cell_id).status == "ok"
+    assert k.run("%mlp_track stop").status == "ok"
+    run = only_run(store)
+    assert run["params"] == {"lr": 0.1, "epochs": 3}, run["params"]
 
 
 def cell_gpu(store, cell_id):

@@ -121,6 +121,7 @@ class RunSession:
         self.gpu: GpuSampler | None = None  # when a GPU is visible
         self.gpu_info: dict[str, Any] | None = None
         self.view: Any = None
+        self._start_copy: bytes | None = None  # the notebook as read at start(), to be stored
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -163,6 +164,12 @@ class RunSession:
             self._send({"run": fields})  # synchronous: a broken store warns in this very cell
         if self.papermill is not None:
             self._safe(self._read_parameters_sources)
+        elif self.notebook and not self.in_job:
+            # JupyterLab's "Run All" runs the parameters cell right after this one: which cells
+            # are tagged `parameters` must be known by then (the kernel never sees tags), so the
+            # notebook is read and scanned now (about a millisecond); the start-up thread stores
+            # what was read as the run's snapshot.
+            self._start_copy = self._safe_call(self._read_and_scan)
         if self.shell is not None:
             self.shell.events.register("pre_run_cell", self._pre_run_cell)
             self.shell.events.register("post_run_cell", self._post_run_cell)
@@ -710,7 +717,10 @@ class RunSession:
         """First what finish() waits for, then what may come after the run's end (the snapshot,
         git: a subprocess per run, orphaned spools)."""
         self._capture_essentials()
-        snapshot = self._snapshot(scan_parameters=True)  # at once: it finds the parameters cell
+        if self._start_copy is not None:  # read and scanned by start()
+            snapshot, self._start_copy = self._sink.put_bytes(self._start_copy), None
+        else:
+            snapshot = self._snapshot(scan_parameters=True)  # at once: it finds the parameters cell
         if snapshot and not self.in_job:
             with self._io_lock:
                 self._run_updates["snapshot"] = snapshot
@@ -743,6 +753,14 @@ class RunSession:
         if scan_parameters:
             self._scan_parameters_cell(data)
         return self._sink.put_bytes(data)
+
+    def _read_and_scan(self) -> bytes | None:
+        try:
+            data = Path(self.notebook).read_bytes()  # type: ignore[arg-type]
+        except OSError:
+            return None
+        self._scan_parameters_cell(data)
+        return data
 
     def _read_parameters_sources(self) -> None:
         """The sources of the cells tagged `parameters` in the notebook papermill runs, read now

@@ -10,6 +10,7 @@ Script format (every key optional)::
 
     {
       "init_error": null,            # or an error name: "LibraryNotFound", "DriverNotLoaded", ...
+      "init_delay_s": 0,             # nvmlInit takes this long (a driver without persistence mode)
       "driver": "550.54.15",         # nvmlSystemGetDriverVersion()
       "cuda": 12040,                 # nvmlSystemGetCudaDriverVersion()  (12040 = CUDA 12.4)
       "devices": [                   # NVML (PCI) order
@@ -251,6 +252,8 @@ def _advance_energy(script: dict, h: _Handle) -> list[float]:
 def nvmlInit() -> None:
     global _initialized
     script = _count("nvmlInit")
+    if script.get("init_delay_s"):
+        time.sleep(script["init_delay_s"])
     if script.get("init_error"):
         _raise(script["init_error"])
     with _lock:
