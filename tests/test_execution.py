@@ -293,6 +293,29 @@ def test_a_failing_cell_fails_the_run_with_the_error(store, service, tmp_path):
     assert executed(store, run)  # the executed notebook is kept for failed runs too
 
 
+def test_a_failed_jobs_executed_notebook_shows_how_the_run_ended(store, service, tmp_path):
+    """papermill stops at the failed cell and keeps the outputs as they are then: the status
+    display in the executed notebook says the run failed, and at which count of cells, not
+    "running · 0 cells" as it was painted when tracking started."""
+    nb = write_notebook(tmp_path / "fail.ipynb", [
+        {"id": "track", "source": "%load_ext jupyter_mlp\n%mlp_track failing --project exec"},
+        {"id": "p", "source": "divisor = 1", "tags": ["parameters"]},
+        {"id": "log", "source": "import jupyter_mlp as mlp\nmlp.log_metric('loss', 0.5)"},
+        {"id": "boom", "source": "x = 1 / divisor"},
+        {"id": "stop", "source": "%mlp_track stop"},
+    ])  # fmt: skip
+    parent = tracked_run(store, nb, {"divisor": 1})
+    run = wait_final(store, service().submit_rerun(parent, {"divisor": 0}))
+    assert run["status"] == "failed"
+    (track,) = [c for c in executed(store, run)["cells"] if c.get("id") == "track"]
+    (status,) = track["outputs"]
+    text, html = ("".join(status["data"][m]) for m in ("text/plain", "text/html"))
+    assert text.startswith(f"jupyter-mlp run {run['id']}"), text
+    assert "[failed]" in text and "(1 failed)" in text and "loss=0.5" in text, text
+    assert f"{len(run['cells'])} cells (1 failed)" in text, (text, len(run["cells"]))
+    assert "failed" in html and "running" not in html
+
+
 def test_cancel_stops_the_kernel_and_its_children(store, service, tmp_path):
     nb = write_notebook(tmp_path / "slow.ipynb", [
         {"id": "p", "source": "seconds = 1", "tags": ["parameters"]},

@@ -294,6 +294,23 @@ def test_the_status_display_updates_in_place_after_cells(start_kernel, store):
     assert "finished" in final["data"]["text/plain"]
 
 
+def test_a_long_cells_metrics_show_while_it_runs(start_kernel, store):
+    """A training cell logs its loss for minutes: the status display shows it as it comes (at
+    most once a second), not only when the cell ends."""
+    k = start_kernel()
+    (shown,) = k.run(TRACK, cell_id="track").displays
+    display_id = shown["transient"]["display_id"]
+    cell = "import jupyter_mlp as mlp, time\nmlp.log_metric('loss', 0.75)\ntime.sleep(2.5)\nmlp.log_metric('done', 1)"
+    assert k.run(cell).status == "ok"
+    during = [
+        u["data"]["text/plain"] for u in k.updates
+        if u["transient"]["display_id"] == display_id and "loss=0.75" in u["data"]["text/plain"]
+        and "done=" not in u["data"]["text/plain"]
+    ]  # fmt: skip
+    assert during, k.updates
+    assert len(during) <= 4, during  # at most about one a second, not one per writer round
+
+
 def test_a_refresh_in_flight_never_paints_over_the_final_status(store):
     """The writer builds a refresh of the status view ("[running]") while the last cell's
     `%mlp_track stop` paints "[finished]": the refresh must not land after it (CI once kept

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .gpu import GpuSampler
 
 FLUSH_S = 0.05
+LIVE_VIEW_S = 1.0  # while metrics arrive, the status view is repainted at most this often
 RETRY_S = 2.0
 GPU_COMPACT_S = 600.0  # how often the store folds GPU samples older than an hour into buckets
 UNSENT_LIMIT = 2_000_000  # metric points kept while the store cannot be written
@@ -87,7 +88,11 @@ class RunSession:
         self._param_sources: set[str] = set()
         self.latest_metrics: dict[str, float] = {}
         self.cell_count = 0
+        self.failed_cells = 0
         self.last_cell_status: str | None = None
+        # What the status view says the run ends as, where papermill stops at a failed cell and
+        # keeps the notebook's outputs as they are (a job, the `papermill` command); None: status
+        self._ending: str | None = None
 
         self._sink = sink
         self._cells: deque = deque()
@@ -114,6 +119,8 @@ class RunSession:
         self._said: set[str] = set()  # the end-of-run lines printed already
         self._failing_since: float | None = None
         self._dirty = False
+        self._live = False  # metrics arrived since the view was painted
+        self._painted = 0.0  # perf_counter of the last paint
         self._finished = False
         self._heartbeat_s = _env_float("MLP_HEARTBEAT_S", 5.0)
         self._last_beat = 0.0
@@ -226,7 +233,7 @@ class RunSession:
                 model.CELL_ERROR: model.FAILED,
                 model.CELL_INTERRUPTED: model.INTERRUPTED,
             }.get(self.last_cell_status or "", model.FINISHED)
-        self.status = status
+        self.status, self._ending = status, None
         end = _now()
         fields: dict[str, Any] = {"status": status, "ended_at": end, "heartbeat_at": end}
         if error is not None:
@@ -329,6 +336,8 @@ class RunSession:
             else:
                 status, error = _describe_error(result)
             self.cell_count += 1
+            if self.in_job and result.execution_count:  # the cells the job ran, as it counts them
+                self.cell_count = max(self.cell_count, result.execution_count)
             self.last_cell_status = status
             if self.papermill is not None and error is not None and self._papermill_error is None:
                 if not (error["ename"] == "SystemExit" and error["evalue"] in ("", "0")):
@@ -345,8 +354,19 @@ class RunSession:
                 ))  # fmt: skip
             elif self.gpu is not None:  # ... and this tracker adds only their GPU figures
                 self._cell_gpu.append((seq, pending[0], duration))
-            if status == model.CELL_OK and self._is_parameters_cell(info):
-                self._capture_parameters(info.raw_cell, "parameters")
+            if status == model.CELL_OK:
+                self._ending = None
+                if self._is_parameters_cell(info):
+                    self._capture_parameters(info.raw_cell, "parameters")
+            else:
+                self.failed_cells += 1
+                if self.view is not None and (self.in_job or self.papermill is not None):
+                    # papermill stops here and keeps the outputs as they are when this cell
+                    # ends: the view says how the run ends now (a later paint is too late)
+                    self._ending = (
+                        model.INTERRUPTED if status == model.CELL_INTERRUPTED else model.FAILED
+                    )
+                    self._paint()
             self._dirty = True
         except Exception as exc:  # never break the user's cell
             self._warn(f"could not record a cell: {exc!r}")
@@ -559,11 +579,18 @@ class RunSession:
                 self._last_compact = now
             if batch or self._unsent or getattr(self._sink, "pending", None):
                 self._send(batch)
-        if self._dirty and self.view is not None:
-            with self._view_lock:
-                if not self._stop.is_set():
-                    self._dirty = False
-                    self._safe(self.view.refresh, self)
+        if self.view is not None and (
+            self._dirty or (self._live and _perf() - self._painted >= LIVE_VIEW_S)
+        ):
+            self._paint()
+
+    def _paint(self) -> None:
+        """Refresh the status view, never after finish()'s final paint."""
+        with self._view_lock:
+            if not self._stop.is_set():
+                self._dirty = self._live = False
+                self._painted = _perf()
+                self._safe(self.view.refresh, self)
 
     def _drain(self) -> dict[str, Any]:
         batch: dict[str, Any] = {}
@@ -584,6 +611,7 @@ class RunSession:
             batch["metrics"] = metrics
             for key, _step, value, _t in metrics:
                 self.latest_metrics[key] = value
+            self._live = True  # a long cell's metrics show while it runs
         params = _pop_all(self._params)
         if params:
             batch["params"] = params
@@ -833,8 +861,9 @@ class RunSession:
             # a run made elsewhere (a job, a token's run) has the project it was made with,
             # which this process does not know unless it was given one: none is shown then
             "project": self.project or (None if self.job_run_id else model.DEFAULT_PROJECT),
-            "status": self.status,
+            "status": self._ending or self.status,
             "cells": self.cell_count,
+            "failed_cells": self.failed_cells,
             "elapsed": _now() - self.started_at,
             "metrics": dict(self.latest_metrics),
             "gpu": self.gpu.latest() if self.gpu is not None else None,

@@ -32,7 +32,7 @@ def text_line(s: dict[str, Any]) -> str:
     if s.get("name"):
         parts.append(f"'{t(s['name'], 200)}'")
     project = f"project {t(s['project'], 200)}, " if s.get("project") else ""
-    parts.append(f"[{s['status']}] {project}{s['cells']} cells, {_elapsed(s['elapsed'])}")
+    parts.append(f"[{s['status']}] {project}{_cells(s)}, {_elapsed(s['elapsed'])}")
     if s["metrics"]:
         shown = list(s["metrics"].items())[-6:]
         parts.append("| " + ", ".join(f"{t(k, 60)}={_fmt(v)}" for k, v in shown))
@@ -41,6 +41,11 @@ def text_line(s: dict[str, Any]) -> str:
     if s.get("failing"):  # a "[finished]" that only this process knows of says so
         parts.append("| not in the store yet (kept in a spool)")
     return " ".join(parts)
+
+
+def _cells(s: dict[str, Any]) -> str:
+    failed = s.get("failed_cells")
+    return f"{s['cells']} cells" + (f" ({failed} failed)" if failed else "")
 
 
 def _gpu_text(gpu: dict[str, Any]) -> str:
@@ -73,7 +78,7 @@ def html_box(s: dict[str, Any]) -> str:
         + (f" <b>{e(s['name'])}</b>" if s.get("name") else "")
         + f" · <span style='color:{status_color}'>{e(s['status'])}</span>"
         + (f" · project {e(s['project'])}" if s.get("project") else "")
-        + f" · {s['cells']} cells · {_elapsed(s['elapsed'])}"
+        + f" · {e(_cells(s))} · {_elapsed(s['elapsed'])}"
     ]
     if s["metrics"]:
         shown = list(s["metrics"].items())[-8:]
