@@ -338,8 +338,8 @@ def test_several_processes_migrating_at_once_make_one_schema(pg_url, tmp_path):
 
 FILTERS = [
     "", "metrics.acc > 0.9", "params.lr <= 0.01", "params.opt = sgd", "status = finished",
-    "tags = base", "tags != base", "name ~ SMALL", "name !~ l", "Base", "aaaa", "created_at < abc",
-    "created_at > abc", "created_at != abc", "started_at >= 1000", "duration > 5", "duration < x",
+    "tags = base", "tags != base", "name ~ SMALL", "name !~ l", "Base", "aaaa", "created_at < '2000'",
+    "created_at > '1000.5'", "created_at != 1000", "started_at >= 1000", "duration > 5", "duration < 3.5",
     "name = 5", "pinned = true", "pinned = false", "kernel = null", "outputs.score > 1",
     "outputs.label = cat", "started_at ~ 1001", "params.lr ~ 0.0", "user = me", "owner != me",
     "not (status = finished) or metrics.acc >= 0.99", "metrics.acc = null", 'params."x y" = 1',

@@ -317,6 +317,32 @@ def test_dates_in_a_filter_are_local_dates_and_times(runs):
         compile_filter("started_at > 2026-13-45")
 
 
+def test_a_word_a_time_column_cannot_compare_with_is_a_bad_filter(runs):
+    """`started_at > yesterday` compared as text and matched nothing, silently."""
+    for bad, word in (("started_at > yesterday", "yesterday"), ("duration < fast", "fast")):
+        with pytest.raises(FilterError, match=f"compares with .*numbers, not '{word}'") as info:
+            names(runs, filter=bad)
+        assert info.value.position == bad.index(word)
+    assert "dates (2026-01-02" in str(
+        pytest.raises(FilterError, compile_filter, "ended_at < x").value
+    )
+    compile_filter("started_at > '1700000000'")  # a number in quotes is a number
+    compile_filter("started_at ~ 2026")  # ~ reads the text
+
+
+def test_a_bare_record_key_is_named_with_its_table(runs):
+    """`lr > 0.05` (for params.lr) listed every field there is; it says which one is meant."""
+    with pytest.raises(FilterError) as info:
+        names(runs, filter="acc > 0.9 and lr > 0.05")
+    assert str(info.value) == "unknown field 'acc'; did you mean metrics.acc? (at character 1)"
+    with pytest.raises(FilterError, match=r"unknown field 'lr'; did you mean params.lr\?"):
+        names(runs, filter="lr > 0.05")
+    with pytest.raises(FilterError, match="did you mean status"):
+        names(runs, filter="stauts = finished")
+    with pytest.raises(FilterError, match=r"unknown field 'zzz' \(known: "):
+        names(runs, filter="zzz > 1")
+
+
 def test_a_status_a_run_never_has_is_a_bad_filter_not_an_empty_listing():
     with pytest.raises(FilterError) as info:
         compile_filter("metrics.acc > 0.9 and status = runing")

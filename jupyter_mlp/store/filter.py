@@ -85,10 +85,11 @@ class FilterError(ValueError):
 
     field = "filter"  # the request's part it is about
 
-    def __init__(self, message: str, position: int) -> None:
+    def __init__(self, message: str, position: int, unknown: str | None = None) -> None:
         super().__init__(f"{message} (at character {position + 1})")
         self.message = message
         self.position = position
+        self.unknown = unknown  # a bare field name that is no column (a record key, perhaps)
 
 
 class SortError(FilterError):
@@ -266,8 +267,18 @@ class _Parser:
             return self.record_comparison(head_low, key, op, value, is_num, value_pos)
         if key or head_low not in COLUMNS:
             known = ", ".join(sorted(COLUMNS)) + ", metrics.NAME, params.NAME, outputs.NAME"
-            raise FilterError(f"unknown field {field.text!r} (known: {known})", field.pos)
+            close = [] if key else close_names(head_low, sorted(COLUMNS), n=1)
+            guess = f"; did you mean {close[0]}?" if close else ""
+            raise FilterError(f"unknown field {field.text!r}{guess} (known: {known})", field.pos,
+                              unknown=None if key else field.text)  # fmt: skip
         column = COLUMNS[head_low]
+        if (
+            head_low in NUMERIC_COLUMNS and head_low != "pinned" and op not in ("~", "!~")
+            and isinstance(value, str) and not _NUMBER.match(value)
+        ):  # fmt: skip
+            # a word here would compare as text and match nothing (or everything), silently
+            dates = "dates (2026-01-02, 2026-01-02T12:30) or " if head_low != "duration" else ""
+            raise FilterError(f"{head_low} compares with {dates}numbers, not {value!r}", value_pos)
         if head_low == "status" and isinstance(value, str) and op in ("=", "!="):
             if value not in STATUSES:  # a typo would match nothing, silently
                 close = close_names(value, STATUSES)
@@ -285,10 +296,7 @@ class _Parser:
             raise FilterError("pinned takes true or false", value_pos)
         if self.dialect is not SQLITE and value is not None and op not in ("~", "!~"):
             numeric = head_low in NUMERIC_COLUMNS
-            if numeric and isinstance(value, str):
-                if not _NUMBER.match(value):
-                    # SQLite: a number sorts before any text; NULL compares to nothing
-                    return f"{column} IS NOT NULL" if op in ("<", "<=", "!=") else "1 = 0"
+            if numeric and isinstance(value, str):  # a number in quotes (a word is refused)
                 value = float(value)
             elif not numeric and not isinstance(value, str):
                 value = _sqlite_text(value)  # SQLite gives the number the column's TEXT affinity

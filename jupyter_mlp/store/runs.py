@@ -128,7 +128,10 @@ def list_page(
 
     Keyset paging in two phases: rows with a sort value (walked in index order, so a
     metric-sorted page of 100k runs reads ~a page of rows), then rows without one (id order)."""
-    where, args = compile_filter(filter, dialect(conn), absent_fields(conn, filter))
+    try:
+        where, args = compile_filter(filter, dialect(conn), absent_fields(conn, filter))
+    except FilterError as exc:
+        raise _record_guess(conn, exc) from None
     if project:
         where = f"runs.project = ? AND ({where})"
         args = [project, *args]
@@ -274,6 +277,20 @@ def absent_fields(conn: Connection, expr: str | None) -> set[tuple[str, str]]:
             ):
                 absent.add((table, key))
     return absent
+
+
+def _record_guess(conn: Connection, exc: FilterError) -> FilterError:
+    """A bare field that is no column but a metric, parameter or output some run has (`lr > 0.1`
+    for `params.lr > 0.1`): the error says which; any other error as it is."""
+    if not exc.unknown:
+        return exc
+    found = [f"{t}.{exc.unknown}" for t in ("metrics", "params", "outputs")
+             if exc.unknown in _distinct_keys(conn, t)]  # fmt: skip
+    if not found:
+        return exc
+    return FilterError(
+        f"unknown field {exc.unknown!r}; did you mean {' or '.join(found)}?", exc.position
+    )
 
 
 def _distinct_keys(conn: Connection, table: str) -> list[str]:
