@@ -39,6 +39,19 @@ function stage(page: Page, name: string): Locator {
   return editor(page).locator(`.jp-mlp-StageNode[data-stage="${name}"]`);
 }
 
+/** The canvas's `translate(...) scale(...)` (React Flow's viewport transform). */
+async function transform(page: Page): Promise<string> {
+  return editor(page)
+    .locator('.react-flow__viewport')
+    .evaluate(node => (node as HTMLElement).style.transform);
+}
+
+/** The canvas's zoom. */
+async function zoom(page: Page): Promise<number> {
+  const match = /scale\(([\d.]+)\)/.exec(await transform(page));
+  return match ? Number(match[1]) : 0;
+}
+
 async function uploadExamples(
   page: IJupyterLabPageFixture,
   dir: string
@@ -87,6 +100,58 @@ test.describe('the shipped example pipeline', () => {
       .poll(async () => (await name.boundingBox())?.height ?? 0)
       .toBeGreaterThanOrEqual(10);
     await page.screenshot({ path: docsPath('pipeline.png') });
+
+    // Fit view with the Runs column open on this narrow editor keeps the text readable (a zoom of
+    // 0.6 or more, not 0.32), showing the pipeline from its start.
+    const canvas = editor(page).locator('.jp-mlp-PipelineCanvas');
+    const runsToggle = editor(page).getByRole('button', {
+      name: 'Runs',
+      exact: true
+    });
+    const pan = async () => {
+      const box = (await canvas.boundingBox())!;
+      await page.mouse.move(box.x + 30, box.y + box.height - 30);
+      await page.mouse.down();
+      await page.mouse.move(box.x + 90, box.y + box.height - 50, {
+        steps: 5
+      });
+      await page.mouse.up();
+    };
+    await runsToggle.click();
+    await pan(); // by hand: the view no longer follows the editor's size ...
+    await editor(page).getByRole('button', { name: 'Fit view' }).click();
+    await expect.poll(() => zoom(page)).toBeGreaterThanOrEqual(0.6);
+    const narrow = await zoom(page);
+    await expect(stage(page, 'prepare')).toBeInViewport();
+    await expect
+      .poll(async () => (await name.boundingBox())?.height ?? 0)
+      .toBeGreaterThanOrEqual(9);
+    // ... until Fit view: widening the editor (the file browser folds away) fits it again, the
+    // whole pipeline larger, in the middle of the canvas rather than small in a corner.
+    await page.sidebar.close('left');
+    for (const node of ['prepare', 'train', 'evaluate']) {
+      await expectWhollyOnCanvas(stage(page, node));
+    }
+    await expect.poll(() => zoom(page)).toBeGreaterThan(narrow);
+    await expect
+      .poll(async () => {
+        const area = (await canvas.boundingBox())!;
+        const train = (await stage(page, 'train').boundingBox())!;
+        return (
+          Math.abs(train.x + train.width / 2 - (area.x + area.width / 2)) /
+          area.width
+        );
+      })
+      .toBeLessThan(0.1);
+    // Panned by hand again, the view stays where the user put it when the canvas changes size.
+    await pan();
+    const moved = await transform(page);
+    await runsToggle.click();
+    await expect(
+      editor(page).locator('.jp-mlp-PipelineEditor-left')
+    ).toBeHidden();
+    await page.waitForTimeout(300);
+    expect(await transform(page)).toBe(moved);
   });
 
   test('example notebooks are not modified right after opening', async ({
@@ -311,6 +376,32 @@ test.describe('the runs list', () => {
     await page.screenshot({ path: docsPath('panel.png') });
   });
 
+  test('a kernel quiet for two minutes reads running; idle after five, as the server says', async ({
+    page
+  }) => {
+    const ids = JSON.parse(store('mixed')) as Record<string, string>;
+    // The busy kernel's last activity moved 2 minutes back, the idle one's to 5 min 10 s back.
+    const quiet: Record<string, number> = {
+      [ids.busy]: 120,
+      [ids.idle]: 310
+    };
+    await page.route(/\/mlp\/api\/runs\?/, async route => {
+      const response = await route.fetch();
+      const body = await response.json();
+      const now = Date.now() / 1000;
+      for (const run of body.runs ?? []) {
+        if (run.id in quiet) {
+          run.last_activity_at = now - quiet[run.id];
+        }
+      }
+      await route.fulfill({ response, json: body });
+    });
+    const panel = await openSidebar(page);
+    const row = (key: string) => panel.locator(`[data-run-id="${ids[key]}"]`);
+    await expect(row('idle').locator('.jp-mlp-Status')).toHaveText('idle');
+    await expect(row('busy').locator('.jp-mlp-Status')).toHaveText('running');
+  });
+
   test("a misspelt metric in a filter or the sort gets the server's hint", async ({
     page
   }) => {
@@ -457,9 +548,22 @@ test.describe('the runs list', () => {
     expect(r!.x + r!.width).toBeGreaterThan(d!.x + d!.width - 40); // on the right
     const dask = dialog.locator('select[name="executor"] option[value="dask"]');
     await expect(dask).toBeDisabled();
-    await expect(dialog.locator('.jp-mlp-ExecutorNotes')).toContainText(
-      'dask cannot be chosen: no Dask scheduler is configured'
-    );
+    // Why, and how to enable it from here (the server's setting, no command-line flag), is the
+    // tooltip of the executor choice, not a note under it for a user who only wants local.
+    const executor = dialog.locator('select[name="executor"]');
+    await expect(executor).toHaveValue('local');
+    for (const tip of [dask, executor]) {
+      await expect(tip).toHaveAttribute(
+        'title',
+        /no Dask scheduler is configured \(set c\.MlpApp\.dask_scheduler in the Jupyter server's configuration/
+      );
+      await expect(tip).not.toHaveAttribute(
+        'title',
+        /--scheduler|command line/
+      );
+    }
+    await expect(dialog.locator('.jp-mlp-ExecutorNotes')).toHaveCount(0);
+    await expect(dialog).not.toContainText('cannot be chosen');
     await cancel.click();
   });
 });

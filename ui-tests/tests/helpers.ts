@@ -311,3 +311,25 @@ export function recordFigures(figures: Record<string, unknown>): void {
     JSON.stringify({ ...all, ...figures }, null, 2) + '\n'
   );
 }
+
+/**
+ * Whether a text field's placeholder (or value), or a select's chosen option, is shown whole:
+ * its width in the control's font fits the control's content box.
+ */
+export async function textFits(control: Locator): Promise<boolean> {
+  return control.evaluate((node: Element) => {
+    const el = node as HTMLInputElement | HTMLSelectElement;
+    const text =
+      el instanceof HTMLSelectElement
+        ? (el.selectedOptions[0]?.text ?? '')
+        : el.value || el.placeholder;
+    const style = getComputedStyle(el);
+    const ctx = document.createElement('canvas').getContext('2d')!;
+    ctx.font = style.font;
+    const room =
+      el.clientWidth -
+      parseFloat(style.paddingLeft) -
+      parseFloat(style.paddingRight);
+    return ctx.measureText(text).width <= room;
+  });
+}

@@ -171,10 +171,15 @@ async function connect(
   await page.mouse.up();
 }
 
+/**
+ * Run from the toolbar's Run dialog, checking the parameters it shows; `typos` are typed first
+ * (each refused at its field, with Run disabled), then the shown value is typed back.
+ */
 async function runPipeline(
   page: IJupyterLabPageFixture,
   params: Record<string, string> = {},
-  noCache = false
+  noCache = false,
+  typos: Record<string, { text: string; reason: string }> = {}
 ): Promise<string> {
   const toolbar = editor(page).locator('.jp-mlp-PipelineToolbar');
   const started = page.waitForResponse(
@@ -185,13 +190,30 @@ async function runPipeline(
   await toolbar.getByRole('button', { name: 'Run', exact: true }).click();
   const dialog = page.locator('.jp-Dialog');
   await expect(dialog).toBeVisible();
+  const run = dialog.getByRole('button', { name: 'Run', exact: true });
   for (const [key, value] of Object.entries(params)) {
-    await expect(dialog.getByLabel(`Parameter ${key}`)).toHaveValue(value);
+    const field = dialog.locator(`.jp-mlp-RerunField[data-param="${key}"]`);
+    const input = field.locator('input');
+    await expect(input).toHaveValue(value);
+    const typo = typos[key];
+    if (typo) {
+      await input.fill(typo.text);
+      const reason = field.getByRole('alert');
+      await expect(reason).toHaveText(typo.reason);
+      await expect(reason).toBeInViewport();
+      expect(await contrast(reason)).toBeGreaterThanOrEqual(4.5);
+      await expect(input).toHaveAttribute('aria-invalid', 'true');
+      await expect(run).toBeDisabled();
+      await input.fill(value);
+      await expect(reason).toHaveCount(0);
+      await expect(run).toBeEnabled();
+    }
   }
   if (noCache) {
     await dialog.getByLabel('Ignore the cache (rerun every stage)').check();
   }
-  await dialog.getByRole('button', { name: 'Run', exact: true }).click();
+  await run.click();
+  await expect(dialog).toHaveCount(0);
   const response = await started;
   expect(response.status(), await response.text()).toBe(201);
   return ((await response.json()) as { id: string }).id;
@@ -449,9 +471,22 @@ test.describe('pipeline editor', () => {
     }
     latencies.sort((a, b) => a - b);
 
-    // Rerun: nothing changed, both stages come from the cache.
-    const second = await runPipeline(page, { epochs: '2' });
+    // A refused edit leaves a red message above the canvas ...
+    await connect(
+      page,
+      handle(page, 'train', 'out', 'acc'),
+      handle(page, 'prepare', 'in', 'n')
+    );
+    const message = editor(page).locator('.jp-mlp-PipelineMessage');
+    await expect(message).toContainText('would create a cycle');
+    // Rerun: nothing changed, both stages come from the cache. The Run dialog checks epochs (an
+    // int) as it is typed, as the Rerun dialog does: 'abc' is refused at the field, Run waits.
+    const second = await runPipeline(page, { epochs: '2' }, false, {
+      epochs: { text: 'abc', reason: 'Enter a whole number.' }
+    });
     expect(second).not.toBe(first);
+    // ... which does not stay on the canvas through the next run (it went when the run started).
+    await expect(message).toHaveCount(0, { timeout: 1000 });
     await expect(stage(page, 'prepare')).toHaveAttribute(
       'data-status',
       'cached',

@@ -1,6 +1,6 @@
 import { expect, test } from '@jupyterlab/galata';
 
-import { openSidebar, SIDEBAR_ID, store } from './helpers';
+import { contrast, openSidebar, SIDEBAR_ID, store } from './helpers';
 
 const RUNS_ROUTE = '**/mlp/api/runs*';
 
@@ -16,7 +16,23 @@ test('the runs sidebar opens from its tab and shows a fresh store has no runs', 
 
   // The real route answers with no runs.
   await expect(panel.getByText('No runs yet.')).toBeVisible();
+  // The next step, as text: how to record a run.
+  const start = panel.locator('.jp-mlp-RunsPanel-start');
+  await expect(start).toBeInViewport({ ratio: 1 });
+  await expect(start).toHaveText(
+    'To record one, run %load_ext jupyter_mlp then %mlp_track in a notebook, or press Track in its toolbar.'
+  );
+  await expect(start.locator('code')).toHaveText([
+    '%load_ext jupyter_mlp',
+    '%mlp_track'
+  ]);
   await page.screenshot({ path: test.info().outputPath('sidebar.png') });
+  // Legible in the dark theme too.
+  await page.theme.setDarkTheme();
+  for (const text of [start, ...(await start.locator('code').all())]) {
+    await expect.poll(() => contrast(text)).toBeGreaterThanOrEqual(4.5);
+  }
+  await page.theme.setLightTheme();
 });
 
 test('the runs sidebar lists the runs the server returns', async ({ page }) => {

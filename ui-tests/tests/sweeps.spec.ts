@@ -16,7 +16,9 @@ import {
   notebookJson,
   openSidebar,
   runRow,
-  store
+  seedRuns,
+  store,
+  textFits
 } from './helpers';
 
 test.use({ viewport: { width: 1280, height: 900 } });
@@ -393,4 +395,71 @@ test('a sweep of 200 trials: its view paints the parallel coordinates legibly (t
     `MLPBENCH sweep_view_200_trials_ms ${figures.sweep_view_200_trials_ms}`
   );
   recordFigures(figures);
+});
+
+test('the Sweep… dialog keeps the objective chosen for a run, and shows its fields whole', async ({
+  page
+}) => {
+  store('clear');
+  const ids = seedRuns();
+  const panel = await openSidebar(page);
+  const dialog = page.locator('.jp-mlp-SweepDialog');
+  const objective = dialog.locator('select[name="objective"]');
+  const direction = dialog.locator('select[name="direction"]');
+  const agg = dialog.locator('select[name="agg"]');
+  const openDialog = async (name: string) => {
+    await panel.locator(`[data-run-id="${ids[name]}"]`).click();
+    const detail = page.locator(
+      `.jp-mlp-RunDetail[data-run-id="${ids[name]}"]`
+    );
+    await detail.getByRole('button', { name: 'Sweep…' }).click();
+    await expect(objective.locator('option')).toHaveCount(3);
+  };
+
+  await openDialog('beta');
+  const initial = {
+    objective: await objective.inputValue(),
+    direction: await direction.inputValue()
+  };
+  // Long enough to be cut before: the chosen objective and the step's placeholder show whole.
+  await objective.selectOption('metric:loss');
+  const lr = dialog.locator('.jp-mlp-SweepParam[data-param="lr"]');
+  await lr.locator('select[name="lr.mode"]').selectOption('range');
+  const step = lr.locator('input[name="lr.step"]');
+  await expect(step).toBeInViewport();
+  const fit = {
+    objective: await textFits(objective),
+    direction: await textFits(direction),
+    agg: await textFits(agg),
+    step: await textFits(step),
+    high: await textFits(lr.locator('input[name="lr.high"]'))
+  };
+  expect(fit).toEqual({
+    objective: true,
+    direction: true,
+    agg: true,
+    step: true,
+    high: true
+  });
+  // The whole text where the field is short: in the title, and the row's label.
+  await expect(objective).toHaveAttribute('title', 'metric loss');
+  await expect(step).toHaveAttribute('title', 'step (optional)');
+  await expect(lr).toContainText('low, high, step (optional)');
+
+  // Another objective chosen, then Cancel: the next Sweep… of this run offers it again.
+  await objective.selectOption('metric:acc');
+  await direction.selectOption('min');
+  await agg.selectOption('max');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  await expect(dialog).toHaveCount(0);
+  await openDialog('beta');
+  await expect(objective).toHaveValue('metric:acc');
+  await expect(direction).toHaveValue('min');
+  await expect(agg).toHaveValue('max');
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
+  // Another run starts from its own default.
+  await openDialog('alpha');
+  await expect(objective).toHaveValue(initial.objective);
+  await expect(direction).toHaveValue(initial.direction);
+  await dialog.getByRole('button', { name: 'Cancel' }).click();
 });

@@ -30,7 +30,7 @@ function availability(executor: IExecutor): IExecutor {
       ...executor,
       available: false,
       reason:
-        'no Dask scheduler is configured (set c.MlpApp.dask_scheduler, or pass --scheduler on the command line)'
+        "no Dask scheduler is configured (set c.MlpApp.dask_scheduler in the Jupyter server's configuration, then restart the server)"
     };
   }
   // Configured but not connected now: jobs wait in its queue; the form shows why.

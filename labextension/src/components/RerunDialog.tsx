@@ -24,7 +24,11 @@ export interface IRerunFormProps {
   onDone: (newId: string | null) => void;
 }
 
-function errorText(error: FieldError, trans: TranslationBundle): string {
+/** Why a field's text is refused, as a sentence (the Rerun and Run pipeline dialogs). */
+export function fieldErrorText(
+  error: FieldError,
+  trans: TranslationBundle
+): string {
   switch (error) {
     case 'not-int':
       return trans.__('Enter a whole number.');
@@ -96,17 +100,7 @@ export function RerunForm({
         )}
         <fieldset className="jp-mlp-Rerun-where">
           <legend>{trans.__('Where')}</legend>
-          <label className="jp-mlp-RerunField">
-            <span className="jp-mlp-RerunField-label">
-              {trans.__('Executor')}
-            </span>
-            <ExecutorSelect model={model} trans={trans} showLoad />
-          </label>
-          <ExecutorNotes
-            executors={model.executors}
-            error={model.executorsError}
-            trans={trans}
-          />
+          <ExecutorField model={model} trans={trans} />
           <label className="jp-mlp-RerunField">
             <span className="jp-mlp-RerunField-label">{trans.__('GPUs')}</span>
             <input
@@ -121,7 +115,7 @@ export function RerunForm({
           </label>
           {gpusError && (
             <p className="jp-mlp-RerunField-error" role="alert">
-              {errorText(gpusError, trans)}
+              {fieldErrorText(gpusError, trans)}
             </p>
           )}
         </fieldset>
@@ -171,9 +165,10 @@ export function DialogFooter(props: {
 }
 
 /**
- * The executor `<select>` of a form model that picks one (the Rerun and Sweep dialogs): the
- * server's default when none is listed, an unavailable executor disabled with its reason as the
- * title; with `showLoad`, how many jobs each runs and queues.
+ * The executor `<select>` of a form model that picks one (the Rerun, Sweep and Run pipeline
+ * dialogs): the server's default when none is listed, an unavailable executor disabled with why
+ * (and how to enable it) as its title and the select's; with `showLoad`, how many jobs each runs
+ * and queues.
  */
 export function ExecutorSelect({
   model,
@@ -186,11 +181,15 @@ export function ExecutorSelect({
   id?: string;
   showLoad?: boolean;
 }): JSX.Element {
+  const unavailable = model.executors
+    .filter(ex => ex.available === false && ex.reason)
+    .map(ex => trans.__('%1 cannot be chosen: %2.', ex.name, ex.reason ?? ''));
   return (
     <select
       id={id}
       className="jp-mod-styled"
       name="executor"
+      title={unavailable.join('\n') || undefined}
       value={model.executor}
       onChange={e => model.setExecutor(e.currentTarget.value)}
     >
@@ -216,9 +215,33 @@ export function ExecutorSelect({
   );
 }
 
+/** The executor of the Rerun and Run pipeline dialogs: its select, with load, and its notes. */
+export function ExecutorField({
+  model,
+  trans
+}: {
+  model: ExecutorFormModel;
+  trans: TranslationBundle;
+}): JSX.Element {
+  return (
+    <>
+      <label className="jp-mlp-RerunField">
+        <span className="jp-mlp-RerunField-label">{trans.__('Executor')}</span>
+        <ExecutorSelect model={model} trans={trans} showLoad />
+      </label>
+      <ExecutorNotes
+        executors={model.executors}
+        error={model.executorsError}
+        trans={trans}
+      />
+    </>
+  );
+}
+
 /**
- * Why an executor cannot be chosen, or may not start jobs at once, in a line each; then, given
- * `error`, that the executors could not be listed.
+ * Why an executor that can be chosen may not start jobs at once (not connected), in a line each;
+ * then, given `error`, that the executors could not be listed. Why one cannot be chosen at all is
+ * no note: ExecutorSelect gives it as the title of its option and of the select.
  */
 export function ExecutorNotes({
   executors,
@@ -229,7 +252,9 @@ export function ExecutorNotes({
   error?: string | null;
   trans: TranslationBundle;
 }): JSX.Element | null {
-  const notes = (executors ?? []).filter(e => e.reason);
+  const notes = (executors ?? []).filter(
+    e => e.reason && e.available !== false
+  );
   if (!notes.length && !error) {
     return null;
   }
@@ -239,13 +264,11 @@ export function ExecutorNotes({
         <ul className="jp-mlp-ExecutorNotes">
           {notes.map(e => (
             <li key={e.name} data-executor={e.name}>
-              {e.available === false
-                ? trans.__('%1 cannot be chosen: %2.', e.name, e.reason ?? '')
-                : trans.__(
-                    '%1: %2; its jobs wait until it is back.',
-                    e.name,
-                    e.reason ?? ''
-                  )}
+              {trans.__(
+                '%1: %2; its jobs wait until it is back.',
+                e.name,
+                e.reason ?? ''
+              )}
             </li>
           ))}
         </ul>
@@ -259,13 +282,17 @@ export function ExecutorNotes({
   );
 }
 
-function ParamField({
+/**
+ * A parameter's field, checked as it is typed, with why its text is refused below it (the Rerun
+ * and Run pipeline dialogs).
+ */
+export function ParamField({
   field,
   model,
   trans
 }: {
   field: IRerunField;
-  model: RerunModel;
+  model: { setText(key: string, text: string): void };
   trans: TranslationBundle;
 }): JSX.Element {
   const id = `jp-mlp-rerun-${field.key}`;
@@ -333,7 +360,7 @@ function ParamField({
       {input}
       {field.error && (
         <p id={errorId} className="jp-mlp-RerunField-error" role="alert">
-          {errorText(field.error, trans)}
+          {fieldErrorText(field.error, trans)}
         </p>
       )}
     </div>
@@ -341,16 +368,16 @@ function ParamField({
 }
 
 /**
- * Host a form in a modal dialog styled as JupyterLab's (the Rerun and Sweep dialogs): Escape
- * closes it, the model loads, then the first field has the focus. Resolves with what the form
- * hands to `onDone` (a new id), or null when cancelled.
+ * Host a form in a modal dialog styled as JupyterLab's (the Rerun, Sweep and Run pipeline
+ * dialogs): Escape closes it, the model loads, then the first field has the focus. Resolves with
+ * what the form hands to `onDone` (a new id, a request), or null when cancelled.
  */
-export function showFormDialog(options: {
+export function showFormDialog<T = string>(options: {
   model: { load(): Promise<unknown>; dispose(): void };
   label: string;
   className?: string;
-  form: (onDone: (id: string | null) => void) => JSX.Element;
-}): Promise<string | null> {
+  form: (onDone: (id: T | null) => void) => JSX.Element;
+}): Promise<T | null> {
   const { model } = options;
   return new Promise(resolve => {
     const host = new Widget({ node: document.createElement('div') });
@@ -363,7 +390,7 @@ export function showFormDialog(options: {
     host.node.setAttribute('role', 'dialog');
     host.node.setAttribute('aria-modal', 'true');
     host.node.setAttribute('aria-label', options.label);
-    const done = (id: string | null) => {
+    const done = (id: T | null) => {
       document.removeEventListener('keydown', onKey, true);
       body.dispose();
       model.dispose();

@@ -245,17 +245,27 @@ function RunsBody(props: IRunsPanelProps): JSX.Element {
     return <p className="jp-mlp-RunsPanel-note">{trans.__('Loading runs…')}</p>;
   }
   if (model.rows.length === 0) {
+    const filtered = !!model.appliedFilter.trim();
     return (
-      <p className="jp-mlp-RunsPanel-note">
-        {model.appliedFilter.trim()
-          ? model.appliedMine
-            ? trans.__('None of your runs match this filter.')
-            : trans.__('No runs match this filter.')
-          : model.appliedMine
-            ? trans.__('You have no runs yet (Team lists everyone’s).')
-            : trans.__('No runs yet.')}
-        <FieldHints model={model} trans={trans} afterText />
-      </p>
+      <>
+        <p className="jp-mlp-RunsPanel-note">
+          {filtered
+            ? model.appliedMine
+              ? trans.__('None of your runs match this filter.')
+              : trans.__('No runs match this filter.')
+            : model.appliedMine
+              ? trans.__('You have no runs yet (Team lists everyone’s).')
+              : trans.__('No runs yet.')}
+          <FieldHints model={model} trans={trans} afterText />
+        </p>
+        {!filtered && (
+          <p className="jp-mlp-RunsPanel-note jp-mlp-RunsPanel-start">
+            {trans.__('To record one, run')} <code>%load_ext jupyter_mlp</code>{' '}
+            {trans.__('then')} <code>%mlp_track</code>{' '}
+            {trans.__('in a notebook, or press Track in its toolbar.')}
+          </p>
+        )}
+      </>
     );
   }
   const hints = model.hints;

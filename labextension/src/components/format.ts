@@ -20,8 +20,11 @@ export function formatMetric(value: MetricValue | undefined): string {
   return n.toPrecision(4).replace(/\.?0+$/, '');
 }
 
-/** How long a running interactive run's kernel has been idle before it reads "idle". */
-export const IDLE_AFTER_S = 60;
+/**
+ * How long a running interactive run's kernel has been idle before it reads "idle": the same as
+ * the server's and the CLI's, `IDLE_AFTER_S` in jupyter_mlp/store/runs.py (5 minutes).
+ */
+export const IDLE_AFTER_S = 300;
 
 /** An interactive run: its kernel stays alive between cells (and the run `running`). */
 export function isInteractive(run: { kind?: string | null }): boolean {

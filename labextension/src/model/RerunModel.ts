@@ -133,6 +133,29 @@ export interface IRerunField {
   error: FieldError | null;
 }
 
+/** A parameter's field, typed by `type` (the recorded Python type; null: none recorded). */
+export function newField(
+  key: string,
+  type: string | null,
+  value: JSONValue
+): IRerunField {
+  const kind = fieldKind(type, value);
+  return {
+    key,
+    type,
+    kind,
+    original: value,
+    text: fieldText(kind, value),
+    error: null
+  };
+}
+
+/** A field with the text typed into it, checked (the error shows at the field). */
+export function withText(field: IRerunField, text: string): IRerunField {
+  const parsed = parseField(field.kind, text);
+  return { ...field, text, error: 'error' in parsed ? parsed.error : null };
+}
+
 function sameValue(a: JSONValue, b: JSONValue): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
@@ -242,29 +265,15 @@ export class RerunModel extends ExecutorFormModel {
       }),
       this.executorChoices.load()
     ]);
-    this._fields = params.map(p => {
-      const kind = fieldKind(p.type, p.value);
-      return {
-        key: p.key,
-        type: p.type,
-        kind,
-        original: p.value,
-        text: fieldText(kind, p.value),
-        error: null
-      };
-    });
+    this._fields = params.map(p => newField(p.key, p.type, p.value));
     this._loading = false;
     this.emit();
   }
 
   setText(key: string, text: string): void {
-    this._fields = this._fields.map(f => {
-      if (f.key !== key) {
-        return f;
-      }
-      const parsed = parseField(f.kind, text);
-      return { ...f, text, error: 'error' in parsed ? parsed.error : null };
-    });
+    this._fields = this._fields.map(f =>
+      f.key === key ? withText(f, text) : f
+    );
     this._submitError = null;
     this.emit();
   }

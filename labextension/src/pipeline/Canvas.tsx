@@ -7,11 +7,13 @@ import {
   Connection,
   Edge,
   EdgeChange,
+  getViewportForBounds,
   MiniMap,
   NodeChange,
   ReactFlow,
   useReactFlow,
   useStore,
+  useStoreApi,
   Viewport
 } from '@xyflow/react';
 import * as React from 'react';
@@ -24,7 +26,12 @@ import { StageNode } from './StageNode';
 
 const NODE_TYPES = { stage: StageNode };
 // A margin wider than the 40 px where dragging a connection pans the canvas.
-const FIT_OPTIONS = { padding: '64px' as const, maxZoom: 1.25 };
+const FIT_PADDING = 64;
+// A fit never zooms out below this: node text stays readable (the example's three stages are
+// drawn at 0.6 or more in CANVAS_MIN, see PipelineEditor.tsx). A graph that needs less shows
+// from its start (left, top) at this zoom; the minimap and panning reach the rest.
+const FIT_MIN_ZOOM = 0.6;
+const FIT_MAX_ZOOM = 1.25;
 
 /** Commands the toolbar sends to the canvas (it owns the React Flow instance). */
 export interface ICanvasHandle {
@@ -41,6 +48,11 @@ export interface ICanvasProps {
   handle: React.MutableRefObject<ICanvasHandle | null>;
   /** Kept across remounts (the canvas unmounts while the editor is hidden). */
   viewport: React.MutableRefObject<Viewport | null>;
+  /**
+   * Whether the view follows size changes with a fit (null: not decided yet); kept across
+   * remounts as the viewport is.
+   */
+  autoFit: React.MutableRefObject<boolean | null>;
 }
 
 /**
@@ -193,9 +205,41 @@ export function Canvas(props: ICanvasProps): JSX.Element {
     [flow, model]
   );
 
+  // Fit the stages into the pane React Flow measured, at a readable zoom (FIT_MIN_ZOOM).
+  const storeApi = useStoreApi<StageNodeType, Edge>();
+  const fit = React.useCallback(
+    (duration?: number): Promise<boolean> => {
+      const { width, height } = storeApi.getState();
+      const shown = flow.getNodes();
+      if (!shown.length || !width || !height) {
+        return Promise.resolve(false);
+      }
+      const bounds = flow.getNodesBounds(shown);
+      const view = getViewportForBounds(
+        bounds,
+        width,
+        height,
+        FIT_MIN_ZOOM,
+        FIT_MAX_ZOOM,
+        `${FIT_PADDING}px`
+      );
+      if (bounds.width * view.zoom > width - 2 * FIT_PADDING) {
+        view.x = FIT_PADDING - bounds.x * view.zoom;
+      }
+      if (bounds.height * view.zoom > height - 2 * FIT_PADDING) {
+        view.y = FIT_PADDING - bounds.y * view.zoom;
+      }
+      return flow.setViewport(view, duration ? { duration } : undefined);
+    },
+    [flow, storeApi]
+  );
+  const autoFit = props.autoFit;
+  // Fit view (the button, F, auto-layout): fit now, and again when the canvas changes size,
+  // until the user pans or zooms by hand.
   const fitView = React.useCallback(() => {
-    void flow.fitView({ ...FIT_OPTIONS, duration: 200 });
-  }, [flow]);
+    autoFit.current = true;
+    void fit(200);
+  }, [fit, autoFit]);
 
   const onKeyDown = React.useCallback(
     (event: React.KeyboardEvent) => {
@@ -314,11 +358,9 @@ export function Canvas(props: ICanvasProps): JSX.Element {
   );
   const initialViewport = React.useRef(props.viewport.current);
   // Fit on open, and again while the nodes or the canvas change size (templates bring ports,
-  // the dock settles its layout), until the user moves the view. Not for a pipeline that opened
-  // empty (its first stage lands where it was dropped) nor when a viewport was kept.
-  const autoFit = React.useRef<boolean | null>(
-    initialViewport.current ? false : null
-  );
+  // the dock settles its layout, the editor is resized, a side column opens), until the user
+  // moves the view by hand; Fit view starts it again. Not for a pipeline that opened empty (its
+  // first stage lands where it was dropped).
   if (autoFit.current === null && state.ready && state.spec) {
     autoFit.current = graph.nodes.length > 0;
   }
@@ -337,18 +379,21 @@ export function Canvas(props: ICanvasProps): JSX.Element {
       !box.startsWith('0x') &&
       !box.endsWith('x0')
     ) {
-      void flow.fitView(FIT_OPTIONS).then(() => {
+      void fit().then(() => {
         if (wrapper.current) {
           wrapper.current.dataset.fitted = 'true';
         }
       });
     }
-  }, [flow, allMeasured, measuredKey, box]);
-  const onMoveStart = React.useCallback((event: unknown) => {
-    if (event) {
-      autoFit.current = false; // the user panned or zoomed
-    }
-  }, []);
+  }, [fit, allMeasured, measuredKey, box]);
+  const onMoveStart = React.useCallback(
+    (event: unknown) => {
+      if (event) {
+        autoFit.current = false; // the user panned or zoomed
+      }
+    },
+    [autoFit]
+  );
 
   return (
     <div

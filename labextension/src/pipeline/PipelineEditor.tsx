@@ -47,6 +47,7 @@ export function PipelineEditor(props: IPipelineEditorProps): JSX.Element {
   const state = useModelState(model);
   const canvas = React.useRef<ICanvasHandle | null>(null);
   const viewport = React.useRef<Viewport | null>(null);
+  const autoFit = React.useRef<boolean | null>(null);
   const nodeContext = React.useMemo(
     () => ({ trans, openRun: (id: string) => model.openRun(id) }),
     [trans, model]
@@ -173,6 +174,7 @@ export function PipelineEditor(props: IPipelineEditorProps): JSX.Element {
                   trans={trans}
                   handle={canvas}
                   viewport={viewport}
+                  autoFit={autoFit}
                 />
               </ReactFlowProvider>
             </NodeContext.Provider>
@@ -230,10 +232,6 @@ function Toolbar(props: {
     }
     const options = await askRunOptions(spec.parameters ?? {}, trans);
     if (!options) {
-      return;
-    }
-    if ('error' in options) {
-      model.say(options.error, 'error');
       return;
     }
     setBusy(true);

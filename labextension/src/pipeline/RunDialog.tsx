@@ -1,10 +1,26 @@
-import { Dialog, ReactWidget, showDialog } from '@jupyterlab/apputils';
+/**
+ * The Run pipeline dialog, laid out and checked as the Rerun dialog: a field per pipeline
+ * parameter (typed by its default, checked as it is typed, with the reason at the field and Run
+ * disabled while one is refused), the executor, "ignore the cache".
+ */
 import { TranslationBundle } from '@jupyterlab/translation';
 import * as React from 'react';
 
-import { ExecutorNotes } from '../components/RerunDialog';
-import { ExecutorChoices } from '../model/ExecutorChoices';
-import { formatLiteral, JSONValue, parseLiteral, pythonType } from './spec';
+import {
+  DialogFooter,
+  ExecutorField,
+  ParamField,
+  showFormDialog
+} from '../components/RerunDialog';
+import { useSignal } from '../components/hooks';
+import {
+  ExecutorFormModel,
+  IRerunField,
+  newField,
+  parseField,
+  withText
+} from '../model/RerunModel';
+import { JSONValue, parseLiteral, pythonType } from './spec';
 
 export interface IRunRequest {
   params: Record<string, JSONValue>;
@@ -12,151 +28,153 @@ export interface IRunRequest {
   noCache: boolean;
 }
 
-interface IFormState {
-  texts: Record<string, string>;
-  noCache: boolean;
-}
-
-/** The dialog's body: one field per pipeline parameter, the executor, "ignore the cache". */
-class RunForm extends ReactWidget {
-  constructor(
-    private readonly _params: Record<string, JSONValue>,
-    private readonly _choices: ExecutorChoices,
-    private readonly _trans: TranslationBundle
-  ) {
+/**
+ * The form's state. A parameter is typed by its default; one whose default is unset (null, or
+ * the '' a new parameter gets) takes any literal, read as the inspector reads defaults.
+ */
+export class RunFormModel extends ExecutorFormModel {
+  constructor(params: Record<string, JSONValue>) {
     super();
-    this.addClass('jp-mlp-RunForm');
-    const texts: Record<string, string> = {};
-    for (const [key, value] of Object.entries(_params)) {
-      texts[key] = formatLiteral(value, pythonType(value));
-    }
-    this._state = { texts, noCache: false };
-    _choices.changed.connect(() => this.update(), this);
-  }
-
-  getValue(): IRunRequest | { error: string } {
-    const params: Record<string, JSONValue> = {};
-    for (const [key, def] of Object.entries(this._params)) {
-      const text = this._state.texts[key] ?? '';
-      const type = def === null || def === '' ? null : pythonType(def);
-      const parsed = parseLiteral(text, type);
-      if ('error' in parsed) {
-        return { error: `${key} ${parsed.error}` };
-      }
-      params[key] = parsed.value;
-    }
-    return {
-      params,
-      executor: this._choices.chosen,
-      noCache: this._state.noCache
-    };
-  }
-
-  protected render(): JSX.Element {
-    const trans = this._trans;
-    const keys = Object.keys(this._params);
-    const executors = this._choices.executors;
-    const set = (changes: Partial<IFormState>) => {
-      this._state = { ...this._state, ...changes };
-      this.update();
-    };
-    return (
-      <div className="jp-mlp-RunForm-body">
-        {keys.length ? (
-          <fieldset className="jp-mlp-RunForm-params">
-            <legend>{trans.__('Pipeline parameters')}</legend>
-            {keys.map(key => (
-              <label key={key} className="jp-mlp-Field">
-                <span className="jp-mlp-Field-label">
-                  {key}
-                  <span className="jp-mlp-Field-type">
-                    {pythonType(this._params[key])}
-                  </span>
-                </span>
-                <input
-                  className="jp-mlp-Field-input"
-                  aria-label={trans.__('Parameter %1', key)}
-                  value={this._state.texts[key] ?? ''}
-                  onChange={e =>
-                    set({
-                      texts: { ...this._state.texts, [key]: e.target.value }
-                    })
-                  }
-                />
-              </label>
-            ))}
-          </fieldset>
-        ) : (
-          <p>{trans.__('This pipeline has no parameters.')}</p>
-        )}
-        <label className="jp-mlp-Field">
-          <span className="jp-mlp-Field-label">{trans.__('Executor')}</span>
-          <select
-            className="jp-mlp-Field-input"
-            aria-label={trans.__('Executor')}
-            value={this._choices.chosen ?? ''}
-            onChange={e => this._choices.choose(e.target.value || null)}
-          >
-            {executors === null ? (
-              <option value="">{trans.__('loading…')}</option>
-            ) : null}
-            {executors !== null && !executors.length ? (
-              <option value="">{trans.__('the server default')}</option>
-            ) : null}
-            {(executors ?? []).map(e => (
-              <option
-                key={e.name}
-                value={e.name}
-                disabled={e.available === false}
-                title={e.reason ?? undefined}
-              >
-                {e.available === false
-                  ? trans.__('%1 (unavailable)', e.name)
-                  : e.slots
-                    ? trans.__(
-                        '%1 (%2 slots, %3 running)',
-                        e.name,
-                        e.slots,
-                        e.running ?? 0
-                      )
-                    : e.name}
-              </option>
-            ))}
-          </select>
-        </label>
-        <ExecutorNotes executors={executors} trans={trans} />
-        <label className="jp-mlp-Field jp-mlp-Field-check">
-          <input
-            type="checkbox"
-            checked={this._state.noCache}
-            onChange={e => set({ noCache: e.target.checked })}
-          />
-          <span>{trans.__('Ignore the cache (rerun every stage)')}</span>
-        </label>
-      </div>
+    this._fields = Object.entries(params).map(([key, value]) =>
+      newField(
+        key,
+        value === null || value === '' ? null : pythonType(value),
+        value
+      )
     );
   }
 
-  private _state: IFormState;
+  get fields(): readonly IRerunField[] {
+    return this._fields;
+  }
+
+  get noCache(): boolean {
+    return this._noCache;
+  }
+
+  get valid(): boolean {
+    return this._fields.every(f => f.error === null);
+  }
+
+  /** What the dialog hands back; null while a field is refused. */
+  get request(): IRunRequest | null {
+    if (!this.valid) {
+      return null;
+    }
+    const params: Record<string, JSONValue> = {};
+    for (const field of this._fields) {
+      const parsed =
+        field.type === null
+          ? parseLiteral(field.text, null)
+          : parseField(field.kind, field.text);
+      if ('error' in parsed) {
+        return null;
+      }
+      params[field.key] = parsed.value;
+    }
+    return {
+      params,
+      executor: this.executor || null,
+      noCache: this._noCache
+    };
+  }
+
+  async load(): Promise<void> {
+    await this.executorChoices.load();
+  }
+
+  setText(key: string, text: string): void {
+    this._fields = this._fields.map(f =>
+      f.key === key ? withText(f, text) : f
+    );
+    this.emit();
+  }
+
+  setNoCache(noCache: boolean): void {
+    this._noCache = noCache;
+    this.emit();
+  }
+
+  private _fields: IRerunField[];
+  private _noCache = false;
+}
+
+function RunForm({
+  model,
+  trans,
+  onDone
+}: {
+  model: RunFormModel;
+  trans: TranslationBundle;
+  onDone: (request: IRunRequest | null) => void;
+}): JSX.Element {
+  useSignal(model.changed);
+  const submit = (event: React.FormEvent) => {
+    event.preventDefault();
+    const request = model.request;
+    if (request) {
+      onDone(request);
+    }
+  };
+  return (
+    <form className="jp-mlp-Rerun jp-mlp-RunForm" onSubmit={submit} noValidate>
+      <div className="jp-Dialog-header jp-mlp-Rerun-header">
+        <h2 className="jp-mlp-Rerun-title">{trans.__('Run pipeline')}</h2>
+      </div>
+      <div className="jp-Dialog-body jp-mlp-Rerun-body">
+        {model.fields.length ? (
+          <fieldset className="jp-mlp-Rerun-params">
+            <legend>{trans.__('Pipeline parameters')}</legend>
+            {model.fields.map(field => (
+              <ParamField
+                key={field.key}
+                field={field}
+                model={model}
+                trans={trans}
+              />
+            ))}
+          </fieldset>
+        ) : (
+          <p className="jp-mlp-Empty">
+            {trans.__('This pipeline has no parameters.')}
+          </p>
+        )}
+        <fieldset className="jp-mlp-Rerun-where">
+          <legend>{trans.__('Where')}</legend>
+          <ExecutorField model={model} trans={trans} />
+          <label className="jp-mlp-RerunField">
+            <span className="jp-mlp-RerunField-label">
+              {trans.__('Ignore the cache (rerun every stage)')}
+            </span>
+            <input
+              type="checkbox"
+              name="noCache"
+              checked={model.noCache}
+              onChange={e => model.setNoCache(e.currentTarget.checked)}
+            />
+          </label>
+        </fieldset>
+      </div>
+      <DialogFooter
+        onCancel={() => onDone(null)}
+        submitClass="jp-mlp-RunForm-submit"
+        disabled={!model.valid}
+        label={trans.__('Run')}
+        trans={trans}
+      />
+    </form>
+  );
 }
 
 /** Ask for the pipeline parameters and the executor; null when cancelled. */
-export async function askRunOptions(
+export function askRunOptions(
   params: Record<string, JSONValue>,
   trans: TranslationBundle
-): Promise<IRunRequest | { error: string } | null> {
-  const choices = new ExecutorChoices();
-  void choices.load();
-  const result = await showDialog({
-    title: trans.__('Run pipeline'),
-    body: new RunForm(params, choices, trans),
-    buttons: [
-      Dialog.cancelButton({ label: trans.__('Cancel') }),
-      Dialog.okButton({ label: trans.__('Run') })
-    ]
-  }).finally(() => choices.dispose());
-  if (!result.button.accept || !result.value) {
-    return null;
-  }
-  return result.value;
+): Promise<IRunRequest | null> {
+  const model = new RunFormModel(params);
+  return showFormDialog<IRunRequest>({
+    model,
+    label: trans.__('Run pipeline'),
+    form: onDone => <RunForm model={model} trans={trans} onDone={onDone} />
+  });
 }

@@ -441,6 +441,8 @@ export class PipelineModel implements IDisposable {
     executor: string | null,
     noCache: boolean
   ): Promise<string | null> {
+    // A message about an earlier edit or run does not belong to this run.
+    this.clearMessage();
     try {
       if (this.context.model.dirty) {
         await this.context.save();

@@ -17,6 +17,7 @@ import {
   Aggregate,
   Direction,
   fieldErrors,
+  IObjectiveOption,
   ISweepParamField,
   Sampler,
   SweepFieldError,
@@ -42,6 +43,16 @@ function fieldErrorText(
     case 'nothing-searched':
       return trans.__('Search at least one parameter.');
   }
+}
+
+/** An objective as its option reads ("metric loss", "output val_acc"). */
+function objectiveName(
+  option: IObjectiveOption,
+  trans: TranslationBundle
+): string {
+  return option.source === 'metric'
+    ? trans.__('metric %1', option.key)
+    : trans.__('output %1', option.key);
 }
 
 /** The server's message, shown where the form field it names is. */
@@ -109,6 +120,9 @@ export function SweepForm({
   const objectiveValue = model.objective
     ? `${model.objective.source}:${model.objective.key}`
     : '';
+  const objectiveLabel = model.objective
+    ? objectiveName(model.objective, trans)
+    : undefined;
   const countError = (e: SweepFieldError | null) =>
     e ? (
       <p className="jp-mlp-RerunField-error" role="alert">
@@ -189,6 +203,7 @@ export function SweepForm({
                 id="jp-mlp-sweep-objective"
                 className="jp-mod-styled"
                 name="objective"
+                title={objectiveLabel}
                 value={objectiveValue}
                 onChange={e => model.setObjective(e.currentTarget.value)}
               >
@@ -197,30 +212,28 @@ export function SweepForm({
                     key={`${o.source}:${o.key}`}
                     value={`${o.source}:${o.key}`}
                   >
-                    {o.source === 'metric'
-                      ? trans.__('metric %1', o.key)
-                      : trans.__('output %1', o.key)}
+                    {objectiveName(o, trans)}
                   </option>
                 ))}
               </select>
-              {model.objective?.source === 'metric' && (
-                <select
-                  id="jp-mlp-sweep-agg"
-                  className="jp-mod-styled"
-                  name="agg"
-                  aria-label={trans.__('Aggregate')}
-                  value={model.agg}
-                  onChange={e =>
-                    model.setAgg(e.currentTarget.value as Aggregate)
-                  }
-                >
-                  <option value="last">{trans.__('last value')}</option>
-                  <option value="min">{trans.__('minimum')}</option>
-                  <option value="max">{trans.__('maximum')}</option>
-                </select>
-              )}
             </div>
           </Row>
+          {model.objective?.source === 'metric' && (
+            <Row label={trans.__('Metric value')} htmlFor="jp-mlp-sweep-agg">
+              <select
+                id="jp-mlp-sweep-agg"
+                className="jp-mod-styled"
+                name="agg"
+                aria-label={trans.__('Aggregate')}
+                value={model.agg}
+                onChange={e => model.setAgg(e.currentTarget.value as Aggregate)}
+              >
+                <option value="last">{trans.__('last value')}</option>
+                <option value="min">{trans.__('minimum')}</option>
+                <option value="max">{trans.__('maximum')}</option>
+              </select>
+            </Row>
+          )}
           <ServerError model={model} field="objective" />
         </fieldset>
         <fieldset className="jp-mlp-Sweep-budget">
@@ -365,10 +378,12 @@ function ParamRow({
   const input = (
     part: 'choices' | 'low' | 'high' | 'step',
     label: string,
-    placeholder = ''
+    placeholder = '',
+    title?: string
   ) => (
     <input
       id={`${id}-${part}`}
+      title={title}
       className={`jp-mod-styled${errors[part] ? ' jp-mod-error' : ''}`}
       name={`${field.key}.${part}`}
       aria-label={`${field.key} ${label}`}
@@ -431,14 +446,21 @@ function ParamRow({
       {field.mode === 'range' && (
         <div className="jp-mlp-RerunField">
           <span className="jp-mlp-RerunField-label jp-mlp-Muted">
-            {trans.__('low, high, step')}
+            {field.log
+              ? trans.__('low, high')
+              : trans.__('low, high, step (optional)')}
           </span>
           <div className="jp-mlp-Sweep-inline jp-mlp-Sweep-range">
             {input('low', trans.__('low'), trans.__('low'))}
             <span aria-hidden="true">..</span>
             {input('high', trans.__('high'), trans.__('high'))}
             {!field.log &&
-              input('step', trans.__('step'), trans.__('step (optional)'))}
+              input(
+                'step',
+                trans.__('step'),
+                trans.__('step'),
+                trans.__('step (optional)')
+              )}
             <label className="jp-mlp-Sweep-log">
               <input
                 type="checkbox"

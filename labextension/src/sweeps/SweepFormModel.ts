@@ -152,6 +152,15 @@ function guessDirection(key: string): Direction {
   return /loss|err|mse|mae|rmse|time|latency/i.test(key) ? 'min' : 'max';
 }
 
+/**
+ * The objective last chosen for a template run, for its next Sweep… dialog in this page (where
+ * the run still offers it): `source:key`, the direction and the aggregate.
+ */
+const lastObjective = new Map<
+  string,
+  { value: string; direction: Direction; agg: Aggregate }
+>();
+
 export class SweepFormModel extends ExecutorFormModel {
   constructor(readonly runId: string) {
     super();
@@ -301,9 +310,19 @@ export class SweepFormModel extends ExecutorFormModel {
         .filter(o => o.kind === 'value' && typeof o.value === 'number')
         .map(o => ({ source: 'output' as const, key: o.name }))
     ];
-    this._objective = this._objectives[0] ?? null;
-    if (this._objective) {
-      this._direction = guessDirection(this._objective.key);
+    const last = lastObjective.get(this.runId);
+    const kept = last
+      ? this._objectives.find(o => `${o.source}:${o.key}` === last.value)
+      : undefined;
+    if (last && kept) {
+      this._objective = kept;
+      this._direction = last.direction;
+      this._agg = last.agg;
+    } else {
+      this._objective = this._objectives[0] ?? null;
+      if (this._objective) {
+        this._direction = guessDirection(this._objective.key);
+      }
     }
     this._loading = false;
     this.emit();
@@ -330,18 +349,18 @@ export class SweepFormModel extends ExecutorFormModel {
     const found = this._objectives.find(o => `${o.source}:${o.key}` === value);
     if (found) {
       this._objective = found;
-      this._touched('objective');
+      this._objectiveChosen();
     }
   }
 
   setDirection(direction: Direction): void {
     this._direction = direction;
-    this._touched('objective');
+    this._objectiveChosen();
   }
 
   setAgg(agg: Aggregate): void {
     this._agg = agg;
-    this._touched('objective');
+    this._objectiveChosen();
   }
 
   setTrials(text: string): void {
@@ -402,6 +421,18 @@ export class SweepFormModel extends ExecutorFormModel {
       this._submitting = false;
       this.emit();
     }
+  }
+
+  /** Remember the objective for this template run's next dialog; a change of the form. */
+  private _objectiveChosen(): void {
+    if (this._objective) {
+      lastObjective.set(this.runId, {
+        value: `${this._objective.source}:${this._objective.key}`,
+        direction: this._direction,
+        agg: this._agg
+      });
+    }
+    this._touched('objective');
   }
 
   private _update(key: string, changes: Partial<ISweepParamField>): void {
