@@ -224,3 +224,15 @@ def test_a_command_that_queues_and_claims_a_job_loads_only_what_it_uses(tmp_path
                           cwd=tmp_path, env=env, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]", done.stdout
+
+
+def test_the_runs_panel_marks_a_run_idle_when_the_cli_does():
+    """One threshold for "idle" (store/runs.py), which the front end's copy must equal: the
+    panel read "idle" after one minute while `runs list` and README said five."""
+    import re
+
+    from jupyter_mlp.store.runs import IDLE_AFTER_S
+
+    ts = (PACKAGE.parent / "labextension" / "src" / "components" / "format.ts").read_text()
+    (value,) = re.findall(r"export const IDLE_AFTER_S = (\d+);", ts)
+    assert float(value) == IDLE_AFTER_S

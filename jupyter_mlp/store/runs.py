@@ -256,7 +256,7 @@ def is_idle(run: dict[str, Any], now: float | None = None, after: float = IDLE_A
     if run.get("status") != RUNNING or run.get("kind") != "interactive":
         return False
     last = run.get("last_activity_at") or run.get("started_at")
-    return isinstance(last, (int, float)) and (now or time.time()) - last > after
+    return isinstance(last, (int, float)) and (now or time.time()) - last >= after
 
 
 # record fields -> (table, key column) whose keys an index leads with (a lookup, a loose scan)
