@@ -361,6 +361,28 @@ test.describe('the runs list', () => {
     await expect(row('stage').locator('.jp-mlp-RunTable-stage')).toHaveText(
       'evaluate'
     );
+    // With no stage run listed, the empty Stage column gives its room to the names...
+    const stageHeader = panel.getByRole('columnheader', {
+      name: 'Stage',
+      exact: true
+    });
+    await expect(stageHeader).toHaveCount(1);
+    const nameWidth = async () =>
+      (await panel.getByRole('columnheader', { name: 'Name' }).boundingBox())!
+        .width;
+    const withStage = await nameWidth();
+    const filter = panel.getByLabel('Filter runs');
+    await filter.fill('stage = null');
+    await expect(row('stage')).toHaveCount(0);
+    await expect(stageHeader).toHaveCount(0);
+    expect(await nameWidth()).toBeGreaterThan(withStage);
+    // ... unless the user asks for it in the Columns menu.
+    await panel.getByText('Columns').click();
+    await panel.getByRole('checkbox', { name: 'Stage' }).check();
+    await panel.getByText('Columns').click();
+    await expect(stageHeader).toHaveCount(1);
+    await filter.fill('');
+    await expect(panel.locator('.jp-mlp-RunTable-row')).toHaveCount(4);
     // The idle kernel reads idle, and its Time is the time in cells (5 s), not 20 min.
     await expect(row('idle').locator('.jp-mlp-Status')).toHaveText('idle');
     await expect(row('idle').locator('.jp-mlp-RunTable-duration')).toHaveText(

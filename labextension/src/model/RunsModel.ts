@@ -290,16 +290,31 @@ export class RunsModel extends LiveModel {
     return columns;
   }
 
-  /** Whether the optional column `id` (kind, stage, parent, cells, created, duration) shows. */
+  /**
+   * Whether the optional column `id` (kind, stage, parent, cells, created, duration) shows. The
+   * stage column shows while a listed run is a pipeline stage, unless chosen in the menu: empty,
+   * it took the room the run names need (a sweep's trials read alike, cut before their `#N`).
+   */
   isColumnShown(id: OptionalColumn): boolean {
-    return !this._hiddenColumns.has(id);
+    if (this._hiddenColumns.has(id)) {
+      return false;
+    }
+    return id !== 'stage' || this._stageColumnChosen || this.hasStages;
+  }
+
+  /** Whether a listed run (of the first 200) is a pipeline stage. */
+  get hasStages(): boolean {
+    return this.rows.slice(0, 200).some(r => !!r.stage);
   }
 
   /** Show or hide an optional column (the panel's Columns menu). */
   toggleColumn(id: OptionalColumn, shown?: boolean): void {
-    const on = shown ?? this._hiddenColumns.has(id);
+    const on = shown ?? !this.isColumnShown(id);
     if (id === 'owner') {
       this._ownerColumnChosen = true;
+    }
+    if (id === 'stage') {
+      this._stageColumnChosen = true;
     }
     if (on) {
       this._hiddenColumns.delete(id);
@@ -783,6 +798,7 @@ export class RunsModel extends LiveModel {
   private _scope: RunScope;
   private _scopeChanged = new Signal<this, RunScope>(this);
   private _ownerColumnChosen = false;
+  private _stageColumnChosen = false;
   private _shownFilterError: IFilterError | null = null;
   private _sort = DEFAULT_SORT;
   private _main: IRun[] = [];
