@@ -386,6 +386,30 @@ def test_cancel_stops_every_running_trial(store, sleepy, capsys):
     )
 
 
+def test_a_cancelled_sweep_resumes_to_its_budget(store, sleepy, capsys):
+    """Optuna's habit: a study stopped is optimized again later. A cancelled sweep is resumed
+    by `sweep resume`, its cancelled trials do not spend the budget, and a driver that merely
+    starts on a cancelled sweep does not revive it."""
+    sweep_id = submit(store, sleepy, ["x=0..10", "s=3.0"], "max:score", trials=3,
+                      concurrency=2, sampler="random", seed=5)  # fmt: skip
+    driver = spawn(store, sweep_id)
+    _running_trials(store, sweep_id, 2)
+    assert sweep(store.home, "cancel", sweep_id) == 0
+    wait_for(lambda: _reap(driver), 30, what="the driver to exit")
+    conn = store.connect()
+    assert S.get(conn, sweep_id)["status"] == "cancelled"
+    assert not S.set_status(conn, sweep_id, "running")  # what a driver's start() asks
+    capsys.readouterr()
+    assert sweep(store.home, "resume", sweep_id) == 0
+    assert "was cancelled; it goes on to its budget" in capsys.readouterr().out
+    row, trials = S.get(conn, sweep_id), S.trials(conn, sweep_id)
+    assert row["status"] == "finished" and row["ended_at"] is not None
+    assert [t["status"] for t in trials] == ["cancelled", "cancelled", "finished", "finished",
+                                             "finished"]  # fmt: skip
+    assert row["best_value"] == max(t["value"] for t in trials if t["status"] == "finished")
+    assert sweep(store.home, "resume", sweep_id) == 1  # finished: nothing to resume
+
+
 def test_ctrl_c_on_a_sweep_cancels_it_and_its_running_trials(store, sleepy):
     """Ctrl-C on `jupyter mlp sweep` stops its running trials, ends it `cancelled` and says so
     with 130 (the wait Ctrl-C broke could leave the sweep `cancelling`, as a pipeline's did)."""

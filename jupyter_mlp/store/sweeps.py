@@ -117,7 +117,7 @@ def set_status(
     values: dict[str, Any] = {"status": status, **fields}
     if status in FINAL_SWEEP or status == "failed":
         values["ended_at"] = now
-    elif status == "running":
+    elif status in ("running", "queued"):
         values["ended_at"] = None
     if error is not None:
         values["error"] = json.dumps(error)

@@ -77,13 +77,15 @@ FINAL_PIPELINE = frozenset((SUCCEEDED, FAILED, CANCELLED))
 
 # Sweeps: the driver moves queued -> running -> finished | failed; a cancel asks (cancelling)
 # and the driver answers (cancelled). A new driver takes over a running sweep whose driver died,
-# or resumes a failed one (running -> running, failed -> running).
+# or resumes a failed one (running -> running, failed -> running). `sweep resume` of a cancelled
+# one queues it again (cancelled -> queued): a driver that merely starts never revives it.
 SWEEP: dict[str | None, frozenset[str]] = {
     NEW: frozenset((QUEUED,)),
     QUEUED: frozenset((RUNNING, CANCELLING, FAILED, CANCELLED)),
     RUNNING: frozenset((RUNNING, FINISHED, FAILED, CANCELLING, CANCELLED)),
     FAILED: frozenset((RUNNING,)),
     CANCELLING: frozenset((CANCELLED, FAILED)),
+    CANCELLED: frozenset((QUEUED,)),
 }
 FINAL_SWEEP = frozenset((FINISHED, CANCELLED))  # failed can be resumed
 

@@ -293,7 +293,16 @@ def cmd_resume(args: argparse.Namespace) -> int:
     conn = store.connect()
     sweep_id = S.resolve_id(conn, args.sweep)
     sweep = S.get(conn, sweep_id)
-    if sweep["status"] in S.FINAL_SWEEP or sweep["status"] == "cancelling":
+    if sweep["status"] == "cancelled":  # goes on to its budget: the cancelled trials run again
+        timeout = sweep.get("timeout_s")
+        if timeout and time.time() > (sweep.get("started_at") or 0) + timeout:
+            return _fail(f"sweep {sweep_id} is cancelled and its --timeout of {timeout:g} s, "
+                         "counted from its start, has passed: nothing to resume", 1)  # fmt: skip
+        if not S.set_status(conn, sweep_id, "queued"):
+            return _fail(f"sweep {sweep_id} changed meanwhile; try again", 1)
+        print(f"sweep {sweep_id} was cancelled; it goes on to its budget (the trials the cancel "
+              "stopped run again)")  # fmt: skip
+    elif sweep["status"] in S.FINAL_SWEEP or sweep["status"] == "cancelling":
         return _fail(f"sweep {sweep_id} is {sweep['status']}: nothing to resume", 1)
     if sweep["status"] == "running" and driver_alive(sweep):
         return _fail(

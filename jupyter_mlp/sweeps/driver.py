@@ -463,7 +463,8 @@ class Driver:
                 self.active[row["number"]] = Active(
                     Trial(self.study, added._trial_id), row["run_id"]
                 )
-        self.asked = len(rows)
+        # the budget is spent on trials that ran: those a cancel stopped are asked again
+        self.asked = sum(1 for row in rows if row["status"] != CANCELLED)
 
     # --- running --------------------------------------------------------------------------------
 
