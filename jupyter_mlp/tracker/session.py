@@ -787,7 +787,8 @@ class RunSession:
             data = Path(self.notebook).read_bytes()  # type: ignore[arg-type]
         except OSError:
             return None
-        self._scan_parameters_cell(data)
+        if b'"parameters"' in data:  # no such tag: no JSON to parse (a notebook may be 100 MB)
+            self._scan_parameters_cell(data)
         return data
 
     def _read_parameters_sources(self) -> None:
