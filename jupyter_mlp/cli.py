@@ -323,8 +323,9 @@ def runs_pin(args: argparse.Namespace) -> int:
     store = _store(args)
     conn = store.connect()
     run_id = runs.resolve_id(conn, args.id)
-    owner = runs.get_run(conn, run_id, with_cells=False).get("owner")
-    check_local(store, "run", run_id, owner, "pin" if args.pinned else "unpin")
+    check_local(
+        store, "run", run_id, runs.owner_of(conn, run_id), "pin" if args.pinned else "unpin"
+    )
     run = runs.patch_run(conn, run_id, {"pinned": args.pinned})
     print(f"run {run['id']} {'pinned' if run['pinned'] else 'unpinned'}")
     return 0

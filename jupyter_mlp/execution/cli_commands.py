@@ -164,8 +164,7 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     service = _service(args)
     conn = service.store.connect()
     run_id = run_store.resolve_id(conn, args.id)
-    owner = run_store.get_run(conn, run_id, with_cells=False).get("owner")
-    check_local(service.store, "run", run_id, owner, "cancel")
+    check_local(service.store, "run", run_id, run_store.owner_of(conn, run_id), "cancel")
     try:
         st = service.cancel(run_id, wait=True)
     except JobNotFound as exc:

@@ -50,8 +50,7 @@ def gpu_series(store: Store, ref: str, points: int, gpu: Any, start: Any, end: A
 
 
 def _may_change_run(conn: Any, who: Actor, run_id: str, verb: str, admins: frozenset[str]) -> None:
-    owner = run_store.get_run(conn, run_id, with_cells=False).get("owner")
-    check(who, "run", run_id, owner, verb, admins)
+    check(who, "run", run_id, run_store.owner_of(conn, run_id), verb, admins)
 
 
 def patch_run(

@@ -352,6 +352,14 @@ def list_runs(conn: Connection, **kw: Any) -> list[dict[str, Any]]:
     return runs
 
 
+def owner_of(conn: Connection, run_id: str) -> str | None:
+    """Who owns the run (what an ownership check needs, without reading the whole run)."""
+    row = conn.execute("SELECT owner FROM runs WHERE id = ?", (run_id,)).fetchone()
+    if row is None:
+        raise RunNotFound(run_id)
+    return row[0] if isinstance(row[0], str) else None  # (a stored row read back: text or none)
+
+
 def get_run(conn: Connection, ref: str, with_cells: bool = True) -> dict[str, Any]:
     run_id = resolve_id(conn, ref)
     row = conn.execute(f"SELECT {DETAIL_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
