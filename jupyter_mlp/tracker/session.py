@@ -176,7 +176,7 @@ class RunSession:
             # are tagged `parameters` must be known by then (the kernel never sees tags), so the
             # notebook is read and scanned now (about a millisecond); the start-up thread stores
             # what was read as the run's snapshot.
-            self._start_copy = self._safe_call(self._read_and_scan)
+            self._start_copy = self._safe_call(self._read_notebook, True)
         if self.shell is not None:
             self.shell.events.register("pre_run_cell", self._pre_run_cell)
             self.shell.events.register("post_run_cell", self._post_run_cell)
@@ -745,10 +745,10 @@ class RunSession:
         """First what finish() waits for, then what may come after the run's end (the snapshot,
         git: a subprocess per run, orphaned spools)."""
         self._capture_essentials()
-        if self._start_copy is not None:  # read and scanned by start()
-            snapshot, self._start_copy = self._sink.put_bytes(self._start_copy), None
-        else:
-            snapshot = self._snapshot(scan_parameters=True)  # at once: it finds the parameters cell
+        data, self._start_copy = self._start_copy, None  # read and scanned by start()
+        if data is None:
+            data = self._read_notebook(scan=True)  # at once: it finds the parameters cell
+        snapshot = self._snapshot(data)
         if snapshot and not self.in_job:
             with self._io_lock:
                 self._run_updates["snapshot"] = snapshot
@@ -771,23 +771,23 @@ class RunSession:
                 self._print(f"jupyter-mlp: {note}")
             _ORPHANS_SEEN[self._sink.describe()] = _perf()
 
-    def _snapshot(self, scan_parameters: bool = False) -> str | None:
+    def _snapshot(self, data: bytes | None = None) -> str | None:
+        """The notebook stored as a blob: `data` as read earlier, else the file now."""
+        if data is None:
+            data = self._read_notebook()
+        return self._sink.put_bytes(data) if data is not None else None
+
+    def _read_notebook(self, scan: bool = False) -> bytes | None:
+        """The notebook file (None: none, or unreadable); with `scan`, its cells tagged
+        `parameters` are noted (the JSON is parsed only when such a tag is in it: a notebook
+        may be 100 MB)."""
         if not self.notebook:
             return None
         try:
             data = Path(self.notebook).read_bytes()
         except OSError:
             return None
-        if scan_parameters:
-            self._scan_parameters_cell(data)
-        return self._sink.put_bytes(data)
-
-    def _read_and_scan(self) -> bytes | None:
-        try:
-            data = Path(self.notebook).read_bytes()  # type: ignore[arg-type]
-        except OSError:
-            return None
-        if b'"parameters"' in data:  # no such tag: no JSON to parse (a notebook may be 100 MB)
+        if scan and b'"parameters"' in data:
             self._scan_parameters_cell(data)
         return data
 
