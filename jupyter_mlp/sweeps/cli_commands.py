@@ -287,17 +287,18 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from ..store import sweeps as S
-    from .driver import driver_alive
+    from .driver import deadline, driver_alive
 
     store = _store(args)
     conn = store.connect()
     sweep_id = S.resolve_id(conn, args.sweep)
     sweep = S.get(conn, sweep_id)
     if sweep["status"] == "cancelled":  # goes on to its budget: the cancelled trials run again
-        timeout = sweep.get("timeout_s")
-        if timeout and time.time() > (sweep.get("started_at") or 0) + timeout:
-            return _fail(f"sweep {sweep_id} is cancelled and its --timeout of {timeout:g} s, "
-                         "counted from its start, has passed: nothing to resume", 1)  # fmt: skip
+        ends = deadline(sweep)
+        if ends is not None and time.time() > ends:
+            return _fail(f"sweep {sweep_id} is cancelled and its --timeout of "
+                         f"{sweep['timeout_s']:g} s, counted from its start, has passed: "
+                         "nothing to resume", 1)  # fmt: skip
         if not S.set_status(conn, sweep_id, "queued"):
             return _fail(f"sweep {sweep_id} changed meanwhile; try again", 1)
         print(f"sweep {sweep_id} was cancelled; it goes on to its budget (the trials the cancel "

@@ -309,6 +309,12 @@ def _first(d: Any) -> Any:
     return d.low
 
 
+def deadline(sweep: dict[str, Any]) -> float | None:
+    """When the sweep's --timeout ends (counted from its first start); None: no timeout."""
+    timeout = sweep.get("timeout_s")
+    return (sweep.get("started_at") or 0.0) + timeout if timeout else None
+
+
 def cancel(store: Any, sweep_id: str, service: Any = None) -> str:
     """Ask the driver to stop every running trial; with no driver alive, do it here. Returns
     the sweep's status after the ask."""
@@ -539,8 +545,7 @@ class Driver:
         return FAILED
 
     def _deadline(self) -> float | None:
-        timeout = self.row["timeout_s"]
-        return self.row["started_at"] + timeout if timeout else None
+        return deadline(self.row)
 
     def _may_ask(self) -> bool:
         if self.asked >= self.row["budget"]:
