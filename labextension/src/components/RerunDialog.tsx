@@ -86,17 +86,11 @@ export function RerunForm({
           </p>
         )}
         {model.fields.length > 0 && (
-          <fieldset className="jp-mlp-Rerun-params">
-            <legend>{trans.__('Parameters')}</legend>
-            {model.fields.map(field => (
-              <ParamField
-                key={field.key}
-                field={field}
-                model={model}
-                trans={trans}
-              />
-            ))}
-          </fieldset>
+          <ParamFieldset
+            legend={trans.__('Parameters')}
+            model={model}
+            trans={trans}
+          />
         )}
         <fieldset className="jp-mlp-Rerun-where">
           <legend>{trans.__('Where')}</legend>
@@ -286,6 +280,29 @@ export function ExecutorNotes({
  * A parameter's field, checked as it is typed, with why its text is refused below it (the Rerun
  * and Run pipeline dialogs).
  */
+/** A form's parameter fields under one legend (the Rerun and Run pipeline dialogs). */
+export function ParamFieldset({
+  legend,
+  model,
+  trans
+}: {
+  legend: string;
+  model: {
+    readonly fields: readonly IRerunField[];
+    setText(key: string, text: string): void;
+  };
+  trans: TranslationBundle;
+}): JSX.Element {
+  return (
+    <fieldset className="jp-mlp-Rerun-params">
+      <legend>{legend}</legend>
+      {model.fields.map(field => (
+        <ParamField key={field.key} field={field} model={model} trans={trans} />
+      ))}
+    </fieldset>
+  );
+}
+
 export function ParamField({
   field,
   model,

@@ -9,7 +9,7 @@ import * as React from 'react';
 import {
   DialogFooter,
   ExecutorField,
-  ParamField,
+  ParamFieldset,
   showFormDialog
 } from '../components/RerunDialog';
 import { useSignal } from '../components/hooks';
@@ -123,17 +123,11 @@ function RunForm({
       </div>
       <div className="jp-Dialog-body jp-mlp-Rerun-body">
         {model.fields.length ? (
-          <fieldset className="jp-mlp-Rerun-params">
-            <legend>{trans.__('Pipeline parameters')}</legend>
-            {model.fields.map(field => (
-              <ParamField
-                key={field.key}
-                field={field}
-                model={model}
-                trans={trans}
-              />
-            ))}
-          </fieldset>
+          <ParamFieldset
+            legend={trans.__('Pipeline parameters')}
+            model={model}
+            trans={trans}
+          />
         ) : (
           <p className="jp-mlp-Empty">
             {trans.__('This pipeline has no parameters.')}
